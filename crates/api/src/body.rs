@@ -1,0 +1,260 @@
+//! Request and response bodies, with Docker Hub's field names.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::Scope;
+
+/// `POST /v2/users/login`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+/// A session: a short-lived bearer JWT and, for password logins, a refresh token.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LoginResponse {
+    /// Bearer JWT for the API, valid for `expires_in` seconds.
+    pub token: String,
+    /// Exchanges for a new session at `/v2/users/refresh` (our extension); single use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// Seconds until `token` expires (our extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
+}
+
+/// `POST /v2/users/2fa-login`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TwoFactorLoginRequest {
+    pub login_2fa_token: String,
+    /// The current 6-digit TOTP code.
+    pub code: String,
+}
+
+/// `POST /v2/users/refresh` (our extension).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// `POST /v2/auth/token`: `secret` is a password or a personal access token.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthTokenRequest {
+    pub identifier: String,
+    pub secret: String,
+}
+
+/// Answer of `POST /v2/auth/token`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuthTokenResponse {
+    pub access_token: String,
+}
+
+/// Who made a token: a person by hand, or the desktop app at sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    Manual,
+    Auto,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Manual => "manual",
+            Origin::Auto => "auto",
+        }
+    }
+
+    /// Reads the stored form; anything but `auto` is manual.
+    pub fn from_stored(s: &str) -> Self {
+        if s == "auto" {
+            Origin::Auto
+        } else {
+            Origin::Manual
+        }
+    }
+}
+
+/// Whether a token works right now (our extension; Hub gives only `is_active`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenState {
+    Active,
+    Inactive,
+    Expired,
+}
+
+/// `POST /v2/access-tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAccessTokenRequest {
+    /// 1 to 100 characters.
+    pub token_label: String,
+    /// At least one scope.
+    pub scopes: Vec<Scope>,
+    /// Optional expiry, in the future.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// `PATCH /v2/access-tokens/{uuid}`: only the fields present change.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchAccessTokenRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_active: Option<bool>,
+}
+
+/// One personal access token as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AccessToken {
+    pub uuid: Uuid,
+    /// The client that created it (`hubkey`, `docker-desktop`, or empty for the API).
+    pub client_id: String,
+    pub creator_ip: String,
+    pub creator_ua: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used: Option<DateTime<Utc>>,
+    pub generated_by: Origin,
+    pub is_active: bool,
+    /// The plaintext token: only in the answer that created it, empty everywhere else.
+    pub token: String,
+    pub token_label: String,
+    pub scopes: Vec<Scope>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Our extension: the masked form, `hkpat_…` and the last four characters.
+    pub token_hint: String,
+    /// Our extension: active, inactive or expired, as of the answer.
+    pub state: TokenState,
+}
+
+/// `GET /v2/access-tokens`: one page of the account's tokens, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AccessTokenPage {
+    /// All tokens of the account.
+    pub count: u64,
+    /// URL of the next page, if any.
+    pub next: Option<String>,
+    /// URL of the previous page, if any.
+    pub previous: Option<String>,
+    /// Tokens that are active and not expired.
+    pub active_count: u64,
+    pub results: Vec<AccessToken>,
+}
+
+/// Optional body of `POST /v2/access-tokens/desktop-generate` (our extension; Hub sends none):
+/// names the client and device for the auto token's label. Without it the server reads the
+/// User-Agent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DesktopGenerateRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_name: Option<String>,
+}
+
+/// Answer of `desktop-generate`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DesktopGenerateResponse {
+    pub data: GeneratedToken,
+}
+
+/// The auto token, shown once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GeneratedToken {
+    pub token: String,
+    /// Our extension: so the app can find and delete its own token later.
+    pub uuid: Uuid,
+    /// Our extension: the label the server gave it.
+    pub token_label: String,
+}
+
+/// What happened to a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenEventKind {
+    Created,
+    Activated,
+    Deactivated,
+    Relabelled,
+    Deleted,
+    /// Deleted by the server because the account had more than five auto tokens.
+    Pruned,
+    /// Its `expires_at` passed.
+    Expired,
+}
+
+impl TokenEventKind {
+    pub const ALL: [TokenEventKind; 7] = [
+        TokenEventKind::Created,
+        TokenEventKind::Activated,
+        TokenEventKind::Deactivated,
+        TokenEventKind::Relabelled,
+        TokenEventKind::Deleted,
+        TokenEventKind::Pruned,
+        TokenEventKind::Expired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenEventKind::Created => "created",
+            TokenEventKind::Activated => "activated",
+            TokenEventKind::Deactivated => "deactivated",
+            TokenEventKind::Relabelled => "relabelled",
+            TokenEventKind::Deleted => "deleted",
+            TokenEventKind::Pruned => "pruned",
+            TokenEventKind::Expired => "expired",
+        }
+    }
+
+    pub fn from_stored(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == s)
+    }
+}
+
+/// One entry of the events feed (our extension).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TokenEvent {
+    /// Position of this event in the feed; pass it as `after` to read what follows.
+    pub cursor: String,
+    pub kind: TokenEventKind,
+    pub token_uuid: Uuid,
+    pub token_label: String,
+    pub generated_by: Origin,
+    pub at: DateTime<Utc>,
+    /// For pruned tokens: when the token was last used, if ever.
+    #[serde(default)]
+    pub last_used: Option<DateTime<Utc>>,
+    /// For pruned tokens: the client of the token (its device is in the label).
+    #[serde(default)]
+    pub client_id: String,
+}
+
+/// `GET /v2/access-tokens/events`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenEventPage {
+    pub events: Vec<TokenEvent>,
+    /// Where to continue: pass as `after` on the next call. Equal to the request's `after`
+    /// when nothing new happened. Opaque; increases as events are added.
+    pub cursor: String,
+    /// True when more events wait after `cursor`.
+    pub has_more: bool,
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+}

@@ -1,0 +1,46 @@
+//! Error bodies, in Docker Hub's shapes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Body of 401, 403, 404, 409 and 429 answers: Hub sends both fields with the same text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub detail: String,
+    pub message: String,
+    /// On a 401 that asks for a second factor: the single-use challenge for `/v2/users/2fa-login`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_2fa_token: Option<String>,
+}
+
+impl ErrorBody {
+    /// A body whose `detail` and `message` both carry `text`.
+    pub fn new(text: impl Into<String>) -> Self {
+        let text = text.into();
+        ErrorBody {
+            detail: text.clone(),
+            message: text,
+            login_2fa_token: None,
+        }
+    }
+}
+
+/// Body of a 400 answer: what is wrong with each field, and a summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ValidationErrorBody {
+    pub fields: BTreeMap<String, Vec<String>>,
+    pub text: String,
+}
+
+/// The 401 body of the registry token endpoint, which docker, skopeo and podman print.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RegistryErrorBody {
+    pub details: String,
+}
+
+/// The message Hub gives when a password login needs a second factor.
+pub const MFA_REQUIRED: &str = "Require secondary authentication on MFA enabled account";
+/// The message Hub gives when a session minted from a PAT tries to manage PATs.
+pub const PAT_SESSION_FORBIDDEN: &str = "token issued from personal access token is not allowed";
