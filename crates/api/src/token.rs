@@ -1,7 +1,7 @@
 //! The personal-access-token format.
 //!
-//! A token reads `hkpat_` + 30 base62 characters of randomness (178 bits from the OS CSPRNG)
-//! + 6 base62 characters of CRC32 checksum over the prefix and body, e.g.
+//! A token reads `hkpat_`, then 30 base62 characters of randomness (178 bits from the OS
+//! CSPRNG), then 6 base62 characters of CRC32 checksum over the prefix and body, e.g.
 //! `hkpat_3fXk…Qm0a2Bc9`. The fixed prefix lets secret scanners find tokens; the checksum lets
 //! them (and [`PlainToken::parse`]) reject a mistyped or made-up token offline, before any
 //! database lookup. The server keeps only [`TokenDigest`], the SHA-256 of the whole token.
@@ -164,11 +164,17 @@ mod tests {
     #[test]
     fn malformed_and_bad_checksum_are_told_apart() {
         assert_eq!(PlainToken::parse(""), Err(PatParseError::Malformed));
-        assert_eq!(PlainToken::parse("dckr_pat_abc"), Err(PatParseError::Malformed));
+        assert_eq!(
+            PlainToken::parse("dckr_pat_abc"),
+            Err(PatParseError::Malformed)
+        );
         let good = PlainToken::generate();
         let mut wrong_prefix = good.expose().to_owned();
         wrong_prefix.replace_range(0..1, "x");
-        assert_eq!(PlainToken::parse(&wrong_prefix), Err(PatParseError::Malformed));
+        assert_eq!(
+            PlainToken::parse(&wrong_prefix),
+            Err(PatParseError::Malformed)
+        );
         let mut with_dash = good.expose().to_owned();
         with_dash.replace_range(10..11, "-");
         assert_eq!(PlainToken::parse(&with_dash), Err(PatParseError::Malformed));

@@ -1,1 +1,80 @@
+//! hubkeyd: the hubkey server. It keeps accounts, sessions and personal access tokens, speaks
+//! Docker Hub's PAT API, applies the auto-token pruning rule, and feeds token events to the
+//! desktop app.
+//!
+//! Layout: [`http`] is the edge (routes, extractors, error bodies, OpenAPI); [`service`] is
+//! the plain core every handler calls; [`store`] holds every SQL statement; [`cli`] is the
+//! `hubkeyd` command line.
 
+pub mod cli;
+pub mod error;
+pub mod http;
+pub mod keys;
+pub mod password;
+pub mod service;
+pub mod session;
+pub mod store;
+pub mod throttle;
+pub mod totp;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::http::{header, HeaderMap};
+use rand::rngs::OsRng;
+use rand::RngCore;
+use tokio::net::TcpListener;
+
+pub use error::{Error, Result};
+pub use service::Hub;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub hub: Hub,
+    /// The URL clients reach this server at, for absolute links; else taken from `Host`.
+    public_url: Option<Arc<str>>,
+}
+
+impl AppState {
+    pub fn new(hub: Hub, public_url: Option<String>) -> Self {
+        AppState {
+            hub,
+            public_url: public_url.map(|url| Arc::from(url.trim_end_matches('/'))),
+        }
+    }
+
+    /// The base of absolute links in answers.
+    pub fn base_url(&self, headers: &HeaderMap) -> String {
+        if let Some(url) = &self.public_url {
+            return url.to_string();
+        }
+        let host = headers
+            .get(header::HOST)
+            .and_then(|value| value.to_str().ok())
+            .filter(|host| host.bytes().all(|b| b.is_ascii_graphic()))
+            .unwrap_or("localhost");
+        format!("http://{host}")
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then finishes the requests in
+/// flight.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// 256 random bits from the OS CSPRNG, URL-safe base64: refresh tokens, 2FA challenges.
+pub(crate) fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    data_encoding::BASE64URL_NOPAD.encode(&bytes)
+}

@@ -1,0 +1,209 @@
+//! The `hubkeyd` command line: `serve`, and the admin commands that work on the database
+//! directly (they may run while a server uses the same database).
+
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use chrono::Utc;
+use clap::{Args, Parser, Subcommand};
+use tokio::net::TcpListener;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::keys::ServerKeys;
+use crate::password::PasswordHasher;
+use crate::store::Store;
+use crate::{totp, AppState, Hub};
+
+/// hubkeyd: a self-hostable, Docker Hub compatible personal-access-token server.
+#[derive(Debug, Parser)]
+#[command(name = "hubkeyd", version)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the server keeps its state.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Folder for the database (by default) and server.key.
+    #[arg(long, env = "HUBKEYD_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL; default sqlite://DATA_DIR/hubkeyd.db.
+    #[arg(long, env = "HUBKEYD_DATABASE_URL", global = true)]
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API.
+    Serve(ServeArgs),
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free one (printed on stdout).
+    #[arg(long, env = "HUBKEYD_LISTEN", default_value = "127.0.0.1:5080")]
+    pub listen: SocketAddr,
+    /// The URL clients use to reach this server, for absolute links in answers.
+    #[arg(long, env = "HUBKEYD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from standard input.
+    Add {
+        name: String,
+        /// Read the password from standard input (the only way: never on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Turn on TOTP two-factor authentication and print the secret.
+    Totp { name: String },
+    /// List users.
+    List,
+}
+
+impl Global {
+    fn data_dir(&self) -> Result<PathBuf> {
+        match &self.data_dir {
+            Some(dir) => Ok(dir.clone()),
+            None => dirs::data_dir()
+                .map(|dir| dir.join("hubkeyd"))
+                .ok_or_else(|| Error::Internal("no data directory: pass --data-dir".into())),
+        }
+    }
+
+    /// Opens the data directory (created owner-only), the server key and the database.
+    async fn open(&self) -> Result<(Store, ServerKeys)> {
+        let dir = self.data_dir()?;
+        create_private_dir(&dir)?;
+        let keys = ServerKeys::load_or_create(&dir)?;
+        let url = match &self.database {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", dir.join("hubkeyd.db").display()),
+        };
+        Ok((Store::open(&url).await?, keys))
+    }
+}
+
+fn create_private_dir(dir: &std::path::Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|err| Error::Internal(format!("creating {}: {err}", dir.display())))
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    let (store, keys) = cli.global.open().await?;
+    let parallelism = std::thread::available_parallelism().map_or(2, usize::from);
+    let hub = Hub::new(store.clone(), keys, PasswordHasher::new(parallelism * 2)?);
+    let outcome = match cli.command {
+        Command::Serve(args) => serve(hub, args).await,
+        Command::User(command) => user(&hub, command).await,
+    };
+    store.close().await;
+    outcome
+}
+
+async fn serve(hub: Hub, args: ServeArgs) -> Result<()> {
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|err| Error::Internal(format!("cannot listen on {}: {err}", args.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|err| Error::Internal(format!("listener address: {err}")))?;
+    tracing::info!(%addr, "hubkeyd listening");
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "listening on http://{addr}")
+        .and_then(|()| stdout.flush())
+        .map_err(|err| Error::Internal(format!("stdout: {err}")))?;
+    crate::serve(
+        listener,
+        AppState::new(hub, args.public_url),
+        shutdown_signal(),
+    )
+    .await
+    .map_err(|err| Error::Internal(format!("server: {err}")))?;
+    tracing::info!("hubkeyd stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+async fn user(hub: &Hub, command: UserCommand) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let write_err = |err: std::io::Error| Error::Internal(format!("stdout: {err}"));
+    match command {
+        UserCommand::Add { name, .. } => {
+            let password = read_password()?;
+            hub.add_user(&name, password, Utc::now()).await?;
+            writeln!(out, "created user {name}").map_err(write_err)?;
+        }
+        UserCommand::Totp { name } => {
+            let secret = Zeroizing::new(hub.enable_totp(&name).await?);
+            writeln!(out, "{}", totp::otpauth_uri(&name, secret.as_slice())).map_err(write_err)?;
+            writeln!(out, "secret: {}", totp::secret_base32(secret.as_slice()))
+                .map_err(write_err)?;
+        }
+        UserCommand::List => {
+            for user in hub.store().list_users().await? {
+                let twofa = if user.totp_enabled { "on" } else { "off" };
+                writeln!(
+                    out,
+                    "{}\t2fa={twofa}\ttokens={}",
+                    user.username, user.tokens
+                )
+                .map_err(write_err)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One line from standard input, without its line ending.
+fn read_password() -> Result<Zeroizing<String>> {
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|err| Error::Internal(format!("reading the password from stdin: {err}")))?;
+    let trimmed = line.trim_end_matches(['\n', '\r']);
+    if trimmed.is_empty() {
+        return Err(Error::invalid("password", "no password on standard input"));
+    }
+    Ok(Zeroizing::new(trimmed.to_owned()))
+}

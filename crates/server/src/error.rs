@@ -1,0 +1,61 @@
+//! The server's error type: every way a request can fail, with the HTTP status it maps to.
+//! The JSON bodies (Docker Hub's shapes) are written in [`crate::http::error`].
+
+use std::collections::BTreeMap;
+
+/// Why an operation failed. Messages are for the caller and never carry a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input: field name → what is wrong with it.
+    #[error("{text}")]
+    Invalid {
+        fields: BTreeMap<String, Vec<String>>,
+        text: String,
+    },
+    /// Missing, wrong, expired or revoked credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The password was right and the account wants its second factor.
+    #[error("second factor required")]
+    SecondFactorRequired { login_2fa_token: String },
+    /// Authenticated, but this kind of credential may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such thing for this account (also for other accounts' things).
+    #[error("{0}")]
+    NotFound(String),
+    /// Too many failed attempts; try again after this many seconds.
+    #[error("too many failed sign-in attempts; try again in {retry_after} seconds")]
+    Throttled { retry_after: u64 },
+    /// The database failed; the cause is logged, the caller sees an opaque 500.
+    #[error("storage error")]
+    Storage(#[from] sqlx::Error),
+    /// Anything else that is our fault; logged, opaque to the caller.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// A 400 about one field.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Error::Invalid {
+            text: format!("{field}: {message}"),
+            fields: BTreeMap::from([(field.to_owned(), vec![message])]),
+        }
+    }
+
+    /// The one answer for a wrong user name, a wrong password or an unknown token, so that
+    /// none of them tells an attacker which part was wrong.
+    pub fn bad_credentials() -> Self {
+        Error::Unauthorized("Incorrect authentication credentials".to_owned())
+    }
+
+    /// The answer for a token that is not this account's or does not exist.
+    pub fn token_not_found() -> Self {
+        Error::NotFound("Access token not found".to_owned())
+    }
+}
+
+/// Shorthand used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,97 @@
+//! The HTTP edge: routes, extractors, error bodies and the OpenAPI document.
+
+pub mod error;
+pub mod extract;
+pub mod routes;
+
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hubkey_api::ErrorBody;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::AppState;
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: usize = 64 * 1024;
+/// Longest a request may take before the server gives up on it.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The whole API as an OpenAPI 3.1 document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "hubkeyd", description = "Docker Hub compatible personal-access-token API, with hubkey's extensions."),
+    paths(
+        routes::healthz, routes::login, routes::login_2fa, routes::refresh, routes::logout,
+        routes::auth_token, routes::create_token, routes::list_tokens, routes::get_token,
+        routes::patch_token, routes::delete_token, routes::desktop_generate, routes::events,
+    ),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every route of hubkeyd, with its middleware.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(routes::healthz))
+        .route("/openapi.json", get(openapi))
+        .route("/v2/users/login", post(routes::login))
+        .route("/v2/users/2fa-login", post(routes::login_2fa))
+        .route("/v2/users/refresh", post(routes::refresh))
+        .route("/v2/users/logout", post(routes::logout))
+        .route("/v2/auth/token", post(routes::auth_token))
+        .route(
+            "/v2/access-tokens",
+            get(routes::list_tokens).post(routes::create_token),
+        )
+        .route(
+            "/v2/access-tokens/desktop-generate",
+            post(routes::desktop_generate),
+        )
+        .route("/v2/access-tokens/events", get(routes::events))
+        .route(
+            "/v2/access-tokens/{uuid}",
+            get(routes::get_token)
+                .patch(routes::patch_token)
+                .delete(routes::delete_token),
+        )
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+async fn not_found() -> (StatusCode, Json<ErrorBody>) {
+    (StatusCode::NOT_FOUND, Json(ErrorBody::new("Not found")))
+}

@@ -1,0 +1,772 @@
+//! The account and token service: every operation of the API as a plain async function of
+//! its inputs and `now`. The HTTP layer only extracts inputs and maps results.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use hubkey_api::error::PAT_SESSION_FORBIDDEN;
+use hubkey_api::token::looks_like_token;
+use hubkey_api::{
+    AccessToken, CreateAccessTokenRequest, DesktopGenerateRequest, GeneratedToken, LoginResponse,
+    Origin, PatchAccessTokenRequest, PlainToken, Scope, TokenDigest, TokenEventKind,
+    TokenEventPage,
+};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::keys::ServerKeys;
+use crate::password::{self, PasswordHasher};
+use crate::session::{self, Caller, SessionSource};
+use crate::store::{self, NewToken, Store, TokenRow};
+use crate::throttle::Attempt;
+use crate::totp;
+
+/// Longest token label, in characters (Hub's limit).
+pub const MAX_LABEL: usize = 100;
+/// Largest page of tokens.
+pub const MAX_PAGE_SIZE: u32 = 100;
+/// Largest page of events.
+pub const MAX_EVENTS: u32 = 500;
+
+/// Where a request came from: recorded on the tokens it creates, used for throttling.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub ip: IpAddr,
+    pub user_agent: String,
+}
+
+/// A page of tokens, before the HTTP layer adds the page links.
+#[derive(Debug, Clone)]
+pub struct TokenPage {
+    pub count: u64,
+    pub active_count: u64,
+    pub results: Vec<AccessToken>,
+}
+
+/// The service: the store, the keys, and the password hasher.
+#[derive(Clone)]
+pub struct Hub {
+    store: Store,
+    keys: ServerKeys,
+    hasher: PasswordHasher,
+}
+
+impl Hub {
+    pub fn new(store: Store, keys: ServerKeys, hasher: PasswordHasher) -> Self {
+        Hub {
+            store,
+            keys,
+            hasher,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    // ---- accounts (admin) --------------------------------------------------------------
+
+    /// Creates a user after checking the name and the password policy.
+    pub async fn add_user(
+        &self,
+        username: &str,
+        password: Zeroizing<String>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        check_username(username)?;
+        password::check_policy(&password)?;
+        let hash = self.hasher.hash(password).await?;
+        self.store.insert_user(username, &hash, now).await
+    }
+
+    /// Turns on TOTP for a user (replacing any earlier secret) and returns the new secret.
+    pub async fn enable_totp(&self, username: &str) -> Result<[u8; totp::SECRET_LEN]> {
+        let user = self
+            .store
+            .user_by_name(username)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no user named {username:?}")))?;
+        let secret = totp::new_secret();
+        self.store
+            .set_totp(&user.id, &self.keys.seal(&secret)?)
+            .await?;
+        Ok(secret)
+    }
+
+    // ---- sign-in -----------------------------------------------------------------------
+
+    /// `POST /v2/users/login`: a session, or a 2FA challenge for accounts with TOTP.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: Zeroizing<String>,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<LoginResponse> {
+        let attempt = Attempt::new(username, client.ip);
+        attempt.check(&self.store, now).await?;
+        let user = self.store.user_by_name(username).await?;
+        let stored = user.as_ref().map(|user| user.password_hash.clone());
+        let (true, Some(user)) = (self.hasher.verify(password, stored).await?, user) else {
+            attempt.fail(&self.store, now).await?;
+            return Err(Error::bad_credentials());
+        };
+        if user.totp_sealed.is_some() {
+            let challenge = crate::random_secret();
+            self.store
+                .insert_challenge(
+                    TokenDigest::of(&challenge).as_str(),
+                    &user.id,
+                    now + session::CHALLENGE_TTL,
+                )
+                .await?;
+            return Err(Error::SecondFactorRequired {
+                login_2fa_token: challenge,
+            });
+        }
+        self.open_password_session(&user.id, &user.username, now)
+            .await
+    }
+
+    /// `POST /v2/users/2fa-login`: the second step of a login.
+    pub async fn login_2fa(
+        &self,
+        challenge: &str,
+        code: &str,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<LoginResponse> {
+        let digest = TokenDigest::of(challenge);
+        let expired = || {
+            Error::Unauthorized(
+                "The two-factor challenge is invalid or has expired; sign in again".into(),
+            )
+        };
+        let user_id = self
+            .store
+            .challenge_user(digest.as_str(), now, session::CHALLENGE_ATTEMPTS)
+            .await?
+            .ok_or_else(expired)?;
+        let user = self.store.user_by_id(&user_id).await?.ok_or_else(expired)?;
+        let sealed = user.totp_sealed.as_deref().ok_or_else(expired)?;
+        let attempt = Attempt::new(&user.username, client.ip);
+        attempt.check(&self.store, now).await?;
+        let secret = self.keys.unseal(sealed)?;
+        let Some(step) = totp::verify(&secret, code, now.timestamp()) else {
+            self.store.fail_challenge(digest.as_str(), now).await?;
+            attempt.fail(&self.store, now).await?;
+            return Err(Error::Unauthorized("Incorrect verification code".into()));
+        };
+        if !self.store.accept_totp_step(&user.id, step).await? {
+            attempt.fail(&self.store, now).await?;
+            return Err(Error::Unauthorized(
+                "This verification code was already used; wait for the next one".into(),
+            ));
+        }
+        if !self.store.consume_challenge(digest.as_str()).await? {
+            return Err(expired());
+        }
+        self.open_password_session(&user.id, &user.username, now)
+            .await
+    }
+
+    /// `POST /v2/users/refresh`: a new bearer and a new refresh token for a live session.
+    pub async fn refresh(&self, refresh_token: &str, now: DateTime<Utc>) -> Result<LoginResponse> {
+        let next = crate::random_secret();
+        let session = self
+            .store
+            .rotate_refresh(
+                TokenDigest::of(refresh_token).as_str(),
+                TokenDigest::of(&next).as_str(),
+                now,
+                now + session::SESSION_TTL,
+            )
+            .await?
+            .ok_or_else(|| Error::Unauthorized("The session has ended; sign in again".into()))?;
+        let user = self
+            .store
+            .user_by_id(&session.user_id)
+            .await?
+            .ok_or_else(|| Error::Unauthorized("The account no longer exists".into()))?;
+        let caller = Caller {
+            user_id: user.id,
+            username: user.username,
+            session_id: session.id,
+            source: SessionSource::Password,
+        };
+        Ok(LoginResponse {
+            token: session::mint(&self.keys, &caller, now, now + session::ACCESS_TTL)?,
+            refresh_token: Some(next),
+            expires_in: Some(access_ttl_seconds()),
+        })
+    }
+
+    /// `POST /v2/users/logout`: ends the caller's session and its refresh token.
+    pub async fn logout(&self, caller: &Caller, now: DateTime<Utc>) -> Result<()> {
+        self.store.revoke_session(&caller.session_id, now).await
+    }
+
+    /// `POST /v2/auth/token`: a bearer from a password (accounts without 2FA) or a PAT.
+    pub async fn auth_token(
+        &self,
+        identifier: &str,
+        secret: Zeroizing<String>,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<String> {
+        let attempt = Attempt::new(identifier, client.ip);
+        attempt.check(&self.store, now).await?;
+        if looks_like_token(&secret) {
+            let Ok(token) = self.use_token(identifier, &secret, now).await else {
+                attempt.fail(&self.store, now).await?;
+                return Err(Error::bad_credentials());
+            };
+            let caller = self
+                .open_session(
+                    &token.user_id,
+                    identifier,
+                    SessionSource::Pat,
+                    None,
+                    now,
+                    now + session::PAT_SESSION_TTL,
+                )
+                .await?;
+            return session::mint(&self.keys, &caller, now, now + session::PAT_SESSION_TTL);
+        }
+        let user = self.store.user_by_name(identifier).await?;
+        let stored = user.as_ref().map(|user| user.password_hash.clone());
+        let (true, Some(user)) = (self.hasher.verify(secret, stored).await?, user) else {
+            attempt.fail(&self.store, now).await?;
+            return Err(Error::bad_credentials());
+        };
+        if user.totp_sealed.is_some() {
+            return Err(Error::Unauthorized(
+                "This account uses two-factor authentication: use a personal access token".into(),
+            ));
+        }
+        let response = self
+            .open_password_session(&user.id, &user.username, now)
+            .await?;
+        Ok(response.token)
+    }
+
+    /// Checks a PAT presented by `username` and records its use. Every refusal (malformed,
+    /// bad checksum, unknown, someone else's, inactive, expired) is the same error to the
+    /// caller; the reason is logged.
+    pub async fn use_token(
+        &self,
+        username: &str,
+        secret: &str,
+        now: DateTime<Utc>,
+    ) -> Result<TokenRow> {
+        let token = PlainToken::parse(secret).map_err(|err| {
+            tracing::debug!(reason = %err, "access token refused");
+            Error::bad_credentials()
+        })?;
+        let found = self.store.token_by_digest(token.digest().as_str()).await?;
+        let reason = match &found {
+            None => Some("unknown"),
+            Some(found) if found.username != username => Some("belongs to another account"),
+            Some(found) if found.token.is_expired(now) => Some("expired"),
+            Some(found) if !found.token.is_active => Some("inactive"),
+            Some(_) => None,
+        };
+        match (reason, found) {
+            (None, Some(found)) => {
+                self.store.touch_token(&found.token.uuid, now).await?;
+                Ok(found.token)
+            }
+            (reason, _) => {
+                tracing::debug!(reason = reason.unwrap_or("unknown"), "access token refused");
+                Err(Error::bad_credentials())
+            }
+        }
+    }
+
+    /// Resolves a bearer JWT to its caller, refusing expired and revoked sessions.
+    pub async fn authenticate(&self, bearer: &str, now: DateTime<Utc>) -> Result<Caller> {
+        let claims = session::verify(&self.keys, bearer, now)?;
+        let session = self
+            .store
+            .session(&claims.sid)
+            .await?
+            .filter(|s| {
+                s.revoked_at.is_none()
+                    && s.expires_at > store::millis(now)
+                    && s.user_id == claims.uid
+            })
+            .ok_or_else(|| Error::Unauthorized("The session has ended; sign in again".into()))?;
+        Ok(Caller {
+            user_id: session.user_id,
+            username: claims.sub,
+            session_id: session.id,
+            source: if session.source == SessionSource::Pat.as_str() {
+                SessionSource::Pat
+            } else {
+                SessionSource::Password
+            },
+        })
+    }
+
+    async fn open_password_session(
+        &self,
+        user_id: &str,
+        username: &str,
+        now: DateTime<Utc>,
+    ) -> Result<LoginResponse> {
+        let refresh = crate::random_secret();
+        let caller = self
+            .open_session(
+                user_id,
+                username,
+                SessionSource::Password,
+                Some(TokenDigest::of(&refresh).as_str()),
+                now,
+                now + session::SESSION_TTL,
+            )
+            .await?;
+        Ok(LoginResponse {
+            token: session::mint(&self.keys, &caller, now, now + session::ACCESS_TTL)?,
+            refresh_token: Some(refresh),
+            expires_in: Some(access_ttl_seconds()),
+        })
+    }
+
+    async fn open_session(
+        &self,
+        user_id: &str,
+        username: &str,
+        source: SessionSource,
+        refresh_digest: Option<&str>,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Caller> {
+        let session_id = Uuid::new_v4().to_string();
+        self.store
+            .insert_session(
+                &session_id,
+                user_id,
+                source.as_str(),
+                refresh_digest,
+                now,
+                expires_at,
+            )
+            .await?;
+        Ok(Caller {
+            user_id: user_id.to_owned(),
+            username: username.to_owned(),
+            session_id,
+            source,
+        })
+    }
+
+    // ---- tokens ------------------------------------------------------------------------
+
+    /// `POST /v2/access-tokens`: a manual token; the answer carries the secret, once.
+    pub async fn create_token(
+        &self,
+        caller: &Caller,
+        request: &CreateAccessTokenRequest,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<AccessToken> {
+        require_password_session(caller)?;
+        let label = check_label(&request.token_label)?;
+        if request.scopes.is_empty() {
+            return Err(Error::invalid("scopes", "give at least one scope"));
+        }
+        let mut scopes = request.scopes.clone();
+        scopes.sort();
+        scopes.dedup();
+        if let Some(expires_at) = request.expires_at {
+            if expires_at <= now {
+                return Err(Error::invalid("expires_at", "must be in the future"));
+            }
+        }
+        let secret = PlainToken::generate();
+        let row = self
+            .insert_token(
+                caller,
+                &secret,
+                label,
+                &scopes,
+                Origin::Manual,
+                "",
+                request.expires_at,
+                client,
+                now,
+            )
+            .await?;
+        let mut token = row.to_api(now);
+        token.token = secret.expose().to_owned();
+        Ok(token)
+    }
+
+    /// `POST /v2/access-tokens/desktop-generate`: an auto token with full rights, then the
+    /// pruning rule, in one transaction.
+    pub async fn desktop_generate(
+        &self,
+        caller: &Caller,
+        request: &DesktopGenerateRequest,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<GeneratedToken> {
+        require_password_session(caller)?;
+        let (client_name, device) = describe_client(request, &client.user_agent);
+        let label = truncate(&format!("{client_name} on {device}"), MAX_LABEL);
+        let secret = PlainToken::generate();
+        let row = self
+            .insert_token(
+                caller,
+                &secret,
+                &label,
+                &[Scope::Admin],
+                Origin::Auto,
+                &client_name,
+                None,
+                client,
+                now,
+            )
+            .await?;
+        Ok(GeneratedToken {
+            token: secret.expose().to_owned(),
+            uuid: Uuid::parse_str(&row.uuid).unwrap_or_default(),
+            token_label: row.label,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_token(
+        &self,
+        caller: &Caller,
+        secret: &PlainToken,
+        label: &str,
+        scopes: &[Scope],
+        origin: Origin,
+        client_id: &str,
+        expires_at: Option<DateTime<Utc>>,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<TokenRow> {
+        let uuid = Uuid::new_v4();
+        let creator_ip = client.ip.to_string();
+        let creator_ua = truncate(&client.user_agent, 256);
+        let digest = secret.digest();
+        let hint = secret.hint();
+        let new = NewToken {
+            uuid,
+            user_id: &caller.user_id,
+            digest: digest.as_str(),
+            hint: &hint,
+            label,
+            scopes,
+            origin,
+            client_id,
+            creator_ip: &creator_ip,
+            creator_ua: &creator_ua,
+            expires_at,
+            now,
+        };
+        let mut tx = self.store.begin().await?;
+        Store::lock_account_tokens(&mut tx, &caller.user_id).await?;
+        Store::insert_token(&mut tx, &new).await?;
+        let row = Store::token_in(&mut tx, &caller.user_id, uuid)
+            .await?
+            .ok_or_else(|| Error::Internal("token vanished inside its own transaction".into()))?;
+        Store::insert_event(&mut tx, &caller.user_id, TokenEventKind::Created, &row, now).await?;
+        if origin == Origin::Auto {
+            let pruned = Store::prune_auto_tokens(&mut tx, &caller.user_id, uuid, now).await?;
+            if !pruned.is_empty() {
+                tracing::info!(user = %caller.username, pruned = pruned.len(), "pruned old auto tokens");
+            }
+        }
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// `GET /v2/access-tokens`: one page, newest first. Pages count from 1.
+    pub async fn list_tokens(
+        &self,
+        caller: &Caller,
+        page: u32,
+        page_size: u32,
+        now: DateTime<Utc>,
+    ) -> Result<TokenPage> {
+        require_password_session(caller)?;
+        if page == 0 {
+            return Err(Error::invalid("page", "pages count from 1"));
+        }
+        if page_size == 0 || page_size > MAX_PAGE_SIZE {
+            return Err(Error::invalid(
+                "page_size",
+                format!("must be between 1 and {MAX_PAGE_SIZE}"),
+            ));
+        }
+        self.store.note_expired_tokens(&caller.user_id, now).await?;
+        let (count, active_count) = self.store.count_tokens(&caller.user_id, now).await?;
+        let offset = i64::from(page - 1) * i64::from(page_size);
+        if page > 1 && offset >= count {
+            return Err(Error::NotFound("Invalid page.".into()));
+        }
+        let rows = self
+            .store
+            .list_tokens(&caller.user_id, offset, i64::from(page_size))
+            .await?;
+        Ok(TokenPage {
+            count: u64::try_from(count).unwrap_or(0),
+            active_count: u64::try_from(active_count).unwrap_or(0),
+            results: rows.iter().map(|row| row.to_api(now)).collect(),
+        })
+    }
+
+    /// `GET /v2/access-tokens/{uuid}`.
+    pub async fn get_token(
+        &self,
+        caller: &Caller,
+        uuid: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<AccessToken> {
+        require_password_session(caller)?;
+        self.store
+            .token(&caller.user_id, uuid)
+            .await?
+            .map(|row| row.to_api(now))
+            .ok_or_else(Error::token_not_found)
+    }
+
+    /// `PATCH /v2/access-tokens/{uuid}`: relabel and/or (de)activate, with an event per change.
+    pub async fn patch_token(
+        &self,
+        caller: &Caller,
+        uuid: Uuid,
+        patch: &PatchAccessTokenRequest,
+        now: DateTime<Utc>,
+    ) -> Result<AccessToken> {
+        require_password_session(caller)?;
+        let label = patch.token_label.as_deref().map(check_label).transpose()?;
+        let mut tx = self.store.begin().await?;
+        Store::lock_account_tokens(&mut tx, &caller.user_id).await?;
+        let mut row = Store::token_in(&mut tx, &caller.user_id, uuid)
+            .await?
+            .ok_or_else(Error::token_not_found)?;
+        let mut changes = Vec::new();
+        if let Some(label) = label.filter(|label| *label != row.label) {
+            row.label = label.to_owned();
+            changes.push(TokenEventKind::Relabelled);
+        }
+        if let Some(active) = patch.is_active.filter(|active| *active != row.is_active) {
+            row.is_active = active;
+            changes.push(if active {
+                TokenEventKind::Activated
+            } else {
+                TokenEventKind::Deactivated
+            });
+        }
+        if !changes.is_empty() {
+            Store::update_token(&mut tx, &row.uuid, &row.label, row.is_active).await?;
+            for kind in changes {
+                Store::insert_event(&mut tx, &caller.user_id, kind, &row, now).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(row.to_api(now))
+    }
+
+    /// `DELETE /v2/access-tokens/{uuid}`.
+    pub async fn delete_token(
+        &self,
+        caller: &Caller,
+        uuid: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        require_password_session(caller)?;
+        let mut tx = self.store.begin().await?;
+        Store::lock_account_tokens(&mut tx, &caller.user_id).await?;
+        let row = Store::token_in(&mut tx, &caller.user_id, uuid)
+            .await?
+            .ok_or_else(Error::token_not_found)?;
+        Store::delete_token(&mut tx, &row.uuid).await?;
+        Store::insert_event(&mut tx, &caller.user_id, TokenEventKind::Deleted, &row, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// `GET /v2/access-tokens/events`: what happened to the account's tokens after `after`.
+    pub async fn events(
+        &self,
+        caller: &Caller,
+        after: Option<&str>,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<TokenEventPage> {
+        require_password_session(caller)?;
+        let after_id = match after {
+            None | Some("") => 0,
+            Some(cursor) => store::decode_cursor(cursor)
+                .ok_or_else(|| Error::invalid("after", "not a cursor this server gave out"))?,
+        };
+        if limit == 0 || limit > MAX_EVENTS {
+            return Err(Error::invalid(
+                "limit",
+                format!("must be between 1 and {MAX_EVENTS}"),
+            ));
+        }
+        self.store.note_expired_tokens(&caller.user_id, now).await?;
+        let (events, has_more) = self
+            .store
+            .events_after(&caller.user_id, after_id, i64::from(limit))
+            .await?;
+        let cursor = events.last().map_or_else(
+            || store::encode_cursor(after_id),
+            |event| event.cursor.clone(),
+        );
+        Ok(TokenEventPage {
+            events,
+            cursor,
+            has_more,
+        })
+    }
+}
+
+fn access_ttl_seconds() -> u64 {
+    u64::try_from(session::ACCESS_TTL.num_seconds()).unwrap_or(0)
+}
+
+fn require_password_session(caller: &Caller) -> Result<()> {
+    match caller.source {
+        SessionSource::Password => Ok(()),
+        SessionSource::Pat => Err(Error::Forbidden(PAT_SESSION_FORBIDDEN.into())),
+    }
+}
+
+/// A label must have 1 to 100 characters and not be blank. It is stored as given: control
+/// characters and bidirectional marks are for the displays to render safely.
+fn check_label(label: &str) -> Result<&str> {
+    let len = label.chars().count();
+    if label.trim().is_empty() {
+        return Err(Error::invalid("token_label", "must not be empty"));
+    }
+    if len > MAX_LABEL {
+        return Err(Error::invalid(
+            "token_label",
+            format!("must be at most {MAX_LABEL} characters"),
+        ));
+    }
+    if label.contains('\0') {
+        return Err(Error::invalid(
+            "token_label",
+            "must not contain NUL characters",
+        ));
+    }
+    Ok(label)
+}
+
+/// User names double as registry namespaces: 2 to 30 characters of lowercase letters and
+/// digits, with single `.`, `_` or `-` between them.
+pub fn check_username(username: &str) -> Result<()> {
+    let valid_chars = username
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
+    let separators_ok = !username.starts_with(['.', '_', '-'])
+        && !username.ends_with(['.', '_', '-'])
+        && !username
+            .as_bytes()
+            .windows(2)
+            .any(|pair| pair.iter().all(|b| matches!(b, b'.' | b'_' | b'-')));
+    if (2..=30).contains(&username.len()) && valid_chars && separators_ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "username",
+            "use 2 to 30 lowercase letters and digits, with single '.', '_' or '-' between them",
+        ))
+    }
+}
+
+/// The client name and device for an auto token: from the request body when given, else
+/// from the User-Agent (`product/version (device)`).
+fn describe_client(request: &DesktopGenerateRequest, user_agent: &str) -> (String, String) {
+    let product = user_agent
+        .split(['/', ' '])
+        .next()
+        .filter(|p| !p.is_empty())
+        .unwrap_or("hubkey");
+    let device = user_agent
+        .split_once('(')
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(inside, _)| inside.trim())
+        .filter(|d| !d.is_empty())
+        .unwrap_or("an unnamed device");
+    let pick = |given: &Option<String>, fallback: &str, max: usize| {
+        let chosen = given
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(fallback);
+        truncate(chosen, max)
+    };
+    (
+        pick(&request.client_name, product, 40),
+        pick(&request.device_name, device, 50),
+    )
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    text.chars().take(max_chars).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_namespace_safe() {
+        for good in ["ann", "ann-lee", "a.b_c", "x9"] {
+            assert!(check_username(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "a",
+            "Ann",
+            "-ann",
+            "ann-",
+            "a--b",
+            "ann lee",
+            "ann/lee",
+            &"a".repeat(31),
+        ] {
+            assert!(check_username(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn labels_are_checked_for_length_only() {
+        assert!(check_label("").is_err());
+        assert!(check_label("   ").is_err());
+        assert!(check_label(&"é".repeat(100)).is_ok());
+        assert!(check_label(&"é".repeat(101)).is_err());
+        assert!(check_label("ci \u{202e}evil\u{7}").is_ok());
+    }
+
+    #[test]
+    fn auto_token_label_comes_from_body_then_user_agent() {
+        let none = DesktopGenerateRequest::default();
+        assert_eq!(
+            describe_client(&none, "hubkey/0.1.0 (ann-laptop)"),
+            ("hubkey".into(), "ann-laptop".into())
+        );
+        assert_eq!(
+            describe_client(&none, ""),
+            ("hubkey".into(), "an unnamed device".into())
+        );
+        let named = DesktopGenerateRequest {
+            client_name: Some("docker-desktop".into()),
+            device_name: Some("build-box".into()),
+        };
+        assert_eq!(
+            describe_client(&named, "curl/8"),
+            ("docker-desktop".into(), "build-box".into())
+        );
+    }
+}
