@@ -1,6 +1,6 @@
 //! Request and response bodies, with Docker Hub's field names.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -137,6 +137,47 @@ pub struct AccessToken {
     pub token_hint: String,
     /// Our extension: active, inactive or expired, as of the answer.
     pub state: TokenState,
+    /// Our extension: uses per UTC day over the last 30 days, oldest first; days without
+    /// use are left out.
+    #[serde(default)]
+    pub usage: Vec<DailyUse>,
+}
+
+/// How often a token was used on one UTC day (our extension).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DailyUse {
+    pub day: NaiveDate,
+    pub uses: u64,
+}
+
+/// A repository's visibility, as hubkeyd keeps it for the registry token service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Repository {
+    pub namespace: String,
+    pub name: String,
+    /// Private repositories are pulled only by their owner; public ones by anyone.
+    pub is_private: bool,
+}
+
+/// `PATCH /v2/repositories/{namespace}/{name}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchRepositoryRequest {
+    pub is_private: bool,
+}
+
+/// Answer of the registry token endpoint (`GET`/`POST /token`), per the distribution
+/// token-auth spec.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RegistryTokenResponse {
+    pub token: String,
+    pub access_token: String,
+    /// Seconds the token is valid.
+    pub expires_in: u64,
+    pub issued_at: DateTime<Utc>,
+    /// Only for the OAuth2 form with `access_type=offline` and a personal access token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }
 
 /// `GET /v2/access-tokens`: one page of the account's tokens, newest first.

@@ -13,6 +13,8 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::keys::ServerKeys;
 use crate::password::PasswordHasher;
+use crate::registry::keys::RegistryKeys;
+use crate::registry::TokenIssuer;
 use crate::store::Store;
 use crate::{totp, AppState, Hub};
 
@@ -44,6 +46,51 @@ pub enum Command {
     /// Manage user accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Set which repositories are public (pullable by anyone) or private (the default).
+    #[command(subcommand)]
+    Repo(RepoCommand),
+    /// Write a CNCF distribution registry configuration that uses hubkeyd for token auth.
+    RegistryConfig(RegistryConfigArgs),
+    /// Rotate the key that signs registry tokens: stage, deploy the bundle, promote, retire.
+    #[command(subcommand)]
+    RegistryKey(RegistryKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepoCommand {
+    /// Make NAMESPACE/NAME pullable by anyone.
+    Public { repository: String },
+    /// Make NAMESPACE/NAME pullable by its owner only.
+    Private { repository: String },
+    /// List repositories with a recorded visibility.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct RegistryConfigArgs {
+    /// The URL the registry and its clients reach hubkeyd at (the token realm is URL/token).
+    #[arg(long)]
+    pub hub_url: String,
+    /// The address the registry listens on.
+    #[arg(long)]
+    pub registry_listen: String,
+    /// Folder for config.yml, the certificate bundle and the registry's storage.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum RegistryKeyCommand {
+    /// Show the key ids of the signing and staged keys.
+    Show,
+    /// Create the next signing key; its certificate joins the bundle.
+    Stage,
+    /// Sign with the staged key from now on (restart hubkeyd); the old certificate stays.
+    Promote,
+    /// Drop the old certificate from the bundle.
+    Retire,
+    /// Print the certificate bundle a registry should trust.
+    Bundle,
 }
 
 #[derive(Debug, Args)]
@@ -81,20 +128,22 @@ impl Global {
         }
     }
 
-    /// Opens the data directory (created owner-only), the server key and the database.
-    async fn open(&self) -> Result<(Store, ServerKeys)> {
+    /// Opens the data directory (created owner-only), its keys and the database.
+    async fn open(&self) -> Result<(Store, ServerKeys, RegistryKeys)> {
         let dir = self.data_dir()?;
         create_private_dir(&dir)?;
         let keys = ServerKeys::load_or_create(&dir)?;
+        let registry_keys = RegistryKeys::open(&dir)?;
         let url = match &self.database {
             Some(url) => url.clone(),
             None => format!("sqlite://{}", dir.join("hubkeyd.db").display()),
         };
-        Ok((Store::open(&url).await?, keys))
+        Ok((Store::open(&url).await?, keys, registry_keys))
     }
 }
 
-fn create_private_dir(dir: &std::path::Path) -> Result<()> {
+/// Creates `dir` and its parents; `dir` itself gets mode 0700.
+pub(crate) fn create_private_dir(dir: &std::path::Path) -> Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -106,15 +155,89 @@ fn create_private_dir(dir: &std::path::Path) -> Result<()> {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
-    let (store, keys) = cli.global.open().await?;
+    let (store, keys, registry_keys) = cli.global.open().await?;
     let parallelism = std::thread::available_parallelism().map_or(2, usize::from);
-    let hub = Hub::new(store.clone(), keys, PasswordHasher::new(parallelism * 2)?);
+    let issuer = TokenIssuer::new(registry_keys.signer()?)?;
+    let hub = Hub::new(
+        store.clone(),
+        keys,
+        PasswordHasher::new(parallelism * 2)?,
+        issuer,
+    );
     let outcome = match cli.command {
         Command::Serve(args) => serve(hub, args).await,
         Command::User(command) => user(&hub, command).await,
+        Command::Repo(command) => repo(&hub, command).await,
+        Command::RegistryConfig(args) => crate::registry::write_registry_config(
+            &args.out,
+            &args.hub_url,
+            &args.registry_listen,
+            &registry_keys.bundle()?,
+        )
+        .and_then(|()| say(&format!("wrote {}", args.out.join("config.yml").display()))),
+        Command::RegistryKey(command) => registry_key(&registry_keys, command),
     };
     store.close().await;
     outcome
+}
+
+fn say(line: &str) -> Result<()> {
+    writeln!(std::io::stdout(), "{line}").map_err(|err| Error::Internal(format!("stdout: {err}")))
+}
+
+async fn repo(hub: &Hub, command: RepoCommand) -> Result<()> {
+    let split = |repository: &str| -> Result<(String, String)> {
+        repository
+            .split_once('/')
+            .map(|(namespace, name)| (namespace.to_owned(), name.to_owned()))
+            .ok_or_else(|| Error::invalid("repository", "write it as NAMESPACE/NAME"))
+    };
+    match command {
+        RepoCommand::Public { repository } => {
+            let (namespace, name) = split(&repository)?;
+            hub.set_visibility(&namespace, &name, false, Utc::now())
+                .await?;
+            say(&format!("{repository} is public"))
+        }
+        RepoCommand::Private { repository } => {
+            let (namespace, name) = split(&repository)?;
+            hub.set_visibility(&namespace, &name, true, Utc::now())
+                .await?;
+            say(&format!("{repository} is private"))
+        }
+        RepoCommand::List => {
+            for (namespace, name, is_public) in hub.store().list_repositories().await? {
+                let visibility = if is_public { "public" } else { "private" };
+                say(&format!("{namespace}/{name}\t{visibility}"))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn registry_key(keys: &RegistryKeys, command: RegistryKeyCommand) -> Result<()> {
+    match command {
+        RegistryKeyCommand::Show => {
+            for (slot, kid) in keys.describe()? {
+                say(&format!("{slot}\t{kid}"))?;
+            }
+            Ok(())
+        }
+        RegistryKeyCommand::Stage => keys.stage().and_then(|()| {
+            say("staged a new key: deploy the new bundle to the registry, then promote")
+        }),
+        RegistryKeyCommand::Promote => keys.promote().and_then(|()| {
+            say("promoted: restart hubkeyd; retire the old certificate once its tokens expired")
+        }),
+        RegistryKeyCommand::Retire => keys
+            .retire()
+            .and_then(|()| say("retired the previous certificate")),
+        RegistryKeyCommand::Bundle => {
+            let bundle = keys.bundle()?;
+            write!(std::io::stdout(), "{bundle}")
+                .map_err(|err| Error::Internal(format!("stdout: {err}")))
+        }
+    }
 }
 
 async fn serve(hub: Hub, args: ServeArgs) -> Result<()> {
@@ -129,13 +252,13 @@ async fn serve(hub: Hub, args: ServeArgs) -> Result<()> {
     writeln!(stdout, "listening on http://{addr}")
         .and_then(|()| stdout.flush())
         .map_err(|err| Error::Internal(format!("stdout: {err}")))?;
-    crate::serve(
-        listener,
-        AppState::new(hub, args.public_url),
-        shutdown_signal(),
-    )
-    .await
-    .map_err(|err| Error::Internal(format!("server: {err}")))?;
+    let flusher = tokio::spawn(hub.usage().clone().flush_forever(hub.store().clone()));
+    let state = AppState::new(hub.clone(), args.public_url);
+    let served = crate::serve(listener, state, shutdown_signal()).await;
+    flusher.abort();
+    // However serving ended, keep the uses seen since the last flush.
+    hub.usage().flush(hub.store()).await?;
+    served.map_err(|err| Error::Internal(format!("server: {err}")))?;
     tracing::info!("hubkeyd stopped");
     Ok(())
 }

@@ -3,19 +3,22 @@
 //! desktop app.
 //!
 //! Layout: [`http`] is the edge (routes, extractors, error bodies, OpenAPI); [`service`] is
-//! the plain core every handler calls; [`store`] holds every SQL statement; [`cli`] is the
-//! `hubkeyd` command line.
+//! the plain core every handler calls; [`store`] holds every SQL statement; [`registry`] is
+//! the registry token service; [`usage`] caches token lookups and coalesces their use;
+//! [`cli`] is the `hubkeyd` command line.
 
 pub mod cli;
 pub mod error;
 pub mod http;
 pub mod keys;
 pub mod password;
+pub mod registry;
 pub mod service;
 pub mod session;
 pub mod store;
 pub mod throttle;
 pub mod totp;
+pub mod usage;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -2,14 +2,15 @@
 //! its inputs and `now`. The HTTP layer only extracts inputs and maps results.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use hubkey_api::error::PAT_SESSION_FORBIDDEN;
 use hubkey_api::token::looks_like_token;
 use hubkey_api::{
-    AccessToken, CreateAccessTokenRequest, DesktopGenerateRequest, GeneratedToken, LoginResponse,
-    Origin, PatchAccessTokenRequest, PlainToken, Scope, TokenDigest, TokenEventKind,
-    TokenEventPage,
+    AccessToken, CreateAccessTokenRequest, DailyUse, DesktopGenerateRequest, GeneratedToken,
+    LoginResponse, Origin, PatchAccessTokenRequest, PlainToken, RegistryTokenResponse, Repository,
+    Scope, TokenDigest, TokenEventKind, TokenEventPage,
 };
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -17,10 +18,13 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::keys::ServerKeys;
 use crate::password::{self, PasswordHasher};
+use crate::registry::access::{self, Principal};
+use crate::registry::TokenIssuer;
 use crate::session::{self, Caller, SessionSource};
-use crate::store::{self, NewToken, Store, TokenRow};
+use crate::store::{self, NewToken, Store, TokenOwner, TokenRow};
 use crate::throttle::Attempt;
 use crate::totp;
+use crate::usage::{epoch_day, TokenCache, UsageLog};
 
 /// Longest token label, in characters (Hub's limit).
 pub const MAX_LABEL: usize = 100;
@@ -44,25 +48,72 @@ pub struct TokenPage {
     pub results: Vec<AccessToken>,
 }
 
-/// The service: the store, the keys, and the password hasher.
+/// Days of usage shown with each token.
+pub const USAGE_DAYS: i64 = 30;
+
+/// How a registry client proves who it is at `/token`.
+#[derive(Debug)]
+pub enum RegistryCredential {
+    /// No credentials: an anonymous token for public pulls.
+    Anonymous,
+    /// Basic auth or the OAuth2 password grant: a user name with a password or a PAT.
+    Basic {
+        username: String,
+        secret: Zeroizing<String>,
+    },
+    /// The OAuth2 refresh-token grant: a PAT handed out as the refresh token.
+    RefreshToken(Zeroizing<String>),
+}
+
+/// A request for a registry token.
+#[derive(Debug)]
+pub struct RegistryTokenRequest {
+    pub credential: RegistryCredential,
+    /// The registry's service name; empty means the default.
+    pub service: String,
+    /// Every `scope` parameter as sent.
+    pub scopes: Vec<String>,
+    /// OAuth2 `access_type=offline`: a PAT credential comes back as the refresh token.
+    pub offline: bool,
+}
+
+/// The service: the store, the keys, the password hasher, the registry token signer, and
+/// the token-use cache and log.
 #[derive(Clone)]
 pub struct Hub {
     store: Store,
     keys: ServerKeys,
     hasher: PasswordHasher,
+    issuer: Arc<TokenIssuer>,
+    tokens: Arc<TokenCache>,
+    usage: Arc<UsageLog>,
 }
 
 impl Hub {
-    pub fn new(store: Store, keys: ServerKeys, hasher: PasswordHasher) -> Self {
+    pub fn new(
+        store: Store,
+        keys: ServerKeys,
+        hasher: PasswordHasher,
+        issuer: TokenIssuer,
+    ) -> Self {
         Hub {
             store,
             keys,
             hasher,
+            issuer: Arc::new(issuer),
+            tokens: Arc::new(TokenCache::default()),
+            usage: Arc::new(UsageLog::default()),
         }
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The log of token uses not yet written; the server flushes it periodically and on
+    /// shutdown.
+    pub fn usage(&self) -> &Arc<UsageLog> {
+        &self.usage
     }
 
     // ---- accounts (admin) --------------------------------------------------------------
@@ -218,13 +269,13 @@ impl Hub {
         let attempt = Attempt::new(identifier, client.ip);
         attempt.check(&self.store, now).await?;
         if looks_like_token(&secret) {
-            let Ok(token) = self.use_token(identifier, &secret, now).await else {
+            let Ok(token) = self.use_token(Some(identifier), &secret, now).await else {
                 attempt.fail(&self.store, now).await?;
                 return Err(Error::bad_credentials());
             };
             let caller = self
                 .open_session(
-                    &token.user_id,
+                    &token.token.user_id,
                     identifier,
                     SessionSource::Pat,
                     None,
@@ -251,37 +302,201 @@ impl Hub {
         Ok(response.token)
     }
 
-    /// Checks a PAT presented by `username` and records its use. Every refusal (malformed,
-    /// bad checksum, unknown, someone else's, inactive, expired) is the same error to the
-    /// caller; the reason is logged.
+    /// Checks a PAT presented by `username` (or by anyone, for `None`) and records its use.
+    /// Every refusal (malformed, bad checksum, unknown, someone else's, inactive, expired) is
+    /// the same error to the caller; the reason is logged.
     pub async fn use_token(
         &self,
-        username: &str,
+        username: Option<&str>,
         secret: &str,
         now: DateTime<Utc>,
-    ) -> Result<TokenRow> {
+    ) -> Result<Arc<TokenOwner>> {
         let token = PlainToken::parse(secret).map_err(|err| {
             tracing::debug!(reason = %err, "access token refused");
             Error::bad_credentials()
         })?;
-        let found = self.store.token_by_digest(token.digest().as_str()).await?;
+        let found = self
+            .tokens
+            .lookup(&self.store, token.digest().as_str())
+            .await?;
         let reason = match &found {
             None => Some("unknown"),
-            Some(found) if found.username != username => Some("belongs to another account"),
+            Some(found) if username.is_some_and(|name| name != found.username) => {
+                Some("belongs to another account")
+            }
             Some(found) if found.token.is_expired(now) => Some("expired"),
             Some(found) if !found.token.is_active => Some("inactive"),
             Some(_) => None,
         };
         match (reason, found) {
             (None, Some(found)) => {
-                self.store.touch_token(&found.token.uuid, now).await?;
-                Ok(found.token)
+                self.usage.record(&found.token.uuid, now);
+                Ok(found)
             }
             (reason, _) => {
                 tracing::debug!(reason = reason.unwrap_or("unknown"), "access token refused");
                 Err(Error::bad_credentials())
             }
         }
+    }
+
+    // ---- registry tokens ---------------------------------------------------------------
+
+    /// `GET`/`POST /token`: a registry token granting what was asked, within what the
+    /// credential and the account allow.
+    pub async fn registry_token(
+        &self,
+        request: RegistryTokenRequest,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<RegistryTokenResponse> {
+        let mut requested = Vec::new();
+        for scope in &request.scopes {
+            requested.extend(
+                access::parse_scopes(scope)
+                    .map_err(|err| Error::invalid("scope", err.to_string()))?,
+            );
+        }
+        let (principal, refresh_token) = self
+            .registry_principal(request.credential, request.offline, client, now)
+            .await?;
+        let mut granted = Vec::with_capacity(requested.len());
+        for resource in &requested {
+            let is_public = match (resource.kind.as_str(), resource.name.split_once('/')) {
+                ("repository", Some((namespace, name))) => {
+                    self.store.repository_is_public(namespace, name).await?
+                }
+                _ => false,
+            };
+            granted.push(access::grant(&principal, resource, is_public));
+        }
+        let service = if request.service.is_empty() {
+            crate::registry::DEFAULT_SERVICE
+        } else {
+            request.service.as_str()
+        };
+        let issued = self
+            .issuer
+            .issue(principal.subject(), service, &granted, now)?;
+        Ok(RegistryTokenResponse {
+            access_token: issued.token.clone(),
+            token: issued.token,
+            expires_in: issued.expires_in,
+            issued_at: issued.issued_at,
+            refresh_token,
+        })
+    }
+
+    async fn registry_principal(
+        &self,
+        credential: RegistryCredential,
+        offline: bool,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<(Principal, Option<String>)> {
+        let (username, secret) = match credential {
+            RegistryCredential::Anonymous => return Ok((Principal::Anonymous, None)),
+            RegistryCredential::RefreshToken(secret) => {
+                let token = self.use_token(None, &secret, now).await?;
+                let principal = Principal::Token {
+                    username: token.username.clone(),
+                    scopes: token.token.scopes(),
+                };
+                return Ok((principal, Some(secret.to_string())));
+            }
+            RegistryCredential::Basic { username, secret } => (username, secret),
+        };
+        let attempt = Attempt::new(&username, client.ip);
+        attempt.check(&self.store, now).await?;
+        if looks_like_token(&secret) {
+            let Ok(token) = self.use_token(Some(&username), &secret, now).await else {
+                attempt.fail(&self.store, now).await?;
+                return Err(Error::bad_credentials());
+            };
+            let principal = Principal::Token {
+                username,
+                scopes: token.token.scopes(),
+            };
+            return Ok((principal, offline.then(|| secret.to_string())));
+        }
+        let user = self.store.user_by_name(&username).await?;
+        let stored = user.as_ref().map(|user| user.password_hash.clone());
+        let (true, Some(user)) = (self.hasher.verify(secret, stored).await?, user) else {
+            attempt.fail(&self.store, now).await?;
+            return Err(Error::bad_credentials());
+        };
+        if user.totp_sealed.is_some() {
+            return Err(Error::Unauthorized(
+                "This account uses two-factor authentication: log in with a personal access token"
+                    .into(),
+            ));
+        }
+        Ok((
+            Principal::Password {
+                username: user.username,
+            },
+            None,
+        ))
+    }
+
+    // ---- repositories ------------------------------------------------------------------
+
+    /// `GET /v2/repositories/{namespace}/{name}`: visible to its owner, and to everyone when
+    /// public.
+    pub async fn repository(
+        &self,
+        caller: &Caller,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Repository> {
+        let is_public = self.store.repository_is_public(namespace, name).await?;
+        if !is_public && caller.username != namespace {
+            return Err(Error::NotFound("Repository not found".into()));
+        }
+        Ok(Repository {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            is_private: !is_public,
+        })
+    }
+
+    /// `PATCH /v2/repositories/{namespace}/{name}`: the owner sets the visibility.
+    pub async fn set_repository_visibility(
+        &self,
+        caller: &Caller,
+        namespace: &str,
+        name: &str,
+        is_private: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Repository> {
+        require_password_session(caller)?;
+        if caller.username != namespace {
+            return Err(Error::Forbidden(
+                "You can change repositories in your own namespace only".into(),
+            ));
+        }
+        self.set_visibility(namespace, name, is_private, now).await
+    }
+
+    /// Sets a repository's visibility without an owner check: the admin command.
+    pub async fn set_visibility(
+        &self,
+        namespace: &str,
+        name: &str,
+        is_private: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Repository> {
+        check_username(namespace)
+            .map_err(|_| Error::invalid("namespace", "not a valid namespace"))?;
+        check_repository_name(name)?;
+        self.store
+            .set_repository_visibility(namespace, name, !is_private, now)
+            .await?;
+        Ok(Repository {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            is_private,
+        })
     }
 
     /// Resolves a bearer JWT to its caller, refusing expired and revoked sessions.
@@ -468,6 +683,10 @@ impl Hub {
             expires_at,
             now,
         };
+        if origin == Origin::Auto {
+            // The pruning rule ranks by last use: write the pending uses first.
+            self.usage.flush(&self.store).await?;
+        }
         let mut tx = self.store.begin().await?;
         Store::lock_account_tokens(&mut tx, &caller.user_id).await?;
         Store::insert_token(&mut tx, &new).await?;
@@ -475,13 +694,18 @@ impl Hub {
             .await?
             .ok_or_else(|| Error::Internal("token vanished inside its own transaction".into()))?;
         Store::insert_event(&mut tx, &caller.user_id, TokenEventKind::Created, &row, now).await?;
-        if origin == Origin::Auto {
-            let pruned = Store::prune_auto_tokens(&mut tx, &caller.user_id, uuid, now).await?;
-            if !pruned.is_empty() {
-                tracing::info!(user = %caller.username, pruned = pruned.len(), "pruned old auto tokens");
-            }
-        }
+        let pruned = if origin == Origin::Auto {
+            Store::prune_auto_tokens(&mut tx, &caller.user_id, uuid, now).await?
+        } else {
+            Vec::new()
+        };
         tx.commit().await?;
+        for gone in &pruned {
+            self.tokens.forget(&gone.digest);
+        }
+        if !pruned.is_empty() {
+            tracing::info!(user = %caller.username, pruned = pruned.len(), "pruned old auto tokens");
+        }
         Ok(row)
     }
 
@@ -509,14 +733,27 @@ impl Hub {
         if page > 1 && offset >= count {
             return Err(Error::NotFound("Invalid page.".into()));
         }
+        let limit = i64::from(page_size);
         let rows = self
             .store
-            .list_tokens(&caller.user_id, offset, i64::from(page_size))
+            .list_tokens(&caller.user_id, offset, limit)
+            .await?;
+        let usage = self
+            .store
+            .usage_of_page(
+                &caller.user_id,
+                offset,
+                limit,
+                epoch_day(now) - USAGE_DAYS + 1,
+            )
             .await?;
         Ok(TokenPage {
             count: u64::try_from(count).unwrap_or(0),
             active_count: u64::try_from(active_count).unwrap_or(0),
-            results: rows.iter().map(|row| row.to_api(now)).collect(),
+            results: rows
+                .iter()
+                .map(|row| self.with_usage(row, &usage, now))
+                .collect(),
         })
     }
 
@@ -528,11 +765,51 @@ impl Hub {
         now: DateTime<Utc>,
     ) -> Result<AccessToken> {
         require_password_session(caller)?;
-        self.store
+        let row = self
+            .store
             .token(&caller.user_id, uuid)
             .await?
-            .map(|row| row.to_api(now))
-            .ok_or_else(Error::token_not_found)
+            .ok_or_else(Error::token_not_found)?;
+        let usage = self
+            .store
+            .usage_of_token(&row.uuid, epoch_day(now) - USAGE_DAYS + 1)
+            .await?;
+        Ok(self.with_usage(&row, &usage, now))
+    }
+
+    /// The API form of `row` with its stored usage (`(uuid, day, uses)` rows, any tokens) and
+    /// its unflushed uses merged in.
+    fn with_usage(
+        &self,
+        row: &TokenRow,
+        stored: &[(String, i64, i64)],
+        now: DateTime<Utc>,
+    ) -> AccessToken {
+        let mut days: std::collections::BTreeMap<i64, i64> = stored
+            .iter()
+            .filter(|(uuid, _, _)| *uuid == row.uuid)
+            .map(|(_, day, uses)| (*day, *uses))
+            .collect();
+        let mut token = row.to_api(now);
+        if let Some(pending) = self.usage.pending(&row.uuid) {
+            for (day, uses) in pending.days {
+                *days.entry(day).or_insert(0) += uses;
+            }
+            let pending_last = DateTime::from_timestamp_millis(pending.last_used);
+            token.last_used = token.last_used.max(pending_last);
+        }
+        let first_day = epoch_day(now) - USAGE_DAYS + 1;
+        token.usage = days
+            .into_iter()
+            .filter(|(day, _)| *day >= first_day)
+            .filter_map(|(day, uses)| {
+                Some(DailyUse {
+                    day: DateTime::from_timestamp(day * 86_400, 0)?.date_naive(),
+                    uses: u64::try_from(uses).ok()?,
+                })
+            })
+            .collect();
+        token
     }
 
     /// `PATCH /v2/access-tokens/{uuid}`: relabel and/or (de)activate, with an event per change.
@@ -570,6 +847,7 @@ impl Hub {
             }
         }
         tx.commit().await?;
+        self.tokens.forget(&row.digest);
         Ok(row.to_api(now))
     }
 
@@ -589,6 +867,7 @@ impl Hub {
         Store::delete_token(&mut tx, &row.uuid).await?;
         Store::insert_event(&mut tx, &caller.user_id, TokenEventKind::Deleted, &row, now).await?;
         tx.commit().await?;
+        self.tokens.forget(&row.digest);
         Ok(())
     }
 
@@ -680,6 +959,27 @@ pub fn check_username(username: &str) -> Result<()> {
         Err(Error::invalid(
             "username",
             "use 2 to 30 lowercase letters and digits, with single '.', '_' or '-' between them",
+        ))
+    }
+}
+
+/// Repository names below the namespace: path components of lowercase letters and digits,
+/// with single `.`, `_` or `-` between them, joined by `/`.
+pub fn check_repository_name(name: &str) -> Result<()> {
+    let component_ok = |part: &str| {
+        !part.is_empty()
+            && part.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            })
+            && part.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && part.ends_with(|c: char| c.is_ascii_alphanumeric())
+    };
+    if name.len() <= 200 && name.split('/').all(component_ok) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "name",
+            "use lowercase letters, digits and single '.', '_' or '-', in '/'-separated parts",
         ))
     }
 }

@@ -5,6 +5,7 @@
 //! implementation of the same statements, not a redesign. SQLite runs in WAL mode with
 //! `synchronous=FULL`: a write acknowledged to a client survives a crash.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use sqlx::{FromRow, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
+use crate::usage::PendingUse;
 
 /// How many auto tokens an account keeps.
 pub const AUTO_TOKENS_KEPT: i64 = 5;
@@ -69,6 +71,7 @@ pub struct SessionRow {
 pub struct TokenRow {
     pub uuid: String,
     pub user_id: String,
+    pub digest: String,
     pub hint: String,
     pub label: String,
     pub scopes: String,
@@ -108,7 +111,7 @@ impl TokenRow {
         Scope::parse_list(&self.scopes).unwrap_or_default()
     }
 
-    /// The API form, with the secret left out.
+    /// The API form, with the secret left out and no usage figures.
     pub fn to_api(&self, now: DateTime<Utc>) -> AccessToken {
         AccessToken {
             uuid: Uuid::parse_str(&self.uuid).unwrap_or_default(),
@@ -125,6 +128,7 @@ impl TokenRow {
             expires_at: self.expires_at.map(time),
             token_hint: self.hint.clone(),
             state: self.state(now),
+            usage: Vec::new(),
         }
     }
 }
@@ -196,7 +200,8 @@ pub struct NewToken<'a> {
     pub now: DateTime<Utc>,
 }
 
-const TOKEN_COLUMNS: &str = "uuid, user_id, hint, label, scopes, origin, client_id, creator_ip, \
+const TOKEN_COLUMNS: &str =
+    "uuid, user_id, digest, hint, label, scopes, origin, client_id, creator_ip, \
      creator_ua, created_at, last_used, expires_at, is_active";
 
 impl Store {
@@ -654,7 +659,7 @@ impl Store {
     /// The token with this digest and its owner's name, whatever its state.
     pub async fn token_by_digest(&self, digest: &str) -> Result<Option<TokenOwner>> {
         Ok(sqlx::query_as(
-            "SELECT t.uuid, t.user_id, t.hint, t.label, t.scopes, t.origin, t.client_id, \
+            "SELECT t.uuid, t.user_id, t.digest, t.hint, t.label, t.scopes, t.origin, t.client_id, \
                     t.creator_ip, t.creator_ua, t.created_at, t.last_used, t.expires_at, \
                     t.is_active, u.username \
              FROM access_tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = $1",
@@ -664,17 +669,117 @@ impl Store {
         .await?)
     }
 
-    /// Records a use of the token at `now` (never moves `last_used` backwards).
-    pub async fn touch_token(&self, uuid: &str, now: DateTime<Utc>) -> Result<()> {
-        sqlx::query(
-            "UPDATE access_tokens SET last_used = $1 \
-             WHERE uuid = $2 AND (last_used IS NULL OR last_used < $1)",
+    /// Writes coalesced uses: `last_used` (never backwards) and the per-day counts. Uses of
+    /// tokens deleted meanwhile are dropped.
+    pub async fn record_uses(&self, uses: &HashMap<String, PendingUse>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (uuid, pending) in uses {
+            sqlx::query(
+                "UPDATE access_tokens SET last_used = $1 \
+                 WHERE uuid = $2 AND (last_used IS NULL OR last_used < $1)",
+            )
+            .bind(pending.last_used)
+            .bind(uuid)
+            .execute(&mut *tx)
+            .await?;
+            for (day, count) in &pending.days {
+                sqlx::query(
+                    "INSERT INTO token_usage (token_uuid, day, uses) \
+                     SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM access_tokens WHERE uuid = $1) \
+                     ON CONFLICT (token_uuid, day) DO UPDATE SET uses = token_usage.uses + excluded.uses",
+                )
+                .bind(uuid)
+                .bind(day)
+                .bind(count)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Per-day uses since `since_day` of the tokens on one page of the account's list (the
+    /// same order, offset and limit as [`Store::list_tokens`]).
+    pub async fn usage_of_page(
+        &self,
+        user_id: &str,
+        offset: i64,
+        limit: i64,
+        since_day: i64,
+    ) -> Result<Vec<(String, i64, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT token_uuid, day, uses FROM token_usage \
+             WHERE day >= $4 AND token_uuid IN ( \
+                 SELECT uuid FROM access_tokens WHERE user_id = $1 \
+                 ORDER BY created_at DESC, uuid DESC LIMIT $2 OFFSET $3) \
+             ORDER BY day",
         )
-        .bind(millis(now))
+        .bind(user_id)
+        .bind(limit)
+        .bind(offset)
+        .bind(since_day)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Per-day uses of one token since `since_day`.
+    pub async fn usage_of_token(
+        &self,
+        uuid: &str,
+        since_day: i64,
+    ) -> Result<Vec<(String, i64, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT token_uuid, day, uses FROM token_usage WHERE token_uuid = $1 AND day >= $2 ORDER BY day",
+        )
         .bind(uuid)
+        .bind(since_day)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    // ---- repositories ------------------------------------------------------------------
+
+    /// Whether `namespace/name` is public; unknown repositories are private.
+    pub async fn repository_is_public(&self, namespace: &str, name: &str) -> Result<bool> {
+        let public: Option<bool> = sqlx::query_scalar(
+            "SELECT is_public FROM repositories WHERE namespace = $1 AND name = $2",
+        )
+        .bind(namespace)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(public.unwrap_or(false))
+    }
+
+    /// Sets the visibility of `namespace/name`.
+    pub async fn set_repository_visibility(
+        &self,
+        namespace: &str,
+        name: &str,
+        is_public: bool,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO repositories (namespace, name, is_public, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (namespace, name) DO UPDATE SET is_public = excluded.is_public, updated_at = excluded.updated_at",
+        )
+        .bind(namespace)
+        .bind(name)
+        .bind(is_public)
+        .bind(millis(now))
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Every repository with a recorded visibility: (namespace, name, is_public).
+    pub async fn list_repositories(&self) -> Result<Vec<(String, String, bool)>> {
+        Ok(sqlx::query_as(
+            "SELECT namespace, name, is_public FROM repositories ORDER BY namespace, name",
+        )
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     // ---- events ------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod registry;
 pub mod routes;
 
 use std::time::Duration;
@@ -31,6 +32,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         routes::healthz, routes::login, routes::login_2fa, routes::refresh, routes::logout,
         routes::auth_token, routes::create_token, routes::list_tokens, routes::get_token,
         routes::patch_token, routes::delete_token, routes::desktop_generate, routes::events,
+        registry::token_get, registry::token_post, registry::get_repository,
+        registry::patch_repository,
     ),
     modifiers(&BearerAuth),
 )]
@@ -41,6 +44,10 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+        );
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(
@@ -77,6 +84,14 @@ pub fn router(state: AppState) -> Router {
             get(routes::get_token)
                 .patch(routes::patch_token)
                 .delete(routes::delete_token),
+        )
+        .route(
+            "/token",
+            get(registry::token_get).post(registry::token_post),
+        )
+        .route(
+            "/v2/repositories/{namespace}/{name}",
+            get(registry::get_repository).patch(registry::patch_repository),
         )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
