@@ -11,12 +11,8 @@ use tokio::net::TcpListener;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::keys::ServerKeys;
-use crate::password::PasswordHasher;
 use crate::registry::keys::RegistryKeys;
-use crate::registry::TokenIssuer;
-use crate::store::Store;
-use crate::{totp, AppState, Hub};
+use crate::{totp, Hub, Instance};
 
 /// hubkeyd: a self-hostable, Docker Hub compatible personal-access-token server.
 #[derive(Debug, Parser)]
@@ -128,17 +124,11 @@ impl Global {
         }
     }
 
-    /// Opens the data directory (created owner-only), its keys and the database.
-    async fn open(&self) -> Result<(Store, ServerKeys, RegistryKeys)> {
-        let dir = self.data_dir()?;
-        create_private_dir(&dir)?;
-        let keys = ServerKeys::load_or_create(&dir)?;
-        let registry_keys = RegistryKeys::open(&dir)?;
-        let url = match &self.database {
+    fn database_url(&self, dir: &std::path::Path) -> String {
+        match &self.database {
             Some(url) => url.clone(),
             None => format!("sqlite://{}", dir.join("hubkeyd.db").display()),
-        };
-        Ok((Store::open(&url).await?, keys, registry_keys))
+        }
     }
 }
 
@@ -155,17 +145,10 @@ pub(crate) fn create_private_dir(dir: &std::path::Path) -> Result<()> {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
-    let (store, keys, registry_keys) = cli.global.open().await?;
-    let parallelism = std::thread::available_parallelism().map_or(2, usize::from);
-    let issuer = TokenIssuer::new(registry_keys.signer()?)?;
-    let hub = Hub::new(
-        store.clone(),
-        keys,
-        PasswordHasher::new(parallelism * 2)?,
-        issuer,
-    );
+    let dir = cli.global.data_dir()?;
+    let Instance { hub, registry_keys } = crate::open(&dir, &cli.global.database_url(&dir)).await?;
     let outcome = match cli.command {
-        Command::Serve(args) => serve(hub, args).await,
+        Command::Serve(args) => serve(hub.clone(), args).await,
         Command::User(command) => user(&hub, command).await,
         Command::Repo(command) => repo(&hub, command).await,
         Command::RegistryConfig(args) => crate::registry::write_registry_config(
@@ -177,7 +160,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         .and_then(|()| say(&format!("wrote {}", args.out.join("config.yml").display()))),
         Command::RegistryKey(command) => registry_key(&registry_keys, command),
     };
-    store.close().await;
+    hub.store().close().await;
     outcome
 }
 
@@ -252,13 +235,7 @@ async fn serve(hub: Hub, args: ServeArgs) -> Result<()> {
     writeln!(stdout, "listening on http://{addr}")
         .and_then(|()| stdout.flush())
         .map_err(|err| Error::Internal(format!("stdout: {err}")))?;
-    let flusher = tokio::spawn(hub.usage().clone().flush_forever(hub.store().clone()));
-    let state = AppState::new(hub.clone(), args.public_url);
-    let served = crate::serve(listener, state, shutdown_signal()).await;
-    flusher.abort();
-    // However serving ended, keep the uses seen since the last flush.
-    hub.usage().flush(hub.store()).await?;
-    served.map_err(|err| Error::Internal(format!("server: {err}")))?;
+    crate::run_server(hub, listener, args.public_url, shutdown_signal()).await?;
     tracing::info!("hubkeyd stopped");
     Ok(())
 }

@@ -22,6 +22,7 @@ pub mod usage;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::http::{header, HeaderMap};
@@ -31,6 +32,46 @@ use tokio::net::TcpListener;
 
 pub use error::{Error, Result};
 pub use service::Hub;
+
+use keys::ServerKeys;
+use password::PasswordHasher;
+use registry::keys::RegistryKeys;
+use registry::TokenIssuer;
+use store::Store;
+
+/// An opened data directory: the service over its database, and the registry signing keys.
+pub struct Instance {
+    pub hub: Hub,
+    pub registry_keys: RegistryKeys,
+}
+
+/// Opens `data_dir` (created owner-only) with its keys, and the database at `database_url`
+/// (migrated).
+pub async fn open(data_dir: &Path, database_url: &str) -> Result<Instance> {
+    cli::create_private_dir(data_dir)?;
+    let keys = ServerKeys::load_or_create(data_dir)?;
+    let registry_keys = RegistryKeys::open(data_dir)?;
+    let store = Store::open(database_url).await?;
+    let parallelism = std::thread::available_parallelism().map_or(2, usize::from);
+    let issuer = TokenIssuer::new(registry_keys.signer()?)?;
+    let hub = Hub::new(store, keys, PasswordHasher::new(parallelism * 2)?, issuer);
+    Ok(Instance { hub, registry_keys })
+}
+
+/// Serves `hub` on `listener` until `shutdown` completes: writes token uses every second
+/// while serving, and once more at the end, so a clean stop loses none.
+pub async fn run_server(
+    hub: Hub,
+    listener: TcpListener,
+    public_url: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let flusher = tokio::spawn(hub.usage().clone().flush_forever(hub.store().clone()));
+    let served = serve(listener, AppState::new(hub.clone(), public_url), shutdown).await;
+    flusher.abort();
+    hub.usage().flush(hub.store()).await?;
+    served.map_err(|err| Error::Internal(format!("server: {err}")))
+}
 
 /// What every handler can reach.
 #[derive(Clone)]

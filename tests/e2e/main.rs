@@ -1,0 +1,6 @@
+//! Cross-component tests. One binary (each file under tests/ would link another); each
+//! module drives the product the way its users do.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod registry;
