@@ -54,7 +54,14 @@ pub async fn open(data_dir: &Path, database_url: &str) -> Result<Instance> {
     let store = Store::open(database_url).await?;
     let parallelism = std::thread::available_parallelism().map_or(2, usize::from);
     let issuer = TokenIssuer::new(registry_keys.signer()?)?;
-    let hub = Hub::new(store, keys, PasswordHasher::new(parallelism * 2)?, issuer);
+    let throttle = throttle::Throttle::load(&store, chrono::Utc::now()).await?;
+    let hub = Hub::new(
+        store,
+        keys,
+        PasswordHasher::new(parallelism)?,
+        issuer,
+        throttle,
+    );
     Ok(Instance { hub, registry_keys })
 }
 

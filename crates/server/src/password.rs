@@ -5,7 +5,6 @@ use std::sync::Arc;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::rngs::OsRng;
-use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
@@ -22,22 +21,53 @@ pub const MAX_LEN: usize = 256;
 
 static COMMON_PASSWORDS: &str = include_str!("../data/common-passwords.txt");
 
-/// Hashes and verifies passwords off the async runtime, at most `permits` at a time, so that
-/// a burst of sign-ins neither blocks the runtime nor takes 19 MiB per request without bound.
+/// Hashes and verifies passwords on a pool of its own: `threads` OS threads at a lowered
+/// scheduling priority (nice 10). A burst of sign-ins, or a flood of wrong passwords, then
+/// neither blocks the async runtime nor takes the CPU from token checks, which are the hot
+/// path; hashing uses whatever the rest leaves. Each hash takes 19 MiB, so the thread count
+/// also bounds the memory.
 #[derive(Clone)]
 pub struct PasswordHasher {
-    permits: Arc<Semaphore>,
+    jobs: std::sync::mpsc::SyncSender<Job>,
     /// A hash of a random password, verified against when the user does not exist, so that
     /// "unknown user" costs the same time as "wrong password".
     decoy: Arc<String>,
 }
 
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Niceness of the hashing threads (0 is normal, 19 the lowest priority).
+const HASHING_NICENESS: i32 = 10;
+
 impl PasswordHasher {
-    /// A hasher that runs at most `parallelism` hashes at once.
-    pub fn new(parallelism: usize) -> Result<Self> {
+    /// A hasher with `threads` hashing threads.
+    pub fn new(threads: usize) -> Result<Self> {
         let decoy = hash_blocking(&crate::random_secret())?;
+        let threads = threads.max(1);
+        // Waiting jobs beyond this make callers wait before queueing.
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(threads * 64);
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for index in 0..threads {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("password-{index}"))
+                .spawn(move || {
+                    lower_priority();
+                    loop {
+                        let job = match queue.lock() {
+                            Ok(receiver) => receiver.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return, // every hasher was dropped
+                        }
+                    }
+                })
+                .map_err(|err| Error::Internal(format!("starting a password thread: {err}")))?;
+        }
         Ok(PasswordHasher {
-            permits: Arc::new(Semaphore::new(parallelism.max(1))),
+            jobs,
             decoy: Arc::new(decoy),
         })
     }
@@ -63,15 +93,35 @@ impl PasswordHasher {
     }
 
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-        let _permit = self
-            .permits
-            .acquire()
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = done.send(work());
+        });
+        let jobs = self.jobs.clone();
+        // `send` blocks only while the queue is full: do that wait off the runtime.
+        tokio::task::spawn_blocking(move || jobs.send(job))
             .await
-            .map_err(|_| Error::Internal("password hasher closed".into()))?;
-        tokio::task::spawn_blocking(work)
+            .map_err(|err| Error::Internal(format!("queueing a password job: {err}")))?
+            .map_err(|_| Error::Internal("password threads have stopped".into()))?;
+        result
             .await
-            .map_err(|err| Error::Internal(format!("password hashing task failed: {err}")))
+            .map_err(|_| Error::Internal("a password job was dropped".into()))
     }
+}
+
+/// Lowers the calling thread's scheduling priority. On Linux the nice value belongs to the
+/// thread, so this touches no other thread. Failure only costs fairness, so it is ignored.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn lower_priority() {
+    // SAFETY: setpriority takes plain integers and reads no memory of ours; `who = 0` names
+    // the calling thread.
+    let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, HASHING_NICENESS) };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {
+    let _ = HASHING_NICENESS;
 }
 
 fn argon2() -> Result<Argon2<'static>> {

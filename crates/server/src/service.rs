@@ -22,9 +22,9 @@ use crate::registry::access::{self, Principal};
 use crate::registry::TokenIssuer;
 use crate::session::{self, Caller, SessionSource};
 use crate::store::{self, NewToken, Store, TokenOwner, TokenRow};
-use crate::throttle::Attempt;
+use crate::throttle::{Attempt, Throttle};
 use crate::totp;
-use crate::usage::{epoch_day, TokenCache, UsageLog};
+use crate::usage::{epoch_day, LookupCache, TokenCache, UsageLog};
 
 /// Longest token label, in characters (Hub's limit).
 pub const MAX_LABEL: usize = 100;
@@ -47,6 +47,10 @@ pub struct TokenPage {
     pub active_count: u64,
     pub results: Vec<AccessToken>,
 }
+
+/// How long a cached repository visibility is trusted: how soon a running server sees a
+/// change made with `hubkeyd repo`. Changes through the API take effect at once.
+pub const REPOSITORY_CACHE_AGE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Days of usage shown with each token.
 pub const USAGE_DAYS: i64 = 30;
@@ -86,7 +90,10 @@ pub struct Hub {
     hasher: PasswordHasher,
     issuer: Arc<TokenIssuer>,
     tokens: Arc<TokenCache>,
+    /// Visibility by `namespace/name`: true when public.
+    repositories: Arc<LookupCache<bool>>,
     usage: Arc<UsageLog>,
+    throttle: Arc<Throttle>,
 }
 
 impl Hub {
@@ -95,6 +102,7 @@ impl Hub {
         keys: ServerKeys,
         hasher: PasswordHasher,
         issuer: TokenIssuer,
+        throttle: Throttle,
     ) -> Self {
         Hub {
             store,
@@ -102,7 +110,10 @@ impl Hub {
             hasher,
             issuer: Arc::new(issuer),
             tokens: Arc::new(TokenCache::default()),
+            // `hubkeyd repo` changes visibility from another process: look again after a while.
+            repositories: Arc::new(LookupCache::with_max_age(REPOSITORY_CACHE_AGE)),
             usage: Arc::new(UsageLog::default()),
+            throttle: Arc::new(throttle),
         }
     }
 
@@ -156,11 +167,11 @@ impl Hub {
         now: DateTime<Utc>,
     ) -> Result<LoginResponse> {
         let attempt = Attempt::new(username, client.ip);
-        attempt.check(&self.store, now).await?;
+        attempt.check(&self.throttle, now)?;
         let user = self.store.user_by_name(username).await?;
         let stored = user.as_ref().map(|user| user.password_hash.clone());
         let (true, Some(user)) = (self.hasher.verify(password, stored).await?, user) else {
-            attempt.fail(&self.store, now).await?;
+            attempt.fail(&self.throttle, &self.store, now).await?;
             return Err(Error::bad_credentials());
         };
         if user.totp_sealed.is_some() {
@@ -194,23 +205,35 @@ impl Hub {
                 "The two-factor challenge is invalid or has expired; sign in again".into(),
             )
         };
-        let user_id = self
+        // A forged or stale challenge counts against the address like a wrong password.
+        let from_address = Attempt::from_address(client.ip);
+        from_address.check(&self.throttle, now)?;
+        let user = match self
             .store
             .challenge_user(digest.as_str(), now, session::CHALLENGE_ATTEMPTS)
             .await?
-            .ok_or_else(expired)?;
-        let user = self.store.user_by_id(&user_id).await?.ok_or_else(expired)?;
-        let sealed = user.totp_sealed.as_deref().ok_or_else(expired)?;
+        {
+            Some(user_id) => self.store.user_by_id(&user_id).await?,
+            None => None,
+        };
+        let Some((user, sealed)) = user.and_then(|user| {
+            let sealed = user.totp_sealed.clone()?;
+            Some((user, sealed))
+        }) else {
+            from_address.fail(&self.throttle, &self.store, now).await?;
+            return Err(expired());
+        };
         let attempt = Attempt::new(&user.username, client.ip);
-        attempt.check(&self.store, now).await?;
+        attempt.check(&self.throttle, now)?;
+        let sealed = sealed.as_str();
         let secret = self.keys.unseal(sealed)?;
         let Some(step) = totp::verify(&secret, code, now.timestamp()) else {
             self.store.fail_challenge(digest.as_str(), now).await?;
-            attempt.fail(&self.store, now).await?;
+            attempt.fail(&self.throttle, &self.store, now).await?;
             return Err(Error::Unauthorized("Incorrect verification code".into()));
         };
         if !self.store.accept_totp_step(&user.id, step).await? {
-            attempt.fail(&self.store, now).await?;
+            attempt.fail(&self.throttle, &self.store, now).await?;
             return Err(Error::Unauthorized(
                 "This verification code was already used; wait for the next one".into(),
             ));
@@ -267,10 +290,10 @@ impl Hub {
         now: DateTime<Utc>,
     ) -> Result<String> {
         let attempt = Attempt::new(identifier, client.ip);
-        attempt.check(&self.store, now).await?;
+        attempt.check(&self.throttle, now)?;
         if looks_like_token(&secret) {
             let Ok(token) = self.use_token(Some(identifier), &secret, now).await else {
-                attempt.fail(&self.store, now).await?;
+                attempt.fail(&self.throttle, &self.store, now).await?;
                 return Err(Error::bad_credentials());
             };
             let caller = self
@@ -288,7 +311,7 @@ impl Hub {
         let user = self.store.user_by_name(identifier).await?;
         let stored = user.as_ref().map(|user| user.password_hash.clone());
         let (true, Some(user)) = (self.hasher.verify(secret, stored).await?, user) else {
-            attempt.fail(&self.store, now).await?;
+            attempt.fail(&self.throttle, &self.store, now).await?;
             return Err(Error::bad_credentials());
         };
         if user.totp_sealed.is_some() {
@@ -315,9 +338,16 @@ impl Hub {
             tracing::debug!(reason = %err, "access token refused");
             Error::bad_credentials()
         })?;
+        let digest = token.digest();
         let found = self
             .tokens
-            .lookup(&self.store, token.digest().as_str())
+            .get_or_load(digest.as_str(), || async {
+                Ok(self
+                    .store
+                    .token_by_digest(digest.as_str())
+                    .await?
+                    .map(Arc::new))
+            })
             .await?;
         let reason = match &found {
             None => Some("unknown"),
@@ -363,9 +393,7 @@ impl Hub {
         let mut granted = Vec::with_capacity(requested.len());
         for resource in &requested {
             let is_public = match (resource.kind.as_str(), resource.name.split_once('/')) {
-                ("repository", Some((namespace, name))) => {
-                    self.store.repository_is_public(namespace, name).await?
-                }
+                ("repository", Some((namespace, name))) => self.is_public(namespace, name).await?,
                 _ => false,
             };
             granted.push(access::grant(&principal, resource, is_public));
@@ -407,10 +435,10 @@ impl Hub {
             RegistryCredential::Basic { username, secret } => (username, secret),
         };
         let attempt = Attempt::new(&username, client.ip);
-        attempt.check(&self.store, now).await?;
+        attempt.check(&self.throttle, now)?;
         if looks_like_token(&secret) {
             let Ok(token) = self.use_token(Some(&username), &secret, now).await else {
-                attempt.fail(&self.store, now).await?;
+                attempt.fail(&self.throttle, &self.store, now).await?;
                 return Err(Error::bad_credentials());
             };
             let principal = Principal::Token {
@@ -422,7 +450,7 @@ impl Hub {
         let user = self.store.user_by_name(&username).await?;
         let stored = user.as_ref().map(|user| user.password_hash.clone());
         let (true, Some(user)) = (self.hasher.verify(secret, stored).await?, user) else {
-            attempt.fail(&self.store, now).await?;
+            attempt.fail(&self.throttle, &self.store, now).await?;
             return Err(Error::bad_credentials());
         };
         if user.totp_sealed.is_some() {
@@ -441,6 +469,19 @@ impl Hub {
 
     // ---- repositories ------------------------------------------------------------------
 
+    async fn is_public(&self, namespace: &str, name: &str) -> Result<bool> {
+        let key = format!("{namespace}/{name}");
+        let public = self
+            .repositories
+            .get_or_load(&key, || async {
+                Ok(Some(
+                    self.store.repository_is_public(namespace, name).await?,
+                ))
+            })
+            .await?;
+        Ok(public.unwrap_or(false))
+    }
+
     /// `GET /v2/repositories/{namespace}/{name}`: visible to its owner, and to everyone when
     /// public.
     pub async fn repository(
@@ -449,7 +490,7 @@ impl Hub {
         namespace: &str,
         name: &str,
     ) -> Result<Repository> {
-        let is_public = self.store.repository_is_public(namespace, name).await?;
+        let is_public = self.is_public(namespace, name).await?;
         if !is_public && caller.username != namespace {
             return Err(Error::NotFound("Repository not found".into()));
         }
@@ -492,6 +533,7 @@ impl Hub {
         self.store
             .set_repository_visibility(namespace, name, !is_private, now)
             .await?;
+        self.repositories.forget(&format!("{namespace}/{name}"));
         Ok(Repository {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
@@ -688,7 +730,9 @@ impl Hub {
             self.usage.flush(&self.store).await?;
         }
         let mut tx = self.store.begin().await?;
-        Store::lock_account_tokens(&mut tx, &caller.user_id).await?;
+        // Stamp with the account's token clock, so creation times follow commit order.
+        let now = Store::lock_account_tokens(&mut tx, &caller.user_id, now).await?;
+        let new = NewToken { now, ..new };
         Store::insert_token(&mut tx, &new).await?;
         let row = Store::token_in(&mut tx, &caller.user_id, uuid)
             .await?
@@ -823,7 +867,7 @@ impl Hub {
         require_password_session(caller)?;
         let label = patch.token_label.as_deref().map(check_label).transpose()?;
         let mut tx = self.store.begin().await?;
-        Store::lock_account_tokens(&mut tx, &caller.user_id).await?;
+        let now = Store::lock_account_tokens(&mut tx, &caller.user_id, now).await?;
         let mut row = Store::token_in(&mut tx, &caller.user_id, uuid)
             .await?
             .ok_or_else(Error::token_not_found)?;
@@ -860,7 +904,7 @@ impl Hub {
     ) -> Result<()> {
         require_password_session(caller)?;
         let mut tx = self.store.begin().await?;
-        Store::lock_account_tokens(&mut tx, &caller.user_id).await?;
+        let now = Store::lock_account_tokens(&mut tx, &caller.user_id, now).await?;
         let row = Store::token_in(&mut tx, &caller.user_id, uuid)
             .await?
             .ok_or_else(Error::token_not_found)?;

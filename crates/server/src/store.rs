@@ -465,19 +465,14 @@ impl Store {
 
     // ---- throttling --------------------------------------------------------------------
 
-    /// Failures of `subject` since `since`: how many, and when the oldest of them was.
-    pub async fn failures_since(
-        &self,
-        subject: &str,
-        since: DateTime<Utc>,
-    ) -> Result<(i64, Option<i64>)> {
-        Ok(sqlx::query_as(
-            "SELECT COUNT(*), MIN(at) FROM login_failures WHERE subject = $1 AND at > $2",
+    /// Every failure since `since`, oldest first: (subject, time).
+    pub async fn failures_since(&self, since: DateTime<Utc>) -> Result<Vec<(String, i64)>> {
+        Ok(
+            sqlx::query_as("SELECT subject, at FROM login_failures WHERE at > $1 ORDER BY at")
+                .bind(millis(since))
+                .fetch_all(&self.pool)
+                .await?,
         )
-        .bind(subject)
-        .bind(millis(since))
-        .fetch_one(&self.pool)
-        .await?)
     }
 
     /// Records one failure for each subject, and forgets failures older than `forget_before`.
@@ -506,20 +501,29 @@ impl Store {
 
     // ---- tokens ------------------------------------------------------------------------
 
-    /// Takes the account's token lock inside `tx`: every transaction that changes an
-    /// account's tokens starts here, so they run one at a time per account (a row lock on
-    /// PostgreSQL, the write lock on SQLite). Taking it first also means an SQLite
+    /// Takes the account's token lock inside `tx` and returns the time to stamp the
+    /// transaction's changes with: `now`, or just after the account's previous stamp if the
+    /// clock read earlier. Every transaction that changes an account's tokens starts here, so
+    /// they run one at a time per account (a row lock on PostgreSQL, the write lock on
+    /// SQLite) and their times follow commit order. Taking it first also means an SQLite
     /// transaction never has to upgrade a read lock, which could fail under contention.
-    pub async fn lock_account_tokens(tx: &mut SqliteConnection, user_id: &str) -> Result<()> {
-        let result = sqlx::query("UPDATE users SET token_epoch = token_epoch + 1 WHERE id = $1")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        if result.rows_affected() == 1 {
-            Ok(())
-        } else {
-            Err(Error::Unauthorized("the account no longer exists".into()))
-        }
+    pub async fn lock_account_tokens(
+        tx: &mut SqliteConnection,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>> {
+        let stamp: Option<i64> = sqlx::query_scalar(
+            "UPDATE users SET token_clock = \
+                 CASE WHEN token_clock + 1 > $2 THEN token_clock + 1 ELSE $2 END \
+             WHERE id = $1 RETURNING token_clock",
+        )
+        .bind(user_id)
+        .bind(millis(now))
+        .fetch_optional(&mut *tx)
+        .await?;
+        stamp
+            .map(time)
+            .ok_or_else(|| Error::Unauthorized("the account no longer exists".into()))
     }
 
     /// Inserts a token.
@@ -824,7 +828,7 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        Self::lock_account_tokens(&mut tx, user_id).await?;
+        let now = Self::lock_account_tokens(&mut tx, user_id, now).await?;
         let expired: Vec<TokenRow> = sqlx::query_as(&format!(
             "SELECT {TOKEN_COLUMNS} FROM access_tokens \
              WHERE user_id = $1 AND expiry_noted = FALSE AND expires_at IS NOT NULL AND expires_at <= $2"

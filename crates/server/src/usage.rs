@@ -2,7 +2,9 @@
 //!
 //! The registry token endpoint checks a PAT on every `docker pull`. [`TokenCache`] keeps the
 //! tokens recently looked up, keyed by digest, and forgets one the moment it changes, so a
-//! deactivated or deleted token is refused on the very next request. [`UsageLog`] collects
+//! deactivated or deleted token is refused on the very next request. Repository visibility
+//! is cached the same way. The caches are per process: instances sharing a database would
+//! need to tell each other about changes (not built yet). [`UsageLog`] collects
 //! `last_used` and per-day counts in memory and writes them in one transaction a second
 //! (at most that much is lost on a crash); readers merge the unflushed uses in, so the token
 //! list and the pruning rule always see the latest use.
@@ -10,7 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
@@ -20,46 +22,78 @@ use crate::store::{millis, Store, TokenOwner};
 /// How often unflushed uses are written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Tokens recently looked up by digest. Entries are dropped when their token changes.
-#[derive(Debug, Default)]
-pub struct TokenCache {
-    entries: RwLock<HashMap<String, Arc<TokenOwner>>>,
-    /// Bumped by every [`TokenCache::forget`]: a lookup that started before a change must
-    /// not put the old state back.
+/// Answers of the store kept in memory for the hot path, keyed by string. An entry is
+/// dropped the moment what it describes changes ([`LookupCache::forget`], called after the
+/// change commits); a load that began before such a change does not put the old answer back.
+#[derive(Debug)]
+pub struct LookupCache<V> {
+    entries: RwLock<HashMap<String, (V, Instant)>>,
+    /// Bumped by every [`LookupCache::forget`].
     generation: AtomicU64,
+    capacity: usize,
+    /// Entries older than this are loaded again; `None` keeps them until forgotten.
+    max_age: Option<Duration>,
 }
 
-/// Most entries kept before the cache is emptied and refilled by later lookups.
-const CACHE_CAPACITY: usize = 100_000;
+impl<V> Default for LookupCache<V> {
+    fn default() -> Self {
+        LookupCache {
+            entries: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            capacity: 100_000,
+            max_age: None,
+        }
+    }
+}
 
-impl TokenCache {
-    /// The token with `digest`, from the cache or the store.
-    pub async fn lookup(&self, store: &Store, digest: &str) -> Result<Option<Arc<TokenOwner>>> {
-        if let Some(hit) = read(&self.entries).get(digest) {
-            return Ok(Some(hit.clone()));
+impl<V> LookupCache<V> {
+    /// A cache whose entries are loaded again once older than `max_age`, for answers that
+    /// another process may change.
+    pub fn with_max_age(max_age: Duration) -> Self {
+        LookupCache {
+            max_age: Some(max_age),
+            ..Self::default()
+        }
+    }
+}
+
+impl<V: Clone> LookupCache<V> {
+    /// The cached answer for `key`, or `load`'s; a `Some` answer is cached. When the cache is
+    /// full it is emptied and refills from later lookups.
+    pub async fn get_or_load<F, Fut>(&self, key: &str, load: F) -> Result<Option<V>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<V>>>,
+    {
+        if let Some((hit, loaded_at)) = read(&self.entries).get(key) {
+            if self.max_age.is_none_or(|age| loaded_at.elapsed() < age) {
+                return Ok(Some(hit.clone()));
+            }
         }
         let generation = self.generation.load(Ordering::Acquire);
-        let Some(found) = store.token_by_digest(digest).await? else {
+        let Some(loaded) = load().await? else {
             return Ok(None);
         };
-        let found = Arc::new(found);
         let mut entries = write(&self.entries);
         if self.generation.load(Ordering::Acquire) == generation {
-            if entries.len() >= CACHE_CAPACITY {
+            if entries.len() >= self.capacity {
                 entries.clear();
             }
-            entries.insert(digest.to_owned(), found.clone());
+            entries.insert(key.to_owned(), (loaded.clone(), Instant::now()));
         }
-        Ok(Some(found))
+        Ok(Some(loaded))
     }
 
-    /// Drops the token with `digest`: call after committing any change to it.
-    pub fn forget(&self, digest: &str) {
+    /// Drops `key`: call after committing any change to what it describes.
+    pub fn forget(&self, key: &str) {
         let mut entries = write(&self.entries);
         self.generation.fetch_add(1, Ordering::AcqRel);
-        entries.remove(digest);
+        entries.remove(key);
     }
 }
+
+/// Tokens by digest, for the token check on every registry request.
+pub type TokenCache = LookupCache<Arc<TokenOwner>>;
 
 /// Uses not yet written to the store.
 #[derive(Debug, Default)]

@@ -9,9 +9,10 @@ CREATE TABLE users (
     totp_sealed        TEXT,
     -- The last TOTP time step accepted: a code of that step or earlier is a replay.
     totp_last_step     BIGINT,
-    -- Bumped first in every transaction that changes the account's tokens, so that such
-    -- transactions of one account run one after another (pruning relies on it).
-    token_epoch        BIGINT NOT NULL DEFAULT 0,
+    -- The account's token clock (Unix ms), advanced first in every transaction that changes
+    -- its tokens: such transactions of one account run one after another, and their times
+    -- follow commit order (pruning and the events feed rely on it).
+    token_clock        BIGINT NOT NULL DEFAULT 0,
     created_at         BIGINT NOT NULL
 );
 

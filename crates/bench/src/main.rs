@@ -1,0 +1,396 @@
+//! `hubkey-bench`: measures hubkeyd's registry token endpoint on loopback and prints figures.
+//!
+//! Usage: `hubkey-bench PATH/TO/hubkeyd [--seconds N] [--large N]` (see `scripts/bench`).
+//! It prints, in one run:
+//! - the in-process ceiling: SHA-256 of a token plus an ES256-signed registry token, per
+//!   second on one core;
+//! - `GET /token` under wrk at 32 and 256 connections with 1 000 and with `--large` tokens
+//!   stored (default 1 000 000): requests/s, p50, p99, and the ratios endpoint/ceiling and
+//!   large/1k;
+//! - the same load while a second client floods `/v2/users/login` with wrong passwords from
+//!   many loopback addresses: throughput as a ratio of the undisturbed run.
+
+#![allow(clippy::print_stderr, clippy::cast_possible_truncation)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use hubkey_api::{Origin, PlainToken, Scope};
+use hubkeyd::store::{NewToken, Store};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+type Result<T, E = Error> = std::result::Result<T, E>;
+
+const USER: &str = "bench";
+const PASSWORD: &str = "bench password 2026";
+/// Tokens the load generator cycles through (all cached after the warm-up).
+const LOAD_TOKENS: usize = 1000;
+
+struct Options {
+    hubkeyd: PathBuf,
+    seconds: u64,
+    large: usize,
+}
+
+fn options() -> Result<Options> {
+    let mut args = std::env::args().skip(1);
+    let hubkeyd = PathBuf::from(
+        args.next()
+            .ok_or("usage: hubkey-bench PATH/TO/hubkeyd [--seconds N] [--large N]")?,
+    );
+    let mut options = Options {
+        hubkeyd,
+        seconds: 10,
+        large: 1_000_000,
+    };
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--seconds" => options.seconds = value.parse()?,
+            "--large" => options.large = value.parse()?,
+            other => return Err(format!("unknown flag {other}").into()),
+        }
+    }
+    Ok(options)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let options = options()?;
+    println!(
+        "hubkeyd token endpoint benchmark ({} s per run, {} cores)",
+        options.seconds,
+        cores()
+    );
+
+    let ceiling = ceiling(Duration::from_secs(3))?;
+    println!(
+        "\nin-process ceiling (SHA-256 of a token + ES256-signed token), one core: {ceiling:.0}/s"
+    );
+
+    let mut rows = Vec::new();
+    for stored in [1000, options.large] {
+        let server = Server::seed_and_start(&options.hubkeyd, stored).await?;
+        let script = server.wrk_script()?;
+        wrk(&server.url, &script, 32, 2)?; // warm-up: fills the lookup cache
+        for connections in [32, 256] {
+            let run = wrk(&server.url, &script, connections, options.seconds)?;
+            rows.push((stored, connections, run));
+        }
+        if stored == 1000 {
+            let flood = Flood::start(&server.url);
+            let run = wrk(&server.url, &script, 32, options.seconds)?;
+            let (attempts, throttled) = flood.stop().await;
+            rows.push((stored, 0, run));
+            println!("login flood during that run: {attempts} attempts, {throttled} answered 429");
+        }
+        server.stop();
+    }
+
+    println!(
+        "\n{:>10} {:>6} {:>10} {:>9} {:>9} {:>9}",
+        "tokens", "conns", "req/s", "p50 ms", "p99 ms", "errors"
+    );
+    for (stored, connections, run) in &rows {
+        let conns = if *connections == 0 {
+            "32+fl".to_owned()
+        } else {
+            connections.to_string()
+        };
+        println!(
+            "{:>10} {:>6} {:>10.0} {:>9.2} {:>9.2} {:>9}",
+            stored, conns, run.requests_per_second, run.p50_ms, run.p99_ms, run.errors
+        );
+    }
+    let find = |stored: usize, connections: usize| {
+        rows.iter()
+            .find(|(s, c, _)| *s == stored && *c == connections)
+            .map(|(_, _, run)| run.requests_per_second)
+            .unwrap_or(f64::NAN)
+    };
+    println!("\nratios, measured side by side in this run:");
+    println!(
+        "  endpoint(1k, 32 conns) / in-process ceiling      {:.2}",
+        find(1000, 32) / ceiling
+    );
+    println!(
+        "  {} tokens / 1k tokens, 32 conns             {:.2}",
+        options.large,
+        find(options.large, 32) / find(1000, 32)
+    );
+    println!(
+        "  {} tokens / 1k tokens, 256 conns            {:.2}",
+        options.large,
+        find(options.large, 256) / find(1000, 256)
+    );
+    println!(
+        "  during login flood / undisturbed, 32 conns      {:.2}",
+        find(1000, 0) / find(1000, 32)
+    );
+    Ok(())
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Token checks plus signed registry tokens per second on this thread.
+fn ceiling(duration: Duration) -> Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let keys = hubkeyd::registry::keys::RegistryKeys::open(dir.path())?;
+    let issuer = hubkeyd::registry::TokenIssuer::new(keys.signer()?)?;
+    let access = hubkeyd::registry::access::parse_scopes("repository:bench/app:pull")?;
+    let token = PlainToken::generate();
+    let started = Instant::now();
+    let mut done = 0u64;
+    while started.elapsed() < duration {
+        let digest = PlainToken::parse(token.expose())?.digest();
+        std::hint::black_box(digest);
+        std::hint::black_box(issuer.issue(USER, "hubkey-registry", &access, Utc::now())?);
+        done += 1;
+    }
+    Ok(done as f64 / started.elapsed().as_secs_f64())
+}
+
+/// A release hubkeyd over a seeded data directory.
+struct Server {
+    url: String,
+    child: Child,
+    tokens: Vec<PlainToken>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn seed_and_start(hubkeyd: &Path, stored: usize) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let started = Instant::now();
+        let tokens = seed(dir.path(), stored).await?;
+        eprintln!(
+            "seeded {stored} tokens in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        let mut child = Command::new(hubkeyd)
+            .args(["--data-dir"])
+            .arg(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("HUBKEYD_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .ok_or("hubkeyd did not start")?
+            .to_owned();
+        Ok(Server {
+            url,
+            child,
+            tokens,
+            _dir: dir,
+        })
+    }
+
+    /// A wrk Lua script that sends `GET /token` with Basic auth of a random one of the tokens.
+    fn wrk_script(&self) -> Result<tempfile::NamedTempFile> {
+        let mut script = tempfile::Builder::new().suffix(".lua").tempfile()?;
+        writeln!(script, "local auth = {{")?;
+        for token in &self.tokens {
+            let basic =
+                data_encoding::BASE64.encode(format!("{USER}:{}", token.expose()).as_bytes());
+            writeln!(script, "  \"Basic {basic}\",")?;
+        }
+        writeln!(
+            script,
+            "}}\nlocal path = \"/token?service=hubkey-registry&scope=repository:{USER}/app:pull,push\"\n\
+             request = function()\n  return wrk.format(\"GET\", path, {{ Authorization = auth[math.random(#auth)] }})\nend\n\
+             done = function(summary, latency, requests)\n  io.write(string.format(\"HUBKEY %d %d %d %d\\n\", \
+             summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, \
+             latency:percentile(50), latency:percentile(99)))\nend"
+        )?;
+        Ok(script)
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Creates the bench user and `count` manual read tokens; returns the first few plaintexts.
+async fn seed(dir: &Path, count: usize) -> Result<Vec<PlainToken>> {
+    let db = format!("sqlite://{}", dir.join("hubkeyd.db").display());
+    let instance = hubkeyd::open(dir, &db).await?;
+    let now = Utc::now();
+    instance
+        .hub
+        .add_user(USER, PASSWORD.to_owned().into(), now)
+        .await?;
+    let user = instance
+        .hub
+        .store()
+        .user_by_name(USER)
+        .await?
+        .ok_or("no user")?;
+    let mut kept = Vec::new();
+    let mut made = 0;
+    while made < count {
+        let mut tx = instance.hub.store().begin().await?;
+        for _ in 0..(count - made).min(20_000) {
+            let token = PlainToken::generate();
+            let (digest, hint) = (token.digest(), token.hint());
+            let label = format!("bench {made}");
+            Store::insert_token(
+                &mut tx,
+                &NewToken {
+                    uuid: uuid::Uuid::new_v4(),
+                    user_id: &user.id,
+                    digest: digest.as_str(),
+                    hint: &hint,
+                    label: &label,
+                    scopes: &[Scope::Write],
+                    origin: Origin::Manual,
+                    client_id: "",
+                    creator_ip: "127.0.0.1",
+                    creator_ua: "hubkey-bench",
+                    expires_at: None,
+                    now,
+                },
+            )
+            .await?;
+            if kept.len() < LOAD_TOKENS {
+                kept.push(token);
+            }
+            made += 1;
+        }
+        tx.commit().await?;
+    }
+    instance.hub.store().close().await;
+    Ok(kept)
+}
+
+/// One wrk run's figures.
+struct Run {
+    requests_per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+fn wrk(
+    url: &str,
+    script: &tempfile::NamedTempFile,
+    connections: usize,
+    seconds: u64,
+) -> Result<Run> {
+    let output = Command::new("wrk")
+        .args([
+            "-t1",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--timeout",
+            "5s",
+            "-s",
+        ])
+        .arg(script.path())
+        .arg(url)
+        .output()
+        .map_err(|err| format!("running wrk (apt-get install wrk): {err}"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("HUBKEY "))
+        .ok_or_else(|| format!("wrk said: {text}"))?;
+    let numbers: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let [requests, errors, p50_us, p99_us] = numbers[..] else {
+        return Err(format!("unexpected wrk summary {line:?}").into());
+    };
+    Ok(Run {
+        requests_per_second: requests / seconds as f64,
+        p50_ms: p50_us / 1000.0,
+        p99_ms: p99_us / 1000.0,
+        errors: errors.max(0.0).round() as u64,
+    })
+}
+
+/// Wrong-password logins from many loopback addresses and user names, so that throttling
+/// lets most of them reach password hashing.
+struct Flood {
+    stop: Arc<AtomicBool>,
+    attempts: Arc<AtomicU64>,
+    throttled: Arc<AtomicU64>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Flood {
+    fn start(url: &str) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let attempts = Arc::new(AtomicU64::new(0));
+        let throttled = Arc::new(AtomicU64::new(0));
+        let tasks = (0..8u8)
+            .map(|worker| {
+                let (stop, attempts, throttled) =
+                    (stop.clone(), attempts.clone(), throttled.clone());
+                let url = format!("{url}/v2/users/login");
+                tokio::spawn(async move {
+                    let mut n = 0u32;
+                    while !stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        let source =
+                            std::net::Ipv4Addr::new(127, 0, 1 + worker, (n % 250) as u8 + 2);
+                        let Ok(client) = reqwest::Client::builder()
+                            .local_address(std::net::IpAddr::V4(source))
+                            .build()
+                        else {
+                            break;
+                        };
+                        let body = format!(
+                            r#"{{"username":"victim{}","password":"guess {n}"}}"#,
+                            n % 50
+                        );
+                        if let Ok(response) = client
+                            .post(&url)
+                            .header("content-type", "application/json")
+                            .body(body)
+                            .send()
+                            .await
+                        {
+                            attempts.fetch_add(1, Ordering::Relaxed);
+                            if response.status() == 429 {
+                                throttled.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        Flood {
+            stop,
+            attempts,
+            throttled,
+            tasks,
+        }
+    }
+
+    async fn stop(self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        (
+            self.attempts.load(Ordering::Relaxed),
+            self.throttled.load(Ordering::Relaxed),
+        )
+    }
+}

@@ -1,0 +1,163 @@
+//! The binary as an operator meets it: the admin commands, `serve`'s readiness line and
+//! shutdown, `/healthz` and the OpenAPI document.
+
+use std::process::Output;
+
+use crate::harness::{assert_success, manual, password_session, DataDir, TestServer, PASSWORD};
+
+/// Asserts that an admin command failed and explained itself on stderr.
+fn assert_refused(output: &Output, why: &str) {
+    assert!(!output.status.success(), "{why}: the command succeeded");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.trim().is_empty(), "{why}: no message on stderr");
+}
+
+/// The lines of `user list`, sorted.
+async fn user_list(data: &DataDir) -> Vec<String> {
+    let output = data.run(&["user", "list"], None).await;
+    assert_success(&output, "user list");
+    let mut lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[tokio::test]
+async fn user_add_refuses_weak_passwords() {
+    let data = DataDir::new();
+    for (password, why) in [
+        ("seven77".to_owned(), "shorter than 8 characters"),
+        ("x".repeat(257), "longer than 256 characters"),
+        ("password123".to_owned(), "a common password"),
+        ("qwertyuiop".to_owned(), "a common password"),
+    ] {
+        let output = data.try_add_user("ann", &password).await;
+        assert_refused(&output, why);
+    }
+    assert!(user_list(&data).await.is_empty(), "no account was made");
+
+    data.add_user("ann", "eight-ch").await;
+    data.add_user("bob", &"y".repeat(256)).await;
+    assert_eq!(user_list(&data).await.len(), 2);
+}
+
+#[tokio::test]
+async fn user_add_refuses_a_duplicate_name() {
+    let data = DataDir::new();
+    data.add_user("ann", PASSWORD).await;
+    let output = data.try_add_user("ann", "another-good-password").await;
+    assert_refused(&output, "duplicate user");
+    assert_eq!(user_list(&data).await, vec!["ann\t2fa=off\ttokens=0"]);
+}
+
+#[tokio::test]
+async fn password_stdin_drops_only_the_trailing_newline() {
+    let server = TestServer::start().await;
+    let password = "  spaces around  ";
+    server.add_user("ann", password).await;
+    let client = server.client();
+    // The password is exactly what came before the newline.
+    password_session(&client, "ann", password).await;
+    assert!(client.login("ann", password.trim()).await.is_err());
+}
+
+#[tokio::test]
+async fn user_totp_prints_an_otpauth_uri_and_the_secret() {
+    let data = DataDir::new();
+    data.add_user("ann", PASSWORD).await;
+    let output = data.run(&["user", "totp", "ann"], None).await;
+    assert_success(&output, "user totp");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    let secret = lines[1]
+        .strip_prefix("secret: ")
+        .expect("second line is `secret: …`");
+    assert_eq!(
+        lines[0],
+        format!(
+            "otpauth://totp/hubkey:ann?secret={secret}&issuer=hubkey&algorithm=SHA1&digits=6&period=30"
+        )
+    );
+    let bytes = data_encoding::BASE32_NOPAD
+        .decode(secret.as_bytes())
+        .expect("unpadded RFC 4648 base32");
+    assert_eq!(bytes.len(), 20);
+    assert_eq!(user_list(&data).await, vec!["ann\t2fa=on\ttokens=0"]);
+}
+
+#[tokio::test]
+async fn user_list_shows_2fa_and_token_counts() {
+    let server = TestServer::start().await;
+    let ann = server.user("ann").await;
+    server.add_user("bob", PASSWORD).await;
+    ann.create_token(&manual("one")).await.expect("create");
+    ann.create_token(&manual("two")).await.expect("create");
+    ann.desktop_generate(None).await.expect("desktop-generate");
+    server.enable_totp("ann").await;
+    assert_eq!(
+        user_list(server.data()).await,
+        vec!["ann\t2fa=on\ttokens=3", "bob\t2fa=off\ttokens=0"]
+    );
+}
+
+#[tokio::test]
+async fn database_flag_overrides_the_default_location() {
+    let data = DataDir::new();
+    let elsewhere = data.path().join("elsewhere.db");
+    let url = format!("sqlite://{}", elsewhere.display());
+    let output = data
+        .run(
+            &["--database", &url, "user", "add", "ann", "--password-stdin"],
+            Some(&format!("{PASSWORD}\n")),
+        )
+        .await;
+    assert_success(&output, "--database URL user add");
+    assert!(elsewhere.exists(), "the database is where --database says");
+    assert!(!data.db_path().exists(), "the default database is not used");
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly() {
+    let mut server = TestServer::start().await;
+    server.client().health().await.expect("healthy");
+    let status = server.stop();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+}
+
+#[tokio::test]
+async fn healthz_answers_ok() {
+    let server = TestServer::start().await;
+    let health = server.client().health().await.expect("healthz");
+    assert_eq!(health.status, "ok");
+}
+
+#[tokio::test]
+async fn openapi_document_lists_every_path() {
+    let server = TestServer::start().await;
+    let document = server.client().openapi().await.expect("openapi.json");
+    let version = document["openapi"].as_str().expect("openapi version");
+    assert!(version.starts_with("3.1"), "{version}");
+    let paths = document["paths"].as_object().expect("paths");
+    for (path, methods) in [
+        ("/healthz", &["get"][..]),
+        ("/v2/users/login", &["post"]),
+        ("/v2/users/2fa-login", &["post"]),
+        ("/v2/users/refresh", &["post"]),
+        ("/v2/users/logout", &["post"]),
+        ("/v2/auth/token", &["post"]),
+        ("/v2/access-tokens", &["get", "post"]),
+        ("/v2/access-tokens/{uuid}", &["get", "patch", "delete"]),
+        ("/v2/access-tokens/desktop-generate", &["post"]),
+        ("/v2/access-tokens/events", &["get"]),
+    ] {
+        let item = paths
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} is missing from {:?}", paths.keys()));
+        for method in methods {
+            assert!(item.get(*method).is_some(), "{method} {path} is missing");
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! Runs the real `hubkeyd` binary for one test: a temporary data directory, the admin CLI on
+//! it, and `serve` on an ephemeral port, driven through `hubkey-client`.
+//!
+//! Everything a test starts is stopped when its handle drops: the server child is killed by
+//! its PID and reaped, then the directory is removed.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hmac::{Hmac, Mac};
+use hubkey_api::{CreateAccessTokenRequest, LoginResponse, Scope, TokenEvent};
+use hubkey_client::{ClientError, HubClient, LoginOutcome};
+use sha1::Sha1;
+use tempfile::TempDir;
+use tokio::io::AsyncWriteExt;
+
+/// A password that passes the server's policy; tests that need one account use it.
+pub const PASSWORD: &str = "tangerine-harbour-51";
+/// How long `serve` may take to print its `listening on` line.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long `serve` may take to exit after SIGTERM.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The name of the server's log file in the data directory (its stderr).
+const LOG_FILE: &str = "hubkeyd.stderr.log";
+
+/// A temporary data directory and the admin commands that work on it.
+pub struct DataDir {
+    dir: TempDir,
+}
+
+impl DataDir {
+    /// A fresh, empty data directory.
+    pub fn new() -> Self {
+        DataDir {
+            dir: tempfile::tempdir().expect("create a temporary data directory"),
+        }
+    }
+
+    /// The directory itself.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The default SQLite database of this data directory.
+    pub fn db_path(&self) -> PathBuf {
+        self.path().join("hubkeyd.db")
+    }
+
+    /// Runs `hubkeyd --data-dir DIR ARGS…` to completion, with `stdin` as its input.
+    pub async fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hubkeyd"));
+        command
+            .arg("--data-dir")
+            .arg(self.path())
+            .args(args)
+            .env_remove("HUBKEYD_DATABASE_URL")
+            .env_remove("HUBKEYD_DATA_DIR")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("spawn hubkeyd");
+        let mut input = child.stdin.take().expect("stdin is piped");
+        if let Some(stdin) = stdin {
+            input
+                .write_all(stdin.as_bytes())
+                .await
+                .expect("write hubkeyd's stdin");
+        }
+        drop(input);
+        tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+            .await
+            .expect("hubkeyd admin command finishes within 30 s")
+            .expect("wait for hubkeyd")
+    }
+
+    /// `user add NAME --password-stdin`, which must succeed.
+    pub async fn add_user(&self, name: &str, password: &str) {
+        let output = self.try_add_user(name, password).await;
+        assert_success(&output, "user add");
+    }
+
+    /// `user add NAME --password-stdin`, whatever the outcome.
+    pub async fn try_add_user(&self, name: &str, password: &str) -> Output {
+        self.run(
+            &["user", "add", name, "--password-stdin"],
+            Some(&format!("{password}\n")),
+        )
+        .await
+    }
+
+    /// `user totp NAME`, which must succeed; returns the base32 secret it printed.
+    pub async fn enable_totp(&self, name: &str) -> String {
+        let output = self.run(&["user", "totp", name], None).await;
+        assert_success(&output, "user totp");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("secret: "))
+            .unwrap_or_else(|| panic!("`user totp` printed no `secret:` line: {stdout}"))
+            .trim()
+            .to_owned()
+    }
+}
+
+/// Panics with the command's stderr unless it exited 0.
+pub fn assert_success(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "`hubkeyd {what}` failed with {}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A running `hubkeyd serve` on 127.0.0.1 with its own data directory.
+pub struct TestServer {
+    /// The server's root, e.g. `http://127.0.0.1:40123`.
+    pub url: String,
+    child: Child,
+    data: DataDir,
+}
+
+impl TestServer {
+    /// Starts `hubkeyd --data-dir TMP serve --listen 127.0.0.1:0` with `HUBKEYD_LOG=debug`,
+    /// stderr in a file, and waits for its `listening on` line.
+    pub async fn start() -> Self {
+        let data = DataDir::new();
+        let log = File::create(data.path().join(LOG_FILE)).expect("create the log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hubkeyd"))
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("HUBKEYD_LOG", "debug")
+            .env_remove("HUBKEYD_DATABASE_URL")
+            .env_remove("HUBKEYD_DATA_DIR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn hubkeyd serve");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (ready, listening) = mpsc::channel();
+        // Reads the first line, then keeps draining stdout so the server never blocks on it.
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(first)) = lines.next() {
+                let _ = ready.send(first);
+            }
+            for _ in lines {}
+        });
+        let first = tokio::task::spawn_blocking(move || listening.recv_timeout(STARTUP_TIMEOUT))
+            .await
+            .expect("join the stdout reader");
+        let mut server = TestServer {
+            url: String::new(),
+            child,
+            data,
+        };
+        let first = first.unwrap_or_else(|err| {
+            panic!(
+                "hubkeyd printed no line ({err}); its log:\n{}",
+                server.log_text()
+            )
+        });
+        let url = first
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first stdout line {first:?}"));
+        assert!(
+            url.starts_with("http://127.0.0.1:")
+                && url["http://127.0.0.1:".len()..].parse::<u16>().is_ok(),
+            "unexpected address in {first:?}"
+        );
+        server.url = url.to_owned();
+        server
+    }
+
+    /// A client of this server without a session.
+    pub fn client(&self) -> HubClient {
+        HubClient::new(&self.url).expect("client for the test server")
+    }
+
+    /// A client that connects from `127.0.0.<last>`, so the server sees another address.
+    pub fn client_from(&self, last: u8) -> HubClient {
+        HubClient::builder(&self.url)
+            .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)))
+            .build()
+            .expect("client for the test server")
+    }
+
+    /// The data directory, for admin commands while the server runs.
+    pub fn data(&self) -> &DataDir {
+        &self.data
+    }
+
+    /// Adds an account through the CLI while the server runs.
+    pub async fn add_user(&self, name: &str, password: &str) {
+        self.data.add_user(name, password).await;
+    }
+
+    /// Enables TOTP for an account through the CLI; returns the base32 secret.
+    pub async fn enable_totp(&self, name: &str) -> String {
+        self.data.enable_totp(name).await
+    }
+
+    /// Signs in with a password (the account must not have 2FA) and returns a client that
+    /// carries the session.
+    pub async fn sign_in(&self, name: &str, password: &str) -> HubClient {
+        let client = self.client();
+        let session = password_session(&client, name, password).await;
+        client.with_token(session.token)
+    }
+
+    /// Adds an account and signs it in.
+    pub async fn user(&self, name: &str) -> HubClient {
+        self.add_user(name, PASSWORD).await;
+        self.sign_in(name, PASSWORD).await
+    }
+
+    /// Everything the server wrote to stderr so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.data.path().join(LOG_FILE)).unwrap_or_default()
+    }
+
+    /// The server's SQLite database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.data.db_path()
+    }
+
+    /// Sends SIGTERM and waits for the server to exit; returns its exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return status;
+        }
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = Instant::now() + SHUTDOWN_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll hubkeyd") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hubkeyd did not exit within {SHUTDOWN_TIMEOUT:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A raw request, for what the typed client cannot send (malformed bodies, odd paths).
+    /// Returns the status and the body as JSON (`Null` when it is not JSON).
+    pub async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = reqwest::Client::new().request(method, format!("{}{path}", self.url));
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_owned());
+        }
+        let response = request.send().await.expect("send the raw request");
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.expect("read the raw answer");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Signs in with a password through `client`, expecting a session (no second factor).
+pub async fn password_session(client: &HubClient, name: &str, password: &str) -> LoginResponse {
+    match client.login(name, password).await {
+        Ok(LoginOutcome::Session(session)) => session,
+        other => panic!("password sign-in of {name} failed: {other:?}"),
+    }
+}
+
+/// The HTTP status of a failed call; panics when the call succeeded.
+pub fn status_of<T: std::fmt::Debug>(result: Result<T, ClientError>) -> u16 {
+    match result {
+        Ok(value) => panic!("expected an error, got {value:?}"),
+        Err(err) => err
+            .status()
+            .unwrap_or_else(|| panic!("expected an HTTP error, got {err:?}")),
+    }
+}
+
+/// The caller's whole events feed, from the start, following `cursor` while `has_more`.
+pub async fn all_events(client: &HubClient) -> Vec<TokenEvent> {
+    let mut events = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..1000 {
+        let page = client
+            .events(after.as_deref())
+            .await
+            .expect("read the events feed");
+        events.extend(page.events);
+        if !page.has_more {
+            return events;
+        }
+        after = Some(page.cursor);
+    }
+    panic!("the events feed did not end after 1000 pages");
+}
+
+/// A manual token request with `repo:read` and no expiry.
+pub fn manual(label: &str) -> CreateAccessTokenRequest {
+    CreateAccessTokenRequest {
+        token_label: label.to_owned(),
+        scopes: vec![Scope::Read],
+        expires_at: None,
+    }
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
+}
+
+/// The RFC 6238 code (HMAC-SHA1, 30-second steps, 6 digits) of `secret_base32` at `unix_time`.
+pub fn totp_code(secret_base32: &str, unix_time: u64) -> String {
+    let secret = data_encoding::BASE32_NOPAD
+        .decode(secret_base32.as_bytes())
+        .expect("the TOTP secret is unpadded base32");
+    let mut mac = Hmac::<Sha1>::new_from_slice(&secret).expect("HMAC takes any key length");
+    mac.update(&(unix_time / 30).to_be_bytes());
+    let digest = mac.finalize().into_bytes();
+    let offset = usize::from(digest[19] & 0x0f);
+    let binary = u32::from_be_bytes([
+        digest[offset] & 0x7f,
+        digest[offset + 1],
+        digest[offset + 2],
+        digest[offset + 3],
+    ]);
+    format!("{:06}", binary % 1_000_000)
+}
+
+/// Waits, when fewer than five seconds are left in the current 30-second TOTP step, for the
+/// next one, so a test's codes stay in the step it computed them for.
+pub async fn wait_for_fresh_totp_step() {
+    let left = 30 - unix_now() % 30;
+    if left < 5 {
+        tokio::time::sleep(Duration::from_secs(left) + Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn totp_code_matches_rfc6238_vectors() {
+    // RFC 6238 appendix B, SHA-1, secret "12345678901234567890"; the 8-digit codes' last six.
+    let secret = data_encoding::BASE32_NOPAD.encode(b"12345678901234567890");
+    for (time, code) in [
+        (59, "287082"),
+        (1_111_111_109, "081804"),
+        (1_234_567_890, "005924"),
+        (2_000_000_000, "279037"),
+    ] {
+        assert_eq!(totp_code(&secret, time), code, "t={time}");
+    }
+}

@@ -1,0 +1,14 @@
+//! The one integration-test binary of hubkeyd (each file directly in `tests/` would link
+//! another binary). Every test runs the real `hubkeyd` binary on 127.0.0.1:0 with its own
+//! temporary data directory and drives it through `hubkey-client`, as the desktop app does.
+
+// Test code may panic: a failed expectation is how a test reports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod auth;
+mod cli;
+mod events;
+mod harness;
+mod pruning;
+mod secrets;
+mod tokens;
