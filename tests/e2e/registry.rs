@@ -447,3 +447,16 @@ async fn rotated_signing_key_keeps_the_registry_working() {
     .await
     .expect_success("inspect with a token signed by the promoted key");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_document_names_the_registry_and_the_realm() {
+    let site = hubkeyd::Site {
+        public_url: None,
+        registry_host: Some("127.0.0.1:5000".into()),
+    };
+    let hub = Hubkeyd::start_with(tempfile::tempdir().unwrap(), "127.0.0.1:0", site).await;
+    let info = hub.client().info().await.unwrap();
+    assert_eq!(info.registry_host.as_deref(), Some("127.0.0.1:5000"));
+    assert_eq!(info.token_realm, format!("{}/token", hub.url));
+    assert_eq!(info.service, "hubkey-registry");
+}

@@ -33,13 +33,18 @@ impl Hubkeyd {
 
     /// Starts a server on `data_dir` listening on `addr` (to come back on the same port).
     pub async fn start_at(data_dir: TempDir, addr: &str) -> Self {
+        Self::start_with(data_dir, addr, hubkeyd::Site::default()).await
+    }
+
+    /// Starts a server with `site` settings (e.g. the registry host it announces).
+    pub async fn start_with(data_dir: TempDir, addr: &str, site: hubkeyd::Site) -> Self {
         let db = format!("sqlite://{}", data_dir.path().join("hubkeyd.db").display());
         let instance = hubkeyd::open(data_dir.path(), &db).await.unwrap();
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         let hub = instance.hub.clone();
-        let task = tokio::spawn(hubkeyd::run_server(hub, listener, None, async {
+        let task = tokio::spawn(hubkeyd::run_server(hub, listener, site, async {
             let _ = stopped.await;
         }));
         Hubkeyd {

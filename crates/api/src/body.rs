@@ -294,6 +294,18 @@ pub struct TokenEventPage {
     pub has_more: bool,
 }
 
+/// `GET /v2/hubkey/info` (our extension): where this hub's registry is, so a desktop app
+/// knows which registry host to point the docker CLI at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct HubInfo {
+    /// The registry host (`host:port`) whose token server this hub is, when configured.
+    pub registry_host: Option<String>,
+    /// The token endpoint registries send clients to.
+    pub token_realm: String,
+    /// The service name in registry tokens.
+    pub service: String,
+}
+
 /// `GET /healthz`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Health {

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use hubkey_api::{
     AccessToken, AccessTokenPage, AuthTokenRequest, AuthTokenResponse, CreateAccessTokenRequest,
-    DesktopGenerateRequest, DesktopGenerateResponse, Health, LoginRequest, LoginResponse,
+    DesktopGenerateRequest, DesktopGenerateResponse, Health, HubInfo, LoginRequest, LoginResponse,
     PatchAccessTokenRequest, PatchRepositoryRequest, RefreshRequest, Repository, TokenEventPage,
     TwoFactorLoginRequest,
 };
@@ -362,6 +362,13 @@ impl HubClient {
             }
         }
         self.get_json(url).await
+    }
+
+    /// The hub's discovery document (`GET /v2/hubkey/info`): its registry host and token realm.
+    pub async fn info(&self) -> Result<HubInfo, ClientError> {
+        self.execute(self.anonymous(Method::GET, "v2/hubkey/info")?)
+            .await?
+            .into_json()
     }
 
     /// `GET /healthz`.

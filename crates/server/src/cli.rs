@@ -97,6 +97,10 @@ pub struct ServeArgs {
     /// The URL clients use to reach this server, for absolute links in answers.
     #[arg(long, env = "HUBKEYD_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// The registry (host:port) that uses this server for token auth, announced at
+    /// /v2/hubkey/info so the desktop app knows where to point the docker CLI.
+    #[arg(long, env = "HUBKEYD_REGISTRY_HOST")]
+    pub registry_host: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -235,7 +239,11 @@ async fn serve(hub: Hub, args: ServeArgs) -> Result<()> {
     writeln!(stdout, "listening on http://{addr}")
         .and_then(|()| stdout.flush())
         .map_err(|err| Error::Internal(format!("stdout: {err}")))?;
-    crate::run_server(hub, listener, args.public_url, shutdown_signal()).await?;
+    let site = crate::Site {
+        public_url: args.public_url,
+        registry_host: args.registry_host,
+    };
+    crate::run_server(hub, listener, site, shutdown_signal()).await?;
     tracing::info!("hubkeyd stopped");
     Ok(())
 }

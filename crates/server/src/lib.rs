@@ -70,29 +70,41 @@ pub async fn open(data_dir: &Path, database_url: &str) -> Result<Instance> {
 pub async fn run_server(
     hub: Hub,
     listener: TcpListener,
-    public_url: Option<String>,
+    site: Site,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let flusher = tokio::spawn(hub.usage().clone().flush_forever(hub.store().clone()));
-    let served = serve(listener, AppState::new(hub.clone(), public_url), shutdown).await;
+    let served = serve(listener, AppState::new(hub.clone(), site), shutdown).await;
     flusher.abort();
     hub.usage().flush(hub.store()).await?;
     served.map_err(|err| Error::Internal(format!("server: {err}")))
+}
+
+/// How this server is reached, for links and the discovery document.
+#[derive(Debug, Clone, Default)]
+pub struct Site {
+    /// The URL clients reach this server at; else taken from each request's `Host`.
+    pub public_url: Option<String>,
+    /// The registry (`host:port`) that uses this server as its token server.
+    pub registry_host: Option<String>,
 }
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub hub: Hub,
-    /// The URL clients reach this server at, for absolute links; else taken from `Host`.
     public_url: Option<Arc<str>>,
+    pub registry_host: Option<Arc<str>>,
 }
 
 impl AppState {
-    pub fn new(hub: Hub, public_url: Option<String>) -> Self {
+    pub fn new(hub: Hub, site: Site) -> Self {
         AppState {
             hub,
-            public_url: public_url.map(|url| Arc::from(url.trim_end_matches('/'))),
+            public_url: site
+                .public_url
+                .map(|url| Arc::from(url.trim_end_matches('/'))),
+            registry_host: site.registry_host.map(Arc::from),
         }
     }
 

@@ -29,7 +29,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 #[openapi(
     info(title = "hubkeyd", description = "Docker Hub compatible personal-access-token API, with hubkey's extensions."),
     paths(
-        routes::healthz, routes::login, routes::login_2fa, routes::refresh, routes::logout,
+        routes::healthz, routes::info, routes::login, routes::login_2fa, routes::refresh, routes::logout,
         routes::auth_token, routes::create_token, routes::list_tokens, routes::get_token,
         routes::patch_token, routes::delete_token, routes::desktop_generate, routes::events,
         registry::token_get, registry::token_post, registry::get_repository,
@@ -65,6 +65,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(routes::healthz))
         .route("/openapi.json", get(openapi))
+        .route("/v2/hubkey/info", get(routes::info))
         .route("/v2/users/login", post(routes::login))
         .route("/v2/users/2fa-login", post(routes::login_2fa))
         .route("/v2/users/refresh", post(routes::refresh))

@@ -7,7 +7,7 @@ use axum::Json;
 use chrono::Utc;
 use hubkey_api::{
     AccessToken, AccessTokenPage, AuthTokenRequest, AuthTokenResponse, CreateAccessTokenRequest,
-    DesktopGenerateRequest, DesktopGenerateResponse, ErrorBody, Health, LoginRequest,
+    DesktopGenerateRequest, DesktopGenerateResponse, ErrorBody, Health, HubInfo, LoginRequest,
     LoginResponse, PatchAccessTokenRequest, RefreshRequest, TokenEventPage, TwoFactorLoginRequest,
     ValidationErrorBody,
 };
@@ -29,6 +29,17 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<Health>> {
     Ok(Json(Health {
         status: "ok".into(),
     }))
+}
+
+/// Where this hub's registry is (our extension): the desktop app reads it after sign-in to
+/// point the docker CLI at the right registry host.
+#[utoipa::path(get, path = "/v2/hubkey/info", tag = "meta", responses((status = 200, body = HubInfo)))]
+pub async fn info(State(state): State<AppState>, headers: HeaderMap) -> Json<HubInfo> {
+    Json(HubInfo {
+        registry_host: state.registry_host.as_deref().map(str::to_owned),
+        token_realm: format!("{}/token", state.base_url(&headers)),
+        service: crate::registry::DEFAULT_SERVICE.to_owned(),
+    })
 }
 
 /// Signs in with a user name and password.
