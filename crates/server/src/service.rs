@@ -21,7 +21,7 @@ use crate::password::{self, PasswordHasher};
 use crate::registry::access::{self, Principal};
 use crate::registry::TokenIssuer;
 use crate::session::{self, Caller, SessionSource};
-use crate::store::{self, NewToken, Store, TokenOwner, TokenRow};
+use crate::store::{self, NewToken, Store, TokenOwner, TokenRow, UserRow};
 use crate::throttle::{Attempt, Throttle};
 use crate::totp;
 use crate::usage::{epoch_day, LookupCache, TokenCache, UsageLog};
@@ -168,12 +168,9 @@ impl Hub {
     ) -> Result<LoginResponse> {
         let attempt = Attempt::new(username, client.ip);
         attempt.check(&self.throttle, now)?;
-        let user = self.store.user_by_name(username).await?;
-        let stored = user.as_ref().map(|user| user.password_hash.clone());
-        let (true, Some(user)) = (self.hasher.verify(password, stored).await?, user) else {
-            attempt.fail(&self.throttle, &self.store, now).await?;
-            return Err(Error::bad_credentials());
-        };
+        let user = self
+            .check_password(&attempt, username, password, now)
+            .await?;
         if user.totp_sealed.is_some() {
             let challenge = crate::random_secret();
             self.store
@@ -289,40 +286,74 @@ impl Hub {
         client: &ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<String> {
-        let attempt = Attempt::new(identifier, client.ip);
-        attempt.check(&self.throttle, now)?;
-        if looks_like_token(&secret) {
-            let Ok(token) = self.use_token(Some(identifier), &secret, now).await else {
-                attempt.fail(&self.throttle, &self.store, now).await?;
-                return Err(Error::bad_credentials());
-            };
-            let caller = self
-                .open_session(
-                    &token.token.user_id,
-                    identifier,
-                    SessionSource::Pat,
-                    None,
-                    now,
-                    now + session::PAT_SESSION_TTL,
-                )
-                .await?;
-            return session::mint(&self.keys, &caller, now, now + session::PAT_SESSION_TTL);
-        }
-        let user = self.store.user_by_name(identifier).await?;
-        let stored = user.as_ref().map(|user| user.password_hash.clone());
-        let (true, Some(user)) = (self.hasher.verify(secret, stored).await?, user) else {
-            attempt.fail(&self.throttle, &self.store, now).await?;
-            return Err(Error::bad_credentials());
+        let user = match self.prove(identifier, &secret, client, now).await? {
+            Proof::Token(token) => {
+                let expires_at = now + session::PAT_SESSION_TTL;
+                let caller = self
+                    .open_session(
+                        &token.token.user_id,
+                        identifier,
+                        SessionSource::Pat,
+                        None,
+                        now,
+                        expires_at,
+                    )
+                    .await?;
+                return session::mint(&self.keys, &caller, now, expires_at);
+            }
+            Proof::Password(user) => user,
         };
-        if user.totp_sealed.is_some() {
-            return Err(Error::Unauthorized(
-                "This account uses two-factor authentication: use a personal access token".into(),
-            ));
-        }
+        refuse_password_with_2fa(&user)?;
         let response = self
             .open_password_session(&user.id, &user.username, now)
             .await?;
         Ok(response.token)
+    }
+
+    /// Checks `secret` for `username` under throttling: a PAT-shaped secret as a personal
+    /// access token, anything else as the password. Wrong ones count against the account
+    /// and the address.
+    async fn prove(
+        &self,
+        username: &str,
+        secret: &Zeroizing<String>,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<Proof> {
+        let attempt = Attempt::new(username, client.ip);
+        attempt.check(&self.throttle, now)?;
+        if !looks_like_token(secret) {
+            let user = self
+                .check_password(&attempt, username, secret.clone(), now)
+                .await?;
+            return Ok(Proof::Password(user));
+        }
+        match self.use_token(Some(username), secret, now).await {
+            Ok(token) => Ok(Proof::Token(token)),
+            Err(Error::Unauthorized(_)) => {
+                attempt.fail(&self.throttle, &self.store, now).await?;
+                Err(Error::bad_credentials())
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The user `username` if `password` is theirs; otherwise counts a failure of `attempt`.
+    /// An unknown user costs the same time as a wrong password.
+    async fn check_password(
+        &self,
+        attempt: &Attempt,
+        username: &str,
+        password: Zeroizing<String>,
+        now: DateTime<Utc>,
+    ) -> Result<UserRow> {
+        let user = self.store.user_by_name(username).await?;
+        let stored = user.as_ref().map(|user| user.password_hash.clone());
+        let (true, Some(user)) = (self.hasher.verify(password, stored).await?, user) else {
+            attempt.fail(&self.throttle, &self.store, now).await?;
+            return Err(Error::bad_credentials());
+        };
+        Ok(user)
     }
 
     /// Checks a PAT presented by `username` (or by anyone, for `None`) and records its use.
@@ -425,7 +456,16 @@ impl Hub {
         let (username, secret) = match credential {
             RegistryCredential::Anonymous => return Ok((Principal::Anonymous, None)),
             RegistryCredential::RefreshToken(secret) => {
-                let token = self.use_token(None, &secret, now).await?;
+                let attempt = Attempt::from_address(client.ip);
+                attempt.check(&self.throttle, now)?;
+                let token = match self.use_token(None, &secret, now).await {
+                    Ok(token) => token,
+                    Err(Error::Unauthorized(_)) => {
+                        attempt.fail(&self.throttle, &self.store, now).await?;
+                        return Err(Error::bad_credentials());
+                    }
+                    Err(other) => return Err(other),
+                };
                 let principal = Principal::Token {
                     username: token.username.clone(),
                     scopes: token.token.scopes(),
@@ -434,37 +474,22 @@ impl Hub {
             }
             RegistryCredential::Basic { username, secret } => (username, secret),
         };
-        let attempt = Attempt::new(&username, client.ip);
-        attempt.check(&self.throttle, now)?;
-        if looks_like_token(&secret) {
-            let Ok(token) = self.use_token(Some(&username), &secret, now).await else {
-                attempt.fail(&self.throttle, &self.store, now).await?;
-                return Err(Error::bad_credentials());
-            };
-            let principal = Principal::Token {
-                username,
-                scopes: token.token.scopes(),
-            };
-            return Ok((principal, offline.then(|| secret.to_string())));
+        match self.prove(&username, &secret, client, now).await? {
+            Proof::Token(token) => {
+                let principal = Principal::Token {
+                    username,
+                    scopes: token.token.scopes(),
+                };
+                Ok((principal, offline.then(|| secret.to_string())))
+            }
+            Proof::Password(user) => {
+                refuse_password_with_2fa(&user)?;
+                let principal = Principal::Password {
+                    username: user.username,
+                };
+                Ok((principal, None))
+            }
         }
-        let user = self.store.user_by_name(&username).await?;
-        let stored = user.as_ref().map(|user| user.password_hash.clone());
-        let (true, Some(user)) = (self.hasher.verify(secret, stored).await?, user) else {
-            attempt.fail(&self.throttle, &self.store, now).await?;
-            return Err(Error::bad_credentials());
-        };
-        if user.totp_sealed.is_some() {
-            return Err(Error::Unauthorized(
-                "This account uses two-factor authentication: log in with a personal access token"
-                    .into(),
-            ));
-        }
-        Ok((
-            Principal::Password {
-                username: user.username,
-            },
-            None,
-        ))
     }
 
     // ---- repositories ------------------------------------------------------------------
@@ -954,6 +979,23 @@ impl Hub {
 
 fn access_ttl_seconds() -> u64 {
     u64::try_from(session::ACCESS_TTL.num_seconds()).unwrap_or(0)
+}
+
+/// What a secret proved: a live personal access token, or the account's password.
+enum Proof {
+    Token(Arc<TokenOwner>),
+    Password(UserRow),
+}
+
+/// With 2FA on, a password alone only starts the two-step login; everywhere else (the API's
+/// auth/token, the registry) it takes a personal access token, as on Docker Hub.
+fn refuse_password_with_2fa(user: &UserRow) -> Result<()> {
+    if user.totp_sealed.is_some() {
+        return Err(Error::Unauthorized(
+            "This account uses two-factor authentication: use a personal access token".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn require_password_session(caller: &Caller) -> Result<()> {
