@@ -65,8 +65,8 @@ pub async fn open(data_dir: &Path, database_url: &str) -> Result<Instance> {
     Ok(Instance { hub, registry_keys })
 }
 
-/// Serves `hub` on `listener` until `shutdown` completes: writes token uses every second
-/// while serving, and once more at the end, so a clean stop loses none.
+/// Serves `hub` on `listener` until `shutdown` completes: writes token uses every
+/// [`usage::FLUSH_INTERVAL`] while serving, and once more at the end, so a clean stop loses none.
 pub async fn run_server(
     hub: Hub,
     listener: TcpListener,

@@ -214,7 +214,10 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(15));
+            .busy_timeout(Duration::from_secs(15))
+            // 16 MiB of page cache per connection (SQLite's default is 2 MiB): the flush of
+            // token uses touches rows spread over the whole table.
+            .pragma("cache_size", "-16384");
         if let Some(parent) = Path::new(options.get_filename()).parent() {
             if !parent.as_os_str().is_empty() {
                 std::fs::create_dir_all(parent).map_err(|err| {

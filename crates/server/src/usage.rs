@@ -5,8 +5,8 @@
 //! deactivated or deleted token is refused on the very next request. Repository visibility
 //! is cached the same way. The caches are per process: instances sharing a database would
 //! need to tell each other about changes (not built yet). [`UsageLog`] collects
-//! `last_used` and per-day counts in memory and writes them in one transaction a second
-//! (at most that much is lost on a crash); readers merge the unflushed uses in, so the token
+//! `last_used` and per-day counts in memory and writes them in one transaction every
+//! [`FLUSH_INTERVAL`] (at most that much is lost on a crash); readers merge the unflushed uses in, so the token
 //! list and the pruning rule always see the latest use.
 
 use std::collections::{BTreeMap, HashMap};
@@ -20,7 +20,7 @@ use crate::error::Result;
 use crate::store::{millis, Store, TokenOwner};
 
 /// How often unflushed uses are written.
-pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Answers of the store kept in memory for the hot path, keyed by string. An entry is
 /// dropped the moment what it describes changes ([`LookupCache::forget`], called after the
