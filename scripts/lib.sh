@@ -3,7 +3,8 @@
 
 # Debian packages needed to build hubkey (add new build dependencies here, once).
 # shellcheck disable=SC2034 # used by the scripts that source this file
-HUBKEY_BUILD_PACKAGES=(pkg-config build-essential ca-certificates)
+HUBKEY_BUILD_PACKAGES=(pkg-config build-essential ca-certificates libdbus-1-dev
+    libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev)
 
 # banner TEXT...: a short heading before each step.
 banner() { printf '\n==> %s\n' "$*"; }
@@ -49,4 +50,19 @@ require_cargo() {
         echo "Install it with rustup (https://rustup.rs), open a new shell, and run this again." >&2
         return 1
     }
+}
+
+# require_node: make sure node and npm exist (the UI is built with them), or explain.
+require_node() {
+    command -v npm >/dev/null || {
+        echo "error: Node.js and npm are not installed; the desktop UI is built with them." >&2
+        echo "Install them (apt-get install nodejs npm, or your usual way) and run this again." >&2
+        return 1
+    }
+}
+
+# require_tauri_driver: install tauri-driver (the WebDriver bridge of the GUI tests) if missing.
+require_tauri_driver() {
+    command -v tauri-driver >/dev/null || [[ -x "$HOME/.cargo/bin/tauri-driver" ]] \
+        || run cargo install tauri-driver --locked --version '^2'
 }

@@ -3,4 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod credential_helper;
+mod desktop_core;
+mod gui;
 mod registry;

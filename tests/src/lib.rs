@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod desktop;
+pub mod keyring;
 pub mod oci;
 pub mod registry;
 pub mod server;

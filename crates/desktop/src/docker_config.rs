@@ -1,0 +1,496 @@
+//! The docker CLI's `config.json`: pointing one registry host at our credential helper.
+//!
+//! The file belongs to the user. Invariants: every key we do not own keeps its value and its
+//! place; a file that does not parse as a JSON object is never written; a write is atomic (a
+//! temporary file in the same directory, fsynced, renamed over the original) and keeps the
+//! file's permission bits; a new file is created with mode 0600.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+/// The key of `config.json` that maps registry hosts to credential helpers.
+pub const CRED_HELPERS: &str = "credHelpers";
+
+/// The helper name docker turns into `docker-credential-hubkey`.
+pub const HELPER: &str = "hubkey";
+
+/// Why `config.json` could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerConfigError {
+    /// The file is not a JSON object (or its `credHelpers` is not one); it was left untouched.
+    #[error("{} is not a docker configuration this app understands (not a JSON object); it was left as it is", path.display())]
+    Unparsable {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Reading, creating or replacing the file failed.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// What was being done ("read", "write", ...).
+        action: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+}
+
+/// What a change did to `config.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The file was written.
+    Written,
+    /// The file already said so (or had nothing of ours); nothing was written.
+    Unchanged,
+}
+
+/// Where the docker CLI reads its configuration, given the values of `DOCKER_CONFIG` and of
+/// the home directory: `$DOCKER_CONFIG/config.json` when that is set and not empty, else
+/// `<home>/.docker/config.json`; `None` without either.
+pub fn config_path(docker_config: Option<&OsStr>, home: Option<&Path>) -> Option<PathBuf> {
+    match docker_config.filter(|dir| !dir.is_empty()) {
+        Some(dir) => Some(Path::new(dir).join("config.json")),
+        None => home.map(|home| home.join(".docker").join("config.json")),
+    }
+}
+
+/// [`config_path`] for this process's environment.
+pub fn config_path_from_env() -> Option<PathBuf> {
+    let docker_config = std::env::var_os("DOCKER_CONFIG");
+    config_path(docker_config.as_deref(), dirs::home_dir().as_deref())
+}
+
+/// One `config.json` file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerConfig {
+    path: PathBuf,
+}
+
+impl DockerConfig {
+    /// The configuration at `path` (which need not exist yet).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    /// The file this reads and writes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Sets `credHelpers[registry_host] = helper`, creating the file (and its directory) when
+    /// absent. Everything else in the file is kept.
+    pub fn point_at_helper(
+        &self,
+        registry_host: &str,
+        helper: &str,
+    ) -> Result<Change, DockerConfigError> {
+        let Some(mut config) = self.read()? else {
+            let mut config = Map::new();
+            set_helper(&mut config, registry_host, helper);
+            self.write(&config)?;
+            return Ok(Change::Written);
+        };
+        let helpers = match config.get(CRED_HELPERS) {
+            None => None,
+            Some(Value::Object(helpers)) => Some(helpers),
+            Some(_) => return Err(self.unparsable()),
+        };
+        if helpers.and_then(|helpers| helpers.get(registry_host))
+            == Some(&Value::String(helper.to_owned()))
+        {
+            return Ok(Change::Unchanged);
+        }
+        set_helper(&mut config, registry_host, helper);
+        self.write(&config)?;
+        Ok(Change::Written)
+    }
+
+    /// Removes `credHelpers[registry_host]` when it names [`HELPER`] (another helper's entry
+    /// is the user's), and `credHelpers` itself when that leaves it empty. A missing file is
+    /// left missing.
+    pub fn remove_helper(&self, registry_host: &str) -> Result<Change, DockerConfigError> {
+        let Some(mut config) = self.read()? else {
+            return Ok(Change::Unchanged);
+        };
+        let helpers = match config.get_mut(CRED_HELPERS) {
+            None => return Ok(Change::Unchanged),
+            Some(Value::Object(helpers)) => helpers,
+            Some(_) => return Err(self.unparsable()),
+        };
+        if helpers.get(registry_host) != Some(&Value::String(HELPER.to_owned())) {
+            return Ok(Change::Unchanged);
+        }
+        helpers.shift_remove(registry_host);
+        if helpers.is_empty() {
+            config.shift_remove(CRED_HELPERS);
+        }
+        self.write(&config)?;
+        Ok(Change::Written)
+    }
+
+    /// The helper `config.json` names for `registry_host`, if any.
+    pub fn helper_for(&self, registry_host: &str) -> Result<Option<String>, DockerConfigError> {
+        let Some(config) = self.read()? else {
+            return Ok(None);
+        };
+        match config.get(CRED_HELPERS) {
+            None => Ok(None),
+            Some(Value::Object(helpers)) => Ok(helpers
+                .get(registry_host)
+                .and_then(Value::as_str)
+                .map(str::to_owned)),
+            Some(_) => Err(self.unparsable()),
+        }
+    }
+
+    /// The file's object; `None` when the file does not exist. A file of only whitespace
+    /// holds nothing to keep and reads as an empty object, as the docker CLI reads it.
+    fn read(&self) -> Result<Option<Map<String, Value>>, DockerConfigError> {
+        let bytes = match fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(self.io("read", &self.path, source)),
+        };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Some(Map::new()));
+        }
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(config)) => Ok(Some(config)),
+            Ok(_) | Err(_) => Err(self.unparsable()),
+        }
+    }
+
+    /// Replaces the file atomically with `config`, tab-indented as the docker CLI writes it.
+    /// A symlinked file is replaced at its target, so the link survives.
+    fn write(&self, config: &Map<String, Value>) -> Result<(), DockerConfigError> {
+        let target = match fs::symlink_metadata(&self.path) {
+            Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(&self.path)
+                .map_err(|source| self.io("follow the link", &self.path, source))?,
+            _ => self.path.clone(),
+        };
+        let dir = match target.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&dir).map_err(|source| self.io("create", &dir, source))?;
+        let existing_permissions = match fs::metadata(&target) {
+            Ok(meta) => Some(meta.permissions()),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => None,
+            Err(source) => return Err(self.io("inspect", &target, source)),
+        };
+
+        let mut bytes = Vec::new();
+        let formatter = serde_json::ser::PrettyFormatter::with_indent(b"\t");
+        let mut serializer = serde_json::Serializer::with_formatter(&mut bytes, formatter);
+        serde::Serialize::serialize(config, &mut serializer).map_err(|err| {
+            self.io(
+                "encode",
+                &target,
+                io::Error::new(io::ErrorKind::InvalidData, err),
+            )
+        })?;
+        bytes.push(b'\n');
+
+        // tempfile creates the file with mode 0600: the mode of a new config.json.
+        let mut temp = tempfile::Builder::new()
+            .prefix(".config.json.")
+            .tempfile_in(&dir)
+            .map_err(|source| self.io("create a temporary file in", &dir, source))?;
+        temp.write_all(&bytes)
+            .map_err(|source| self.io("write", temp.path(), source))?;
+        if let Some(permissions) = existing_permissions {
+            temp.as_file()
+                .set_permissions(permissions)
+                .map_err(|source| self.io("set the mode of", &target, source))?;
+        }
+        temp.as_file()
+            .sync_all()
+            .map_err(|source| self.io("flush", &target, source))?;
+        temp.persist(&target)
+            .map_err(|err| self.io("replace", &target, err.error))?;
+        // The rename is durable once the directory is flushed; failing that is not an error
+        // for the user (the data itself is on disk).
+        if let Ok(dir) = fs::File::open(&dir) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    }
+
+    fn unparsable(&self) -> DockerConfigError {
+        DockerConfigError::Unparsable {
+            path: self.path.clone(),
+        }
+    }
+
+    fn io(&self, action: &'static str, path: &Path, source: io::Error) -> DockerConfigError {
+        DockerConfigError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Sets the helper of `registry_host`; the caller checked that `credHelpers`, when present,
+/// is an object. A new `credHelpers` goes at the end of the file.
+fn set_helper(config: &mut Map<String, Value>, registry_host: &str, helper: &str) {
+    let helpers = config
+        .entry(CRED_HELPERS)
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(helpers) = helpers {
+        helpers.insert(registry_host.to_owned(), Value::String(helper.to_owned()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    const HOST: &str = "127.0.0.1:5000";
+
+    fn config_in(dir: &tempfile::TempDir) -> DockerConfig {
+        DockerConfig::new(dir.path().join("docker").join("config.json"))
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    fn read_value(path: &Path) -> Value {
+        serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn path_follows_docker_config_then_home() {
+        let home = Path::new("/home/ann");
+        assert_eq!(
+            config_path(Some(OsStr::new("/etc/dc")), Some(home)),
+            Some(PathBuf::from("/etc/dc/config.json"))
+        );
+        assert_eq!(
+            config_path(Some(OsStr::new("")), Some(home)),
+            Some(PathBuf::from("/home/ann/.docker/config.json"))
+        );
+        assert_eq!(
+            config_path(None, Some(home)),
+            Some(PathBuf::from("/home/ann/.docker/config.json"))
+        );
+        assert_eq!(config_path(None, None), None);
+    }
+
+    #[test]
+    fn missing_file_is_created_private_with_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_in(&dir);
+        assert_eq!(
+            config.point_at_helper(HOST, HELPER).unwrap(),
+            Change::Written
+        );
+        assert_eq!(
+            read_value(config.path()),
+            serde_json::json!({"credHelpers": {HOST: "hubkey"}})
+        );
+        assert_eq!(mode(config.path()), 0o600);
+        assert_eq!(config.helper_for(HOST).unwrap().as_deref(), Some("hubkey"));
+    }
+
+    #[test]
+    fn other_keys_order_and_mode_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_in(&dir);
+        fs::create_dir_all(config.path().parent().unwrap()).unwrap();
+        let original = r#"{"zeta": 1, "auths": {"b": {}, "a": {"auth": "x"}}, "credHelpers": {"gcr.io": "gcloud"}, "alpha": [1, 2.5, null]}"#;
+        fs::write(config.path(), original).unwrap();
+        fs::set_permissions(config.path(), fs::Permissions::from_mode(0o644)).unwrap();
+
+        config.point_at_helper(HOST, HELPER).unwrap();
+        let after = read_value(config.path());
+        let keys: Vec<&String> = after.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["zeta", "auths", "credHelpers", "alpha"]);
+        let auths: Vec<&String> = after["auths"].as_object().unwrap().keys().collect();
+        assert_eq!(auths, ["b", "a"]);
+        assert_eq!(after["credHelpers"]["gcr.io"], "gcloud");
+        assert_eq!(after["credHelpers"][HOST], "hubkey");
+        assert_eq!(mode(config.path()), 0o644);
+
+        config.remove_helper(HOST).unwrap();
+        assert_eq!(
+            read_value(config.path()),
+            serde_json::from_str::<Value>(original).unwrap()
+        );
+        assert_eq!(mode(config.path()), 0o644);
+    }
+
+    #[test]
+    fn unparsable_files_are_never_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_in(&dir);
+        fs::create_dir_all(config.path().parent().unwrap()).unwrap();
+        for original in [
+            &b"{\"auths\": {"[..],
+            b"[1, 2]",
+            b"\"text\"",
+            b"{\"credHelpers\": 5}",
+            b"\xff\xfe",
+        ] {
+            fs::write(config.path(), original).unwrap();
+            let err = config.point_at_helper(HOST, HELPER).unwrap_err();
+            assert!(
+                matches!(err, DockerConfigError::Unparsable { .. }),
+                "{err:?}"
+            );
+            assert!(matches!(
+                config.remove_helper(HOST),
+                Err(DockerConfigError::Unparsable { .. })
+            ));
+            assert_eq!(fs::read(config.path()).unwrap(), original);
+        }
+    }
+
+    #[test]
+    fn empty_file_reads_as_an_empty_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_in(&dir);
+        fs::create_dir_all(config.path().parent().unwrap()).unwrap();
+        fs::write(config.path(), "  \n").unwrap();
+        config.point_at_helper(HOST, HELPER).unwrap();
+        assert_eq!(
+            read_value(config.path()),
+            serde_json::json!({"credHelpers": {HOST: "hubkey"}})
+        );
+    }
+
+    #[test]
+    fn another_helpers_entry_is_not_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_in(&dir);
+        fs::create_dir_all(config.path().parent().unwrap()).unwrap();
+        let original = format!(r#"{{"credHelpers": {{"{HOST}": "desktop"}}}}"#);
+        fs::write(config.path(), &original).unwrap();
+        assert_eq!(config.remove_helper(HOST).unwrap(), Change::Unchanged);
+        assert_eq!(fs::read_to_string(config.path()).unwrap(), original);
+    }
+
+    #[test]
+    fn remove_without_a_file_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_in(&dir);
+        assert_eq!(config.remove_helper(HOST).unwrap(), Change::Unchanged);
+        assert!(!config.path().exists());
+    }
+
+    #[test]
+    fn symlinked_file_is_written_at_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("real.json");
+        fs::write(&target, r#"{"a": 1}"#).unwrap();
+        let link = dir.path().join("config.json");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        DockerConfig::new(&link)
+            .point_at_helper(HOST, HELPER)
+            .unwrap();
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(read_value(&target)["credHelpers"][HOST], "hubkey");
+        assert_eq!(read_value(&target)["a"], 1);
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("JSON has no NaN or infinity", |f| f.is_finite())
+                .prop_map(Value::from),
+            ".*".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((".*", inner), 0..6)
+                    .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn json_object() -> impl Strategy<Value = Map<String, Value>> {
+        prop::collection::vec(
+            (
+                "[a-zA-Z]{1,8}|.*".prop_filter("not ours", |key| key != CRED_HELPERS),
+                json_value(),
+            ),
+            0..8,
+        )
+        .prop_map(|entries| entries.into_iter().collect())
+    }
+
+    /// Keys in order, with their values, recursively (Map's `==` ignores order).
+    fn ordered(value: &Value) -> String {
+        serde_json::to_string(value).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn point_keeps_every_other_key_and_remove_restores(
+            original in json_object(),
+            existing_helpers in prop::option::of(prop::collection::vec(("[a-z.:0-9]{1,12}", "[a-z]{1,8}"), 0..3)),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let config = config_in(&dir);
+            fs::create_dir_all(config.path().parent().unwrap()).unwrap();
+            let mut original = original;
+            if let Some(helpers) = &existing_helpers {
+                let helpers: Map<String, Value> = helpers
+                    .iter()
+                    .filter(|(host, _)| host != HOST)
+                    .map(|(host, helper)| (host.clone(), Value::String(helper.clone())))
+                    .collect();
+                original.insert(CRED_HELPERS.to_owned(), Value::Object(helpers));
+            }
+            let original = Value::Object(original);
+            fs::write(config.path(), serde_json::to_vec_pretty(&original).unwrap()).unwrap();
+
+            config.point_at_helper(HOST, HELPER).unwrap();
+            let after = read_value(config.path());
+            let after_object = after.as_object().unwrap();
+            let original_object = original.as_object().unwrap();
+            for (key, value) in original_object {
+                if key != CRED_HELPERS {
+                    prop_assert_eq!(ordered(&after_object[key]), ordered(value));
+                }
+            }
+            let other_keys = |object: &Map<String, Value>| -> Vec<String> {
+                object.keys().filter(|key| *key != CRED_HELPERS).cloned().collect()
+            };
+            prop_assert_eq!(other_keys(after_object), other_keys(original_object));
+            prop_assert_eq!(after_object[CRED_HELPERS][HOST].as_str(), Some(HELPER));
+            if let Some(Value::Object(helpers)) = original_object.get(CRED_HELPERS) {
+                for (host, helper) in helpers {
+                    prop_assert_eq!(&after_object[CRED_HELPERS][host], helper);
+                }
+            }
+
+            config.remove_helper(HOST).unwrap();
+            let restored = read_value(config.path());
+            let had_helpers = original_object
+                .get(CRED_HELPERS)
+                .and_then(Value::as_object)
+                .is_some_and(|helpers| !helpers.is_empty());
+            if existing_helpers.is_none() || had_helpers {
+                prop_assert_eq!(ordered(&restored), ordered(&original));
+            }
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! The one error type of the desktop core, in the terms the UI reacts to.
+//!
+//! It serialises to `{"code": "...", "message": "..."}` (plus `retry_after` for `throttled`):
+//! the code is stable snake_case for the UI to branch on, the message is for a person. No
+//! variant ever carries a password, a session token or an access token.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hubkey_client::ClientError;
+use hubkey_keyring::SecretError;
+use serde::ser::SerializeMap;
+
+use crate::docker_config::DockerConfigError;
+
+/// Why a desktop flow failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DesktopError {
+    /// The user name or the password is wrong.
+    #[error("Wrong user name or password.")]
+    WrongCredentials,
+    /// The authenticator code is wrong or was already used.
+    #[error("That code is not right (or was already used); enter the current code from your authenticator app.")]
+    WrongCode,
+    /// Too many failed attempts; `retry_after` says how long to wait when the server said.
+    #[error("Too many attempts; {}", match retry_after {
+        Some(wait) => format!("try again in {} seconds.", wait.as_secs()),
+        None => "try again later.".to_owned(),
+    })]
+    Throttled {
+        /// The wait the server asked for.
+        retry_after: Option<Duration>,
+    },
+    /// No answer from the server (refused, timed out, name not found).
+    #[error("The server at {server} did not answer ({detail}). Check the address and your network, then try again.")]
+    Unreachable {
+        /// The server address.
+        server: String,
+        /// What the network said.
+        detail: String,
+    },
+    /// The secure connection failed, typically an untrusted certificate.
+    #[error("Could not open a secure connection to {server} ({detail}). Its certificate may not be trusted here.")]
+    Tls {
+        /// The server address.
+        server: String,
+        /// What the TLS layer said.
+        detail: String,
+    },
+    /// Something answered, but not a hub (or the address is not a usable URL).
+    #[error("{server} does not look like a hub ({detail}). Check the address.")]
+    NotAHub {
+        /// The server address.
+        server: String,
+        /// What was odd.
+        detail: String,
+    },
+    /// No usable secret store (no Secret Service, no session bus, a locked keyring).
+    #[error("No keyring is available to keep your sign-in safe: {reason}. Install or unlock a Secret Service keyring (such as GNOME Keyring or KWallet) and try again.")]
+    KeyringUnavailable {
+        /// What is missing, in the store's words.
+        reason: String,
+    },
+    /// The keyring did not answer in time (it may be waiting for an unlock prompt).
+    #[error(
+        "The keyring did not answer in time; it may be waiting for you to unlock it. Try again."
+    )]
+    KeyringTimeout,
+    /// The docker CLI's config.json is not JSON this app understands; it was left untouched.
+    #[error("{} does not parse as a JSON object, so it was left untouched; the docker CLI is not set up to use your token.", path.display())]
+    DockerConfigUnparsable {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The session ended (expired, revoked, or signed out elsewhere): sign in again.
+    #[error("Your session has ended; sign in again.")]
+    SessionEnded,
+    /// The server failed or refused in an unexpected way.
+    #[error("The server failed{}: {message}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
+    ServerError {
+        /// The HTTP status, when there was an answer.
+        status: Option<u16>,
+        /// The server's explanation, or ours.
+        message: String,
+    },
+    /// The request cannot be made as asked (bad address, empty name, no code was asked for).
+    #[error("{message}")]
+    InvalidInput {
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl DesktopError {
+    /// The stable code the UI branches on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DesktopError::WrongCredentials => "wrong_credentials",
+            DesktopError::WrongCode => "wrong_code",
+            DesktopError::Throttled { .. } => "throttled",
+            DesktopError::Unreachable { .. } => "unreachable",
+            DesktopError::Tls { .. } => "tls",
+            DesktopError::NotAHub { .. } => "not_a_hub",
+            DesktopError::KeyringUnavailable { .. } => "keyring_unavailable",
+            DesktopError::KeyringTimeout => "keyring_timeout",
+            DesktopError::DockerConfigUnparsable { .. } => "docker_config_unparsable",
+            DesktopError::SessionEnded => "session_ended",
+            DesktopError::ServerError { .. } => "server_error",
+            DesktopError::InvalidInput { .. } => "invalid_input",
+        }
+    }
+
+    /// Whether trying the same thing again later may work without the user changing anything.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            DesktopError::Throttled { .. }
+                | DesktopError::Unreachable { .. }
+                | DesktopError::KeyringTimeout
+                | DesktopError::ServerError { .. }
+        )
+    }
+
+    /// Maps a client error met while talking to `server`. A 401 here is a session that is no
+    /// longer valid; the sign-in steps map their 401s themselves.
+    pub fn from_client(server: &str, err: ClientError) -> Self {
+        let server = server.to_owned();
+        match err {
+            ClientError::Unauthorized { .. } => DesktopError::SessionEnded,
+            ClientError::SecondFactorRequired => DesktopError::ServerError {
+                status: Some(401),
+                message: "the server asked for a second factor where none can be given".into(),
+            },
+            ClientError::Throttled { retry_after, .. } => DesktopError::Throttled { retry_after },
+            ClientError::Unreachable(detail) => DesktopError::Unreachable { server, detail },
+            ClientError::Tls(detail) => DesktopError::Tls { server, detail },
+            ClientError::NotAHub { detail, .. } => DesktopError::NotAHub { server, detail },
+            ClientError::Url(detail) => DesktopError::InvalidInput {
+                message: format!("“{server}” is not a usable server address: {detail}"),
+            },
+            ClientError::Invalid { body } => DesktopError::InvalidInput { message: body.text },
+            ClientError::Forbidden { message } => DesktopError::ServerError {
+                status: Some(403),
+                message,
+            },
+            ClientError::NotFound { message } => DesktopError::ServerError {
+                status: Some(404),
+                message,
+            },
+            ClientError::Server { status, message } => DesktopError::ServerError {
+                status: Some(status),
+                message,
+            },
+        }
+    }
+}
+
+impl From<SecretError> for DesktopError {
+    fn from(err: SecretError) -> Self {
+        match err {
+            SecretError::Unavailable { reason } => DesktopError::KeyringUnavailable { reason },
+            SecretError::TimedOut => DesktopError::KeyringTimeout,
+            SecretError::Corrupt(detail) => DesktopError::KeyringUnavailable {
+                reason: format!("an entry in it cannot be read ({detail})"),
+            },
+            SecretError::Other(detail) => DesktopError::KeyringUnavailable { reason: detail },
+        }
+    }
+}
+
+impl From<DockerConfigError> for DesktopError {
+    fn from(err: DockerConfigError) -> Self {
+        match err {
+            DockerConfigError::Unparsable { path } => DesktopError::DockerConfigUnparsable { path },
+            err @ DockerConfigError::Io { .. } => DesktopError::ServerError {
+                status: None,
+                message: err.to_string(),
+            },
+        }
+    }
+}
+
+impl serde::Serialize for DesktopError {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let retry_after = match self {
+            DesktopError::Throttled { retry_after } => Some(retry_after.map(|d| d.as_secs())),
+            _ => None,
+        };
+        let mut map = serializer.serialize_map(Some(2 + usize::from(retry_after.is_some())))?;
+        map.serialize_entry("code", self.code())?;
+        map.serialize_entry("message", &self.to_string())?;
+        if let Some(retry_after) = retry_after {
+            map.serialize_entry("retry_after", &retry_after)?;
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialises_to_code_and_message() {
+        let json = serde_json::to_value(DesktopError::WrongCredentials).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"code": "wrong_credentials", "message": "Wrong user name or password."})
+        );
+        let json = serde_json::to_value(DesktopError::Throttled {
+            retry_after: Some(Duration::from_secs(42)),
+        })
+        .unwrap();
+        assert_eq!(json["code"], "throttled");
+        assert_eq!(json["retry_after"], 42);
+        assert_eq!(
+            json["message"],
+            "Too many attempts; try again in 42 seconds."
+        );
+    }
+
+    #[test]
+    fn unreachable_names_the_server() {
+        let err = DesktopError::from_client(
+            "http://127.0.0.1:9",
+            ClientError::Unreachable("connection refused".into()),
+        );
+        assert_eq!(err.code(), "unreachable");
+        assert!(err
+            .to_string()
+            .starts_with("The server at http://127.0.0.1:9 did not answer"));
+        assert!(err.is_retryable());
+    }
+
+    #[test]
+    fn keyring_errors_keep_their_kind() {
+        assert_eq!(
+            DesktopError::from(SecretError::TimedOut).code(),
+            "keyring_timeout"
+        );
+        let err = DesktopError::from(SecretError::Unavailable {
+            reason: "no Secret Service".into(),
+        });
+        assert_eq!(err.code(), "keyring_unavailable");
+        assert!(err.to_string().contains("no Secret Service"));
+    }
+}

@@ -1,0 +1,23 @@
+//! The desktop app's core, without a window: sign-in (with a second factor when asked), the
+//! silent auto token, the session in the OS keyring, and the docker CLI hand-off.
+//!
+//! The Tauri shell only translates between its commands and [`Desktop`]; everything here is
+//! tested against a real hubkeyd and a real keyring without a UI.
+//!
+//! Invariants: the auto token's plaintext never leaves this crate except into the
+//! [`hubkey_keyring::SecretStore`]; no error or serialised value carries a password or a
+//! token; the docker `config.json` is merged, never overwritten when it does not parse.
+
+#![warn(missing_docs)]
+
+pub mod docker_config;
+mod error;
+mod session;
+
+pub use docker_config::{config_path, config_path_from_env, DockerConfig, DockerConfigError};
+pub use error::DesktopError;
+pub use session::{
+    canonical_server_url, session_account, Account, Desktop, HandOff, Leftover, SignInStep,
+    SignOutReport, SignOutStep, SkipReason, CLIENT_NAME, DOCKER_HUB, DOCKER_HUB_REGISTRY,
+    SESSION_ACCOUNT_PREFIX,
+};

@@ -1,0 +1,53 @@
+//! The hubkey desktop app: a thin Tauri shell. Every command translates to a call of
+//! [`hubkey_desktop::Desktop`] (the core, testable without a window) and back; the webview
+//! never sees a secret, only accounts, settings and `{code, message}` errors.
+
+mod commands;
+mod settings;
+
+use std::sync::Arc;
+
+use hubkey_desktop::Desktop;
+use tauri::Manager;
+
+pub use commands::{AppSettings, CommandError, ErrorBody};
+
+/// Runs the app until its last window closes.
+pub fn run() {
+    let outcome = tauri::Builder::default()
+        .plugin(tauri_plugin_store::Builder::default().build())
+        .setup(|app| {
+            let docker_config = hubkey_desktop::docker_config::config_path_from_env()
+                .ok_or("cannot find the docker config: set HOME or DOCKER_CONFIG")?;
+            let store = Arc::new(hubkey_keyring::OsKeyring::new());
+            let desktop = Desktop::new(store, docker_config, device_name());
+            app.manage(desktop);
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::settings,
+            commands::set_server,
+            commands::restore,
+            commands::sign_in,
+            commands::submit_code,
+            commands::sign_out,
+        ])
+        .run(tauri::generate_context!());
+    if let Err(err) = outcome {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("hubkey: {err}");
+        }
+        std::process::exit(1);
+    }
+}
+
+/// The name this device's auto tokens carry: the host name.
+fn device_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "this computer".to_owned())
+}

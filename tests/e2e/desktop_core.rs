@@ -1,0 +1,420 @@
+//! The desktop app's core without a window, against a real hubkeyd and a real keyring:
+//! sign-in with and without a second factor, the silent auto token and docker hand-off,
+//! restoring after a restart, signing out, and the errors the sign-in screen shows.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::Utc;
+use hubkey_api::{AccessToken, Origin};
+use hubkey_desktop::{Account, Desktop, DesktopError, HandOff, SignInStep, SkipReason};
+use hubkey_e2e::keyring::KeyringSession;
+use hubkey_e2e::Hubkeyd;
+use hubkey_keyring::{docker, OsKeyring, SecretStore, SERVICE};
+use tempfile::TempDir;
+
+const PASSWORD: &str = "correct horse battery";
+const REGISTRY: &str = "127.0.0.1:5000";
+const DEVICE: &str = "ann's laptop";
+
+/// A hub announcing the registry `REGISTRY`, with the user ann.
+async fn hub() -> Hubkeyd {
+    let hub = Hubkeyd::start_with(
+        tempfile::tempdir().unwrap(),
+        "127.0.0.1:0",
+        hubkeyd::Site {
+            public_url: None,
+            registry_host: Some(REGISTRY.into()),
+        },
+    )
+    .await;
+    hub.add_user("ann", PASSWORD).await;
+    hub
+}
+
+/// A hub, an empty keyring and an empty docker home.
+async fn setup() -> (Hubkeyd, Keyring, DockerHome) {
+    (hub().await, keyring(), DockerHome::new())
+}
+
+/// The real OS keyring of a test: a private bus with an unlocked GNOME Keyring, which this
+/// process (one test per process under nextest) is pointed at.
+struct Keyring {
+    session: KeyringSession,
+    store: Arc<dyn SecretStore>,
+}
+
+fn keyring() -> Keyring {
+    let session = KeyringSession::start();
+    session.install_env();
+    Keyring {
+        session,
+        store: Arc::new(OsKeyring::new()),
+    }
+}
+
+/// A home for the docker CLI's config.json.
+struct DockerHome {
+    dir: TempDir,
+}
+
+impl DockerHome {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join(".docker").join("config.json")
+    }
+
+    fn write(&self, contents: &[u8]) {
+        std::fs::create_dir_all(self.config().parent().unwrap()).unwrap();
+        std::fs::write(self.config(), contents).unwrap();
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(self.config()).unwrap()).unwrap()
+    }
+}
+
+fn desktop(keyring: &Keyring, home: &DockerHome) -> Desktop {
+    Desktop::new(Arc::clone(&keyring.store), home.config(), DEVICE)
+}
+
+fn signed_in(step: SignInStep) -> Account {
+    match step {
+        SignInStep::SignedIn(account) => account,
+        SignInStep::CodeRequired => panic!("no code was expected"),
+    }
+}
+
+/// Signs ann in with a fresh app instance (no second factor).
+async fn sign_in_ann(hub: &Hubkeyd, keyring: &Keyring, home: &DockerHome) -> Account {
+    signed_in(
+        desktop(keyring, home)
+            .sign_in(&hub.url, "ann", PASSWORD)
+            .await
+            .unwrap(),
+    )
+}
+
+/// The account's auto tokens, as a separately signed-in client sees them.
+async fn auto_tokens(hub: &Hubkeyd) -> Vec<AccessToken> {
+    hub.sign_in("ann", PASSWORD)
+        .await
+        .list_all_tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|token| token.generated_by == Origin::Auto)
+        .collect()
+}
+
+/// The auto token kept as the docker credential of `REGISTRY`.
+fn stored_token(keyring: &Keyring) -> Option<String> {
+    docker::get(keyring.store.as_ref(), REGISTRY)
+        .unwrap()
+        .map(|credential| {
+            assert_eq!(credential.username, "ann");
+            credential.secret.expose().to_owned()
+        })
+}
+
+fn session_entry(keyring: &Keyring, hub: &Hubkeyd) -> Option<serde_json::Value> {
+    keyring
+        .store
+        .get(&format!("session:{}", hub.url))
+        .unwrap()
+        .map(|text| serde_json::from_str(text.expose()).unwrap())
+}
+
+fn assert_handed_off(account: &Account, config: &Path) {
+    assert_eq!(
+        account.docker_hand_off,
+        HandOff::Done {
+            registry: REGISTRY.into(),
+            config_path: config.to_path_buf(),
+        }
+    );
+}
+
+fn totp_now(secret: &[u8]) -> String {
+    hubkeyd::totp::code_at_step(secret, hubkeyd::totp::step_at(Utc::now().timestamp()))
+}
+
+#[tokio::test]
+async fn sign_in_creates_the_auto_token_and_hands_it_to_docker() {
+    let (hub, keyring, home) = setup().await;
+    home.write(br#"{"auths": {"quay.io": {"auth": "eA=="}}, "currentContext": "default"}"#);
+
+    let account = sign_in_ann(&hub, &keyring, &home).await;
+    assert_eq!(account.username, "ann");
+    assert_eq!(account.registry.as_deref(), Some(REGISTRY));
+    assert_handed_off(&account, &home.config());
+
+    let tokens = auto_tokens(&hub).await;
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    assert!(
+        tokens[0].token_label.contains(DEVICE),
+        "{}",
+        tokens[0].token_label
+    );
+    assert_eq!(tokens[0].client_id, "hubkey");
+
+    let secret = stored_token(&keyring).expect("the auto token is in the keyring");
+    let outside = keyring
+        .session
+        .secret_tool_lookup(SERVICE, &docker::account(REGISTRY))
+        .expect("secret-tool finds the docker credential");
+    let outside: serde_json::Value = serde_json::from_str(&outside).unwrap();
+    assert_eq!(outside["Secret"], secret.as_str());
+    assert_eq!(outside["Username"], "ann");
+    let exchanged = hub.client().auth_token("ann", &secret).await;
+    assert!(exchanged.is_ok(), "the stored token is the live auto token");
+    let session = session_entry(&keyring, &hub).expect("the session is in the keyring");
+    assert_eq!(session["auto_token_uuid"], tokens[0].uuid.to_string());
+
+    let config = home.json();
+    assert_eq!(config["credHelpers"][REGISTRY], "hubkey");
+    assert_eq!(config["auths"]["quay.io"]["auth"], "eA==");
+    let keys: Vec<&String> = config.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["auths", "currentContext", "credHelpers"]);
+}
+
+#[tokio::test]
+async fn two_factor_sign_in_asks_for_the_code_and_refuses_a_wrong_one() {
+    let hub = hub().await;
+    let secret = hub.hub.enable_totp("ann").await.unwrap();
+    let keyring = keyring();
+    let home = DockerHome::new();
+    let desktop = desktop(&keyring, &home);
+
+    let step = desktop.sign_in(&hub.url, "ann", PASSWORD).await.unwrap();
+    assert_eq!(step, SignInStep::CodeRequired);
+    assert!(stored_token(&keyring).is_none());
+
+    let right = totp_now(&secret);
+    let wrong = format!(
+        "{:06}",
+        (right.parse::<u32>().unwrap() + 500_000) % 1_000_000
+    );
+    let err = desktop.submit_code(&wrong).await.unwrap_err();
+    assert_eq!(err.code(), "wrong_code", "{err:?}");
+
+    let account = desktop.submit_code(&right).await.unwrap();
+    assert_eq!(account.username, "ann");
+    assert_handed_off(&account, &home.config());
+    assert!(stored_token(&keyring).is_some());
+    // hub.sign_in cannot pass the second factor; the app's own session lists the tokens.
+    let tokens = desktop
+        .session_client(&hub.url)
+        .unwrap()
+        .list_all_tokens()
+        .await
+        .unwrap();
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(tokens[0].generated_by, Origin::Auto);
+
+    let err = desktop.submit_code(&right).await.unwrap_err();
+    assert_eq!(err.code(), "invalid_input", "the challenge was used up");
+}
+
+#[tokio::test]
+async fn a_new_app_instance_restores_the_session_from_the_keyring() {
+    let (hub, keyring, home) = setup().await;
+    sign_in_ann(&hub, &keyring, &home).await;
+    let before = session_entry(&keyring, &hub).unwrap();
+
+    let restarted = desktop(&keyring, &home);
+    assert!(restarted.session_client(&hub.url).is_none());
+    let account = restarted
+        .restore(&hub.url)
+        .await
+        .unwrap()
+        .expect("a stored session");
+    assert_eq!(account.username, "ann");
+    assert_handed_off(&account, &home.config());
+    let after = session_entry(&keyring, &hub).unwrap();
+    assert_ne!(
+        before["refresh_token"], after["refresh_token"],
+        "the rotated refresh token is stored"
+    );
+    let client = restarted.session_client(&hub.url).unwrap();
+    assert_eq!(client.list_all_tokens().await.unwrap().len(), 1);
+
+    // And again: the stored refresh token is the live one.
+    let again = desktop(&keyring, &home).restore(&hub.url).await.unwrap();
+    assert!(again.is_some());
+}
+
+#[tokio::test]
+async fn restore_without_a_stored_session_is_nothing() {
+    let (hub, keyring, home) = setup().await;
+    assert_eq!(
+        desktop(&keyring, &home).restore(&hub.url).await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn an_ended_session_is_cleaned_up_on_restore() {
+    let (hub, keyring, home) = setup().await;
+    sign_in_ann(&hub, &keyring, &home).await;
+    // Someone else uses the refresh token: the stored one is spent.
+    let session = session_entry(&keyring, &hub).unwrap();
+    hub.client()
+        .refresh(session["refresh_token"].as_str().unwrap())
+        .await
+        .unwrap();
+
+    let err = desktop(&keyring, &home)
+        .restore(&hub.url)
+        .await
+        .unwrap_err();
+    assert_eq!(err, DesktopError::SessionEnded);
+    assert!(session_entry(&keyring, &hub).is_none());
+    assert!(stored_token(&keyring).is_none());
+    assert!(home.json().get("credHelpers").is_none());
+}
+
+#[tokio::test]
+async fn restore_keeps_everything_while_the_server_is_down() {
+    let (hub, keyring, home) = setup().await;
+    sign_in_ann(&hub, &keyring, &home).await;
+    let url = hub.url.clone();
+    let before = session_entry(&keyring, &hub).unwrap();
+    let data = hub.stop().await;
+
+    let err = desktop(&keyring, &home).restore(&url).await.unwrap_err();
+    assert_eq!(err.code(), "unreachable", "{err:?}");
+    assert!(err.is_retryable());
+    let after: serde_json::Value = serde_json::from_str(
+        keyring
+            .store
+            .get(&format!("session:{url}"))
+            .unwrap()
+            .unwrap()
+            .expose(),
+    )
+    .unwrap();
+    assert_eq!(before, after);
+    assert!(stored_token(&keyring).is_some());
+    assert_eq!(home.json()["credHelpers"][REGISTRY], "hubkey");
+    drop(data);
+}
+
+#[tokio::test]
+async fn sign_out_cleans_the_keyring_the_docker_config_and_the_server() {
+    let (hub, keyring, home) = setup().await;
+    home.write(br#"{"credHelpers": {"gcr.io": "gcloud"}}"#);
+    let desktop = desktop(&keyring, &home);
+    signed_in(desktop.sign_in(&hub.url, "ann", PASSWORD).await.unwrap());
+    let client = desktop.session_client(&hub.url).unwrap();
+    assert_eq!(auto_tokens(&hub).await.len(), 1);
+
+    let report = desktop.sign_out(&hub.url).await.unwrap();
+    assert!(report.not_done.is_empty(), "{report:?}");
+    assert!(auto_tokens(&hub).await.is_empty());
+    assert!(session_entry(&keyring, &hub).is_none());
+    assert!(stored_token(&keyring).is_none());
+    assert_eq!(
+        home.json(),
+        serde_json::json!({"credHelpers": {"gcr.io": "gcloud"}})
+    );
+    assert!(
+        client.list_all_tokens().await.is_err(),
+        "the session was revoked"
+    );
+    assert!(desktop.session_client(&hub.url).is_none());
+}
+
+#[tokio::test]
+async fn sign_out_after_a_restart_still_deletes_the_auto_token() {
+    let (hub, keyring, home) = setup().await;
+    sign_in_ann(&hub, &keyring, &home).await;
+    let report = desktop(&keyring, &home).sign_out(&hub.url).await.unwrap();
+    assert!(report.not_done.is_empty(), "{report:?}");
+    assert!(auto_tokens(&hub).await.is_empty());
+    assert!(session_entry(&keyring, &hub).is_none());
+    assert!(stored_token(&keyring).is_none());
+}
+
+#[tokio::test]
+async fn an_unparsable_docker_config_is_left_alone_and_sign_in_still_works() {
+    let (hub, keyring, home) = setup().await;
+    let original = b"{\"auths\": {\"quay.io\": \n// half-edited by hand";
+    home.write(original);
+
+    let account = sign_in_ann(&hub, &keyring, &home).await;
+    match &account.docker_hand_off {
+        HandOff::Skipped { reason, message } => {
+            assert_eq!(*reason, SkipReason::DockerConfigUnparsable);
+            assert!(message.contains("config.json"), "{message}");
+        }
+        other => panic!("expected the hand-off to be skipped, got {other:?}"),
+    }
+    assert_eq!(std::fs::read(home.config()).unwrap(), original);
+    assert!(stored_token(&keyring).is_some());
+    assert_eq!(auto_tokens(&hub).await.len(), 1);
+
+    let report = desktop(&keyring, &home).sign_out(&hub.url).await.unwrap();
+    assert_eq!(std::fs::read(home.config()).unwrap(), original);
+    assert_eq!(report.not_done.len(), 1, "{report:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_reported_as_such() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let keyring = keyring();
+    let home = DockerHome::new();
+
+    let err = desktop(&keyring, &home)
+        .sign_in(&url, "ann", PASSWORD)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "unreachable", "{err:?}");
+    let json = serde_json::to_value(&err).unwrap();
+    assert_eq!(json["code"], "unreachable");
+    assert!(json["message"].as_str().unwrap().contains(&url));
+    assert!(!home.config().exists());
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_wrong_credentials() {
+    let (hub, keyring, home) = setup().await;
+
+    let err = desktop(&keyring, &home)
+        .sign_in(&hub.url, "ann", "not the password")
+        .await
+        .unwrap_err();
+    assert_eq!(err, DesktopError::WrongCredentials);
+    assert_eq!(
+        serde_json::to_value(&err).unwrap(),
+        serde_json::json!({"code": "wrong_credentials", "message": "Wrong user name or password."})
+    );
+    assert!(auto_tokens(&hub).await.is_empty());
+    assert!(session_entry(&keyring, &hub).is_none());
+    assert!(!home.config().exists());
+}
+
+#[tokio::test]
+async fn without_a_keyring_sign_in_fails_before_anything_is_created() {
+    let hub = hub().await;
+    let home = DockerHome::new();
+    let bus = KeyringSession::without_secret_service();
+    bus.install_env();
+    let desktop = Desktop::new(Arc::new(OsKeyring::new()), home.config(), DEVICE);
+
+    let err = desktop
+        .sign_in(&hub.url, "ann", PASSWORD)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "keyring_unavailable", "{err:?}");
+    assert!(err.to_string().contains("Secret Service"), "{err}");
+    assert!(auto_tokens(&hub).await.is_empty());
+    assert!(!home.config().exists());
+}

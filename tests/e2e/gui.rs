@@ -1,0 +1,152 @@
+//! The desktop app itself, through its window: tauri-driver and WebKitWebDriver under Xvfb,
+//! a private keyring, and a real hubkeyd.
+
+use hubkey_api::Origin;
+use hubkey_e2e::desktop::DesktopApp;
+use hubkey_e2e::keyring::KeyringSession;
+use hubkey_e2e::Hubkeyd;
+use hubkey_keyring::SecretStore;
+
+const PASSWORD: &str = "correct horse battery";
+const REGISTRY: &str = "127.0.0.1:5999";
+
+async fn hub_with_registry() -> Hubkeyd {
+    let site = hubkeyd::Site {
+        public_url: None,
+        registry_host: Some(REGISTRY.into()),
+    };
+    let hub = Hubkeyd::start_with(tempfile::tempdir().unwrap(), "127.0.0.1:0", site).await;
+    hub.add_user("ann", PASSWORD).await;
+    hub
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_hands_the_docker_cli_a_token_and_sign_out_takes_it_back() {
+    let keyring = KeyringSession::start();
+    keyring.install_env();
+    let hub = hub_with_registry().await;
+    let app = DesktopApp::start(&keyring, &hub.url).await;
+    std::fs::write(
+        app.docker_config.join("config.json"),
+        r#"{"experimental": "enabled"}"#,
+    )
+    .unwrap();
+
+    // The remembered server is the one the app was pointed at.
+    assert_eq!(
+        app.wait_for("#server-url")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(hub.url.as_str())
+    );
+    app.screenshot("sign-in").await;
+
+    // A wrong password is said so, specifically.
+    app.fill("#username", "ann").await;
+    app.fill("#password", "not the password").await;
+    app.click("#sign-in").await;
+    let error = app.wait_for("[data-testid=error]").await;
+    assert_eq!(
+        error.attr("data-code").await.unwrap().as_deref(),
+        Some("wrong_credentials")
+    );
+    app.screenshot("sign-in-wrong-password").await;
+
+    app.fill("#password", PASSWORD).await;
+    app.click("#sign-in").await;
+    assert_eq!(
+        app.text("[data-testid=signed-in]").await,
+        "Signed in as ann"
+    );
+    let hand_off = app.wait_for("[data-testid=hand-off]").await;
+    assert_eq!(
+        hand_off.attr("data-state").await.unwrap().as_deref(),
+        Some("done")
+    );
+    app.screenshot("signed-in").await;
+
+    // The server has this device's auto token ...
+    let ann = hub.sign_in("ann", PASSWORD).await;
+    let autos: Vec<_> = ann
+        .list_all_tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.generated_by == Origin::Auto)
+        .collect();
+    assert_eq!(autos.len(), 1, "{autos:?}");
+    // ... the keyring holds it for the registry, and the docker CLI is pointed at it.
+    let credential = hubkey_keyring::docker::get(&hubkey_keyring::OsKeyring::new(), REGISTRY)
+        .unwrap()
+        .expect("docker credential in the keyring");
+    assert_eq!(credential.username, "ann");
+    assert!(credential.secret.expose().starts_with("hkpat_"));
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(app.docker_config.join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["credHelpers"][REGISTRY], "hubkey");
+    assert_eq!(config["experimental"], "enabled", "other keys are kept");
+    assert!(
+        !config.to_string().contains(credential.secret.expose()),
+        "no secret in config.json"
+    );
+
+    // Settings say where secrets live.
+    app.click("nav button:nth-child(2)").await;
+    assert!(app
+        .text("[data-testid=secret-store]")
+        .await
+        .contains("Secret Service"));
+    app.screenshot("settings").await;
+    app.click("nav button:nth-child(1)").await;
+
+    app.click("#sign-out").await;
+    app.wait_for("#username").await;
+    assert!(ann
+        .list_all_tokens()
+        .await
+        .unwrap()
+        .iter()
+        .all(|t| t.generated_by != Origin::Auto));
+    assert!(
+        hubkey_keyring::docker::get(&hubkey_keyring::OsKeyring::new(), REGISTRY)
+            .unwrap()
+            .is_none()
+    );
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(app.docker_config.join("config.json")).unwrap())
+            .unwrap();
+    assert!(config["credHelpers"].get(REGISTRY).is_none());
+    assert_eq!(config["experimental"], "enabled");
+    app.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_survives_a_restart_of_the_app() {
+    let keyring = KeyringSession::start();
+    keyring.install_env();
+    let hub = hub_with_registry().await;
+    let app = DesktopApp::start(&keyring, &hub.url).await;
+    app.fill("#username", "ann").await;
+    app.fill("#password", PASSWORD).await;
+    app.click("#sign-in").await;
+    assert_eq!(
+        app.text("[data-testid=signed-in]").await,
+        "Signed in as ann"
+    );
+    let home = app.quit().await;
+
+    // A new process over the same HOME and keyring opens signed in, without a password.
+    let again = DesktopApp::start_in(&keyring, &hub.url, home).await;
+    assert_eq!(
+        again.text("[data-testid=signed-in]").await,
+        "Signed in as ann"
+    );
+    again.screenshot("restored").await;
+    let secret_store = hubkey_keyring::OsKeyring::new();
+    assert!(secret_store.describe().contains("Secret Service"));
+    again.quit().await;
+}

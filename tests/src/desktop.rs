@@ -1,0 +1,264 @@
+//! The real desktop app under a virtual display, driven through tauri-driver and
+//! WebKitWebDriver, with its own HOME, XDG dirs, docker config and a private keyring.
+//!
+//! Needs: `Xvfb` (xvfb), `WebKitWebDriver` (webkit2gtk-driver), `tauri-driver`
+//! (`cargo install tauri-driver --locked`), and the app built with
+//! `cargo build -p hubkey` (scripts/test does both).
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use tempfile::TempDir;
+
+use crate::keyring::KeyringSession;
+
+/// A virtual X display. Dropping it stops Xvfb.
+pub struct Display {
+    pub number: u32,
+    child: Child,
+}
+
+impl Display {
+    /// Starts Xvfb on the first free display number from :90.
+    pub fn start() -> Self {
+        let number = (90..200)
+            .find(|n| {
+                !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+                    && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
+            })
+            .expect("a free X display number");
+        let child = Command::new("Xvfb")
+            .arg(format!(":{number}"))
+            .args(["-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb (apt-get install xvfb)");
+        wait_until(Duration::from_secs(10), "Xvfb to open its socket", || {
+            Path::new(&format!("/tmp/.X11-unix/X{number}")).exists()
+        });
+        Display { number, child }
+    }
+}
+
+impl Drop for Display {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The app binary: `HUBKEY_APP`, else `target/<profile>/hubkey` next to the test executable.
+pub fn app_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("HUBKEY_APP") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let binary = exe.parent().unwrap().parent().unwrap().join("hubkey");
+    assert!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build -p hubkey`",
+        binary.display()
+    );
+    binary
+}
+
+/// The desktop app running under a display, a keyring and tauri-driver, with a WebDriver
+/// session on its window. Dropping it ends the session and stops everything by PID.
+pub struct DesktopApp {
+    pub webdriver: Client,
+    /// The app's HOME; XDG dirs live below it.
+    pub home: TempDir,
+    /// `$DOCKER_CONFIG`.
+    pub docker_config: PathBuf,
+    driver: Child,
+    _display: Display,
+}
+
+impl DesktopApp {
+    /// Starts the app with `HUBKEY_SERVER_URL=server_url` in a fresh HOME.
+    pub async fn start(keyring: &KeyringSession, server_url: &str) -> Self {
+        Self::start_in(keyring, server_url, tempfile::tempdir().unwrap()).await
+    }
+
+    /// Starts the app in an existing HOME (to see what survives a restart).
+    pub async fn start_in(keyring: &KeyringSession, server_url: &str, home: TempDir) -> Self {
+        let display = Display::start();
+        let docker_config = home.path().join(".docker");
+        std::fs::create_dir_all(&docker_config).unwrap();
+        let port = free_port();
+        let native_port = free_port();
+        let mut command = Command::new(tauri_driver());
+        command
+            .args([
+                "--port",
+                &port.to_string(),
+                "--native-port",
+                &native_port.to_string(),
+            ])
+            .envs(keyring.env())
+            .env("DISPLAY", format!(":{}", display.number))
+            .env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", home.path().join(".config"))
+            .env("XDG_CACHE_HOME", home.path().join(".cache"))
+            .env("DOCKER_CONFIG", &docker_config)
+            .env("HUBKEY_SERVER_URL", server_url)
+            .env("NO_AT_BRIDGE", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let driver = command
+            .spawn()
+            .expect("tauri-driver (cargo install tauri-driver --locked)");
+        wait_until(Duration::from_secs(15), "tauri-driver to listen", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "tauri:options".into(),
+            serde_json::json!({ "application": app_binary() }),
+        );
+        let webdriver = new_session(port, capabilities).await;
+        DesktopApp {
+            webdriver,
+            home,
+            docker_config,
+            driver,
+            _display: display,
+        }
+    }
+
+    /// Waits up to 20 s for an element matching `css`.
+    pub async fn wait_for(&self, css: &str) -> fantoccini::elements::Element {
+        let found = tokio::time::timeout(
+            Duration::from_secs(20),
+            self.webdriver.wait().for_element(Locator::Css(css)),
+        )
+        .await;
+        match found {
+            Ok(element) => element.unwrap(),
+            Err(_) => panic!("no {css} within 20 s"),
+        }
+    }
+
+    /// Types `text` into the field `css` (cleared first).
+    pub async fn fill(&self, css: &str, text: &str) {
+        let field = self.wait_for(css).await;
+        field.clear().await.unwrap();
+        field.send_keys(text).await.unwrap();
+    }
+
+    /// Clicks the element `css`.
+    pub async fn click(&self, css: &str) {
+        self.wait_for(css).await.click().await.unwrap();
+    }
+
+    /// The text of `css`, once present.
+    pub async fn text(&self, css: &str) -> String {
+        self.wait_for(css).await.text().await.unwrap()
+    }
+
+    /// Saves a screenshot as `NAME.png` in the test's screenshot folder and returns its path.
+    pub async fn screenshot(&self, name: &str) -> PathBuf {
+        // Let the last DOM change reach the screen first.
+        let _ = self
+            .webdriver
+            .execute_async(
+                "const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(() => done()));",
+                vec![],
+            )
+            .await;
+        let png = self.webdriver.screenshot().await.unwrap();
+        let dir = screenshot_dir();
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+
+    /// Ends the WebDriver session (the app quits) and stops the driver; hands back HOME.
+    pub async fn quit(mut self) -> TempDir {
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.webdriver.clone().close()).await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        std::mem::replace(&mut self.home, tempfile::tempdir().unwrap())
+    }
+}
+
+impl Drop for DesktopApp {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// Where screenshots go: `HUBKEY_SCREENSHOTS`, else `target/<profile>/screenshots` next to
+/// the test executable. Printed with each one.
+pub fn screenshot_dir() -> PathBuf {
+    let dir = std::env::var_os("HUBKEY_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let exe = std::env::current_exe().unwrap();
+            exe.parent().unwrap().parent().unwrap().join("screenshots")
+        });
+    std::fs::create_dir_all(&dir).unwrap();
+    println!("screenshots: {}", dir.display());
+    dir
+}
+
+/// Opens a WebDriver session through tauri-driver. tauri-driver listens before the
+/// WebKitWebDriver behind it does, so a refused or cut-off first request is retried.
+async fn new_session(
+    port: u16,
+    capabilities: serde_json::Map<String, serde_json::Value>,
+) -> Client {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let attempt = tokio::time::timeout(
+            Duration::from_secs(30),
+            ClientBuilder::new(connector)
+                .capabilities(capabilities.clone())
+                .connect(&format!("http://127.0.0.1:{port}")),
+        )
+        .await;
+        match attempt {
+            Ok(Ok(client)) => return client,
+            Ok(Err(fantoccini::error::NewSessionError::FailedC(err)))
+                if Instant::now() < deadline =>
+            {
+                println!("WebDriver not ready yet ({err}); retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Ok(Err(err)) => panic!("no WebDriver session on the app: {err}"),
+            Err(_) => panic!("the WebDriver session did not start within 30 s"),
+        }
+    }
+}
+
+fn tauri_driver() -> PathBuf {
+    if let Some(path) = std::env::var_os("TAURI_DRIVER") {
+        return PathBuf::from(path);
+    }
+    let home_bin = std::env::var_os("HOME")
+        .map(|home| PathBuf::from(home).join(".cargo/bin/tauri-driver"))
+        .filter(|path| path.exists());
+    home_bin.unwrap_or_else(|| PathBuf::from("tauri-driver"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_until(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ready() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

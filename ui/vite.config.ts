@@ -1,0 +1,14 @@
+import { defineConfig } from 'vite';
+import { svelte } from '@sveltejs/vite-plugin-svelte';
+
+// The desktop app loads ui/dist through Tauri's custom protocol: no dev server, no remote
+// content.
+export default defineConfig({
+  plugins: [svelte()],
+  clearScreen: false,
+  build: {
+    target: 'es2022',
+    outDir: 'dist',
+    emptyOutDir: true,
+  },
+});
