@@ -354,3 +354,75 @@ async fn docker_login_stores_the_token_through_the_helper_and_logout_erases_it()
     let missing = helper(&keyring.env(), "get", &registry.host);
     assert_eq!(missing.stdout, format!("{NOT_FOUND}\n"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_app_signs_in_docker_pulls_with_the_auto_token_and_logout_erases_it() {
+    let host = hubkey_e2e::registry::free_loopback_port();
+    let site = hubkeyd::Site {
+        public_url: None,
+        registry_host: Some(host.clone()),
+    };
+    let hub = Hubkeyd::start_with(tempfile::tempdir().unwrap(), "127.0.0.1:0", site).await;
+    hub.add_user("ann", PASSWORD).await;
+    let registry = Registry::start_on(&hub, &host).await;
+    let ann = hub.sign_in("ann", PASSWORD).await;
+    let push = manual_token(&ann, "push", Scope::Write).await;
+    let image = OciImage::write("pulled with the auto token");
+    Skopeo::copy(
+        &image.reference(),
+        &registry.reference("ann/app", "1"),
+        &format!("ann:{}", push.token),
+    )
+    .await
+    .expect_success("push an image to inspect");
+
+    // The app's core signs in: auto token into the keyring, config.json pointed at the helper.
+    let keyring = KeyringSession::start();
+    keyring.install_env();
+    let home = DockerHome::for_host("unrelated.example:5000");
+    let store: std::sync::Arc<dyn SecretStore> = std::sync::Arc::new(OsKeyring::new());
+    let core =
+        hubkey_desktop::Desktop::new(store, home.config.path().join("config.json"), "ci box");
+    let step = core.sign_in(&hub.url, "ann", PASSWORD).await.unwrap();
+    assert!(
+        matches!(step, hubkey_desktop::SignInStep::SignedIn(_)),
+        "{step:?}"
+    );
+    let config: serde_json::Value = serde_json::from_str(&home.config_json()).unwrap();
+    assert_eq!(config["credHelpers"][&host], "hubkey");
+    assert_eq!(
+        config["credHelpers"]["unrelated.example:5000"], "hubkey",
+        "other entries are kept"
+    );
+
+    // docker asks the helper (`get`), which answers with the auto token from the keyring.
+    let inspect = home
+        .docker(
+            &keyring,
+            &[
+                "manifest",
+                "inspect",
+                "--insecure",
+                &format!("{host}/ann/app:1"),
+            ],
+            None,
+        )
+        .await;
+    inspect.expect_success("docker manifest inspect with the auto token");
+    assert!(
+        inspect.stdout.contains("schemaVersion"),
+        "{}",
+        inspect.text()
+    );
+    let autos = ann.list_all_tokens().await.unwrap();
+    let auto = autos
+        .iter()
+        .find(|t| t.generated_by == hubkey_api::Origin::Auto)
+        .expect("the auto token");
+    assert!(auto.last_used.is_some(), "docker used the auto token");
+
+    home.docker(&keyring, &["logout", &host], None)
+        .await
+        .expect_success("docker logout");
+    assert!(docker::get(&OsKeyring::new(), &host).unwrap().is_none());
+}

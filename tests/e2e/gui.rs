@@ -150,3 +150,39 @@ async fn session_survives_a_restart_of_the_app() {
     assert!(secret_store.describe().contains("Secret Service"));
     again.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_factor_sign_in_takes_the_code_in_the_window() {
+    let keyring = KeyringSession::start();
+    keyring.install_env();
+    let hub = hub_with_registry().await;
+    let secret = hub.hub.enable_totp("ann").await.unwrap();
+    let app = DesktopApp::start(&keyring, &hub.url).await;
+    app.fill("#username", "ann").await;
+    app.fill("#password", PASSWORD).await;
+    app.click("#sign-in").await;
+    app.wait_for("#code").await;
+    app.screenshot("sign-in-code").await;
+
+    let step = hubkeyd::totp::step_at(chrono::Utc::now().timestamp());
+    // A code five steps away is never accepted.
+    app.fill("#code", &hubkeyd::totp::code_at_step(&secret, step + 5))
+        .await;
+    app.click("#submit-code").await;
+    let error = app.wait_for("[data-testid=error]").await;
+    assert_eq!(
+        error.attr("data-code").await.unwrap().as_deref(),
+        Some("wrong_code")
+    );
+    app.screenshot("sign-in-wrong-code").await;
+
+    let now = hubkeyd::totp::step_at(chrono::Utc::now().timestamp());
+    app.fill("#code", &hubkeyd::totp::code_at_step(&secret, now))
+        .await;
+    app.click("#submit-code").await;
+    assert_eq!(
+        app.text("[data-testid=signed-in]").await,
+        "Signed in as ann"
+    );
+    app.quit().await;
+}

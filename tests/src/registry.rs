@@ -23,12 +23,18 @@ impl Registry {
     /// Writes the configuration for `hub` with `hubkeyd registry-config`'s code and starts
     /// the registry on a free loopback port; waits until it answers.
     pub async fn start(hub: &Hubkeyd) -> Self {
+        Self::start_on(hub, &free_loopback_port()).await
+    }
+
+    /// Like [`Registry::start`], on `host` (`127.0.0.1:PORT`), for a hub that was told its
+    /// registry host before the registry existed.
+    pub async fn start_on(hub: &Hubkeyd, host: &str) -> Self {
+        let host = host.to_owned();
         assert!(
             Path::new(BINARY).exists(),
             "{BINARY} is missing: install the Debian package docker-registry"
         );
         let dir = tempfile::tempdir().unwrap();
-        let host = free_loopback_port();
         let bundle = hubkeyd::registry::keys::RegistryKeys::open(hub.data_dir())
             .unwrap()
             .bundle()
