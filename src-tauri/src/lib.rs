@@ -3,7 +3,10 @@
 //! never sees a secret, only accounts, settings and `{code, message}` errors.
 
 mod commands;
+mod security;
 mod settings;
+mod tray;
+mod watcher;
 
 use std::sync::Arc;
 
@@ -12,16 +15,33 @@ use tauri::Manager;
 
 pub use commands::{AppSettings, CommandError, ErrorBody};
 
-/// Runs the app until its last window closes.
+/// Runs the app until Quit (closing the window only hides it: the app stays in the tray).
 pub fn run() {
     let outcome = tauri::Builder::default()
+        // First: a second launch only focuses the running instance.
+        .plugin(tauri_plugin_single_instance::init(|app, _, _| {
+            tray::show_window(app);
+        }))
         .plugin(tauri_plugin_store::Builder::default().build())
+        .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_autostart::init(
+            tauri_plugin_autostart::MacosLauncher::LaunchAgent,
+            None,
+        ))
+        .on_window_event(|window, event| {
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event {
+                api.prevent_close();
+                let _ = window.hide();
+            }
+        })
         .setup(|app| {
             let docker_config = hubkey_desktop::docker_config::config_path_from_env()
                 .ok_or("cannot find the docker config: set HOME or DOCKER_CONFIG")?;
             let store = Arc::new(hubkey_keyring::OsKeyring::new());
             let desktop = Desktop::new(store, docker_config, device_name());
             app.manage(desktop);
+            app.manage(watcher::Watcher::default());
+            tray::build(app.handle())?;
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
@@ -31,6 +51,15 @@ pub fn run() {
             commands::sign_in,
             commands::submit_code,
             commands::sign_out,
+            commands::set_watch_interval,
+            commands::set_notifications,
+            commands::set_start_at_login,
+            commands::mark_seen,
+            security::list_tokens,
+            security::set_token_active,
+            security::delete_token,
+            security::create_token,
+            security::rotate_token,
         ])
         .run(tauri::generate_context!());
     if let Err(err) = outcome {

@@ -1,5 +1,7 @@
 //! What the app remembers between runs (tauri-plugin-store, `settings.json` in the app's
-//! config dir): the server to sign in to. Never a secret: those live in the keyring.
+//! data dir): the server to sign in to, the polling interval, notifications on or off and
+//! the tray's attention state; `watcher.json` keeps the events-feed cursors (per server and
+//! user). Never a secret: those live in the keyring.
 
 use tauri::{AppHandle, Runtime};
 use tauri_plugin_store::StoreExt;
@@ -28,5 +30,105 @@ pub fn server_url<R: Runtime>(app: &AppHandle<R>) -> Result<String, String> {
 pub fn set_server_url<R: Runtime>(app: &AppHandle<R>, url: &str) -> Result<(), String> {
     let store = app.store(FILE).map_err(|err| err.to_string())?;
     store.set(SERVER_URL, url);
+    store.save().map_err(|err| err.to_string())
+}
+
+const WATCH_INTERVAL_SECS: &str = "watch_interval_secs";
+const NOTIFICATIONS: &str = "notifications";
+const TRAY_ATTENTION: &str = "tray_attention";
+/// The watcher's cursors live apart from the settings: they change on every poll.
+const WATCH_FILE: &str = "watcher.json";
+
+/// The polling interval when none was chosen.
+pub const DEFAULT_WATCH_INTERVAL_SECS: u64 = 60;
+/// The shortest and longest intervals the Settings screen accepts.
+pub const WATCH_INTERVAL_RANGE: std::ops::RangeInclusive<u64> = 10..=3600;
+
+/// Seconds between polls of the events feed: `HUBKEY_WATCH_INTERVAL_SECS` (for tests) wins,
+/// then the chosen interval, then the default.
+pub fn watch_interval_secs<R: Runtime>(app: &AppHandle<R>) -> Result<u64, String> {
+    if let Some(secs) = std::env::var("HUBKEY_WATCH_INTERVAL_SECS")
+        .ok()
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .filter(|secs| *secs > 0)
+    {
+        return Ok(secs);
+    }
+    let store = app.store(FILE).map_err(|err| err.to_string())?;
+    Ok(store
+        .get(WATCH_INTERVAL_SECS)
+        .and_then(|value| value.as_u64())
+        .unwrap_or(DEFAULT_WATCH_INTERVAL_SECS))
+}
+
+/// Remembers the polling interval (the caller checks it against [`WATCH_INTERVAL_RANGE`]).
+pub fn set_watch_interval_secs<R: Runtime>(app: &AppHandle<R>, secs: u64) -> Result<(), String> {
+    let store = app.store(FILE).map_err(|err| err.to_string())?;
+    store.set(WATCH_INTERVAL_SECS, secs);
+    store.save().map_err(|err| err.to_string())
+}
+
+/// Whether native notifications are shown (on unless turned off).
+pub fn notifications_enabled<R: Runtime>(app: &AppHandle<R>) -> Result<bool, String> {
+    let store = app.store(FILE).map_err(|err| err.to_string())?;
+    Ok(store
+        .get(NOTIFICATIONS)
+        .and_then(|value| value.as_bool())
+        .unwrap_or(true))
+}
+
+/// Turns native notifications on or off.
+pub fn set_notifications_enabled<R: Runtime>(app: &AppHandle<R>, on: bool) -> Result<(), String> {
+    let store = app.store(FILE).map_err(|err| err.to_string())?;
+    store.set(NOTIFICATIONS, on);
+    store.save().map_err(|err| err.to_string())
+}
+
+/// Whether the tray shows its attention icon (pruned tokens not yet looked at); kept so a
+/// restart does not forget it.
+pub fn tray_attention<R: Runtime>(app: &AppHandle<R>) -> Result<bool, String> {
+    let store = app.store(FILE).map_err(|err| err.to_string())?;
+    Ok(store
+        .get(TRAY_ATTENTION)
+        .and_then(|value| value.as_bool())
+        .unwrap_or(false))
+}
+
+/// Remembers whether the tray asks for attention.
+pub fn set_tray_attention<R: Runtime>(app: &AppHandle<R>, on: bool) -> Result<(), String> {
+    let store = app.store(FILE).map_err(|err| err.to_string())?;
+    store.set(TRAY_ATTENTION, on);
+    store.save().map_err(|err| err.to_string())
+}
+
+/// The store key of the watcher's cursor for `username` on `server_url`.
+fn watch_key(server_url: &str, username: &str) -> String {
+    format!("cursor:{username}@{server_url}")
+}
+
+/// The watcher's cursor for this server and user; the default (start at the feed's end)
+/// when there is none or it does not read back.
+pub fn watch_cursor<R: Runtime>(
+    app: &AppHandle<R>,
+    server_url: &str,
+    username: &str,
+) -> Result<hubkey_desktop::WatchCursor, String> {
+    let store = app.store(WATCH_FILE).map_err(|err| err.to_string())?;
+    Ok(store
+        .get(watch_key(server_url, username))
+        .and_then(|value| serde_json::from_value(value).ok())
+        .unwrap_or_default())
+}
+
+/// Persists the watcher's cursor, written to disk before its notifications are shown.
+pub fn set_watch_cursor<R: Runtime>(
+    app: &AppHandle<R>,
+    server_url: &str,
+    username: &str,
+    cursor: &hubkey_desktop::WatchCursor,
+) -> Result<(), String> {
+    let store = app.store(WATCH_FILE).map_err(|err| err.to_string())?;
+    let value = serde_json::to_value(cursor).map_err(|err| err.to_string())?;
+    store.set(watch_key(server_url, username), value);
     store.save().map_err(|err| err.to_string())
 }

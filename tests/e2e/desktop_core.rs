@@ -418,3 +418,134 @@ async fn without_a_keyring_sign_in_fails_before_anything_is_created() {
     assert!(auto_tokens(&hub).await.is_empty());
     assert!(!home.config().exists());
 }
+
+/// The Security screen's core, with this app signed in as ann.
+mod tokens {
+    use hubkey_api::Scope;
+    use hubkey_desktop::{TokenOrigin, TokenScope, TokenStatus};
+
+    use super::*;
+
+    async fn signed_in_desktop(hub: &Hubkeyd, keyring: &Keyring, home: &DockerHome) -> Desktop {
+        let app = desktop(keyring, home);
+        signed_in(app.sign_in(&hub.url, "ann", PASSWORD).await.unwrap());
+        app
+    }
+
+    #[tokio::test]
+    async fn the_list_has_every_token_across_pages_and_marks_this_device() {
+        let (hub, keyring, home) = setup().await;
+        let app = signed_in_desktop(&hub, &keyring, &home).await;
+        let ann = hub.sign_in("ann", PASSWORD).await;
+        for n in 0..105 {
+            hubkey_e2e::server::manual_token(&ann, &format!("script {n}"), Scope::Read).await;
+        }
+        let rows = app.list_tokens(&hub.url).await.unwrap();
+        assert_eq!(rows.len(), 106);
+        let autos: Vec<_> = rows
+            .iter()
+            .filter(|row| row.origin == TokenOrigin::Auto)
+            .collect();
+        assert_eq!(autos.len(), 1);
+        assert!(autos[0].this_device);
+        assert_eq!(autos[0].scope_words, "read, write & delete");
+        assert!(rows
+            .iter()
+            .filter(|row| row.origin == TokenOrigin::Manual)
+            .all(|row| !row.this_device && row.scope_words == "read"));
+    }
+
+    #[tokio::test]
+    async fn deactivate_reactivate_and_delete_reach_the_server() {
+        let (hub, keyring, home) = setup().await;
+        let app = signed_in_desktop(&hub, &keyring, &home).await;
+        let ann = hub.sign_in("ann", PASSWORD).await;
+        let token = hubkey_e2e::server::manual_token(&ann, "ci", Scope::Write).await;
+
+        let row = app
+            .set_token_active(&hub.url, token.uuid, false)
+            .await
+            .unwrap();
+        assert_eq!(row.state, TokenStatus::Inactive);
+        assert!(!ann.get_token(token.uuid).await.unwrap().is_active);
+        let row = app
+            .set_token_active(&hub.url, token.uuid, true)
+            .await
+            .unwrap();
+        assert_eq!(row.state, TokenStatus::Active);
+        assert!(ann.get_token(token.uuid).await.unwrap().is_active);
+
+        app.delete_token(&hub.url, token.uuid).await.unwrap();
+        assert!(matches!(
+            ann.get_token(token.uuid).await,
+            Err(hubkey_client::ClientError::NotFound { .. })
+        ));
+        // A token that is gone says so instead of pretending.
+        assert!(app.delete_token(&hub.url, token.uuid).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_created_token_works_once_shown() {
+        let (hub, keyring, home) = setup().await;
+        let app = signed_in_desktop(&hub, &keyring, &home).await;
+        let expires = Utc::now() + chrono::Duration::days(30);
+        let created = app
+            .create_token(&hub.url, "laptop script", TokenScope::Read, Some(expires))
+            .await
+            .unwrap();
+        assert_eq!(created.row.origin, TokenOrigin::Manual);
+        assert_eq!(created.row.label, "laptop script");
+        assert!(created.row.expires_at.is_some());
+        assert!(!format!("{created:?}").contains(&created.secret));
+        hub.client()
+            .auth_token("ann", &created.secret)
+            .await
+            .expect("the shown value signs in");
+
+        let empty = app
+            .create_token(&hub.url, "  ", TokenScope::Read, None)
+            .await
+            .unwrap_err();
+        assert_eq!(empty.code(), "invalid_input");
+    }
+
+    #[tokio::test]
+    async fn rotate_creates_the_replacement_then_deactivates_the_old_one() {
+        let (hub, keyring, home) = setup().await;
+        let app = signed_in_desktop(&hub, &keyring, &home).await;
+        let old = app
+            .create_token(&hub.url, "deploy", TokenScope::Write, None)
+            .await
+            .unwrap();
+        let new = app.rotate_token(&hub.url, old.row.uuid).await.unwrap();
+        assert_eq!(new.warning, None);
+        assert_ne!(new.row.uuid, old.row.uuid);
+        assert_eq!(new.row.label, "deploy");
+        assert_eq!(new.row.scope, Some(TokenScope::Write));
+        hub.client().auth_token("ann", &new.secret).await.unwrap();
+        assert!(hub.client().auth_token("ann", &old.secret).await.is_err());
+        let ann = hub.sign_in("ann", PASSWORD).await;
+        assert!(!ann.get_token(old.row.uuid).await.unwrap().is_active);
+
+        // The auto token is replaced by signing in, not rotated.
+        let auto = app
+            .list_tokens(&hub.url)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|row| row.this_device)
+            .unwrap();
+        let refused = app.rotate_token(&hub.url, auto.uuid).await.unwrap_err();
+        assert_eq!(refused.code(), "invalid_input");
+    }
+
+    #[tokio::test]
+    async fn without_a_session_the_list_says_sign_in_again() {
+        let (hub, keyring, home) = setup().await;
+        let app = desktop(&keyring, &home);
+        assert_eq!(
+            app.list_tokens(&hub.url).await.unwrap_err(),
+            DesktopError::SessionEnded
+        );
+    }
+}

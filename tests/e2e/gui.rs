@@ -1,6 +1,9 @@
 //! The desktop app itself, through its window: tauri-driver and WebKitWebDriver under Xvfb,
 //! a private keyring, and a real hubkeyd.
 
+mod security;
+mod tray;
+
 use hubkey_api::Origin;
 use hubkey_e2e::desktop::DesktopApp;
 use hubkey_e2e::keyring::KeyringSession;
@@ -95,13 +98,13 @@ async fn sign_in_hands_the_docker_cli_a_token_and_sign_out_takes_it_back() {
     );
 
     // Settings say where secrets live.
-    app.click("nav button:nth-child(2)").await;
+    app.click("#nav-settings").await;
     assert!(app
         .text("[data-testid=secret-store]")
         .await
         .contains("Secret Service"));
     app.screenshot("settings").await;
-    app.click("nav button:nth-child(1)").await;
+    app.click("#nav-account").await;
 
     app.click("#sign-out").await;
     app.wait_for("#username").await;

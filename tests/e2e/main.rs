@@ -7,3 +7,4 @@ mod credential_helper;
 mod desktop_core;
 mod gui;
 mod registry;
+mod watcher;

@@ -12,6 +12,7 @@ pub mod oci;
 pub mod registry;
 pub mod server;
 pub mod tools;
+pub mod tray;
 
 pub use oci::OciImage;
 pub use registry::Registry;

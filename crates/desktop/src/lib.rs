@@ -13,6 +13,8 @@
 pub mod docker_config;
 mod error;
 mod session;
+mod tokens;
+pub mod watcher;
 
 pub use docker_config::{config_path, config_path_from_env, DockerConfig, DockerConfigError};
 pub use error::DesktopError;
@@ -20,4 +22,8 @@ pub use session::{
     canonical_server_url, session_account, Account, Desktop, HandOff, Leftover, SignInStep,
     SignOutReport, SignOutStep, SkipReason, CLIENT_NAME, DOCKER_HUB, DOCKER_HUB_REGISTRY,
     SESSION_ACCOUNT_PREFIX,
+};
+pub use tokens::{CreatedToken, DayUse, TokenOrigin, TokenRow, TokenScope, TokenStatus};
+pub use watcher::{
+    next_delay, poll_once, NotificationEvent, PrunedToken, WatchCursor, WatchOutcome,
 };

@@ -238,6 +238,15 @@ impl Desktop {
             .map(|live| live.client.clone())
     }
 
+    /// The uuid of the auto token this app made for the live session with `server_url`, so
+    /// the Security screen can mark it "this device".
+    pub fn session_auto_token(&self, server_url: &str) -> Option<Uuid> {
+        let server_url = canonical_server_url(server_url).ok()?;
+        lock(&self.live)
+            .get(&server_url)
+            .and_then(|live| live.auto_token_uuid)
+    }
+
     /// The password step. With a second factor on, the answer is
     /// [`SignInStep::CodeRequired`] and the challenge waits in the core for
     /// [`Desktop::submit_code`]; otherwise the account is provisioned (see

@@ -15,4 +15,16 @@ secret_store: string,
 /**
  * The docker CLI's config.json the app points at its credential helper.
  */
-docker_config_path: string, };
+docker_config_path: string, 
+/**
+ * Seconds between polls of the events feed.
+ */
+watch_interval_secs: number, 
+/**
+ * Whether native notifications are shown.
+ */
+notifications: boolean, 
+/**
+ * Whether the app starts when the person logs in.
+ */
+start_at_login: boolean, };

@@ -1,0 +1,402 @@
+//! The Security screen's core: every access token of the signed-in account, and the actions
+//! on them (deactivate, reactivate, delete, create, rotate), through the live session.
+//!
+//! Invariants: the only secret that leaves this module is the show-once value of a manual
+//! token this app just created ([`CreatedToken::secret`]); a rotation creates the replacement
+//! before it deactivates the old token, so a failure never leaves the user with neither.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use hubkey_api::{
+    AccessToken, CreateAccessTokenRequest, Origin, PatchAccessTokenRequest, Scope, TokenState,
+};
+use hubkey_client::HubClient;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use zeroize::Zeroize;
+
+use crate::error::DesktopError;
+use crate::session::{canonical_server_url, Desktop};
+
+/// Where a token came from.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenOrigin {
+    /// Made by a desktop app at sign-in (this one or another device's); pruned by the server.
+    Auto,
+    /// Made by a person; never pruned.
+    Manual,
+}
+
+/// Whether a token works now.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenStatus {
+    /// It works.
+    Active,
+    /// Switched off; it can be switched on again.
+    Inactive,
+    /// Past its expiry; it never works again.
+    Expired,
+}
+
+/// What a token may do, from the narrowest to the widest (each includes the previous ones).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenScope {
+    /// Pull public repositories.
+    PublicRead,
+    /// Pull.
+    Read,
+    /// Pull and push.
+    Write,
+    /// Pull, push and delete.
+    Admin,
+}
+
+impl From<TokenScope> for Scope {
+    fn from(scope: TokenScope) -> Self {
+        match scope {
+            TokenScope::PublicRead => Scope::PublicRead,
+            TokenScope::Read => Scope::Read,
+            TokenScope::Write => Scope::Write,
+            TokenScope::Admin => Scope::Admin,
+        }
+    }
+}
+
+impl From<Scope> for TokenScope {
+    fn from(scope: Scope) -> Self {
+        match scope {
+            Scope::PublicRead => TokenScope::PublicRead,
+            Scope::Read => TokenScope::Read,
+            Scope::Write => TokenScope::Write,
+            Scope::Admin => TokenScope::Admin,
+        }
+    }
+}
+
+/// How often a token was used on one UTC day.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DayUse {
+    /// The day, `YYYY-MM-DD`.
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    pub day: NaiveDate,
+    /// Uses that day.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub uses: u64,
+}
+
+/// One token as the Security screen shows it. Carries no secret: the hint is masked.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenRow {
+    /// The token's id on the server.
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    pub uuid: Uuid,
+    /// Its label.
+    pub label: String,
+    /// Auto (a desktop sign-in) or manual.
+    pub origin: TokenOrigin,
+    /// Whether it is this app's own auto token (the docker CLI's credential).
+    pub this_device: bool,
+    /// The widest scope it has.
+    pub scope: Option<TokenScope>,
+    /// That scope in words ("read & write").
+    pub scope_words: String,
+    /// The masked token, prefix and last four characters.
+    pub hint: String,
+    /// When it was made (RFC 3339).
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    pub created_at: DateTime<Utc>,
+    /// When it was last used (RFC 3339), if ever.
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
+    pub last_used: Option<DateTime<Utc>>,
+    /// The address it was created from.
+    pub creator_ip: String,
+    /// The user agent that created it.
+    pub creator_ua: String,
+    /// The client that created it (`hubkey`, `docker-desktop`, empty for the API).
+    pub client_id: String,
+    /// Active, inactive or expired, as the server answered.
+    pub state: TokenStatus,
+    /// When it stops working (RFC 3339), if ever.
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Uses per UTC day over the last 30 days, oldest first; days without use left out.
+    pub usage: Vec<DayUse>,
+}
+
+impl TokenRow {
+    /// The row of `token`; `this_device` is the app's own auto token.
+    pub fn new(token: &AccessToken, this_device: Option<Uuid>) -> Self {
+        let scope = Scope::widest(&token.scopes);
+        TokenRow {
+            uuid: token.uuid,
+            label: token.token_label.clone(),
+            origin: match token.generated_by {
+                Origin::Auto => TokenOrigin::Auto,
+                Origin::Manual => TokenOrigin::Manual,
+            },
+            this_device: this_device == Some(token.uuid),
+            scope: scope.map(TokenScope::from),
+            scope_words: scope.map(Scope::describe).unwrap_or("none").to_owned(),
+            hint: token.token_hint.clone(),
+            created_at: token.created_at,
+            last_used: token.last_used,
+            creator_ip: token.creator_ip.clone(),
+            creator_ua: token.creator_ua.clone(),
+            client_id: token.client_id.clone(),
+            state: match token.state {
+                TokenState::Active => TokenStatus::Active,
+                TokenState::Inactive => TokenStatus::Inactive,
+                TokenState::Expired => TokenStatus::Expired,
+            },
+            expires_at: token.expires_at,
+            usage: token
+                .usage
+                .iter()
+                .map(|day| DayUse {
+                    day: day.day,
+                    uses: day.uses,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A token just created, with its value: the one secret the webview may hold, to show once.
+/// The value is wiped when this is dropped and never printed.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[derive(Clone, PartialEq, Serialize)]
+pub struct CreatedToken {
+    /// The new token.
+    pub row: TokenRow,
+    /// Its value, shown this once; the server keeps only its digest.
+    pub secret: String,
+    /// Set when the action half succeeded (a rotation whose old token is still active).
+    pub warning: Option<String>,
+}
+
+impl std::fmt::Debug for CreatedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedToken")
+            .field("row", &self.row)
+            .field("secret", &"<redacted>")
+            .field("warning", &self.warning)
+            .finish()
+    }
+}
+
+impl Drop for CreatedToken {
+    fn drop(&mut self) {
+        self.secret.zeroize();
+    }
+}
+
+/// Longest label the server accepts.
+const MAX_LABEL: usize = 100;
+
+impl Desktop {
+    /// Every token of the account signed in to `server_url`, newest first, following the
+    /// server's pagination to the end.
+    pub async fn list_tokens(&self, server_url: &str) -> Result<Vec<TokenRow>, DesktopError> {
+        let (server, client, this_device) = self.token_session(server_url)?;
+        let tokens = client
+            .list_all_tokens()
+            .await
+            .map_err(|err| DesktopError::from_client(&server, err))?;
+        Ok(tokens
+            .iter()
+            .map(|token| TokenRow::new(token, this_device))
+            .collect())
+    }
+
+    /// Deactivates (`active == false`) or reactivates a token; answers the row as the server
+    /// now has it.
+    pub async fn set_token_active(
+        &self,
+        server_url: &str,
+        uuid: Uuid,
+        active: bool,
+    ) -> Result<TokenRow, DesktopError> {
+        let (server, client, this_device) = self.token_session(server_url)?;
+        let patch = PatchAccessTokenRequest {
+            token_label: None,
+            is_active: Some(active),
+        };
+        let token = client
+            .patch_token(uuid, &patch)
+            .await
+            .map_err(|err| DesktopError::from_client(&server, err))?;
+        Ok(TokenRow::new(&token, this_device))
+    }
+
+    /// Deletes a token for good. Deleting this device's auto token cuts the docker CLI off
+    /// until the next sign-in.
+    pub async fn delete_token(&self, server_url: &str, uuid: Uuid) -> Result<(), DesktopError> {
+        let (server, client, _) = self.token_session(server_url)?;
+        client
+            .delete_token(uuid)
+            .await
+            .map_err(|err| DesktopError::from_client(&server, err))
+    }
+
+    /// Creates a manual token labelled `label` with `scope`, expiring at `expires_at` if
+    /// given; the answer carries its value, to show once.
+    pub async fn create_token(
+        &self,
+        server_url: &str,
+        label: &str,
+        scope: TokenScope,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<CreatedToken, DesktopError> {
+        let label = label.trim();
+        if label.is_empty() || label.chars().count() > MAX_LABEL {
+            return Err(DesktopError::InvalidInput {
+                message: format!("A token's label has 1 to {MAX_LABEL} characters."),
+            });
+        }
+        let (server, client, this_device) = self.token_session(server_url)?;
+        create(
+            &server,
+            &client,
+            this_device,
+            CreateAccessTokenRequest {
+                token_label: label.to_owned(),
+                scopes: vec![scope.into()],
+                expires_at,
+            },
+        )
+        .await
+    }
+
+    /// Replaces a manual token: creates one with the same label, scopes and expiry, then
+    /// deactivates the old one, in that order. When the deactivation fails the new token is
+    /// still answered (its value would otherwise be lost), with a warning saying so.
+    pub async fn rotate_token(
+        &self,
+        server_url: &str,
+        uuid: Uuid,
+    ) -> Result<CreatedToken, DesktopError> {
+        let (server, client, this_device) = self.token_session(server_url)?;
+        let old = client
+            .get_token(uuid)
+            .await
+            .map_err(|err| DesktopError::from_client(&server, err))?;
+        if old.generated_by != Origin::Manual {
+            return Err(DesktopError::InvalidInput {
+                message: "Only manual tokens can be rotated; an auto token is replaced by signing in again.".to_owned(),
+            });
+        }
+        let mut created = create(
+            &server,
+            &client,
+            this_device,
+            CreateAccessTokenRequest {
+                token_label: old.token_label.clone(),
+                scopes: old.scopes.clone(),
+                expires_at: old.expires_at,
+            },
+        )
+        .await?;
+        let patch = PatchAccessTokenRequest {
+            token_label: None,
+            is_active: Some(false),
+        };
+        if let Err(err) = client.patch_token(uuid, &patch).await {
+            created.warning = Some(format!(
+                "The new token was created, but the old one is still active: {}",
+                DesktopError::from_client(&server, err)
+            ));
+        }
+        Ok(created)
+    }
+
+    /// The live session's server, client and auto token; `SessionEnded` without one.
+    fn token_session(
+        &self,
+        server_url: &str,
+    ) -> Result<(String, HubClient, Option<Uuid>), DesktopError> {
+        let server = canonical_server_url(server_url)?;
+        let client = self
+            .session_client(&server)
+            .ok_or(DesktopError::SessionEnded)?;
+        Ok((server.clone(), client, self.session_auto_token(&server)))
+    }
+}
+
+async fn create(
+    server: &str,
+    client: &HubClient,
+    this_device: Option<Uuid>,
+    request: CreateAccessTokenRequest,
+) -> Result<CreatedToken, DesktopError> {
+    let mut token = client
+        .create_token(&request)
+        .await
+        .map_err(|err| DesktopError::from_client(server, err))?;
+    let secret = std::mem::take(&mut token.token);
+    Ok(CreatedToken {
+        row: TokenRow::new(&token, this_device),
+        secret,
+        warning: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(scopes: Vec<Scope>, generated_by: Origin) -> AccessToken {
+        AccessToken {
+            uuid: Uuid::nil(),
+            client_id: "hubkey".into(),
+            creator_ip: "127.0.0.1".into(),
+            creator_ua: "test".into(),
+            created_at: DateTime::UNIX_EPOCH,
+            last_used: None,
+            generated_by,
+            is_active: true,
+            token: String::new(),
+            token_label: "ci".into(),
+            scopes,
+            expires_at: None,
+            token_hint: "hkpat_…abcd".into(),
+            state: TokenState::Active,
+            usage: vec![],
+        }
+    }
+
+    #[test]
+    fn row_names_the_widest_scope_in_words() {
+        let row = TokenRow::new(
+            &token(vec![Scope::Read, Scope::Write], Origin::Manual),
+            None,
+        );
+        assert_eq!(row.scope, Some(TokenScope::Write));
+        assert_eq!(row.scope_words, "read & write");
+        assert_eq!(row.origin, TokenOrigin::Manual);
+        assert!(!row.this_device);
+    }
+
+    #[test]
+    fn row_marks_this_devices_auto_token() {
+        let row = TokenRow::new(&token(vec![Scope::Admin], Origin::Auto), Some(Uuid::nil()));
+        assert!(row.this_device);
+        assert_eq!(row.origin, TokenOrigin::Auto);
+    }
+
+    #[test]
+    fn created_token_never_prints_its_value() {
+        let created = CreatedToken {
+            row: TokenRow::new(&token(vec![Scope::Read], Origin::Manual), None),
+            secret: "hkpat_secretvalue".into(),
+            warning: None,
+        };
+        assert!(!format!("{created:?}").contains("secretvalue"));
+    }
+}

@@ -1,0 +1,255 @@
+//! The background watcher's core: one poll of the account's events feed and token list,
+//! turned into the notifications a person should see, plus the polling schedule.
+//!
+//! Invariants: a notification is derived only from events after the cursor the caller kept,
+//! so a caller that persists [`WatchCursor`] never shows one twice, also across restarts; a
+//! first poll (no cursor yet) starts at the current end of the feed and tells nothing about
+//! history; an expiry warning is given once per token.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use hubkey_api::{TokenEventKind, TokenState};
+use hubkey_client::{ClientError, HubClient};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// How far ahead an expiry is announced.
+pub const EXPIRY_WARNING: chrono::TimeDelta = chrono::TimeDelta::days(7);
+/// The longest wait between polls while the server is unreachable.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
+
+/// Where the watcher is: its position in the events feed and the tokens whose expiry it
+/// already announced. The shell persists it (per server and user) between runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchCursor {
+    /// The feed cursor after the last event seen; `None` before the first poll.
+    pub feed: Option<String>,
+    /// Tokens already warned about; tokens that no longer exist are dropped from it.
+    #[serde(default)]
+    pub expiry_warned: BTreeSet<Uuid>,
+}
+
+/// An auto token the server pruned, as a notification names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrunedToken {
+    /// The token's label (it names the device).
+    pub label: String,
+    /// The client that created it (`hubkey`, `docker-desktop`…).
+    pub client: String,
+    /// When it was last used, if ever.
+    pub last_used: Option<DateTime<Utc>>,
+}
+
+/// Something the person should be told about, sent through the shell's one notifier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum NotificationEvent {
+    /// Auto tokens were pruned because the account had more than five (one notification per
+    /// poll, naming all of them).
+    AutoTokensPruned {
+        /// The pruned tokens, in feed order.
+        tokens: Vec<PrunedToken>,
+    },
+    /// A token expires within [`EXPIRY_WARNING`].
+    ExpiringSoon {
+        /// The token's label.
+        label: String,
+        /// When it expires.
+        expires_at: DateTime<Utc>,
+    },
+}
+
+impl NotificationEvent {
+    /// The notification's title.
+    pub fn title(&self) -> String {
+        match self {
+            NotificationEvent::AutoTokensPruned { tokens } if tokens.len() == 1 => {
+                "An old auto token was removed".to_owned()
+            }
+            NotificationEvent::AutoTokensPruned { tokens } => {
+                format!("{} old auto tokens were removed", tokens.len())
+            }
+            NotificationEvent::ExpiringSoon { .. } => "A token expires soon".to_owned(),
+        }
+    }
+
+    /// The notification's text: every token named, with its client and last use.
+    pub fn body(&self) -> String {
+        match self {
+            NotificationEvent::AutoTokensPruned { tokens } => {
+                let lines: Vec<String> = tokens
+                    .iter()
+                    .map(|token| {
+                        let client = if token.client.is_empty() {
+                            "the API"
+                        } else {
+                            token.client.as_str()
+                        };
+                        let used = token.last_used.map_or_else(
+                            || "never used".to_owned(),
+                            |at| format!("last used {}", at.format("%Y-%m-%d %H:%M UTC")),
+                        );
+                        format!("{} ({client}, {used})", token.label)
+                    })
+                    .collect();
+                format!(
+                    "{}\nA sign-in keeps only the five most recently used auto tokens.",
+                    lines.join("\n")
+                )
+            }
+            NotificationEvent::ExpiringSoon { label, expires_at } => format!(
+                "{label} expires on {}.",
+                expires_at.format("%Y-%m-%d %H:%M UTC")
+            ),
+        }
+    }
+}
+
+/// The result of one poll: the cursor to keep and what to tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchOutcome {
+    /// Persist this before showing the notifications' effects, and pass it to the next poll.
+    pub cursor: WatchCursor,
+    /// What to tell, in order.
+    pub notifications: Vec<NotificationEvent>,
+}
+
+/// One poll as the session behind `client`: the feed after `cursor` (to its end) and the
+/// token list for expiries, as of `now`. A first poll (`cursor.feed` is `None`) skips the
+/// feed's history.
+pub async fn poll_once(
+    client: &HubClient,
+    cursor: &WatchCursor,
+    now: DateTime<Utc>,
+) -> Result<WatchOutcome, ClientError> {
+    let first_run = cursor.feed.is_none();
+    let mut feed = cursor.feed.clone();
+    let mut pruned = Vec::new();
+    loop {
+        let page = client.events(feed.as_deref()).await?;
+        if !first_run {
+            pruned.extend(
+                page.events
+                    .into_iter()
+                    .filter(|event| event.kind == TokenEventKind::Pruned)
+                    .map(|event| PrunedToken {
+                        label: event.token_label,
+                        client: event.client_id,
+                        last_used: event.last_used,
+                    }),
+            );
+        }
+        let advanced = feed.as_deref() != Some(page.cursor.as_str());
+        feed = Some(page.cursor);
+        if !page.has_more || !advanced {
+            break;
+        }
+    }
+
+    let tokens = client.list_all_tokens().await?;
+    let mut notifications = Vec::new();
+    if !pruned.is_empty() {
+        notifications.push(NotificationEvent::AutoTokensPruned { tokens: pruned });
+    }
+    let existing: BTreeSet<Uuid> = tokens.iter().map(|token| token.uuid).collect();
+    let mut expiry_warned: BTreeSet<Uuid> = cursor
+        .expiry_warned
+        .intersection(&existing)
+        .copied()
+        .collect();
+    for token in tokens {
+        let Some(expires_at) = token.expires_at else {
+            continue;
+        };
+        let soon = expires_at > now && expires_at <= now + EXPIRY_WARNING;
+        if soon && token.state == TokenState::Active && expiry_warned.insert(token.uuid) {
+            notifications.push(NotificationEvent::ExpiringSoon {
+                label: token.token_label,
+                expires_at,
+            });
+        }
+    }
+    Ok(WatchOutcome {
+        cursor: WatchCursor {
+            feed,
+            expiry_warned,
+        },
+        notifications,
+    })
+}
+
+/// The wait before the next poll: `interval` after a success, doubling with each
+/// consecutive failure (`failures`) up to [`MAX_BACKOFF`] (or `interval`, when that is
+/// longer).
+pub fn next_delay(interval: Duration, failures: u32) -> Duration {
+    let cap = MAX_BACKOFF.max(interval);
+    let factor = 1u32.checked_shl(failures.min(31)).unwrap_or(u32::MAX);
+    interval
+        .checked_mul(factor)
+        .map_or(cap, |delay| delay.min(cap))
+}
+
+/// Whether a failed poll means "try again later" (the server could not be reached or was
+/// busy) rather than "the session is gone".
+pub fn is_transient(error: &ClientError) -> bool {
+    !matches!(error.status(), Some(401 | 403))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delay_doubles_per_failure_up_to_the_cap() {
+        let minute = Duration::from_secs(60);
+        assert_eq!(next_delay(minute, 0), minute);
+        assert_eq!(next_delay(minute, 1), 2 * minute);
+        assert_eq!(next_delay(minute, 3), 8 * minute);
+        assert_eq!(next_delay(minute, 4), MAX_BACKOFF);
+        assert_eq!(next_delay(minute, 40), MAX_BACKOFF);
+        let hour = Duration::from_secs(3600);
+        assert_eq!(next_delay(hour, 5), hour);
+        assert_eq!(
+            next_delay(Duration::from_secs(1), 2),
+            Duration::from_secs(4)
+        );
+    }
+
+    #[test]
+    fn pruned_notification_names_every_token() {
+        let event = NotificationEvent::AutoTokensPruned {
+            tokens: vec![
+                PrunedToken {
+                    label: "hubkey on laptop".into(),
+                    client: "hubkey".into(),
+                    last_used: None,
+                },
+                PrunedToken {
+                    label: "docker desktop on pc".into(),
+                    client: "docker-desktop".into(),
+                    last_used: Some(DateTime::from_timestamp(0, 0).unwrap()),
+                },
+            ],
+        };
+        assert_eq!(event.title(), "2 old auto tokens were removed");
+        let body = event.body();
+        assert!(
+            body.contains("hubkey on laptop (hubkey, never used)"),
+            "{body}"
+        );
+        assert!(
+            body.contains("docker desktop on pc (docker-desktop, last used 1970-01-01 00:00 UTC)"),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn cursor_reads_back_without_expiry_set() {
+        let cursor: WatchCursor = serde_json::from_str(r#"{"feed":"12"}"#).unwrap();
+        assert_eq!(cursor.feed.as_deref(), Some("12"));
+        assert!(cursor.expiry_warned.is_empty());
+    }
+}

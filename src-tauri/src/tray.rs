@@ -1,0 +1,189 @@
+//! The tray icon and its menu: Open hubkey, Security, the signed-in account (not clickable),
+//! Sign out, Quit. Menu ids are declared once in [`TrayAction`]; clicks are parsed into it.
+//! The icon switches to its attention variant when auto tokens were pruned, until the
+//! Security screen is opened (the UI then calls the `mark_seen` command).
+
+use hubkey_desktop::Desktop;
+use serde::Serialize;
+use tauri::image::Image;
+use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
+use tauri::tray::TrayIconBuilder;
+use tauri::{AppHandle, Emitter, Manager, Wry};
+use ts_rs::TS;
+
+use crate::settings;
+
+/// The tray icon's id.
+pub const TRAY_ID: &str = "hubkey";
+/// The event the UI listens to for what the tray asks of it.
+pub const UI_EVENT: &str = "hubkey://ui";
+
+const ICON: &[u8] = include_bytes!("../../icons/tray.png");
+const ATTENTION_ICON: &[u8] = include_bytes!("../../icons/tray-attention.png");
+
+/// What a tray menu item does. Its id is the item's menu id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrayAction {
+    /// Shows and focuses the window.
+    Open,
+    /// Shows the window on the Security screen.
+    Security,
+    /// The signed-in account (a label; clicking it does nothing).
+    Account,
+    /// Signs out, as the Account screen's button does.
+    SignOut,
+    /// Quits the app (closing the window only hides it).
+    Quit,
+}
+
+impl TrayAction {
+    /// Every action, in menu order.
+    pub const ALL: [TrayAction; 5] = [
+        TrayAction::Open,
+        TrayAction::Security,
+        TrayAction::Account,
+        TrayAction::SignOut,
+        TrayAction::Quit,
+    ];
+
+    /// The menu id.
+    pub fn id(self) -> &'static str {
+        match self {
+            TrayAction::Open => "open",
+            TrayAction::Security => "security",
+            TrayAction::Account => "account",
+            TrayAction::SignOut => "sign_out",
+            TrayAction::Quit => "quit",
+        }
+    }
+
+    /// The action behind a menu id, if it is one of ours.
+    pub fn parse(id: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|action| action.id() == id)
+    }
+}
+
+/// What the tray asks the UI to do, sent as the [`UI_EVENT`] event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[ts(export)]
+pub enum UiEvent {
+    /// Show the Security screen.
+    OpenSecurity,
+    /// The session ended from the tray: show the sign-in screen.
+    SignedOut,
+}
+
+/// The menu items whose text or state follows the session.
+struct TrayMenu {
+    account: MenuItem<Wry>,
+    sign_out: MenuItem<Wry>,
+}
+
+/// Builds the tray (with the attention icon if it was still on at the last exit).
+pub fn build(app: &AppHandle) -> tauri::Result<()> {
+    let item = |action: TrayAction, text: &str, enabled: bool| {
+        MenuItem::with_id(app, action.id(), text, enabled, None::<&str>)
+    };
+    let open = item(TrayAction::Open, "Open hubkey", true)?;
+    let security = item(TrayAction::Security, "Security", true)?;
+    let account = item(TrayAction::Account, "Not signed in", false)?;
+    let sign_out = item(TrayAction::SignOut, "Sign out", false)?;
+    let quit = item(TrayAction::Quit, "Quit", true)?;
+    let menu = Menu::with_items(
+        app,
+        &[
+            &open,
+            &security,
+            &PredefinedMenuItem::separator(app)?,
+            &account,
+            &sign_out,
+            &PredefinedMenuItem::separator(app)?,
+            &quit,
+        ],
+    )?;
+    let attention = settings::tray_attention(app).unwrap_or(false);
+    TrayIconBuilder::with_id(TRAY_ID)
+        .icon(icon(attention)?)
+        .tooltip("hubkey")
+        .menu(&menu)
+        .on_menu_event(|app, event| {
+            if let Some(action) = TrayAction::parse(event.id().as_ref()) {
+                perform(app, action);
+            }
+        })
+        .build(app)?;
+    app.manage(TrayMenu { account, sign_out });
+    Ok(())
+}
+
+fn icon(attention: bool) -> tauri::Result<Image<'static>> {
+    Image::from_bytes(if attention { ATTENTION_ICON } else { ICON })
+}
+
+/// Shows `username` as the signed-in account, or "Not signed in".
+pub fn set_account(app: &AppHandle, username: Option<&str>) {
+    let Some(menu) = app.try_state::<TrayMenu>() else {
+        return;
+    };
+    let text = username.map_or_else(
+        || "Not signed in".to_owned(),
+        |name| format!("Signed in as {name}"),
+    );
+    let _ = menu.account.set_text(text);
+    let _ = menu.sign_out.set_enabled(username.is_some());
+}
+
+/// Switches the icon to its attention variant (`true`) or back, and remembers it.
+pub fn set_attention(app: &AppHandle, attention: bool) {
+    let _ = settings::set_tray_attention(app, attention);
+    if let (Some(tray), Ok(image)) = (app.tray_by_id(TRAY_ID), icon(attention)) {
+        let _ = tray.set_icon(Some(image));
+    }
+}
+
+/// Shows, unminimises and focuses the main window.
+pub fn show_window(app: &AppHandle) {
+    if let Some(window) = app.get_webview_window("main") {
+        let _ = window.show();
+        let _ = window.unminimize();
+        let _ = window.set_focus();
+    }
+}
+
+fn perform(app: &AppHandle, action: TrayAction) {
+    match action {
+        TrayAction::Open => show_window(app),
+        TrayAction::Security => {
+            show_window(app);
+            let _ = app.emit(UI_EVENT, UiEvent::OpenSecurity);
+        }
+        TrayAction::Account => {}
+        TrayAction::SignOut => {
+            let app = app.clone();
+            tauri::async_runtime::spawn(async move {
+                let Ok(server_url) = settings::server_url(&app) else {
+                    return;
+                };
+                crate::watcher::stop(&app);
+                let _ = app.state::<Desktop>().sign_out(&server_url).await;
+                set_account(&app, None);
+                let _ = app.emit(UI_EVENT, UiEvent::SignedOut);
+            });
+        }
+        TrayAction::Quit => app.exit(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_menu_id_parses_back_to_its_action() {
+        for action in TrayAction::ALL {
+            assert_eq!(TrayAction::parse(action.id()), Some(action));
+        }
+        assert_eq!(TrayAction::parse("nope"), None);
+    }
+}

@@ -1,0 +1,111 @@
+//! The background watcher: while signed in, polls the events feed through
+//! [`hubkey_desktop::poll_once`] and tells the person through [`notify_event`]. The cursor is
+//! saved (per server and user) before anything is shown, so a restart repeats nothing.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hubkey_desktop::watcher::is_transient;
+use hubkey_desktop::{next_delay, poll_once, Account, Desktop, DesktopError, NotificationEvent};
+use tauri::async_runtime::JoinHandle;
+use tauri::{AppHandle, Emitter, Manager};
+use tauri_plugin_notification::NotificationExt;
+
+use crate::{settings, tray};
+
+/// The running watcher task, if any.
+#[derive(Default)]
+pub struct Watcher(Mutex<Option<JoinHandle<()>>>);
+
+/// Starts watching `account` (stopping any previous watcher).
+pub fn start(app: &AppHandle, account: &Account) {
+    tray::set_account(app, Some(&account.username));
+    let task = tauri::async_runtime::spawn(run(
+        app.clone(),
+        account.server_url.clone(),
+        account.username.clone(),
+    ));
+    let previous = app
+        .state::<Watcher>()
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .replace(task);
+    if let Some(previous) = previous {
+        previous.abort();
+    }
+}
+
+/// Stops the watcher (on sign-out).
+pub fn stop(app: &AppHandle) {
+    let task = app
+        .state::<Watcher>()
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    if let Some(task) = task {
+        task.abort();
+    }
+}
+
+async fn run(app: AppHandle, server_url: String, username: String) {
+    let mut failures = 0u32;
+    let mut renewed = false;
+    loop {
+        let Some(client) = app.state::<Desktop>().session_client(&server_url) else {
+            return;
+        };
+        let cursor = settings::watch_cursor(&app, &server_url, &username).unwrap_or_default();
+        match poll_once(&client, &cursor, chrono::Utc::now()).await {
+            Ok(outcome) => {
+                failures = 0;
+                renewed = false;
+                if settings::set_watch_cursor(&app, &server_url, &username, &outcome.cursor).is_ok()
+                {
+                    for event in outcome.notifications {
+                        notify_event(&app, &event);
+                    }
+                }
+            }
+            // The bearer lives 15 minutes; the keyring's refresh token renews it, once.
+            Err(error) if !is_transient(&error) && !renewed => {
+                renewed = true;
+                match app.state::<Desktop>().restore(&server_url).await {
+                    Ok(Some(_)) => continue,
+                    Ok(None) | Err(DesktopError::SessionEnded) => {
+                        session_ended(&app);
+                        return;
+                    }
+                    Err(_) => failures = failures.saturating_add(1),
+                }
+            }
+            Err(_) => failures = failures.saturating_add(1),
+        }
+        let interval =
+            settings::watch_interval_secs(&app).unwrap_or(settings::DEFAULT_WATCH_INTERVAL_SECS);
+        tokio::time::sleep(next_delay(Duration::from_secs(interval), failures)).await;
+    }
+}
+
+/// The server ended the session (the local traces are gone): the UI goes back to sign-in.
+fn session_ended(app: &AppHandle) {
+    tray::set_account(app, None);
+    let _ = app.emit(tray::UI_EVENT, tray::UiEvent::SignedOut);
+}
+
+/// Tells the person about `event`: a native notification (unless turned off) and, for
+/// pruned tokens, the tray's attention icon.
+pub fn notify_event(app: &AppHandle, event: &NotificationEvent) {
+    if matches!(event, NotificationEvent::AutoTokensPruned { .. }) {
+        tray::set_attention(app, true);
+    }
+    if settings::notifications_enabled(app).unwrap_or(true) {
+        let _ = app
+            .notification()
+            .builder()
+            .title(event.title())
+            .body(event.body())
+            .show();
+    }
+}
