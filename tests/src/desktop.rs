@@ -22,14 +22,13 @@ pub struct Display {
 }
 
 impl Display {
-    /// Starts Xvfb on the first free display number from :90.
+    /// Starts Xvfb on the first free display number from :90. A lock left by an X server
+    /// that no longer runs counts as free.
     pub fn start() -> Self {
         let number = (90..200)
-            .find(|n| {
-                !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-                    && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
-            })
+            .find(|&n| display_is_free(n))
             .expect("a free X display number");
+        remove_display_files(number);
         let child = Command::new("Xvfb")
             .arg(format!(":{number}"))
             .args(["-screen", "0", "1280x800x24", "-nolisten", "tcp"])
@@ -44,10 +43,35 @@ impl Display {
     }
 }
 
+/// Whether display `:n` has no lock, or a lock whose server is gone.
+fn display_is_free(n: u32) -> bool {
+    match std::fs::read_to_string(format!("/tmp/.X{n}-lock")) {
+        Err(_) => !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists(),
+        Ok(pid) => !Path::new(&format!("/proc/{}", pid.trim())).exists(),
+    }
+}
+
+fn remove_display_files(n: u32) {
+    let _ = std::fs::remove_file(format!("/tmp/.X{n}-lock"));
+    let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{n}"));
+}
+
 impl Drop for Display {
     fn drop(&mut self) {
+        // SIGTERM lets Xvfb remove its lock and socket; SIGKILL only if it does not stop.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        remove_display_files(self.number);
     }
 }
 
@@ -74,8 +98,31 @@ pub struct DesktopApp {
     pub home: TempDir,
     /// `$DOCKER_CONFIG`.
     pub docker_config: PathBuf,
-    driver: Child,
+    _driver: ProcessGroup,
     _display: Display,
+}
+
+/// A child started as the leader of its own process group. Dropping it kills the whole
+/// group (tauri-driver, the WebKitWebDriver it starts and the app under test), also when a
+/// test fails half-way through starting them.
+struct ProcessGroup(Child);
+
+impl ProcessGroup {
+    fn spawn(command: &mut Command) -> std::io::Result<Self> {
+        std::os::unix::process::CommandExt::process_group(command, 0);
+        command.spawn().map(ProcessGroup)
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.0.wait();
+    }
 }
 
 impl DesktopApp {
@@ -109,8 +156,7 @@ impl DesktopApp {
             .env("NO_AT_BRIDGE", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let driver = command
-            .spawn()
+        let driver = ProcessGroup::spawn(&mut command)
             .expect("tauri-driver (cargo install tauri-driver --locked)");
         wait_until(Duration::from_secs(15), "tauri-driver to listen", || {
             TcpStream::connect(("127.0.0.1", port)).is_ok()
@@ -125,7 +171,7 @@ impl DesktopApp {
             webdriver,
             home,
             docker_config,
-            driver,
+            _driver: driver,
             _display: display,
         }
     }
@@ -177,19 +223,11 @@ impl DesktopApp {
         path
     }
 
-    /// Ends the WebDriver session (the app quits) and stops the driver; hands back HOME.
+    /// Ends the WebDriver session (the app quits), stops the driver and its children, and
+    /// hands back HOME.
     pub async fn quit(mut self) -> TempDir {
         let _ = tokio::time::timeout(Duration::from_secs(10), self.webdriver.clone().close()).await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
         std::mem::replace(&mut self.home, tempfile::tempdir().unwrap())
-    }
-}
-
-impl Drop for DesktopApp {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
     }
 }
 
