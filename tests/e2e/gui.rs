@@ -48,9 +48,7 @@ async fn sign_in_hands_the_docker_cli_a_token_and_sign_out_takes_it_back() {
     app.screenshot("sign-in").await;
 
     // A wrong password is said so, specifically.
-    app.fill("#username", "ann").await;
-    app.fill("#password", "not the password").await;
-    app.click("#sign-in").await;
+    app.submit_password("ann", "not the password").await;
     let error = app.wait_for("[data-testid=error]").await;
     assert_eq!(
         error.attr("data-code").await.unwrap().as_deref(),
@@ -58,12 +56,7 @@ async fn sign_in_hands_the_docker_cli_a_token_and_sign_out_takes_it_back() {
     );
     app.screenshot("sign-in-wrong-password").await;
 
-    app.fill("#password", PASSWORD).await;
-    app.click("#sign-in").await;
-    assert_eq!(
-        app.text("[data-testid=signed-in]").await,
-        "Signed in as ann"
-    );
+    app.sign_in("ann", PASSWORD).await;
     let hand_off = app.wait_for("[data-testid=hand-off]").await;
     assert_eq!(
         hand_off.attr("data-state").await.unwrap().as_deref(),
@@ -133,13 +126,7 @@ async fn session_survives_a_restart_of_the_app() {
     keyring.install_env();
     let hub = hub_with_registry().await;
     let app = DesktopApp::start(&keyring, &hub.url).await;
-    app.fill("#username", "ann").await;
-    app.fill("#password", PASSWORD).await;
-    app.click("#sign-in").await;
-    assert_eq!(
-        app.text("[data-testid=signed-in]").await,
-        "Signed in as ann"
-    );
+    app.sign_in("ann", PASSWORD).await;
     let home = app.quit().await;
 
     // A new process over the same HOME and keyring opens signed in, without a password.
@@ -161,9 +148,7 @@ async fn two_factor_sign_in_takes_the_code_in_the_window() {
     let hub = hub_with_registry().await;
     let secret = hub.hub.enable_totp("ann").await.unwrap();
     let app = DesktopApp::start(&keyring, &hub.url).await;
-    app.fill("#username", "ann").await;
-    app.fill("#password", PASSWORD).await;
-    app.click("#sign-in").await;
+    app.submit_password("ann", PASSWORD).await;
     app.wait_for("#code").await;
     app.screenshot("sign-in-code").await;
 

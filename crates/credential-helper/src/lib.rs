@@ -22,7 +22,7 @@
 use std::io::{Read, Write};
 
 use hubkey_keyring::{docker, SecretError, SecretStore};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use zeroize::Zeroizing;
 
 /// The exact message the docker CLI takes to mean "no credentials for this registry".
@@ -58,17 +58,7 @@ pub enum HelperError {
     Io(#[from] std::io::Error),
 }
 
-/// What `store` reads and `get` prints.
-#[derive(Serialize)]
-struct CredentialsOut<'a> {
-    #[serde(rename = "ServerURL")]
-    server_url: &'a str,
-    #[serde(rename = "Username")]
-    username: &'a str,
-    #[serde(rename = "Secret")]
-    secret: &'a str,
-}
-
+/// What `store` reads.
 #[derive(Deserialize)]
 struct CredentialsIn {
     #[serde(rename = "ServerURL", default)]
@@ -114,7 +104,7 @@ pub fn run(
             let server_url = read_server_url(input)?;
             let credential = docker::get(store, &server_url)?.ok_or(HelperError::NotFound)?;
             // As docker-credential-helpers does, answer with the URL that was asked for.
-            let answer = CredentialsOut {
+            let answer = docker::ProtocolCredentials {
                 server_url: &server_url,
                 username: &credential.username,
                 secret: credential.secret.expose(),

@@ -59,15 +59,16 @@ fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> 
         .then(|| &text[prefix.len()..])
 }
 
-/// What an entry holds, in the credential-helper protocol's spelling.
+/// A credential in the credential-helper protocol's spelling: what an entry holds, and what
+/// `docker-credential-hubkey get` prints.
 #[derive(Serialize)]
-struct EntryOut<'a> {
+pub struct ProtocolCredentials<'a> {
     #[serde(rename = "ServerURL")]
-    server_url: &'a str,
+    pub server_url: &'a str,
     #[serde(rename = "Username")]
-    username: &'a str,
+    pub username: &'a str,
     #[serde(rename = "Secret")]
-    secret: &'a str,
+    pub secret: &'a str,
 }
 
 #[derive(Deserialize)]
@@ -110,7 +111,7 @@ pub fn store(
             "the registry server URL is empty".to_owned(),
         ));
     }
-    let entry = EntryOut {
+    let entry = ProtocolCredentials {
         server_url,
         username,
         secret,

@@ -71,10 +71,7 @@ async fn security_screen_lists_and_manages_every_token() {
     keyring.install_env();
     let hub = hub_with_registry().await;
     let app = DesktopApp::start(&keyring, &hub.url).await;
-    app.fill("#username", "ann").await;
-    app.fill("#password", PASSWORD).await;
-    app.click("#sign-in").await;
-    app.wait_for("[data-testid=signed-in]").await;
+    app.sign_in("ann", PASSWORD).await;
 
     let ann = hub.sign_in("ann", PASSWORD).await;
     let ci = manual_token(&ann, "ci pipeline", Scope::Write).await;
@@ -232,10 +229,7 @@ async fn a_long_list_renders_only_the_visible_rows_and_sorts() {
         manual_token(&ann, &format!("script {n:04}"), Scope::Read).await;
     }
     let app = DesktopApp::start(&keyring, &hub.url).await;
-    app.fill("#username", "ann").await;
-    app.fill("#password", PASSWORD).await;
-    app.click("#sign-in").await;
-    app.wait_for("[data-testid=signed-in]").await;
+    app.sign_in("ann", PASSWORD).await;
 
     let started = std::time::Instant::now();
     app.click("#nav-security").await;

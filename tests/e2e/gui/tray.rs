@@ -67,13 +67,7 @@ async fn pruning_by_other_devices_is_notified_once_and_flags_the_tray() {
     let hub = hub_with_registry().await;
     let app = DesktopApp::start(&keyring, &hub.url).await;
 
-    app.fill("#username", "ann").await;
-    app.fill("#password", PASSWORD).await;
-    app.click("#sign-in").await;
-    assert_eq!(
-        app.text("[data-testid=signed-in]").await,
-        "Signed in as ann"
-    );
+    app.sign_in("ann", PASSWORD).await;
     let label = own_auto_label(&hub).await;
 
     let item = tray_of(&keyring, app.home.path(), |item| {
