@@ -24,6 +24,7 @@ pub fn run() {
         }))
         .plugin(tauri_plugin_store::Builder::default().build())
         .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_autostart::init(
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
             None,
@@ -60,6 +61,7 @@ pub fn run() {
             security::delete_token,
             security::create_token,
             security::rotate_token,
+            security::export_tokens,
         ])
         .run(tauri::generate_context!());
     if let Err(err) = outcome {

@@ -5,8 +5,11 @@
 #![allow(clippy::needless_pass_by_value)]
 
 use chrono::{DateTime, Utc};
-use hubkey_desktop::{CreatedToken, Desktop, DesktopError, TokenRow, TokenScope};
+use hubkey_desktop::{CreatedToken, Desktop, DesktopError, ExportFormat, TokenRow, TokenScope};
+use serde::Serialize;
 use tauri::{AppHandle, State};
+use tauri_plugin_dialog::DialogExt;
+use ts_rs::TS;
 
 use crate::commands::CommandError;
 use crate::settings;
@@ -70,4 +73,53 @@ pub async fn rotate_token(
 ) -> Result<CreatedToken> {
     let uuid = token_id(&uuid)?;
     Ok(desktop.rotate_token(&server_url(&app)?, uuid).await?)
+}
+
+/// Where an export went.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct ExportReport {
+    /// The file written.
+    pub path: String,
+    /// How many tokens it lists.
+    #[ts(type = "number")]
+    pub token_count: usize,
+}
+
+/// Exports every token of the account as `format` to a file the person picks in a save
+/// dialog; `None` when they cancel. The list is read from the server first, so a server that
+/// cannot be reached is said before any dialog opens.
+#[tauri::command]
+pub async fn export_tokens(
+    app: AppHandle,
+    desktop: State<'_, Desktop>,
+    format: ExportFormat,
+) -> Result<Option<ExportReport>> {
+    let export = desktop.export_tokens(&server_url(&app)?, format).await?;
+    let (chosen, picked) = tokio::sync::oneshot::channel();
+    let (filter_name, extension) = match format {
+        ExportFormat::Csv => ("CSV", "csv"),
+        ExportFormat::Json => ("JSON", "json"),
+    };
+    app.dialog()
+        .file()
+        .set_title("Export tokens")
+        .set_file_name(&export.suggested_name)
+        .add_filter(filter_name, &[extension])
+        .save_file(move |path| {
+            let _ = chosen.send(path);
+        });
+    let Some(path) = picked.await.ok().flatten() else {
+        return Ok(None);
+    };
+    let path = path.into_path().map_err(|err| {
+        CommandError::Desktop(DesktopError::InvalidInput {
+            message: format!("The chosen place cannot be written to: {err}"),
+        })
+    })?;
+    hubkey_desktop::export::write_file(&path, &export.content)?;
+    Ok(Some(ExportReport {
+        path: path.display().to_string(),
+        token_count: export.token_count,
+    }))
 }

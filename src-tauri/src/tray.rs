@@ -72,6 +72,8 @@ pub enum UiEvent {
     OpenSecurity,
     /// The session ended from the tray: show the sign-in screen.
     SignedOut,
+    /// The events feed says the account's tokens changed: a list on screen is out of date.
+    TokensChanged,
 }
 
 /// The menu items whose text or state follows the session.

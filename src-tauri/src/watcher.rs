@@ -5,7 +5,6 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use hubkey_desktop::watcher::is_transient;
 use hubkey_desktop::{next_delay, poll_once, Account, Desktop, DesktopError, NotificationEvent};
 use tauri::async_runtime::JoinHandle;
 use tauri::{AppHandle, Emitter, Manager};
@@ -51,34 +50,33 @@ pub fn stop(app: &AppHandle) {
 
 async fn run(app: AppHandle, server_url: String, username: String) {
     let mut failures = 0u32;
-    let mut renewed = false;
     loop {
-        let Some(client) = app.state::<Desktop>().session_client(&server_url) else {
-            return;
-        };
         let cursor = settings::watch_cursor(&app, &server_url, &username).unwrap_or_default();
-        match poll_once(&client, &cursor, chrono::Utc::now()).await {
+        // The bearer lives 15 minutes; `with_session` renews it with the keyring's refresh
+        // token when the server refuses it.
+        let polled = app
+            .state::<Desktop>()
+            .with_session(&server_url, |client, _| {
+                let cursor = &cursor;
+                async move { poll_once(&client, cursor, chrono::Utc::now()).await }
+            })
+            .await;
+        match polled {
             Ok(outcome) => {
                 failures = 0;
-                renewed = false;
                 if settings::set_watch_cursor(&app, &server_url, &username, &outcome.cursor).is_ok()
                 {
                     for event in outcome.notifications {
                         notify_event(&app, &event);
                     }
                 }
-            }
-            // The bearer lives 15 minutes; the keyring's refresh token renews it, once.
-            Err(error) if !is_transient(&error) && !renewed => {
-                renewed = true;
-                match app.state::<Desktop>().restore(&server_url).await {
-                    Ok(Some(_)) => continue,
-                    Ok(None) | Err(DesktopError::SessionEnded) => {
-                        session_ended(&app);
-                        return;
-                    }
-                    Err(_) => failures = failures.saturating_add(1),
+                if outcome.changed {
+                    let _ = app.emit(tray::UI_EVENT, tray::UiEvent::TokensChanged);
                 }
+            }
+            Err(DesktopError::SessionEnded) => {
+                session_ended(&app);
+                return;
             }
             Err(_) => failures = failures.saturating_add(1),
         }

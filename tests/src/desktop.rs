@@ -239,6 +239,48 @@ impl DesktopApp {
         path
     }
 
+    /// Answers the native save dialog titled `title` (GTK's file chooser, out of WebDriver's
+    /// reach) as a person would: types `path` into its name field and presses Enter, with
+    /// xdotool on the app's display. Waits up to 20 s for the dialog.
+    pub async fn answer_save_dialog(&self, title: &str, path: &Path) {
+        let display = format!(":{}", self._display.number);
+        let xdotool = |args: &[&str]| {
+            let output = Command::new("xdotool")
+                .args(args)
+                .env("DISPLAY", &display)
+                .output()
+                .expect("xdotool (Debian package xdotool)");
+            (
+                output.status.success(),
+                String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+            )
+        };
+        let pattern = format!("^{title}$");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let window = loop {
+            let (found, ids) = xdotool(&["search", "--onlyvisible", "--name", &pattern]);
+            if let Some(id) = ids.lines().next().filter(|_| found) {
+                break id.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no window titled {title:?} within 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        // The dialog opens with its name field focused and the suggested name selected.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for args in [
+            &["windowfocus", "--sync", window.as_str()][..],
+            &["key", "--clearmodifiers", "ctrl+a"],
+            &["type", "--delay", "5", &path.display().to_string()],
+            &["key", "Return"],
+        ] {
+            let (ok, _) = xdotool(args);
+            assert!(ok, "xdotool {args:?} failed");
+        }
+    }
+
     /// Ends the WebDriver session (the app quits), stops the driver and its children, and
     /// hands back HOME.
     pub async fn quit(mut self) -> TempDir {

@@ -89,6 +89,14 @@ pub enum DesktopError {
         /// What is wrong.
         message: String,
     },
+    /// A file this app was asked to write could not be written; nothing was left half done.
+    #[error("Could not write {}: {detail}. Choose another place or free some space, then try again.", path.display())]
+    FileNotWritten {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        detail: String,
+    },
 }
 
 impl DesktopError {
@@ -107,6 +115,7 @@ impl DesktopError {
             DesktopError::SessionEnded => "session_ended",
             DesktopError::ServerError { .. } => "server_error",
             DesktopError::InvalidInput { .. } => "invalid_input",
+            DesktopError::FileNotWritten { .. } => "file_not_written",
         }
     }
 

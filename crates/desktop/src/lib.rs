@@ -12,12 +12,14 @@
 
 pub mod docker_config;
 mod error;
+pub mod export;
 mod session;
 mod tokens;
 pub mod watcher;
 
 pub use docker_config::{config_path, config_path_from_env, DockerConfig, DockerConfigError};
 pub use error::DesktopError;
+pub use export::ExportFormat;
 pub use session::{
     canonical_server_url, session_account, Account, Desktop, HandOff, Leftover, SignInStep,
     SignOutReport, SignOutStep, SkipReason, CLIENT_NAME, DOCKER_HUB, DOCKER_HUB_REGISTRY,

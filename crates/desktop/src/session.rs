@@ -7,7 +7,9 @@
 //! only called on blocking threads, as a Secret Service call can hang until its timeout.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -164,6 +166,9 @@ struct LiveSession {
     username: String,
     auto_token_uuid: Option<Uuid>,
     registry: Option<String>,
+    /// Which bearer this is: each sign-in, restore and renewal installs a new one, so a
+    /// request refused with an older bearer knows the renewal already happened.
+    generation: u64,
 }
 
 /// A password step waiting for its code.
@@ -182,6 +187,11 @@ pub struct Desktop {
     timeout: Duration,
     pending: Mutex<Option<PendingCode>>,
     live: Mutex<HashMap<String, LiveSession>>,
+    /// The last [`LiveSession::generation`] handed out.
+    generations: AtomicU64,
+    /// Held while a bearer is renewed: refresh tokens are single use, so two renewals at once
+    /// would make the second look like an ended session.
+    renewing: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Desktop {
@@ -210,6 +220,8 @@ impl Desktop {
             timeout: hubkey_client::DEFAULT_TIMEOUT,
             pending: Mutex::new(None),
             live: Mutex::new(HashMap::new()),
+            generations: AtomicU64::new(0),
+            renewing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -245,6 +257,59 @@ impl Desktop {
         lock(&self.live)
             .get(&server_url)
             .and_then(|live| live.auto_token_uuid)
+    }
+
+    /// The user name of the live session with `server_url`.
+    pub fn session_username(&self, server_url: &str) -> Option<String> {
+        let server_url = canonical_server_url(server_url).ok()?;
+        self.live(&server_url).map(|live| live.username)
+    }
+
+    /// Runs `op` as the live session with `server_url` (its client and this device's auto
+    /// token). The bearer lives 15 minutes: when the server refuses it, it is renewed once
+    /// with the keyring's refresh token and `op` runs again. Only an `op` the server refuses
+    /// before doing anything may be passed (any single API call is).
+    pub async fn with_session<T, F, Fut>(&self, server_url: &str, op: F) -> Result<T, DesktopError>
+    where
+        F: Fn(HubClient, Option<Uuid>) -> Fut,
+        Fut: Future<Output = Result<T, ClientError>>,
+    {
+        let server = canonical_server_url(server_url)?;
+        let live = self.live(&server).ok_or(DesktopError::SessionEnded)?;
+        match op(live.client, live.auto_token_uuid).await {
+            Err(ClientError::Unauthorized { .. }) => {}
+            answer => return answer.map_err(|err| DesktopError::from_client(&server, err)),
+        }
+        self.renew(&server, live.generation).await?;
+        let live = self.live(&server).ok_or(DesktopError::SessionEnded)?;
+        op(live.client, live.auto_token_uuid)
+            .await
+            .map_err(|err| DesktopError::from_client(&server, err))
+    }
+
+    /// Replaces the bearer of generation `stale` with a fresh one, unless another request
+    /// already did. A session the server ended is [`DesktopError::SessionEnded`] (and its
+    /// local traces are gone, see [`Desktop::restore`]).
+    async fn renew(&self, server: &str, stale: u64) -> Result<(), DesktopError> {
+        let _one_at_a_time = self.renewing.lock().await;
+        let current = self.live(server).map(|live| live.generation);
+        if current.is_some_and(|generation| generation != stale) {
+            return Ok(());
+        }
+        match self.restore(server).await? {
+            Some(_) => Ok(()),
+            None => Err(DesktopError::SessionEnded),
+        }
+    }
+
+    fn live(&self, server: &str) -> Option<LiveSession> {
+        lock(&self.live).get(server).cloned()
+    }
+
+    /// Makes `live` the session with `server`, as a new generation.
+    fn install_live(&self, server: &str, mut live: LiveSession) {
+        live.generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        lock(&self.live).insert(server.to_owned(), live);
     }
 
     /// The password step. With a second factor on, the answer is
@@ -379,6 +444,7 @@ impl Desktop {
             username: stored.username.clone(),
             auto_token_uuid: stored.auto_token_uuid,
             registry: stored.registry.clone(),
+            generation: 0,
         };
         let renewed = StoredSession {
             server_url: server_url.clone(),
@@ -389,7 +455,7 @@ impl Desktop {
         };
         self.save_session(&renewed).await?;
         let docker_hand_off = self.hand_off(live.registry.as_deref());
-        lock(&self.live).insert(server_url.clone(), live);
+        self.install_live(&server_url, live);
         Ok(Some(Account {
             server_url,
             username: stored.username.clone(),
@@ -479,6 +545,7 @@ impl Desktop {
                 username: stored.username.clone(),
                 auto_token_uuid: stored.auto_token_uuid,
                 registry: stored.registry.clone(),
+                generation: 0,
             }),
             // The session already ended; the auto token will be pruned by the server.
             Err(ClientError::Unauthorized { .. }) => None,
@@ -568,13 +635,14 @@ impl Desktop {
                 message: no_registry,
             },
         };
-        lock(&self.live).insert(
-            server_url.to_owned(),
+        self.install_live(
+            server_url,
             LiveSession {
                 client,
                 username: username.to_owned(),
                 auto_token_uuid,
                 registry: registry.clone(),
+                generation: 0,
             },
         );
         Ok(Account {

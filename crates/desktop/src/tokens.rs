@@ -9,13 +9,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use hubkey_api::{
     AccessToken, CreateAccessTokenRequest, Origin, PatchAccessTokenRequest, Scope, TokenState,
 };
-use hubkey_client::HubClient;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use zeroize::Zeroize;
 
 use crate::error::DesktopError;
-use crate::session::{canonical_server_url, Desktop};
+use crate::session::Desktop;
 
 /// Where a token came from.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
@@ -204,15 +203,14 @@ impl Desktop {
     /// Every token of the account signed in to `server_url`, newest first, following the
     /// server's pagination to the end.
     pub async fn list_tokens(&self, server_url: &str) -> Result<Vec<TokenRow>, DesktopError> {
-        let (server, client, this_device) = self.token_session(server_url)?;
-        let tokens = client
-            .list_all_tokens()
-            .await
-            .map_err(|err| DesktopError::from_client(&server, err))?;
-        Ok(tokens
-            .iter()
-            .map(|token| TokenRow::new(token, this_device))
-            .collect())
+        self.with_session(server_url, |client, this_device| async move {
+            let tokens = client.list_all_tokens().await?;
+            Ok(tokens
+                .iter()
+                .map(|token| TokenRow::new(token, this_device))
+                .collect())
+        })
+        .await
     }
 
     /// Deactivates (`active == false`) or reactivates a token; answers the row as the server
@@ -223,26 +221,20 @@ impl Desktop {
         uuid: Uuid,
         active: bool,
     ) -> Result<TokenRow, DesktopError> {
-        let (server, client, this_device) = self.token_session(server_url)?;
-        let patch = PatchAccessTokenRequest {
-            token_label: None,
-            is_active: Some(active),
-        };
-        let token = client
-            .patch_token(uuid, &patch)
-            .await
-            .map_err(|err| DesktopError::from_client(&server, err))?;
-        Ok(TokenRow::new(&token, this_device))
+        self.with_session(server_url, |client, this_device| async move {
+            let token = client.patch_token(uuid, &activity(active)).await?;
+            Ok(TokenRow::new(&token, this_device))
+        })
+        .await
     }
 
     /// Deletes a token for good. Deleting this device's auto token cuts the docker CLI off
     /// until the next sign-in.
     pub async fn delete_token(&self, server_url: &str, uuid: Uuid) -> Result<(), DesktopError> {
-        let (server, client, _) = self.token_session(server_url)?;
-        client
-            .delete_token(uuid)
-            .await
-            .map_err(|err| DesktopError::from_client(&server, err))
+        self.with_session(server_url, |client, _| async move {
+            client.delete_token(uuid).await
+        })
+        .await
     }
 
     /// Creates a manual token labelled `label` with `scope`, expiring at `expires_at` if
@@ -260,18 +252,12 @@ impl Desktop {
                 message: format!("A token's label has 1 to {MAX_LABEL} characters."),
             });
         }
-        let (server, client, this_device) = self.token_session(server_url)?;
-        create(
-            &server,
-            &client,
-            this_device,
-            CreateAccessTokenRequest {
-                token_label: label.to_owned(),
-                scopes: vec![scope.into()],
-                expires_at,
-            },
-        )
-        .await
+        let request = CreateAccessTokenRequest {
+            token_label: label.to_owned(),
+            scopes: vec![scope.into()],
+            expires_at,
+        };
+        self.create(server_url, &request).await
     }
 
     /// Replaces a manual token: creates one with the same label, scopes and expiry, then
@@ -282,69 +268,60 @@ impl Desktop {
         server_url: &str,
         uuid: Uuid,
     ) -> Result<CreatedToken, DesktopError> {
-        let (server, client, this_device) = self.token_session(server_url)?;
-        let old = client
-            .get_token(uuid)
-            .await
-            .map_err(|err| DesktopError::from_client(&server, err))?;
+        let old = self
+            .with_session(server_url, |client, _| async move {
+                client.get_token(uuid).await
+            })
+            .await?;
         if old.generated_by != Origin::Manual {
             return Err(DesktopError::InvalidInput {
                 message: "Only manual tokens can be rotated; an auto token is replaced by signing in again.".to_owned(),
             });
         }
-        let mut created = create(
-            &server,
-            &client,
-            this_device,
-            CreateAccessTokenRequest {
-                token_label: old.token_label.clone(),
-                scopes: old.scopes.clone(),
-                expires_at: old.expires_at,
-            },
-        )
-        .await?;
-        let patch = PatchAccessTokenRequest {
-            token_label: None,
-            is_active: Some(false),
+        let request = CreateAccessTokenRequest {
+            token_label: old.token_label.clone(),
+            scopes: old.scopes.clone(),
+            expires_at: old.expires_at,
         };
-        if let Err(err) = client.patch_token(uuid, &patch).await {
+        let mut created = self.create(server_url, &request).await?;
+        let deactivated = self
+            .with_session(server_url, |client, _| async move {
+                client.patch_token(uuid, &activity(false)).await
+            })
+            .await;
+        if let Err(err) = deactivated {
             created.warning = Some(format!(
-                "The new token was created, but the old one is still active: {}",
-                DesktopError::from_client(&server, err)
+                "The new token was created, but the old one is still active: {err}"
             ));
         }
         Ok(created)
     }
 
-    /// The live session's server, client and auto token; `SessionEnded` without one.
-    fn token_session(
+    /// Creates the token `request` asks for; the answer holds its value.
+    async fn create(
         &self,
         server_url: &str,
-    ) -> Result<(String, HubClient, Option<Uuid>), DesktopError> {
-        let server = canonical_server_url(server_url)?;
-        let client = self
-            .session_client(&server)
-            .ok_or(DesktopError::SessionEnded)?;
-        Ok((server.clone(), client, self.session_auto_token(&server)))
+        request: &CreateAccessTokenRequest,
+    ) -> Result<CreatedToken, DesktopError> {
+        self.with_session(server_url, |client, this_device| async move {
+            let mut token = client.create_token(request).await?;
+            let secret = std::mem::take(&mut token.token);
+            Ok(CreatedToken {
+                row: TokenRow::new(&token, this_device),
+                secret,
+                warning: None,
+            })
+        })
+        .await
     }
 }
 
-async fn create(
-    server: &str,
-    client: &HubClient,
-    this_device: Option<Uuid>,
-    request: CreateAccessTokenRequest,
-) -> Result<CreatedToken, DesktopError> {
-    let mut token = client
-        .create_token(&request)
-        .await
-        .map_err(|err| DesktopError::from_client(server, err))?;
-    let secret = std::mem::take(&mut token.token);
-    Ok(CreatedToken {
-        row: TokenRow::new(&token, this_device),
-        secret,
-        warning: None,
-    })
+/// The patch that switches a token on or off.
+fn activity(active: bool) -> PatchAccessTokenRequest {
+    PatchAccessTokenRequest {
+        token_label: None,
+        is_active: Some(active),
+    }
 }
 
 #[cfg(test)]

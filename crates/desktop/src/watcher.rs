@@ -114,6 +114,9 @@ pub struct WatchOutcome {
     pub cursor: WatchCursor,
     /// What to tell, in order.
     pub notifications: Vec<NotificationEvent>,
+    /// Whether the feed had anything after `cursor` (any token created, changed, deleted or
+    /// pruned): a list on screen is out of date.
+    pub changed: bool,
 }
 
 /// One poll as the session behind `client`: the feed after `cursor` (to its end) and the
@@ -127,9 +130,11 @@ pub async fn poll_once(
     let first_run = cursor.feed.is_none();
     let mut feed = cursor.feed.clone();
     let mut pruned = Vec::new();
+    let mut changed = false;
     loop {
         let page = client.events(feed.as_deref()).await?;
         if !first_run {
+            changed |= !page.events.is_empty();
             pruned.extend(
                 page.events
                     .into_iter()
@@ -177,6 +182,7 @@ pub async fn poll_once(
             expiry_warned,
         },
         notifications,
+        changed,
     })
 }
 
@@ -189,12 +195,6 @@ pub fn next_delay(interval: Duration, failures: u32) -> Duration {
     interval
         .checked_mul(factor)
         .map_or(cap, |delay| delay.min(cap))
-}
-
-/// Whether a failed poll means "try again later" (the server could not be reached or was
-/// busy) rather than "the session is gone".
-pub fn is_transient(error: &ClientError) -> bool {
-    !matches!(error.status(), Some(401 | 403))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use hubkey_client::{ClientError, HubClient};
 use hubkey_e2e::desktop::DesktopApp;
 use hubkey_e2e::keyring::KeyringSession;
 use hubkey_e2e::server::manual_token;
+use hubkey_e2e::{Hubkeyd, OciImage, Registry, Skopeo};
 use uuid::Uuid;
 
 use super::{hub_with_registry, PASSWORD};
@@ -273,5 +274,180 @@ async fn a_long_list_renders_only_the_visible_rows_and_sorts() {
         app.text("[data-testid=token-count]").await,
         "0 of 1001 tokens"
     );
+    app.quit().await;
+}
+
+/// The tokens a CSV export lists, read by an independent CSV reader: uuid → (label, state).
+fn csv_rows(csv: &str) -> std::collections::BTreeMap<String, (String, String)> {
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let column = |name: &str| header.iter().position(|c| c == name).unwrap();
+    let (uuid, label, state) = (column("uuid"), column("label"), column("state"));
+    reader
+        .records()
+        .map(|record| {
+            let record = record.unwrap();
+            (
+                record[uuid].to_owned(),
+                (record[label].to_owned(), record[state].to_owned()),
+            )
+        })
+        .collect()
+}
+
+/// What the server says: uuid → (label, state), for comparing with an export.
+async fn server_rows(ann: &HubClient) -> std::collections::BTreeMap<String, (String, String)> {
+    ann.list_all_tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|token| {
+            let state = serde_json::to_value(token.state).unwrap();
+            (
+                token.uuid.to_string(),
+                (token.token_label, state.as_str().unwrap().to_owned()),
+            )
+        })
+        .collect()
+}
+
+/// Clicks `button`, answers the save dialog with `path`, and waits for the screen to report
+/// the export.
+async fn export_to(app: &DesktopApp, button: &str, path: &std::path::Path) {
+    // The click returns once the command started; the dialog opens beside the webview.
+    app.click(button).await;
+    app.answer_save_dialog("Export tokens", path).await;
+    let reported = app.text("[data-testid=export-result]").await;
+    assert!(reported.contains(&path.display().to_string()), "{reported}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screen_actions_reach_the_registry_exports_match_and_the_feed_refreshes() {
+    let keyring = KeyringSession::start();
+    keyring.install_env();
+    // The app (started by tauri-driver, which inherits this environment) polls every second.
+    std::env::set_var("HUBKEY_WATCH_INTERVAL_SECS", "1");
+    let registry_host = hubkey_e2e::registry::free_loopback_port();
+    let site = hubkeyd::Site {
+        public_url: None,
+        registry_host: Some(registry_host.clone()),
+    };
+    let hub = Hubkeyd::start_with(tempfile::tempdir().unwrap(), "127.0.0.1:0", site).await;
+    hub.add_user("ann", PASSWORD).await;
+    let registry = Registry::start_on(&hub, &registry_host).await;
+    let ann = hub.sign_in("ann", PASSWORD).await;
+    let pusher = manual_token(&ann, "pusher", Scope::Write).await;
+    let image = registry.reference("ann/app", "1");
+    Skopeo::copy(
+        &OciImage::write("ann/app").reference(),
+        &image,
+        &format!("ann:{}", pusher.token),
+    )
+    .await
+    .expect_success("pushing the test image");
+    let reader = manual_token(&ann, "reader", Scope::Read).await;
+    let reader_creds = format!("ann:{}", reader.token);
+    Skopeo::inspect(&image, Some(&reader_creds))
+        .await
+        .expect_success("inspect with the reader token");
+
+    let app = DesktopApp::start(&keyring, &hub.url).await;
+    app.sign_in("ann", PASSWORD).await;
+    app.click("#nav-security").await;
+    let reader_row = row(reader.uuid);
+    app.wait_for(&reader_row).await;
+
+    // Deactivated on the screen: the registry refuses the token at once; reactivated: back.
+    app.click(&format!("{reader_row} [data-action=toggle]"))
+        .await;
+    app.wait_for(&format!("{reader_row}[data-state=inactive]"))
+        .await;
+    Skopeo::inspect(&image, Some(&reader_creds))
+        .await
+        .expect_failure("inspect with the token deactivated on the screen");
+    app.click(&format!("{reader_row} [data-action=toggle]"))
+        .await;
+    app.wait_for(&format!("{reader_row}[data-state=active]"))
+        .await;
+    Skopeo::inspect(&image, Some(&reader_creds))
+        .await
+        .expect_success("inspect with the token reactivated on the screen");
+
+    // Created on the screen: the value shown once pulls from the registry.
+    app.click("#create-token").await;
+    app.fill("#new-label", "made on screen").await;
+    app.click("#create-submit").await;
+    let value = app
+        .wait_for("#new-secret")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .expect("a value");
+    Skopeo::inspect(&image, Some(&format!("ann:{value}")))
+        .await
+        .expect_success("inspect with the token created on the screen");
+    app.click("#close-secret").await;
+    wait_gone(&app, "#new-secret").await;
+
+    // A token made elsewhere appears without anyone touching the window: the events feed.
+    let elsewhere = manual_token(&ann, "made by a script", Scope::Read).await;
+    app.wait_for(&row(elsewhere.uuid)).await;
+    app.screenshot("security-refreshed-by-feed").await;
+
+    // Export: both files list exactly what the server has, and no secret.
+    let exports = tempfile::tempdir().unwrap();
+    let csv_path = exports.path().join("review.csv");
+    export_to(&app, "#export-csv", &csv_path).await;
+    app.screenshot("security-exported").await;
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    assert_eq!(csv_rows(&csv), server_rows(&ann).await);
+    let json_path = exports.path().join("review.json");
+    export_to(&app, "#export-json", &json_path).await;
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert_eq!(json["username"], "ann");
+    let exported: std::collections::BTreeMap<String, (String, String)> = json["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|token| {
+            (
+                token["uuid"].as_str().unwrap().to_owned(),
+                (
+                    token["label"].as_str().unwrap().to_owned(),
+                    token["state"].as_str().unwrap().to_owned(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(exported, server_rows(&ann).await);
+    for secret in [&pusher.token, &reader.token, &value, &elsewhere.token] {
+        assert!(!csv.contains(secret.as_str()), "a token value in the CSV");
+        assert!(
+            !json.to_string().contains(secret.as_str()),
+            "a token value in the JSON"
+        );
+    }
+
+    // Deleting this device's own token offers to sign in again, which leads to sign-in.
+    let own = ann
+        .list_all_tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|token| token.generated_by == Origin::Auto)
+        .expect("this device's auto token");
+    app.click(&format!("{} [data-action=delete]", row(own.uuid)))
+        .await;
+    app.click("#confirm-delete").await;
+    app.wait_for("#lost-token-dialog").await;
+    app.screenshot("security-lost-own-token").await;
+    app.click("#sign-in-again").await;
+    app.wait_for("#password").await;
+    assert!(matches!(
+        ann.get_token(own.uuid).await,
+        Err(ClientError::NotFound { .. })
+    ));
     app.quit().await;
 }

@@ -6,6 +6,8 @@ import type { Account } from './bindings/Account';
 import type { AppSettings } from './bindings/AppSettings';
 import type { CreatedToken } from './bindings/CreatedToken';
 import type { ErrorBody } from './bindings/ErrorBody';
+import type { ExportFormat } from './bindings/ExportFormat';
+import type { ExportReport } from './bindings/ExportReport';
 import type { SignInStep } from './bindings/SignInStep';
 import type { SignOutReport } from './bindings/SignOutReport';
 import type { TokenRow } from './bindings/TokenRow';
@@ -13,7 +15,9 @@ import type { TokenScope } from './bindings/TokenScope';
 import type { UiEvent } from './bindings/UiEvent';
 
 export type { UiEvent };
-export type { Account, AppSettings, CreatedToken, SignInStep, SignOutReport, TokenRow, TokenScope };
+export type {
+  Account, AppSettings, CreatedToken, ExportFormat, ExportReport, SignInStep, SignOutReport, TokenRow, TokenScope,
+};
 
 /** What every failed command rejects with: a stable code and a message for a person. */
 export type CommandError = ErrorBody;
@@ -52,6 +56,8 @@ export const ipc = {
     invoke<CreatedToken>('create_token', { label, scope, expiresAt }),
   /** Replaces a manual token (same label, scopes, expiry), then deactivates the old one. */
   rotateToken: (uuid: string) => invoke<CreatedToken>('rotate_token', { uuid }),
+  /** Writes every token (no secrets) as CSV or JSON where a save dialog says; null if cancelled. */
+  exportTokens: (format: ExportFormat) => invoke<ExportReport | null>('export_tokens', { format }),
   /** Sets the seconds between polls of the events feed (10 to 3600). */
   setWatchInterval: (secs: number) => invoke<AppSettings>('set_watch_interval', { secs }),
   /** Turns native notifications on or off. */

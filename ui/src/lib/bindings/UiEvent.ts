@@ -3,4 +3,4 @@
 /**
  * What the tray asks the UI to do, sent as the [`UI_EVENT`] event.
  */
-export type UiEvent = { "kind": "open_security" } | { "kind": "signed_out" };
+export type UiEvent = { "kind": "open_security" } | { "kind": "signed_out" } | { "kind": "tokens_changed" };
