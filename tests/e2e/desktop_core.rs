@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use hubkey_api::{AccessToken, Origin};
-use hubkey_desktop::{Account, Desktop, DesktopError, HandOff, SignInStep, SkipReason};
+use hubkey_desktop::{Account, Desktop, DesktopError, HandOff, SignInStep, SkipReason, TokenScope};
 use hubkey_e2e::keyring::KeyringSession;
 use hubkey_e2e::Hubkeyd;
 use hubkey_keyring::{docker, OsKeyring, SecretStore, SERVICE};
@@ -548,4 +548,56 @@ mod tokens {
             DesktopError::SessionEnded
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_actions_renew_an_expired_bearer_once_even_when_several_need_it() {
+    // Bearers that live 2 to 3 seconds (a JWT's expiry is in whole seconds).
+    let hub = Hubkeyd::start_configured(
+        tempfile::tempdir().unwrap(),
+        "127.0.0.1:0",
+        hubkeyd::Site {
+            public_url: None,
+            registry_host: Some(REGISTRY.into()),
+        },
+        |hub| hub.with_access_ttl(chrono::Duration::seconds(3)),
+    )
+    .await;
+    hub.add_user("ann", PASSWORD).await;
+    let (keyring, home) = (keyring(), DockerHome::new());
+    let app = desktop(&keyring, &home);
+    signed_in(app.sign_in(&hub.url, "ann", PASSWORD).await.unwrap());
+    let stored_refresh = || session_entry(&keyring, &hub).unwrap()["refresh_token"].clone();
+    let first_refresh = stored_refresh();
+
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    // The bearer has expired: the server refuses it as such ...
+    let stale = app.session_client(&hub.url).unwrap();
+    assert!(matches!(
+        stale.list_tokens(1, 10).await,
+        Err(hubkey_client::ClientError::Unauthorized { .. })
+    ));
+    // ... and three actions at once still all succeed, renewing it once between them (refresh
+    // tokens are single use: a second renewal with the same one would end the session).
+    let (listed, created, again) = tokio::join!(
+        app.list_tokens(&hub.url),
+        app.create_token(&hub.url, "after expiry", TokenScope::Read, None),
+        app.list_tokens(&hub.url),
+    );
+    let (listed, created, again) = (listed.unwrap(), created.unwrap(), again.unwrap());
+    assert!(listed.iter().any(|row| row.this_device), "{listed:?}");
+    assert!(created.secret.starts_with("hkpat_"));
+    assert!(!again.is_empty());
+    // The renewal was stored: a new refresh token replaced the used one.
+    let second_refresh = stored_refresh();
+    assert_ne!(first_refresh, second_refresh);
+
+    // Each later expiry is renewed again, by whichever action meets it.
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let row = app
+        .set_token_active(&hub.url, created.row.uuid, false)
+        .await
+        .unwrap();
+    assert_eq!(row.state, hubkey_desktop::TokenStatus::Inactive);
+    assert_ne!(stored_refresh(), second_refresh);
 }

@@ -38,8 +38,20 @@ impl Hubkeyd {
 
     /// Starts a server with `site` settings (e.g. the registry host it announces).
     pub async fn start_with(data_dir: TempDir, addr: &str, site: hubkeyd::Site) -> Self {
+        Self::start_configured(data_dir, addr, site, |hub| hub).await
+    }
+
+    /// Like [`Hubkeyd::start_with`], with the hub changed by `configure` first (e.g. a short
+    /// bearer lifetime).
+    pub async fn start_configured(
+        data_dir: TempDir,
+        addr: &str,
+        site: hubkeyd::Site,
+        configure: impl FnOnce(Hub) -> Hub,
+    ) -> Self {
         let db = format!("sqlite://{}", data_dir.path().join("hubkeyd.db").display());
-        let instance = hubkeyd::open(data_dir.path(), &db).await.unwrap();
+        let mut instance = hubkeyd::open(data_dir.path(), &db).await.unwrap();
+        instance.hub = configure(instance.hub);
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();

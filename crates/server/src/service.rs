@@ -94,6 +94,8 @@ pub struct Hub {
     repositories: Arc<LookupCache<bool>>,
     usage: Arc<UsageLog>,
     throttle: Arc<Throttle>,
+    /// How long a bearer JWT lives ([`session::ACCESS_TTL`] unless set).
+    access_ttl: chrono::Duration,
 }
 
 impl Hub {
@@ -114,7 +116,16 @@ impl Hub {
             repositories: Arc::new(LookupCache::with_max_age(REPOSITORY_CACHE_AGE)),
             usage: Arc::new(UsageLog::default()),
             throttle: Arc::new(throttle),
+            access_ttl: session::ACCESS_TTL,
         }
+    }
+
+    /// Bearer JWTs live `ttl` instead of [`session::ACCESS_TTL`] (clients renew them with
+    /// their refresh token; tests use a short one to see that they do).
+    #[must_use]
+    pub fn with_access_ttl(mut self, ttl: chrono::Duration) -> Self {
+        self.access_ttl = ttl;
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -267,9 +278,9 @@ impl Hub {
             source: SessionSource::Password,
         };
         Ok(LoginResponse {
-            token: session::mint(&self.keys, &caller, now, now + session::ACCESS_TTL)?,
+            token: session::mint(&self.keys, &caller, now, now + self.access_ttl)?,
             refresh_token: Some(next),
-            expires_in: Some(access_ttl_seconds()),
+            expires_in: Some(u64::try_from(self.access_ttl.num_seconds()).unwrap_or(0)),
         })
     }
 
@@ -609,9 +620,9 @@ impl Hub {
             )
             .await?;
         Ok(LoginResponse {
-            token: session::mint(&self.keys, &caller, now, now + session::ACCESS_TTL)?,
+            token: session::mint(&self.keys, &caller, now, now + self.access_ttl)?,
             refresh_token: Some(refresh),
-            expires_in: Some(access_ttl_seconds()),
+            expires_in: Some(u64::try_from(self.access_ttl.num_seconds()).unwrap_or(0)),
         })
     }
 
@@ -975,10 +986,6 @@ impl Hub {
             has_more,
         })
     }
-}
-
-fn access_ttl_seconds() -> u64 {
-    u64::try_from(session::ACCESS_TTL.num_seconds()).unwrap_or(0)
 }
 
 /// What a secret proved: a live personal access token, or the account's password.
