@@ -153,13 +153,16 @@ pub fn show_window(app: &AppHandle) {
     }
 }
 
+/// Shows the window on the Security screen (from the tray menu or a notification).
+pub fn open_security(app: &AppHandle) {
+    show_window(app);
+    let _ = app.emit(UI_EVENT, UiEvent::OpenSecurity);
+}
+
 fn perform(app: &AppHandle, action: TrayAction) {
     match action {
         TrayAction::Open => show_window(app),
-        TrayAction::Security => {
-            show_window(app);
-            let _ = app.emit(UI_EVENT, UiEvent::OpenSecurity);
-        }
+        TrayAction::Security => open_security(app),
         TrayAction::Account => {}
         TrayAction::SignOut => {
             let app = app.clone();

@@ -8,7 +8,6 @@ use std::time::Duration;
 use hubkey_desktop::{next_delay, poll_once, Account, Desktop, DesktopError, NotificationEvent};
 use tauri::async_runtime::JoinHandle;
 use tauri::{AppHandle, Emitter, Manager};
-use tauri_plugin_notification::NotificationExt;
 
 use crate::{settings, tray};
 
@@ -99,11 +98,39 @@ pub fn notify_event(app: &AppHandle, event: &NotificationEvent) {
         tray::set_attention(app, true);
     }
     if settings::notifications_enabled(app).unwrap_or(true) {
-        let _ = app
-            .notification()
-            .builder()
-            .title(event.title())
-            .body(event.body())
-            .show();
+        show_notification(app, event.title(), event.body());
     }
+}
+
+/// A notification whose click opens the Security screen. On Linux it is sent straight to the
+/// desktop's notification server (org.freedesktop.Notifications) with a default action, on a
+/// thread of its own that waits for the click or the close; the notification plugin offers no
+/// click there.
+#[cfg(target_os = "linux")]
+fn show_notification(app: &AppHandle, title: String, body: String) {
+    let app = app.clone();
+    let spawned = std::thread::Builder::new()
+        .name("notification".into())
+        .spawn(move || {
+            let shown = notify_rust::Notification::new()
+                .appname("hubkey")
+                .summary(&title)
+                .body(&body)
+                .action("default", "Open Security")
+                .show();
+            // No notification server: nothing to show or to wait for.
+            if let Ok(handle) = shown {
+                handle.wait_for_action(|action| {
+                    if action == "default" {
+                        tray::open_security(&app);
+                    }
+                });
+            }
+        });
+    drop(spawned);
+}
+
+#[cfg(not(target_os = "linux"))]
+fn show_notification(app: &AppHandle, title: String, body: String) {
+    let _ = app.notification().builder().title(title).body(body).show();
 }

@@ -89,6 +89,149 @@ impl Drop for NotifyMonitor {
     }
 }
 
+/// A notification server on a session's bus (python3-dbus under /usr/bin/python3): owns
+/// `org.freedesktop.Notifications`, records every `Notify`, and clicks one on request by
+/// emitting `ActionInvoked` then `NotificationClosed`, as a desktop does. Stopped by PID.
+pub struct NotificationServer {
+    server: Child,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+/// One notification the server received.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct Received {
+    pub id: u32,
+    pub summary: String,
+    pub body: String,
+    /// Action keys and labels, alternating.
+    pub actions: Vec<String>,
+}
+
+const NOTIFICATION_SERVER: &str = r#"
+import json, sys
+import dbus, dbus.service, dbus.mainloop.glib
+from gi.repository import GLib
+dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
+bus = dbus.SessionBus()
+name = dbus.service.BusName('org.freedesktop.Notifications', bus, do_not_queue=True)
+IFACE = 'org.freedesktop.Notifications'
+class Server(dbus.service.Object):
+    def __init__(self):
+        super().__init__(bus, '/org/freedesktop/Notifications')
+        self.last = 0
+    @dbus.service.method(IFACE, in_signature='susssasa{sv}i', out_signature='u')
+    def Notify(self, app, replaces, icon, summary, body, actions, hints, timeout):
+        self.last += 1
+        print(json.dumps({'id': self.last, 'summary': str(summary), 'body': str(body),
+                          'actions': [str(a) for a in actions]}), flush=True)
+        return dbus.UInt32(self.last)
+    @dbus.service.method(IFACE, out_signature='as')
+    def GetCapabilities(self):
+        return ['actions', 'body']
+    @dbus.service.method(IFACE, out_signature='ssss')
+    def GetServerInformation(self):
+        return ('hubkey-tests', 'hubkey', '1', '1.2')
+    @dbus.service.method(IFACE, in_signature='u')
+    def CloseNotification(self, id):
+        self.NotificationClosed(id, dbus.UInt32(3))
+    @dbus.service.signal(IFACE, signature='us')
+    def ActionInvoked(self, id, key):
+        pass
+    @dbus.service.signal(IFACE, signature='uu')
+    def NotificationClosed(self, id, reason):
+        pass
+server = Server()
+loop = GLib.MainLoop()
+def on_input(source, condition):
+    line = sys.stdin.readline()
+    if not line:
+        loop.quit()
+        return False
+    id, key = line.split()
+    server.ActionInvoked(dbus.UInt32(int(id)), key)
+    server.NotificationClosed(dbus.UInt32(int(id)), dbus.UInt32(2))
+    return True
+GLib.io_add_watch(sys.stdin, GLib.IO_IN | GLib.IO_HUP, on_input)
+print(json.dumps({'ready': True}), flush=True)
+loop.run()
+"#;
+
+impl NotificationServer {
+    /// Starts the server on `keyring`'s bus; returns once it owns the name.
+    pub fn start(keyring: &KeyringSession) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("received.jsonl");
+        let server = Command::new("/usr/bin/python3")
+            .args(["-c", NOTIFICATION_SERVER])
+            .envs(keyring.env())
+            .stdin(Stdio::piped())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("/usr/bin/python3 with python3-dbus and python3-gi");
+        let this = Self {
+            server,
+            log,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(&this.log)
+            .unwrap_or_default()
+            .contains("ready")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the notification server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        this
+    }
+
+    /// Every notification received so far, in order.
+    pub fn received(&self) -> Vec<Received> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    /// Waits up to `limit` for a notification matching `wanted`.
+    pub async fn wait_for(
+        &self,
+        limit: Duration,
+        wanted: impl Fn(&Received) -> bool,
+    ) -> Option<Received> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(found) = self.received().into_iter().find(|n| wanted(n)) {
+                return Some(found);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Clicks notification `id` (its `action`, `default` for the body), as a person would.
+    pub fn click(&mut self, id: u32, action: &str) {
+        use std::io::Write;
+        let stdin = self.server.stdin.as_mut().expect("the server's stdin");
+        writeln!(stdin, "{id} {action}").unwrap();
+        stdin.flush().unwrap();
+    }
+}
+
+impl Drop for NotificationServer {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
 /// The `Notify` calls in `dbus-monitor` output. Their arguments are app name, replaces id,
 /// icon, summary, body…; strings are printed as `string "…"` and may span lines.
 fn parse_notify_calls(log: &str) -> Vec<Notification> {

@@ -8,7 +8,8 @@ use hubkey_api::DesktopGenerateRequest;
 use hubkey_e2e::desktop::{app_binary, DesktopApp};
 use hubkey_e2e::keyring::KeyringSession;
 use hubkey_e2e::tray::{
-    app_pids, click_tray_item, png_pixels, tray_item, wait_for_exit, NotifyMonitor, TrayItem,
+    app_pids, click_tray_item, png_pixels, tray_item, wait_for_exit, NotificationServer,
+    NotifyMonitor, TrayItem,
 };
 
 use super::{hub_with_registry, PASSWORD};
@@ -40,6 +41,55 @@ async fn tray_of(
 fn shows_icon(item: &TrayItem, name: &str) -> bool {
     let expected = png_pixels(&std::path::Path::new(ICONS).join(name)).unwrap();
     png_pixels(&item.icon_path).is_some_and(|shown| shown == expected)
+}
+
+/// Waits until the app's watcher polled once (it then saved its cursor). tauri-plugin-store
+/// keeps its files in the app's data dir, under XDG_DATA_HOME.
+async fn wait_for_first_poll(keyring: &KeyringSession) {
+    let data_home = keyring
+        .env()
+        .into_iter()
+        .find_map(|(name, value)| (name == "XDG_DATA_HOME").then_some(value))
+        .unwrap();
+    let cursors = std::path::Path::new(&data_home).join("dev.hubkey.desktop/watcher.json");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !std::fs::read_to_string(&cursors).is_ok_and(|text| text.contains("feed")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watcher never polled"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Five sign-ins on other devices: the server prunes the app's own auto token.
+async fn sign_in_on_five_other_devices(hub: &hubkey_e2e::Hubkeyd) {
+    for n in 0..5 {
+        hub.sign_in("ann", PASSWORD)
+            .await
+            .desktop_generate(Some(&DesktopGenerateRequest {
+                client_name: Some("docker-desktop".into()),
+                device_name: Some(format!("other device {n}")),
+            }))
+            .await
+            .unwrap();
+    }
+}
+
+/// Waits up to 10 s for the window to show the Security screen.
+async fn wait_for_security_screen(app: &DesktopApp, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let nav = app.wait_for("#nav-security").await;
+        if nav.attr("aria-current").await.unwrap().as_deref() == Some("page") {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not open Security"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The app's own auto token label, as the server lists it.
@@ -88,32 +138,8 @@ async fn pruning_by_other_devices_is_notified_once_and_flags_the_tray() {
     assert!(shows_icon(&item, "tray.png"), "{item:?}");
 
     // The watcher's first poll marks the end of the feed; history is not told.
-    // tauri-plugin-store keeps its files in the app's data dir, under XDG_DATA_HOME.
-    let data_home = keyring
-        .env()
-        .into_iter()
-        .find_map(|(name, value)| (name == "XDG_DATA_HOME").then_some(value))
-        .unwrap();
-    let cursors = std::path::Path::new(&data_home).join("dev.hubkey.desktop/watcher.json");
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while !std::fs::read_to_string(&cursors).is_ok_and(|text| text.contains("feed")) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the watcher never polled"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-
-    for n in 0..5 {
-        hub.sign_in("ann", PASSWORD)
-            .await
-            .desktop_generate(Some(&DesktopGenerateRequest {
-                client_name: Some("docker-desktop".into()),
-                device_name: Some(format!("other device {n}")),
-            }))
-            .await
-            .unwrap();
-    }
+    wait_for_first_poll(&keyring).await;
+    sign_in_on_five_other_devices(&hub).await;
 
     let notification = monitor
         .wait_for(Duration::from_secs(20), |n| n.body.contains(&label))
@@ -168,21 +194,49 @@ async fn pruning_by_other_devices_is_notified_once_and_flags_the_tray() {
     // screen (it calls mark_seen) clears the attention icon.
     let pid = app_pids(&app_binary(), again.home.path())[0];
     assert!(click_tray_item(&keyring, pid, "Security"));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let nav = again.wait_for("#nav-security").await;
-        if nav.attr("aria-current").await.unwrap().as_deref() == Some("page") {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the tray did not open Security"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_security_screen(&again, "the tray").await;
     tray_of(&keyring, again.home.path(), |item| {
         shows_icon(item, "tray.png")
     })
     .await;
     again.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clicking_the_pruning_notification_opens_security() {
+    let keyring = KeyringSession::start();
+    keyring.install_env();
+    std::env::set_var("HUBKEY_WATCH_INTERVAL_SECS", "1");
+    let mut server = NotificationServer::start(&keyring);
+    let hub = hub_with_registry().await;
+    let app = DesktopApp::start(&keyring, &hub.url).await;
+    app.sign_in("ann", PASSWORD).await;
+    let label = own_auto_label(&hub).await;
+    wait_for_first_poll(&keyring).await;
+    sign_in_on_five_other_devices(&hub).await;
+
+    let shown = server
+        .wait_for(Duration::from_secs(20), |n| n.body.contains(&label))
+        .await
+        .unwrap_or_else(|| panic!("no notification named {label}: {:?}", server.received()));
+    assert_eq!(shown.summary, "An old auto token was removed");
+    assert_eq!(shown.actions, ["default", "Open Security"]);
+    tray_of(&keyring, app.home.path(), |item| {
+        shows_icon(item, "tray-attention.png")
+    })
+    .await;
+    let nav = app.wait_for("#nav-security").await;
+    assert_eq!(nav.attr("aria-current").await.unwrap(), None);
+
+    // A click on the notification opens the Security screen, which clears the attention.
+    server.click(shown.id, "default");
+    wait_for_security_screen(&app, "the notification").await;
+    app.wait_for("[data-testid=token-table]").await;
+    app.screenshot("security-from-notification").await;
+    tray_of(&keyring, app.home.path(), |item| {
+        shows_icon(item, "tray.png")
+    })
+    .await;
+    assert_eq!(server.received().len(), 1, "{:?}", server.received());
+    app.quit().await;
 }
