@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use fantoccini::key::Key;
 use fantoccini::Locator;
 use hubkey_api::{Origin, Scope};
 use hubkey_client::{ClientError, HubClient};
@@ -267,6 +268,57 @@ async fn a_long_list_renders_only_the_visible_rows_and_sorts() {
     app.wait_for(&row(last.uuid)).await;
     assert!(count(&app, "tbody tr[data-uuid]").await < 80);
     app.screenshot("security-long-list").await;
+
+    // The keyboard walks the rows, scrolling the window of rendered rows along.
+    let focused_label = || async {
+        app.webdriver
+            .execute(
+                "const r = document.activeElement;                  return r && r.dataset.index !== undefined ? r.querySelector('td.label').title : null;",
+                vec![],
+            )
+            .await
+            .unwrap()
+    };
+    let press = |key: Key| {
+        let app = &app;
+        async move {
+            app.webdriver
+                .active_element()
+                .await
+                .unwrap()
+                .send_keys(&String::from(char::from(key)))
+                .await
+                .unwrap();
+        }
+    };
+    // Tab order holds one row; it takes focus as a Tab from the header would give it.
+    app.webdriver
+        .execute(
+            "document.querySelector('tbody tr[tabindex=\"0\"]').focus();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    // Scrolled to the end, the first rendered row is the one Tab reaches.
+    let reached = focused_label().await;
+    assert!(reached.as_str().unwrap() > "script 0900", "{reached}");
+    press(Key::End).await;
+    assert_eq!(focused_label().await, "script 0999");
+    press(Key::Home).await;
+    assert!(focused_label()
+        .await
+        .as_str()
+        .unwrap()
+        .starts_with("hubkey on"));
+    press(Key::Down).await;
+    press(Key::Down).await;
+    assert_eq!(focused_label().await, "script 0001");
+    press(Key::PageDown).await;
+    let paged = focused_label().await;
+    assert!(paged.as_str().unwrap() > "script 0005", "{paged}");
+    press(Key::End).await;
+    assert_eq!(focused_label().await, "script 0999");
+    assert!(count(&app, "tbody tr[data-uuid]").await < 80);
 
     // The state filter: nothing is inactive yet.
     choose(&app, "#filter-state", "inactive").await;
