@@ -309,11 +309,12 @@ async fn new_session(
     port: u16,
     capabilities: serde_json::Map<String, serde_json::Value>,
 ) -> Client {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // Generous: on a loaded machine WebKit alone can take tens of seconds to start.
+    let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         let attempt = tokio::time::timeout(
-            Duration::from_secs(30),
+            Duration::from_secs(60),
             ClientBuilder::new(connector)
                 .capabilities(capabilities.clone())
                 .connect(&format!("http://127.0.0.1:{port}")),
@@ -328,7 +329,7 @@ async fn new_session(
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             Ok(Err(err)) => panic!("no WebDriver session on the app: {err}"),
-            Err(_) => panic!("the WebDriver session did not start within 30 s"),
+            Err(_) => panic!("the WebDriver session did not start within 60 s"),
         }
     }
 }
