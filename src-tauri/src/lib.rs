@@ -3,6 +3,7 @@
 //! never sees a secret, only accounts, settings and `{code, message}` errors.
 
 mod commands;
+mod ipc_audit;
 mod security;
 mod settings;
 mod tray;
@@ -23,6 +24,7 @@ pub fn run() {
             tray::show_window(app);
         }))
         .plugin(tauri_plugin_store::Builder::default().build())
+        .plugin(ipc_audit::init())
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_autostart::init(
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
