@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use hubkey_desktop::watcher::is_transient;
 use hubkey_desktop::{
-    next_delay, poll_once, DesktopError, HandOff, SkipReason, TokenScope, WatchCursor,
+    next_delay, poll_once, DesktopError, HandOff, SettingsFile, SkipReason, TokenScope, WatchCursor,
 };
 use hubkey_e2e::faults::{Fault, FaultProxy, Tmpfs};
 use hubkey_e2e::Hubkeyd;
@@ -315,7 +315,7 @@ async fn a_locked_keyring_is_reported_and_unlocking_restores_the_session() {
 fn assert_keyring_error(err: &DesktopError, why: &str) {
     match err.code() {
         "keyring_unavailable" => {
-            assert_error(err, "keyring_unavailable", &[why, "unlock", "try again"])
+            assert_error(err, "keyring_unavailable", &[why, "unlock", "try again"]);
         }
         _ => assert_error(err, "keyring_timeout", &["unlock", "Try again"]),
     }
@@ -474,4 +474,60 @@ async fn a_corrupt_docker_config_is_left_alone_and_the_hand_off_resumes_once_fix
         .unwrap()
         .expect("a session");
     assert_handed_off(&account, &home.config());
+}
+
+#[test]
+fn a_full_or_read_only_disk_keeps_the_settings_file_and_saving_works_once_it_is_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmpfs = Tmpfs::mount(&dir.path().join("dev.hubkey.desktop"), 64);
+    let file = SettingsFile::new(tmpfs.path().join("settings.json"));
+    file.set("server_url", "http://127.0.0.1:5080".into())
+        .unwrap();
+    file.set("watch_interval_secs", 60.into()).unwrap();
+    let before = std::fs::read(file.path()).unwrap();
+    // What tauri-plugin-store 2.5 did on every save (std::fs::write over the file).
+    let in_place = tmpfs.path().join("in-place.json");
+    std::fs::write(&in_place, &before).unwrap();
+
+    let filler = tmpfs.fill();
+    // The watcher's cursors grow the file past its one page.
+    let cursors = serde_json::Value::from("c".repeat(5000));
+    let err = file.set("cursors", cursors.clone()).unwrap_err();
+    let message = err.to_string();
+    for words in [
+        "settings.json",
+        "No space left on device",
+        "previous settings were kept",
+        "free some disk space",
+    ] {
+        assert!(
+            message.contains(words),
+            "{message:?} does not say {words:?}"
+        );
+    }
+    assert_eq!(std::fs::read(file.path()).unwrap(), before);
+    assert_eq!(file.get("watch_interval_secs"), Some(60.into()));
+    assert!(strays(tmpfs.path(), &["filler", "in-place.json", "settings.json"]).is_empty());
+    // The in-place rewrite of the same change truncates the file and then runs out of
+    // space: what is left does not parse, and the plugin read that as "no settings".
+    let mut grown: serde_json::Value = serde_json::from_slice(&before).unwrap();
+    grown["cursors"] = cursors;
+    assert!(std::fs::write(&in_place, serde_json::to_vec_pretty(&grown).unwrap()).is_err());
+    let left = std::fs::read(&in_place).unwrap();
+    assert!(
+        serde_json::from_slice::<serde_json::Value>(&left).is_err(),
+        "an in-place rewrite on a full disk leaves a broken file ({} bytes)",
+        left.len()
+    );
+
+    std::fs::remove_file(filler).unwrap();
+    tmpfs.set_read_only(true);
+    let err = file.set("watch_interval_secs", 120.into()).unwrap_err();
+    assert!(err.to_string().contains("Read-only file system"), "{err}");
+    assert_eq!(std::fs::read(file.path()).unwrap(), before);
+
+    tmpfs.set_read_only(false);
+    file.set("watch_interval_secs", 120.into()).unwrap();
+    assert_eq!(file.get("watch_interval_secs"), Some(120.into()));
+    assert_eq!(file.get("server_url"), Some("http://127.0.0.1:5080".into()));
 }

@@ -43,7 +43,7 @@ fn text_forms(secret: &'static str, value: &str) -> Vec<Needle> {
         ),
         ("JSON-escaped".into(), {
             let json = serde_json::to_string(value).unwrap();
-            json[1..json.len() - 1].as_bytes().to_vec()
+            json.as_bytes()[1..json.len() - 1].to_vec()
         }),
         (
             "URL-encoded".into(),
