@@ -399,3 +399,42 @@ async fn no_secret_reaches_a_file_or_the_webview_except_the_show_once_value() {
         "the show-once value is in exactly one IPC answer: {shown_once:?}"
     );
 }
+
+#[test]
+fn the_scan_finds_a_secret_in_the_forms_it_leaks_in() {
+    let needles = text_forms("the password", PASSWORD);
+    let found = |haystack: &[u8]| needles.iter().any(|n| contains(haystack, &n.bytes));
+    // Basic auth and docker's `auth` field: base64 of "user:secret", at every alignment.
+    for user in ["", "z", "zo", "zoe:"] {
+        let pair = format!("{user}{PASSWORD}");
+        assert!(found(BASE64.encode(pair.as_bytes()).as_bytes()), "{pair}");
+        assert!(
+            found(BASE64URL.encode(pair.as_bytes()).as_bytes()),
+            "{pair}"
+        );
+    }
+    let json = serde_json::json!({ "password": PASSWORD }).to_string();
+    assert!(found(json.as_bytes()), "{json}");
+    let form = format!("username=zoe&password={}", percent_encode(PASSWORD, true));
+    assert!(found(form.as_bytes()), "{form}");
+    let utf16: Vec<u8> = format!("k={PASSWORD}")
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    assert!(found(&utf16));
+    assert!(!found(br#"tr0ub4dor & "3" +/ horse"#), "a part is no hit");
+
+    let totp: Vec<u8> = (1..=20).collect();
+    let totp_needles = needles_of(&totp);
+    let uri = format!(
+        "otpauth://totp/hubkey:zoe?secret={}&issuer=hubkey",
+        BASE32_NOPAD.encode(&totp)
+    );
+    assert!(totp_needles
+        .iter()
+        .any(|n| contains(uri.as_bytes(), &n.bytes)));
+}
+
+fn needles_of(bytes: &[u8]) -> Vec<Needle> {
+    needles("the TOTP secret", binary_forms(bytes))
+}
