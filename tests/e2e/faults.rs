@@ -278,6 +278,51 @@ async fn slow_answers_time_out_with_a_clear_error_and_a_retry_succeeds() {
 }
 
 #[tokio::test]
+async fn a_lost_refresh_answer_ends_the_session_cleanly_and_signing_in_again_recovers() {
+    let hub = hub().await;
+    let proxy = FaultProxy::start(hub.host()).await;
+    let url = proxy.url.clone();
+    let keyring = keyring();
+    let home = DockerHome::new();
+    signed_in(
+        desktop(&keyring, &home)
+            .sign_in(&url, "ann", PASSWORD)
+            .await
+            .unwrap(),
+    );
+    let signed = local(&keyring, &url, &home);
+
+    // The server rotates the refresh token, but its answer never arrives.
+    proxy.set(Fault::SlowAnswer {
+        path: "/v2/users/refresh".into(),
+        delay: Duration::from_secs(20),
+    });
+    let app = desktop(&keyring, &home).with_timeout(Duration::from_secs(1));
+    let err = app.restore(&url).await.unwrap_err();
+    assert_error(&err, "unreachable", &["timed out", "try again"]);
+    assert_eq!(
+        local(&keyring, &url, &home),
+        signed,
+        "nothing is dropped yet"
+    );
+
+    // Refresh tokens are single use and hubkeyd has no grace for a lost answer: the stored
+    // one is spent, so the next restore says the session ended and cleans up everything.
+    proxy.set(Fault::None);
+    let err = app.restore(&url).await.unwrap_err();
+    assert_eq!(err, DesktopError::SessionEnded);
+    assert_error(&err, "session_ended", &["sign in again"]);
+    let cleaned = local(&keyring, &url, &home);
+    assert_eq!((cleaned.session, cleaned.credential), (None, None));
+    assert!(home.json()["credHelpers"].get(REGISTRY).is_none());
+    let account = signed_in(app.sign_in(&url, "ann", PASSWORD).await.unwrap());
+    assert_handed_off(&account, &home.config());
+    // The first sign-in's auto token is no longer known here: it stays on the server (and
+    // on the Security screen) until the five-token pruning removes it.
+    assert_eq!(auto_tokens(&hub).await.len(), 2);
+}
+
+#[tokio::test]
 async fn a_locked_keyring_is_reported_and_unlocking_restores_the_session() {
     let hub = hub().await;
     let keyring = keyring();
