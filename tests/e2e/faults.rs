@@ -242,6 +242,7 @@ async fn slow_answers_time_out_with_a_clear_error_and_a_retry_succeeds() {
     let err = app.sign_in(&url, "ann", PASSWORD).await.unwrap_err();
     let waited = started.elapsed();
     assert_error(&err, "unreachable", &[&url, "timed out", "try again"]);
+    println!("a 20 s answer with a {timeout:?} timeout: gave up after {waited:?}");
     assert!(
         waited >= timeout && waited < timeout + Duration::from_secs(3),
         "gave up after {waited:?}"
