@@ -3,6 +3,7 @@
 //! never sees a secret, only accounts, settings and `{code, message}` errors.
 
 mod commands;
+mod ipc_audit;
 mod security;
 mod settings;
 mod tray;
@@ -22,7 +23,7 @@ pub fn run() {
         .plugin(tauri_plugin_single_instance::init(|app, _, _| {
             tray::show_window(app);
         }))
-        .plugin(tauri_plugin_store::Builder::default().build())
+        .plugin(ipc_audit::init())
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_autostart::init(

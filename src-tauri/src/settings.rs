@@ -1,10 +1,31 @@
-//! What the app remembers between runs (tauri-plugin-store, `settings.json` in the app's
-//! data dir): the server to sign in to, the polling interval, notifications on or off and
-//! the tray's attention state; `watcher.json` keeps the events-feed cursors (per server and
-//! user). Never a secret: those live in the keyring.
+//! What the app remembers between runs (`settings.json` in the app's data dir): the server
+//! to sign in to, the polling interval, notifications on or off and the tray's attention
+//! state; `watcher.json` keeps the events-feed cursors (per server and user). Never a secret:
+//! those live in the keyring.
+//!
+//! The files are [`SettingsFile`]s, written atomically on every change: tauri-plugin-store
+//! (used before) rewrote them in place, also 100 ms after each change and at exit, so a full
+//! disk emptied them and the app forgot its server and cursors.
 
-use tauri::{AppHandle, Runtime};
-use tauri_plugin_store::StoreExt;
+use hubkey_desktop::SettingsFile;
+use serde_json::Value;
+use tauri::{AppHandle, Manager, Runtime};
+
+/// The settings file `name` in the app's data dir.
+fn file<R: Runtime>(app: &AppHandle<R>, name: &str) -> Result<SettingsFile, String> {
+    let dir = app
+        .path()
+        .app_data_dir()
+        .map_err(|err| format!("cannot find the app's data folder: {err}"))?;
+    Ok(SettingsFile::new(dir.join(name)))
+}
+
+/// Sets `key` in `name` and saves it.
+fn set<R: Runtime>(app: &AppHandle<R>, name: &str, key: &str, value: Value) -> Result<(), String> {
+    file(app, name)?
+        .set(key, value)
+        .map_err(|err| err.to_string())
+}
 
 const FILE: &str = "settings.json";
 const SERVER_URL: &str = "server_url";
@@ -19,8 +40,7 @@ pub fn default_server_url() -> String {
 
 /// The remembered server, or the default.
 pub fn server_url<R: Runtime>(app: &AppHandle<R>) -> Result<String, String> {
-    let store = app.store(FILE).map_err(|err| err.to_string())?;
-    Ok(store
+    Ok(file(app, FILE)?
         .get(SERVER_URL)
         .and_then(|value| value.as_str().map(str::to_owned))
         .unwrap_or_else(default_server_url))
@@ -28,9 +48,7 @@ pub fn server_url<R: Runtime>(app: &AppHandle<R>) -> Result<String, String> {
 
 /// Remembers `url` as the server.
 pub fn set_server_url<R: Runtime>(app: &AppHandle<R>, url: &str) -> Result<(), String> {
-    let store = app.store(FILE).map_err(|err| err.to_string())?;
-    store.set(SERVER_URL, url);
-    store.save().map_err(|err| err.to_string())
+    set(app, FILE, SERVER_URL, url.into())
 }
 
 const WATCH_INTERVAL_SECS: &str = "watch_interval_secs";
@@ -54,8 +72,7 @@ pub fn watch_interval_secs<R: Runtime>(app: &AppHandle<R>) -> Result<u64, String
     {
         return Ok(secs);
     }
-    let store = app.store(FILE).map_err(|err| err.to_string())?;
-    Ok(store
+    Ok(file(app, FILE)?
         .get(WATCH_INTERVAL_SECS)
         .and_then(|value| value.as_u64())
         .unwrap_or(DEFAULT_WATCH_INTERVAL_SECS))
@@ -63,15 +80,12 @@ pub fn watch_interval_secs<R: Runtime>(app: &AppHandle<R>) -> Result<u64, String
 
 /// Remembers the polling interval (the caller checks it against [`WATCH_INTERVAL_RANGE`]).
 pub fn set_watch_interval_secs<R: Runtime>(app: &AppHandle<R>, secs: u64) -> Result<(), String> {
-    let store = app.store(FILE).map_err(|err| err.to_string())?;
-    store.set(WATCH_INTERVAL_SECS, secs);
-    store.save().map_err(|err| err.to_string())
+    set(app, FILE, WATCH_INTERVAL_SECS, secs.into())
 }
 
 /// Whether native notifications are shown (on unless turned off).
 pub fn notifications_enabled<R: Runtime>(app: &AppHandle<R>) -> Result<bool, String> {
-    let store = app.store(FILE).map_err(|err| err.to_string())?;
-    Ok(store
+    Ok(file(app, FILE)?
         .get(NOTIFICATIONS)
         .and_then(|value| value.as_bool())
         .unwrap_or(true))
@@ -79,16 +93,13 @@ pub fn notifications_enabled<R: Runtime>(app: &AppHandle<R>) -> Result<bool, Str
 
 /// Turns native notifications on or off.
 pub fn set_notifications_enabled<R: Runtime>(app: &AppHandle<R>, on: bool) -> Result<(), String> {
-    let store = app.store(FILE).map_err(|err| err.to_string())?;
-    store.set(NOTIFICATIONS, on);
-    store.save().map_err(|err| err.to_string())
+    set(app, FILE, NOTIFICATIONS, on.into())
 }
 
 /// Whether the tray shows its attention icon (pruned tokens not yet looked at); kept so a
 /// restart does not forget it.
 pub fn tray_attention<R: Runtime>(app: &AppHandle<R>) -> Result<bool, String> {
-    let store = app.store(FILE).map_err(|err| err.to_string())?;
-    Ok(store
+    Ok(file(app, FILE)?
         .get(TRAY_ATTENTION)
         .and_then(|value| value.as_bool())
         .unwrap_or(false))
@@ -96,9 +107,7 @@ pub fn tray_attention<R: Runtime>(app: &AppHandle<R>) -> Result<bool, String> {
 
 /// Remembers whether the tray asks for attention.
 pub fn set_tray_attention<R: Runtime>(app: &AppHandle<R>, on: bool) -> Result<(), String> {
-    let store = app.store(FILE).map_err(|err| err.to_string())?;
-    store.set(TRAY_ATTENTION, on);
-    store.save().map_err(|err| err.to_string())
+    set(app, FILE, TRAY_ATTENTION, on.into())
 }
 
 /// The store key of the watcher's cursor for `username` on `server_url`.
@@ -113,9 +122,8 @@ pub fn watch_cursor<R: Runtime>(
     server_url: &str,
     username: &str,
 ) -> Result<hubkey_desktop::WatchCursor, String> {
-    let store = app.store(WATCH_FILE).map_err(|err| err.to_string())?;
-    Ok(store
-        .get(watch_key(server_url, username))
+    Ok(file(app, WATCH_FILE)?
+        .get(&watch_key(server_url, username))
         .and_then(|value| serde_json::from_value(value).ok())
         .unwrap_or_default())
 }
@@ -127,8 +135,6 @@ pub fn set_watch_cursor<R: Runtime>(
     username: &str,
     cursor: &hubkey_desktop::WatchCursor,
 ) -> Result<(), String> {
-    let store = app.store(WATCH_FILE).map_err(|err| err.to_string())?;
     let value = serde_json::to_value(cursor).map_err(|err| err.to_string())?;
-    store.set(watch_key(server_url, username), value);
-    store.save().map_err(|err| err.to_string())
+    set(app, WATCH_FILE, &watch_key(server_url, username), value)
 }

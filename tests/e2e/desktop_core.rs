@@ -13,12 +13,12 @@ use hubkey_e2e::Hubkeyd;
 use hubkey_keyring::{docker, OsKeyring, SecretStore, SERVICE};
 use tempfile::TempDir;
 
-const PASSWORD: &str = "correct horse battery";
-const REGISTRY: &str = "127.0.0.1:5000";
-const DEVICE: &str = "ann's laptop";
+pub(crate) const PASSWORD: &str = "correct horse battery";
+pub(crate) const REGISTRY: &str = "127.0.0.1:5000";
+pub(crate) const DEVICE: &str = "ann's laptop";
 
 /// A hub announcing the registry `REGISTRY`, with the user ann.
-async fn hub() -> Hubkeyd {
+pub(crate) async fn hub() -> Hubkeyd {
     let hub = Hubkeyd::start_with(
         tempfile::tempdir().unwrap(),
         "127.0.0.1:0",
@@ -33,18 +33,18 @@ async fn hub() -> Hubkeyd {
 }
 
 /// A hub, an empty keyring and an empty docker home.
-async fn setup() -> (Hubkeyd, Keyring, DockerHome) {
+pub(crate) async fn setup() -> (Hubkeyd, Keyring, DockerHome) {
     (hub().await, keyring(), DockerHome::new())
 }
 
 /// The real OS keyring of a test: a private bus with an unlocked GNOME Keyring, which this
 /// process (one test per process under nextest) is pointed at.
-struct Keyring {
-    session: KeyringSession,
-    store: Arc<dyn SecretStore>,
+pub(crate) struct Keyring {
+    pub(crate) session: KeyringSession,
+    pub(crate) store: Arc<dyn SecretStore>,
 }
 
-fn keyring() -> Keyring {
+pub(crate) fn keyring() -> Keyring {
     let session = KeyringSession::start();
     session.install_env();
     Keyring {
@@ -54,36 +54,36 @@ fn keyring() -> Keyring {
 }
 
 /// A home for the docker CLI's config.json.
-struct DockerHome {
+pub(crate) struct DockerHome {
     dir: TempDir,
 }
 
 impl DockerHome {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             dir: tempfile::tempdir().unwrap(),
         }
     }
 
-    fn config(&self) -> PathBuf {
+    pub(crate) fn config(&self) -> PathBuf {
         self.dir.path().join(".docker").join("config.json")
     }
 
-    fn write(&self, contents: &[u8]) {
+    pub(crate) fn write(&self, contents: &[u8]) {
         std::fs::create_dir_all(self.config().parent().unwrap()).unwrap();
         std::fs::write(self.config(), contents).unwrap();
     }
 
-    fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(self.config()).unwrap()).unwrap()
     }
 }
 
-fn desktop(keyring: &Keyring, home: &DockerHome) -> Desktop {
+pub(crate) fn desktop(keyring: &Keyring, home: &DockerHome) -> Desktop {
     Desktop::new(Arc::clone(&keyring.store), home.config(), DEVICE)
 }
 
-fn signed_in(step: SignInStep) -> Account {
+pub(crate) fn signed_in(step: SignInStep) -> Account {
     match step {
         SignInStep::SignedIn(account) => account,
         SignInStep::CodeRequired => panic!("no code was expected"),
@@ -91,7 +91,7 @@ fn signed_in(step: SignInStep) -> Account {
 }
 
 /// Signs ann in with a fresh app instance (no second factor).
-async fn sign_in_ann(hub: &Hubkeyd, keyring: &Keyring, home: &DockerHome) -> Account {
+pub(crate) async fn sign_in_ann(hub: &Hubkeyd, keyring: &Keyring, home: &DockerHome) -> Account {
     signed_in(
         desktop(keyring, home)
             .sign_in(&hub.url, "ann", PASSWORD)
@@ -101,7 +101,7 @@ async fn sign_in_ann(hub: &Hubkeyd, keyring: &Keyring, home: &DockerHome) -> Acc
 }
 
 /// The account's auto tokens, as a separately signed-in client sees them.
-async fn auto_tokens(hub: &Hubkeyd) -> Vec<AccessToken> {
+pub(crate) async fn auto_tokens(hub: &Hubkeyd) -> Vec<AccessToken> {
     hub.sign_in("ann", PASSWORD)
         .await
         .list_all_tokens()
@@ -113,7 +113,7 @@ async fn auto_tokens(hub: &Hubkeyd) -> Vec<AccessToken> {
 }
 
 /// The auto token kept as the docker credential of `REGISTRY`.
-fn stored_token(keyring: &Keyring) -> Option<String> {
+pub(crate) fn stored_token(keyring: &Keyring) -> Option<String> {
     docker::get(keyring.store.as_ref(), REGISTRY)
         .unwrap()
         .map(|credential| {
@@ -122,7 +122,7 @@ fn stored_token(keyring: &Keyring) -> Option<String> {
         })
 }
 
-fn session_entry(keyring: &Keyring, hub: &Hubkeyd) -> Option<serde_json::Value> {
+pub(crate) fn session_entry(keyring: &Keyring, hub: &Hubkeyd) -> Option<serde_json::Value> {
     keyring
         .store
         .get(&format!("session:{}", hub.url))
@@ -130,7 +130,7 @@ fn session_entry(keyring: &Keyring, hub: &Hubkeyd) -> Option<serde_json::Value> 
         .map(|text| serde_json::from_str(text.expose()).unwrap())
 }
 
-fn assert_handed_off(account: &Account, config: &Path) {
+pub(crate) fn assert_handed_off(account: &Account, config: &Path) {
     assert_eq!(
         account.docker_hand_off,
         HandOff::Done {

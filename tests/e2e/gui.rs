@@ -1,8 +1,10 @@
 //! The desktop app itself, through its window: tauri-driver and WebKitWebDriver under Xvfb,
 //! a private keyring, and a real hubkeyd.
 
+mod secrets;
 mod security;
 mod tray;
+mod webview_policy;
 
 use hubkey_api::Origin;
 use hubkey_e2e::desktop::DesktopApp;

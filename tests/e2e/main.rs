@@ -5,6 +5,7 @@
 
 mod credential_helper;
 mod desktop_core;
+mod faults;
 mod gui;
 mod registry;
 mod watcher;

@@ -136,6 +136,13 @@ impl DesktopApp {
         let display = Display::start();
         let docker_config = home.path().join(".docker");
         std::fs::create_dir_all(&docker_config).unwrap();
+        // What the driver, WebKitWebDriver and the app print, kept with the app's files (the
+        // secrets scan reads it).
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(home.path().join("app.log"))
+            .unwrap();
         let port = free_port();
         let native_port = free_port();
         let mut command = Command::new(tauri_driver());
@@ -154,8 +161,8 @@ impl DesktopApp {
             .env("DOCKER_CONFIG", &docker_config)
             .env("HUBKEY_SERVER_URL", server_url)
             .env("NO_AT_BRIDGE", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
         let driver = ProcessGroup::spawn(&mut command)
             .expect("tauri-driver (cargo install tauri-driver --locked)");
         wait_until(Duration::from_secs(15), "tauri-driver to listen", || {

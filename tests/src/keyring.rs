@@ -18,6 +18,9 @@ use tempfile::TempDir;
 /// The password of the test keyring's login collection.
 const PASSWORD: &str = "hubkey-test-keyring";
 
+/// The object path of the collection GNOME Keyring creates and unlocks with `--unlock`.
+const LOGIN_COLLECTION: &str = "/org/freedesktop/secrets/collection/login";
+
 /// How long the bus and the keyring daemon may take to come up.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -202,6 +205,106 @@ impl KeyringSession {
             .and_then(|pid| pid.parse().ok())
     }
 
+    /// Locks the login collection, as a screen lock or "Lock keyring" does: its items stay
+    /// listed but reading or writing them needs an unlock (which, without a prompter on
+    /// this bus, nobody can answer).
+    pub fn lock(&self) {
+        let output = self
+            .command("dbus-send")
+            .args([
+                "--session",
+                "--dest=org.freedesktop.secrets",
+                "--type=method_call",
+                "--print-reply",
+                "/org/freedesktop/secrets",
+                "org.freedesktop.Secret.Service.Lock",
+                &format!("array:objpath:{LOGIN_COLLECTION}"),
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "locking the keyring failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(self.is_locked(), "the login collection did not lock");
+    }
+
+    /// Unlocks the login collection with its password, as the login screen does (GNOME
+    /// Keyring's unlock-with-password call, through python3-dbus: the session it needs lives
+    /// only as long as one connection).
+    pub fn unlock(&self) {
+        const UNLOCK: &str = r#"
+import sys, dbus
+bus = dbus.SessionBus()
+service = bus.get_object('org.freedesktop.secrets', '/org/freedesktop/secrets')
+_, session = service.OpenSession('plain', dbus.String('', variant_level=1),
+                                 dbus_interface='org.freedesktop.Secret.Service')
+dbus.Interface(service, 'org.gnome.keyring.InternalUnsupportedGuiltRiddenInterface')     .UnlockWithMasterPassword(dbus.ObjectPath(sys.argv[1]), dbus.Struct(
+        (session, dbus.ByteArray(b''), dbus.ByteArray(sys.argv[2].encode()), 'text/plain'),
+        signature='oayays'))
+"#;
+        let output = self
+            .command("timeout")
+            .args([
+                "10",
+                "/usr/bin/python3",
+                "-c",
+                UNLOCK,
+                LOGIN_COLLECTION,
+                PASSWORD,
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .expect("/usr/bin/python3 with python3-dbus");
+        assert!(
+            output.status.success(),
+            "unlocking the keyring failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!self.is_locked(), "the login collection is still locked");
+    }
+
+    /// Whether the login collection is locked.
+    pub fn is_locked(&self) -> bool {
+        let output = self
+            .command("dbus-send")
+            .args([
+                "--session",
+                "--dest=org.freedesktop.secrets",
+                "--type=method_call",
+                "--print-reply",
+                LOGIN_COLLECTION,
+                "org.freedesktop.DBus.Properties.Get",
+                "string:org.freedesktop.Secret.Collection",
+                "string:Locked",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).contains("boolean true")
+    }
+
+    /// Stops the Secret Service (the keyring daemon exits, as when it crashes); the bus and
+    /// the keyring's files stay.
+    pub fn stop_secret_service(&mut self) {
+        if let Some(pid) = self.keyring_pid.take() {
+            stop_process(pid);
+        }
+        self.launched = false;
+        let deadline = Instant::now() + START_TIMEOUT;
+        while self.secret_service_pid().is_some() {
+            assert!(Instant::now() < deadline, "the Secret Service did not go");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the Secret Service again over the same files, unlocked.
+    pub fn start_secret_service(&mut self) {
+        self.start_gnome_keyring();
+    }
+
     /// What a child process needs to use this session's keyring: the bus address and the
     /// XDG directories.
     pub fn env(&self) -> Vec<(String, String)> {
@@ -328,19 +431,24 @@ impl Drop for KeyringSession {
             None => None,
         };
         if let Some(pid) = keyring {
-            let _ = Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-            // Let it go before its data dir is removed under it.
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while is_running(pid) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            stop_process(pid);
         }
         let _ = self.bus.kill();
         let _ = self.bus.wait();
+    }
+}
+
+/// Sends SIGTERM to `pid` and waits up to 2 s for it to go (so that its data dir is not
+/// removed under it).
+fn stop_process(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while is_running(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -36,6 +36,10 @@ pub const DEFAULT_USER_AGENT: &str = concat!("hubkey-client/", env!("CARGO_PKG_V
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Page size [`HubClient::list_all_tokens`] asks for (the server's maximum).
 pub const ALL_TOKENS_PAGE_SIZE: u32 = 100;
+/// The longest answer read (a page of 100 tokens is tens of KiB): a longer one is refused
+/// rather than read into memory, so a broken or hostile server cannot exhaust it within
+/// the timeout.
+pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 /// Pages [`HubClient::list_all_tokens`] reads before deciding the server is looping.
 const MAX_PAGES: usize = 10_000;
 
@@ -463,7 +467,7 @@ impl HubClient {
 
     /// Sends the request and reads the whole answer.
     async fn execute(&self, request: RequestBuilder) -> Result<Reply, ClientError> {
-        let response = request
+        let mut response = request
             .header(header::ACCEPT, "application/json")
             .send()
             .await
@@ -479,11 +483,30 @@ impl HubClient {
         let content_type = header_text(header::CONTENT_TYPE);
         let retry_after = header_text(header::RETRY_AFTER);
         let location = header_text(header::LOCATION);
-        let body = response
-            .bytes()
+        let too_large = || ClientError::NotAHub {
+            status: status.as_u16(),
+            detail: format!(
+                "the answer is larger than {} MiB",
+                MAX_ANSWER_BYTES / (1024 * 1024)
+            ),
+        };
+        if response
+            .content_length()
+            .is_some_and(|length| length > MAX_ANSWER_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
             .map_err(ClientError::from_transport)?
-            .to_vec();
+        {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
         Ok(Reply {
             status,
             content_type,
@@ -558,6 +581,45 @@ mod tests {
             }
         });
         format!("http://127.0.0.1:{port}")
+    }
+
+    /// A server that answers one request with up to 1 GiB of spaces as JSON (`declared`:
+    /// with that content-length; else without a length, until it closes).
+    async fn answer_endlessly(declared: bool) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            if let Ok((mut stream, _)) = listener.accept().await {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let head = if declared {
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1073741824\r\n\r\n"
+                } else {
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n"
+                };
+                let _ = stream.write_all(head.as_bytes()).await;
+                let chunk = vec![b' '; 64 * 1024];
+                // 1 GiB at most; the client hangs up long before.
+                for _ in 0..16 * 1024 {
+                    if stream.write_all(&chunk).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        format!("http://127.0.0.1:{port}")
+    }
+
+    #[tokio::test]
+    async fn an_endless_answer_is_refused_not_read_into_memory() {
+        for declared in [true, false] {
+            let client = HubClient::new(&answer_endlessly(declared).await).unwrap();
+            let err = client.health().await.unwrap_err();
+            assert!(
+                matches!(&err, ClientError::NotAHub { detail, .. } if detail.contains("larger than 16 MiB")),
+                "{err:?}"
+            );
+        }
     }
 
     #[tokio::test]

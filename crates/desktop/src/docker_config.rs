@@ -7,7 +7,7 @@
 
 use std::ffi::OsStr;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
@@ -172,17 +172,6 @@ impl DockerConfig {
                 .map_err(|source| self.io("follow the link", &self.path, source))?,
             _ => self.path.clone(),
         };
-        let dir = match target.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        fs::create_dir_all(&dir).map_err(|source| self.io("create", &dir, source))?;
-        let existing_permissions = match fs::metadata(&target) {
-            Ok(meta) => Some(meta.permissions()),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => None,
-            Err(source) => return Err(self.io("inspect", &target, source)),
-        };
-
         let mut bytes = Vec::new();
         let formatter = serde_json::ser::PrettyFormatter::with_indent(b"\t");
         let mut serializer = serde_json::Serializer::with_formatter(&mut bytes, formatter);
@@ -194,30 +183,8 @@ impl DockerConfig {
             )
         })?;
         bytes.push(b'\n');
-
-        // tempfile creates the file with mode 0600: the mode of a new config.json.
-        let mut temp = tempfile::Builder::new()
-            .prefix(".config.json.")
-            .tempfile_in(&dir)
-            .map_err(|source| self.io("create a temporary file in", &dir, source))?;
-        temp.write_all(&bytes)
-            .map_err(|source| self.io("write", temp.path(), source))?;
-        if let Some(permissions) = existing_permissions {
-            temp.as_file()
-                .set_permissions(permissions)
-                .map_err(|source| self.io("set the mode of", &target, source))?;
-        }
-        temp.as_file()
-            .sync_all()
-            .map_err(|source| self.io("flush", &target, source))?;
-        temp.persist(&target)
-            .map_err(|err| self.io("replace", &target, err.error))?;
-        // The rename is durable once the directory is flushed; failing that is not an error
-        // for the user (the data itself is on disk).
-        if let Ok(dir) = fs::File::open(&dir) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
+        crate::atomic::replace_file(&target, &bytes)
+            .map_err(|err| self.io(err.action, &err.path, err.source))
     }
 
     fn unparsable(&self) -> DockerConfigError {

@@ -75,8 +75,9 @@ pub enum DesktopError {
     /// The session ended (expired, revoked, or signed out elsewhere): sign in again.
     #[error("Your session has ended; sign in again.")]
     SessionEnded,
-    /// The server failed or refused in an unexpected way.
-    #[error("The server failed{}: {message}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
+    /// The server failed or refused in an unexpected way. A failure of the server itself (a
+    /// 5xx, or no status) is transient: the message says to try again.
+    #[error("The server failed{}: {message}{}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default(), retry_advice(*status))]
     ServerError {
         /// The HTTP status, when there was an answer.
         status: Option<u16>,
@@ -164,6 +165,15 @@ impl DesktopError {
     }
 }
 
+/// What to do after a server failure with `status`: a 5xx (or no answer status) passes, a
+/// refusal (4xx) does not go away by trying again.
+fn retry_advice(status: Option<u16>) -> &'static str {
+    match status {
+        None | Some(500..) => "; try again in a moment.",
+        Some(_) => ".",
+    }
+}
+
 impl From<SecretError> for DesktopError {
     fn from(err: SecretError) -> Self {
         match err {
@@ -239,6 +249,31 @@ mod tests {
             .to_string()
             .starts_with("The server at http://127.0.0.1:9 did not answer"));
         assert!(err.is_retryable());
+    }
+
+    #[test]
+    fn server_failures_say_to_try_again_and_refusals_do_not() {
+        let failed = DesktopError::from_client(
+            "http://127.0.0.1:9",
+            ClientError::Server {
+                status: 502,
+                message: "bad gateway".into(),
+            },
+        );
+        assert_eq!(
+            failed.to_string(),
+            "The server failed (HTTP 502): bad gateway; try again in a moment."
+        );
+        let refused = DesktopError::from_client(
+            "http://127.0.0.1:9",
+            ClientError::Forbidden {
+                message: "not allowed".into(),
+            },
+        );
+        assert_eq!(
+            refused.to_string(),
+            "The server failed (HTTP 403): not allowed."
+        );
     }
 
     #[test]

@@ -10,10 +10,12 @@
 
 #![warn(missing_docs)]
 
+mod atomic;
 pub mod docker_config;
 mod error;
 pub mod export;
 mod session;
+mod settings_file;
 mod tokens;
 pub mod watcher;
 
@@ -25,6 +27,7 @@ pub use session::{
     SignOutReport, SignOutStep, SkipReason, CLIENT_NAME, DOCKER_HUB, DOCKER_HUB_REGISTRY,
     SESSION_ACCOUNT_PREFIX,
 };
+pub use settings_file::{SettingsError, SettingsFile};
 pub use tokens::{CreatedToken, DayUse, TokenOrigin, TokenRow, TokenScope, TokenStatus};
 pub use watcher::{
     next_delay, poll_once, NotificationEvent, PrunedToken, WatchCursor, WatchOutcome,

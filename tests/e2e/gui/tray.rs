@@ -43,8 +43,8 @@ fn shows_icon(item: &TrayItem, name: &str) -> bool {
     png_pixels(&item.icon_path).is_some_and(|shown| shown == expected)
 }
 
-/// Waits until the app's watcher polled once (it then saved its cursor). tauri-plugin-store
-/// keeps its files in the app's data dir, under XDG_DATA_HOME.
+/// Waits until the app's watcher polled once (it then saved its cursor). The settings files
+/// live in the app's data dir, under XDG_DATA_HOME.
 async fn wait_for_first_poll(keyring: &KeyringSession) {
     let data_home = keyring
         .env()
