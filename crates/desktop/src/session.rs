@@ -189,8 +189,8 @@ pub struct Desktop {
     live: Mutex<HashMap<String, LiveSession>>,
     /// The last [`LiveSession::generation`] handed out.
     generations: AtomicU64,
-    /// Held while a bearer is renewed: refresh tokens are single use, so two renewals at once
-    /// would make the second look like an ended session.
+    /// Held while a bearer is renewed: a refresh token is spent by its use, so two renewals
+    /// at once would make the second look like an ended session.
     renewing: tokio::sync::Mutex<()>,
 }
 

@@ -263,6 +263,7 @@ impl Hub {
                 TokenDigest::of(&next).as_str(),
                 now,
                 now + session::SESSION_TTL,
+                now - session::REFRESH_GRACE,
             )
             .await?
             .ok_or_else(|| Error::Unauthorized("The session has ended; sign in again".into()))?;

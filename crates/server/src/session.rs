@@ -14,6 +14,9 @@ use crate::keys::ServerKeys;
 pub const ACCESS_TTL: Duration = Duration::minutes(15);
 /// Lifetime of a password session (extended by each refresh).
 pub const SESSION_TTL: Duration = Duration::days(30);
+/// How long a rotated refresh token still works once more, for a client that never got the
+/// answer carrying its replacement.
+pub const REFRESH_GRACE: Duration = Duration::minutes(5);
 /// Lifetime of a session minted from a PAT (no refresh token).
 pub const PAT_SESSION_TTL: Duration = Duration::minutes(15);
 /// Lifetime of a 2FA challenge.

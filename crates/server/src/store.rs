@@ -375,23 +375,35 @@ impl Store {
     }
 
     /// Swaps a live session's refresh token for a new one and extends it. Returns the session
-    /// when `old_digest` named a live one; a used, revoked or expired refresh token gives None.
+    /// when `old_digest` names a live one: its current refresh token, or the one the last
+    /// rotation replaced if that rotation was after `grace_since` (the client never got the
+    /// answer, so it tries again with the token it has; the token of the lost answer stops
+    /// working). The grace runs from the rotation and is not extended by using it. A used,
+    /// revoked or expired refresh token gives None.
     pub async fn rotate_refresh(
         &self,
         old_digest: &str,
         new_digest: &str,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
+        grace_since: DateTime<Utc>,
     ) -> Result<Option<SessionRow>> {
+        // Every SET expression reads the row as it was before the update.
         Ok(sqlx::query_as(
-            "UPDATE sessions SET refresh_digest = $1, expires_at = $2 \
-             WHERE refresh_digest = $3 AND revoked_at IS NULL AND expires_at > $4 \
+            "UPDATE sessions SET \
+               previous_refresh_digest = CASE WHEN refresh_digest = $3 \
+                 THEN refresh_digest ELSE previous_refresh_digest END, \
+               rotated_at = CASE WHEN refresh_digest = $3 THEN $4 ELSE rotated_at END, \
+               refresh_digest = $1, expires_at = $2 \
+             WHERE (refresh_digest = $3 OR (previous_refresh_digest = $3 AND rotated_at > $5)) \
+               AND revoked_at IS NULL AND expires_at > $4 \
              RETURNING id, user_id, source, expires_at, revoked_at",
         )
         .bind(new_digest)
         .bind(millis(expires_at))
         .bind(old_digest)
         .bind(millis(now))
+        .bind(millis(grace_since))
         .fetch_optional(&self.pool)
         .await?)
     }
@@ -399,8 +411,8 @@ impl Store {
     /// Revokes a session and its refresh token.
     pub async fn revoke_session(&self, id: &str, now: DateTime<Utc>) -> Result<()> {
         sqlx::query(
-            "UPDATE sessions SET revoked_at = $1, refresh_digest = NULL \
-             WHERE id = $2 AND revoked_at IS NULL",
+            "UPDATE sessions SET revoked_at = $1, refresh_digest = NULL, \
+             previous_refresh_digest = NULL WHERE id = $2 AND revoked_at IS NULL",
         )
         .bind(millis(now))
         .bind(id)

@@ -107,13 +107,49 @@ async fn refresh_rotates_the_refresh_token() {
         .list_tokens(1, 10)
         .await
         .expect("the refreshed session works");
+    let third = client
+        .refresh(&second_refresh)
+        .await
+        .expect("the new refresh token works")
+        .refresh_token
+        .unwrap();
 
+    // Once the client used its new token, the one it replaced is gone for good.
     assert_eq!(status_of(client.refresh(&first_refresh).await), 401);
     assert_eq!(status_of(client.refresh("not-a-refresh-token").await), 401);
     client
-        .refresh(&second_refresh)
+        .refresh(&third)
         .await
-        .expect("the new refresh token works once");
+        .expect("the newest refresh token works");
+}
+
+#[tokio::test]
+async fn a_lost_refresh_answer_can_be_asked_again_with_the_old_token() {
+    let server = TestServer::start().await;
+    server.add_user("ann", PASSWORD).await;
+    let client = server.client();
+    let old = password_session(&client, "ann", PASSWORD)
+        .await
+        .refresh_token
+        .unwrap();
+    // The server rotated, but its answer never reached the client ...
+    let lost = client.refresh(&old).await.unwrap().refresh_token.unwrap();
+    // ... which asks again with the token it has, and gets a working session.
+    let again = client
+        .refresh(&old)
+        .await
+        .expect("the grace of the old token");
+    client
+        .with_token(again.token)
+        .list_tokens(1, 10)
+        .await
+        .expect("the session works");
+    // The lost answer's token is worthless now; the newest one works.
+    assert_eq!(status_of(client.refresh(&lost).await), 401);
+    client
+        .refresh(&again.refresh_token.unwrap())
+        .await
+        .expect("the newest refresh token works");
 }
 
 #[tokio::test]
@@ -435,4 +471,48 @@ async fn failures_from_many_addresses_throttle_the_account() {
     assert_throttled(fresh.auth_token("ann", PASSWORD).await);
     // Other accounts are not throttled.
     password_session(&fresh, "bob", PASSWORD).await;
+}
+
+#[tokio::test]
+async fn the_old_refresh_token_works_again_only_within_five_minutes_of_its_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("hubkeyd.db").display());
+    let hub = hubkeyd::open(dir.path(), &url).await.unwrap().hub;
+    let start = chrono::Utc::now();
+    hub.add_user("ann", zeroize::Zeroizing::new(PASSWORD.to_owned()), start)
+        .await
+        .unwrap();
+    let client = hubkeyd::service::ClientInfo {
+        ip: "127.0.0.1".parse().unwrap(),
+        user_agent: "test".into(),
+    };
+    let minutes = |n: i64| start + chrono::Duration::minutes(n);
+    let login = |at| {
+        hub.login(
+            "ann",
+            zeroize::Zeroizing::new(PASSWORD.to_owned()),
+            &client,
+            at,
+        )
+    };
+    let refresh_token = |answer: hubkey_api::LoginResponse| answer.refresh_token.unwrap();
+
+    // Asked again 4 minutes after the rotation: still fine, and using it does not extend it.
+    let old = refresh_token(login(start).await.unwrap());
+    hub.refresh(&old, minutes(0)).await.unwrap();
+    hub.refresh(&old, minutes(4))
+        .await
+        .expect("within the grace");
+    assert!(
+        hub.refresh(&old, minutes(6)).await.is_err(),
+        "past the grace"
+    );
+
+    // Six minutes after its rotation the old token is refused, the session itself lives on.
+    let old = refresh_token(login(start).await.unwrap());
+    let newest = refresh_token(hub.refresh(&old, minutes(0)).await.unwrap());
+    assert!(hub.refresh(&old, minutes(6)).await.is_err());
+    hub.refresh(&newest, minutes(7))
+        .await
+        .expect("the newest token still works");
 }
