@@ -7,6 +7,7 @@
 
 mod auth;
 mod cli;
+mod crash;
 mod events;
 mod harness;
 mod pruning;
