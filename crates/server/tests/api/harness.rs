@@ -275,23 +275,56 @@ impl TestServer {
         bearer: Option<&str>,
         body: Option<&str>,
     ) -> (u16, serde_json::Value) {
+        let mut headers = Vec::new();
+        let authorization = bearer.map(|bearer| format!("Bearer {bearer}"));
+        if let Some(authorization) = &authorization {
+            headers.push(("authorization", authorization.as_bytes()));
+        }
+        if body.is_some() {
+            headers.push(("content-type", b"application/json".as_slice()));
+        }
+        let answer = self
+            .raw_bytes(method, path, &headers, body.map(|b| b.as_bytes().to_vec()))
+            .await;
+        (answer.status, answer.body)
+    }
+
+    /// A raw request with any header bytes and body bytes (invalid UTF-8 included).
+    pub async fn raw_bytes(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &[u8])],
+        body: Option<Vec<u8>>,
+    ) -> RawAnswer {
         let mut request = reqwest::Client::new().request(method, format!("{}{path}", self.url));
-        if let Some(bearer) = bearer {
-            request = request.bearer_auth(bearer);
+        for (name, value) in headers {
+            let value = reqwest::header::HeaderValue::from_bytes(value)
+                .expect("header bytes reqwest can send");
+            request = request.header(*name, value);
         }
         if let Some(body) = body {
-            request = request
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.to_owned());
+            request = request.body(body);
         }
         let response = request.send().await.expect("send the raw request");
         let status = response.status().as_u16();
+        let headers = response.headers().clone();
         let bytes = response.bytes().await.expect("read the raw answer");
-        (
+        RawAnswer {
             status,
-            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-        )
+            body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+            headers,
+        }
     }
+}
+
+/// What [`TestServer::raw_bytes`] got back.
+#[derive(Debug)]
+pub struct RawAnswer {
+    pub status: u16,
+    /// The body as JSON; `Null` when it is not JSON.
+    pub body: serde_json::Value,
+    pub headers: reqwest::header::HeaderMap,
 }
 
 /// `hubkeyd --data-dir DIR serve --listen 127.0.0.1:0`, stderr appended to the log file.

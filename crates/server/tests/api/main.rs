@@ -10,6 +10,7 @@ mod cli;
 mod crash;
 mod events;
 mod harness;
+mod hostile;
 mod pruning;
 mod secrets;
 mod tokens;
