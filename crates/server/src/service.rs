@@ -238,6 +238,7 @@ impl Hub {
         if !self.store.consume_challenge(digest.as_str()).await? {
             return Err(expired());
         }
+        attempt.succeed(&self.throttle, &self.store, now).await?;
         self.open_password_session(&user.id, &user.username, now)
             .await
     }
@@ -321,13 +322,16 @@ impl Hub {
         now: DateTime<Utc>,
     ) -> Result<Proof> {
         let attempt = Attempt::new(username, client.ip);
-        attempt.check(&self.throttle, now)?;
         if !looks_like_token(secret) {
+            attempt.check(&self.throttle, now)?;
             let user = self
                 .check_password(&attempt, username, secret.clone(), now)
                 .await?;
             return Ok(Proof::Password(user));
         }
+        // A PAT cannot be guessed: the account's limit, which password guesses from many
+        // addresses fill, must not refuse the account's own tokens (docker pulls, CI).
+        attempt.check_address(&self.throttle, now)?;
         match self.use_token(Some(username), secret, now).await {
             Ok(token) => Ok(Proof::Token(token)),
             Err(Error::Unauthorized(_)) => {
@@ -353,6 +357,9 @@ impl Hub {
             attempt.fail(&self.throttle, &self.store, now).await?;
             return Err(Error::bad_credentials());
         };
+        if user.totp_sealed.is_none() {
+            attempt.succeed(&self.throttle, &self.store, now).await?;
+        }
         Ok(user)
     }
 

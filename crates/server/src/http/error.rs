@@ -73,8 +73,8 @@ const PLAIN_ERROR_LIMIT: usize = 1024;
 /// Gives every error answer that is not JSON yet a JSON body of its route family's shape:
 /// axum's own rejections (405, 413 of a raw body, a path or form that is not UTF-8) and the
 /// timeout's 408 are plain text or empty. `/token` answers `{"details"}` as registry clients
-/// expect; a 400 elsewhere is `{fields, text}`; other statuses `{detail, message}`. A 5xx
-/// never carries the original text.
+/// expect; a 400 or 413 elsewhere is `{fields, text}` (as [`super::extract::ApiJson`]
+/// answers); other statuses `{detail, message}`. A 5xx never carries the original text.
 pub async fn json_errors(request: Request, next: Next) -> Response {
     let registry = request.uri().path() == "/token";
     let response = next.run(request).await;
@@ -99,9 +99,14 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
     };
     let body = if registry {
         serde_json::to_vec(&RegistryErrorBody { details: text })
-    } else if status == StatusCode::BAD_REQUEST {
+    } else if status == StatusCode::BAD_REQUEST || status == StatusCode::PAYLOAD_TOO_LARGE {
+        let field = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "body"
+        } else {
+            "request"
+        };
         serde_json::to_vec(&ValidationErrorBody {
-            fields: [("request".to_owned(), vec![text.clone()])].into(),
+            fields: [(field.to_owned(), vec![text.clone()])].into(),
             text,
         })
     } else {

@@ -9,7 +9,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use hubkey_api::{ErrorBody, ValidationErrorBody};
+use hubkey_api::ValidationErrorBody;
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
@@ -17,8 +17,7 @@ use crate::service::ClientInfo;
 use crate::session::Caller;
 use crate::AppState;
 
-/// A JSON body; a malformed one is a 400 with Hub's `{fields, text}`, a too large one a 413
-/// with `{detail, message}`.
+/// A JSON body; a malformed one is a 400 (413 when too large) with Hub's body shape.
 pub struct ApiJson<T>(pub T);
 
 impl<T, S> FromRequest<S> for ApiJson<T>
@@ -54,9 +53,6 @@ fn json_rejection(rejection: &JsonRejection) -> Response {
     } else {
         status
     };
-    if status != StatusCode::BAD_REQUEST {
-        return (status, Json(ErrorBody::new(text))).into_response();
-    }
     let body = ValidationErrorBody {
         fields: [("body".to_owned(), vec![text.clone()])].into(),
         text,

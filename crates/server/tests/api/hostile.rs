@@ -35,7 +35,8 @@ const JSON_ROUTES: [(&str, &str); 8] = [
 ];
 
 /// Asserts a 4xx of `status` with the JSON body of the route's family:
-/// `{"details"}` on `/token`, `{fields, text}` for a 400 elsewhere, `{detail, message}` else.
+/// `{"details"}` on `/token`, `{fields, text}` for a 400 or 413 elsewhere, `{detail, message}`
+/// else.
 fn assert_error(answer: &RawAnswer, status: u16, path: &str, what: &str) {
     assert_eq!(
         answer.status, status,
@@ -45,7 +46,7 @@ fn assert_error(answer: &RawAnswer, status: u16, path: &str, what: &str) {
     let body = &answer.body;
     let shaped = if path.starts_with("/token") {
         body["details"].as_str().is_some_and(|d| !d.is_empty())
-    } else if status == 400 {
+    } else if status == 400 || status == 413 {
         body["fields"].is_object() && body["text"].as_str().is_some_and(|t| !t.is_empty())
     } else {
         body["detail"].as_str().is_some_and(|d| !d.is_empty()) && body["message"].is_string()
