@@ -93,15 +93,32 @@ async fn send(
     server.raw_bytes(method, path, headers, Some(body)).await
 }
 
+/// `Authorization: auth` and a JSON content type.
+fn json_headers(auth: &str) -> [(&'static str, &[u8]); 2] {
+    [
+        ("authorization", auth.as_bytes()),
+        ("content-type", b"application/json"),
+    ]
+}
+
+/// `GET path` with `Authorization: auth`.
+async fn get(server: &TestServer, path: &str, auth: &str) -> RawAnswer {
+    send(
+        server,
+        "GET",
+        path,
+        &[("authorization", auth.as_bytes())],
+        Vec::new(),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn oversized_nested_and_non_utf8_bodies_are_clear_4xx_json() {
     let server = TestServer::start().await;
     let (client, bearer, uuid) = ann_with_a_token(&server).await;
     let auth = format!("Bearer {bearer}");
-    let headers: [(&str, &[u8]); 2] = [
-        ("authorization", auth.as_bytes()),
-        ("content-type", b"application/json"),
-    ];
+    let headers = json_headers(&auth);
     let before = snapshot(&client).await;
 
     let big = format!(
@@ -275,14 +292,7 @@ async fn paging_out_of_range_is_a_400_naming_the_parameter() {
         "page=%00",
     ] {
         let path = format!("/v2/access-tokens?{query}");
-        let answer = send(
-            &server,
-            "GET",
-            &path,
-            &[("authorization", auth.as_bytes())],
-            Vec::new(),
-        )
-        .await;
+        let answer = get(&server, &path, &auth).await;
         assert_error(&answer, 400, &path, "paging out of range");
         let name = query.split('=').next().unwrap();
         assert!(
@@ -294,14 +304,7 @@ async fn paging_out_of_range_is_a_400_naming_the_parameter() {
     // A page past the end is Hub's 404.
     for query in ["page=2", "page=4294967295&page_size=100"] {
         let path = format!("/v2/access-tokens?{query}");
-        let answer = send(
-            &server,
-            "GET",
-            &path,
-            &[("authorization", auth.as_bytes())],
-            Vec::new(),
-        )
-        .await;
+        let answer = get(&server, &path, &auth).await;
         assert_error(&answer, 404, &path, "a page past the end");
     }
     for query in [
@@ -313,14 +316,7 @@ async fn paging_out_of_range_is_a_400_naming_the_parameter() {
         "after=%ff",
     ] {
         let path = format!("/v2/access-tokens/events?{query}");
-        let answer = send(
-            &server,
-            "GET",
-            &path,
-            &[("authorization", auth.as_bytes())],
-            Vec::new(),
-        )
-        .await;
+        let answer = get(&server, &path, &auth).await;
         assert_error(&answer, 400, &path, "an events query out of range");
     }
     // The largest page still works.
@@ -333,10 +329,7 @@ async fn unknown_json_fields_are_a_400_naming_the_field() {
     let server = TestServer::start().await;
     let (client, bearer, uuid) = ann_with_a_token(&server).await;
     let auth = format!("Bearer {bearer}");
-    let headers: [(&str, &[u8]); 2] = [
-        ("authorization", auth.as_bytes()),
-        ("content-type", b"application/json"),
-    ];
+    let headers = json_headers(&auth);
     let before = snapshot(&client).await;
     let bodies = [
         r#"{"username":"ann","password":"x","is_admin":true}"#,
@@ -447,10 +440,7 @@ async fn labels_with_control_characters_are_refused_and_nothing_changes() {
     let server = TestServer::start().await;
     let (client, bearer, uuid) = ann_with_a_token(&server).await;
     let auth = format!("Bearer {bearer}");
-    let headers: [(&str, &[u8]); 2] = [
-        ("authorization", auth.as_bytes()),
-        ("content-type", b"application/json"),
-    ];
+    let headers = json_headers(&auth);
     let before = snapshot(&client).await;
     for control in [
         "\u{0}",
@@ -645,10 +635,7 @@ async fn repository_names_outside_the_grammar_and_wrong_methods_are_4xx_json() {
     let server = TestServer::start().await;
     let (_client, bearer, _uuid) = ann_with_a_token(&server).await;
     let auth = format!("Bearer {bearer}");
-    let headers: [(&str, &[u8]); 2] = [
-        ("authorization", auth.as_bytes()),
-        ("content-type", b"application/json"),
-    ];
+    let headers = json_headers(&auth);
     let long = "a".repeat(300);
     for name in [
         "a..b",
