@@ -1,7 +1,8 @@
 //! `hubkey-bench`: measures hubkeyd's registry token endpoint on loopback and prints figures.
 //!
-//! Usage: `hubkey-bench PATH/TO/hubkeyd [--seconds N] [--large N]` (see `scripts/bench`).
-//! It prints, in one run:
+//! Usage: `hubkey-bench PATH/TO/hubkeyd [soak|bruteforce] [--seconds N] [--large N]
+//! [--connections N]` (see `scripts/bench`). `soak` and `bruteforce` are described in their
+//! modules. Without a subcommand it prints, in one run:
 //! - the in-process ceiling: SHA-256 of a token plus an ES256-signed registry token, per
 //!   second on one core;
 //! - `GET /token` under wrk at 32 and 256 connections with 1 000 and with `--large` tokens
@@ -11,6 +12,9 @@
 //!   many loopback addresses: throughput as a ratio of the undisturbed run.
 
 #![allow(clippy::print_stderr, clippy::cast_possible_truncation)]
+
+mod bruteforce;
+mod soak;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -31,29 +35,58 @@ const PASSWORD: &str = "bench password 2026";
 /// Tokens the load generator cycles through (all cached after the warm-up).
 const LOAD_TOKENS: usize = 1000;
 
+const USAGE: &str = "usage: hubkey-bench PATH/TO/hubkeyd [soak|bruteforce] [--seconds N] \
+                     [--large N] [--connections N]";
+
+/// Which benchmark to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Benchmark {
+    /// The token endpoint under wrk (the default).
+    Endpoint,
+    /// Mixed traffic for a bounded time, with memory over time.
+    Soak,
+    /// Password guessing under the throttling.
+    Bruteforce,
+}
+
 struct Options {
     hubkeyd: PathBuf,
+    benchmark: Benchmark,
     seconds: u64,
     large: usize,
+    connections: usize,
 }
 
 fn options() -> Result<Options> {
-    let mut args = std::env::args().skip(1);
-    let hubkeyd = PathBuf::from(
-        args.next()
-            .ok_or("usage: hubkey-bench PATH/TO/hubkeyd [--seconds N] [--large N]")?,
-    );
+    let mut args = std::env::args().skip(1).peekable();
+    let hubkeyd = PathBuf::from(args.next().ok_or(USAGE)?);
+    let benchmark = match args.peek().map(String::as_str) {
+        Some("soak") => Benchmark::Soak,
+        Some("bruteforce") => Benchmark::Bruteforce,
+        Some(other) if !other.starts_with("--") => return Err(format!("{other}? {USAGE}").into()),
+        _ => Benchmark::Endpoint,
+    };
+    if benchmark != Benchmark::Endpoint {
+        args.next();
+    }
     let mut options = Options {
         hubkeyd,
-        seconds: 10,
+        benchmark,
+        seconds: match benchmark {
+            Benchmark::Endpoint => 10,
+            Benchmark::Soak => 300,
+            Benchmark::Bruteforce => 60,
+        },
         large: 1_000_000,
+        connections: 8,
     };
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--seconds" => options.seconds = value.parse()?,
             "--large" => options.large = value.parse()?,
-            other => return Err(format!("unknown flag {other}").into()),
+            "--connections" => options.connections = value.parse()?,
+            other => return Err(format!("unknown flag {other}; {USAGE}").into()),
         }
     }
     Ok(options)
@@ -62,6 +95,21 @@ fn options() -> Result<Options> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let options = options()?;
+    match options.benchmark {
+        Benchmark::Endpoint => {}
+        Benchmark::Soak => {
+            let server = Server::seed_and_start(&options.hubkeyd, LOAD_TOKENS).await?;
+            let result = soak::run(
+                &server,
+                options.seconds,
+                soak::Mix::for_connections(options.connections),
+            )
+            .await;
+            server.stop();
+            return result;
+        }
+        Benchmark::Bruteforce => return bruteforce::run(&options.hubkeyd, options.seconds).await,
+    }
     println!(
         "hubkeyd token endpoint benchmark ({} s per run, {} cores)",
         options.seconds,
@@ -191,6 +239,11 @@ impl Server {
             "seeded {stored} tokens in {:.1} s",
             started.elapsed().as_secs_f64()
         );
+        Self::start(hubkeyd, dir, tokens)
+    }
+
+    /// Starts hubkeyd on a data directory seeded before.
+    fn start(hubkeyd: &Path, dir: tempfile::TempDir, tokens: Vec<PlainToken>) -> Result<Self> {
         let mut child = Command::new(hubkeyd)
             .args(["--data-dir"])
             .arg(dir.path())

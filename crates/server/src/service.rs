@@ -249,6 +249,7 @@ impl Hub {
         if !self.store.consume_challenge(digest.as_str()).await? {
             return Err(expired());
         }
+        attempt.succeed(&self.throttle, &self.store, now).await?;
         self.open_password_session(&user.id, &user.username, now)
             .await
     }
@@ -333,13 +334,16 @@ impl Hub {
         now: DateTime<Utc>,
     ) -> Result<Proof> {
         let attempt = Attempt::new(username, client.ip);
-        attempt.check(&self.throttle, now)?;
         if !looks_like_token(secret) {
+            attempt.check(&self.throttle, now)?;
             let user = self
                 .check_password(&attempt, username, secret.clone(), now)
                 .await?;
             return Ok(Proof::Password(user));
         }
+        // A PAT cannot be guessed: the account's limit, which password guesses from many
+        // addresses fill, must not refuse the account's own tokens (docker pulls, CI).
+        attempt.check_address(&self.throttle, now)?;
         match self.use_token(Some(username), secret, now).await {
             Ok(token) => Ok(Proof::Token(token)),
             Err(Error::Unauthorized(_)) => {
@@ -365,6 +369,9 @@ impl Hub {
             attempt.fail(&self.throttle, &self.store, now).await?;
             return Err(Error::bad_credentials());
         };
+        if user.totp_sealed.is_none() {
+            attempt.succeed(&self.throttle, &self.store, now).await?;
+        }
         Ok(user)
     }
 
@@ -527,6 +534,7 @@ impl Hub {
         namespace: &str,
         name: &str,
     ) -> Result<Repository> {
+        check_repository_name(name)?;
         let is_public = self.is_public(namespace, name).await?;
         if !is_public && caller.username != namespace {
             return Err(Error::NotFound("Repository not found".into()));
@@ -1013,8 +1021,10 @@ fn require_password_session(caller: &Caller) -> Result<()> {
     }
 }
 
-/// A label must have 1 to 100 characters and not be blank. It is stored as given: control
-/// characters and bidirectional marks are for the displays to render safely.
+/// A label must have 1 to 100 characters, not be blank, and hold no control characters
+/// (U+0000–U+001F, U+007F–U+009F: a label is one line of text, and a terminal or log that
+/// shows it must not be steered by it). Everything else is stored as given, bidirectional
+/// marks included: the displays render them safely.
 fn check_label(label: &str) -> Result<&str> {
     let len = label.chars().count();
     if label.trim().is_empty() {
@@ -1026,13 +1036,24 @@ fn check_label(label: &str) -> Result<&str> {
             format!("must be at most {MAX_LABEL} characters"),
         ));
     }
-    if label.contains('\0') {
+    if let Some(control) = label.chars().find(|c| c.is_control()) {
         return Err(Error::invalid(
             "token_label",
-            "must not contain NUL characters",
+            format!(
+                "must not contain control characters (found U+{:04X})",
+                u32::from(control)
+            ),
         ));
     }
     Ok(label)
+}
+
+/// A label derived from what a client sent about itself (device name, User-Agent): control
+/// characters become spaces, so the auto token is still made and [`check_label`] holds.
+fn plain_text(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// User names double as registry namespaces: 2 to 30 characters of lowercase letters and
@@ -1060,13 +1081,19 @@ pub fn check_username(username: &str) -> Result<()> {
 /// Repository names below the namespace: path components of lowercase letters and digits,
 /// with single `.`, `_` or `-` between them, joined by `/`.
 pub fn check_repository_name(name: &str) -> Result<()> {
+    // distribution's grammar: alphanumeric runs joined by `.`, `_`, `__` or any run of `-`.
+    let separator_ok =
+        |run: &str| matches!(run, "." | "_" | "__") || run.bytes().all(|b| b == b'-');
     let component_ok = |part: &str| {
-        !part.is_empty()
+        part.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && part.ends_with(|c: char| c.is_ascii_alphanumeric())
             && part.bytes().all(|b| {
                 b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
             })
-            && part.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && part.ends_with(|c: char| c.is_ascii_alphanumeric())
+            && part
+                .split(|c: char| c.is_ascii_alphanumeric())
+                .filter(|run| !run.is_empty())
+                .all(separator_ok)
     };
     if name.len() <= 200 && name.split('/').all(component_ok) {
         Ok(())
@@ -1093,12 +1120,13 @@ fn describe_client(request: &DesktopGenerateRequest, user_agent: &str) -> (Strin
         .filter(|d| !d.is_empty())
         .unwrap_or("an unnamed device");
     let pick = |given: &Option<String>, fallback: &str, max: usize| {
+        let given = given.as_deref().map(plain_text);
         let chosen = given
             .as_deref()
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .unwrap_or(fallback);
-        truncate(chosen, max)
+        truncate(plain_text(chosen).trim(), max)
     };
     (
         pick(&request.client_name, product, 40),
@@ -1135,12 +1163,16 @@ mod tests {
     }
 
     #[test]
-    fn labels_are_checked_for_length_only() {
+    fn labels_are_checked_for_length_and_control_characters() {
         assert!(check_label("").is_err());
         assert!(check_label("   ").is_err());
         assert!(check_label(&"é".repeat(100)).is_ok());
         assert!(check_label(&"é".repeat(101)).is_err());
-        assert!(check_label("ci \u{202e}evil\u{7}").is_ok());
+        assert!(check_label("ci \u{202e}evil\u{200f}").is_ok());
+        assert!(check_label("ci\u{7}").is_err());
+        assert!(check_label("two\nlines").is_err());
+        assert!(check_label("tab\there").is_err());
+        assert!(check_label("c1\u{85}").is_err());
     }
 
     #[test]
@@ -1162,5 +1194,39 @@ mod tests {
             describe_client(&named, "curl/8"),
             ("docker-desktop".into(), "build-box".into())
         );
+        let hostile = DesktopGenerateRequest {
+            client_name: Some("x\u{1b}[2J".into()),
+            device_name: Some("a\u{7}\nb".into()),
+        };
+        assert_eq!(
+            describe_client(&hostile, ""),
+            ("x [2J".into(), "a  b".into())
+        );
+        assert_eq!(
+            describe_client(&none, "evil\u{1b}/1 (box\r\n)"),
+            ("evil".into(), "box".into())
+        );
+    }
+
+    #[test]
+    fn repository_names_follow_distribution_grammar() {
+        for good in [
+            "app",
+            "a/b",
+            "my-app",
+            "my--app",
+            "my_app",
+            "my__app",
+            "v1.2",
+            "a0/b-c/d.e",
+        ] {
+            assert!(check_repository_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "", "App", "a..b", "a._b", "a___b", "-a", "a-", "a//b", "a/", ".a", "a b", "é",
+        ] {
+            assert!(check_repository_name(bad).is_err(), "{bad}");
+        }
+        assert!(check_repository_name(&"a".repeat(201)).is_err());
     }
 }

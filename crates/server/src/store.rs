@@ -514,6 +514,46 @@ impl Store {
         Ok(())
     }
 
+    /// The (account, address) subjects with a full sign-in after `since`.
+    pub async fn sign_in_addresses_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(String, String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT account, address, last_at FROM sign_in_addresses WHERE last_at > $1",
+        )
+        .bind(millis(since))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Notes a full sign-in of `account` from `address` at `now`, and forgets those older
+    /// than `forget_before`.
+    pub async fn record_sign_in_address(
+        &self,
+        account: &str,
+        address: &str,
+        now: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO sign_in_addresses (account, address, last_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (account, address) DO UPDATE SET last_at = excluded.last_at",
+        )
+        .bind(account)
+        .bind(address)
+        .bind(millis(now))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM sign_in_addresses WHERE last_at <= $1")
+            .bind(millis(forget_before))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     // ---- tokens ------------------------------------------------------------------------
 
     /// Takes the account's token lock inside `tx` and returns the time to stamp the

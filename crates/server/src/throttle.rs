@@ -4,6 +4,11 @@
 //! in the window ages out, and the limits are per subject, so the real user signing in from
 //! another address still gets in while an attacker's address is held back.
 //!
+//! An address the account fully signed in from in the last [`KNOWN_FOR`] is not held back by
+//! the account's limit (only by its own), so guesses spread over many addresses cannot lock
+//! the real user out of the places they sign in from; a valid personal access token is never
+//! held back by the account's limit either (see `Hub::prove`).
+//!
 //! Failures are written to the database (a restart does not reset them) and mirrored in
 //! memory, so the check on every sign-in and every registry token request costs no query.
 //! The mirror is loaded at start; instances sharing a database do not yet see each other's
@@ -37,6 +42,9 @@ pub const PER_ADDRESS: Limit = Limit {
     window: Duration::minutes(3),
 };
 
+/// How long a full sign-in keeps its address known to the account.
+pub const KNOWN_FOR: Duration = Duration::days(30);
+
 /// The longest window: failures older than this no longer matter.
 fn horizon() -> Duration {
     PER_ACCOUNT.window.max(PER_ADDRESS.window)
@@ -45,22 +53,37 @@ fn horizon() -> Duration {
 /// Subjects tracked before a sweep drops those with no recent failure.
 const SWEEP_AT: usize = 50_000;
 
-/// Recent failures per subject, in time order.
+/// Recent failures per subject, in time order; and the addresses each account signed in from.
 #[derive(Debug, Default)]
 pub struct Throttle {
     recent: Mutex<HashMap<String, VecDeque<i64>>>,
+    /// (account subject, address subject) → last full sign-in, Unix ms.
+    known: Mutex<HashMap<(String, String), i64>>,
 }
 
 impl Throttle {
-    /// The failures of the last hour, from the store.
+    /// The failures of the last hour and the known addresses, from the store.
     pub async fn load(store: &Store, now: DateTime<Utc>) -> Result<Self> {
         let mut recent: HashMap<String, VecDeque<i64>> = HashMap::new();
         for (subject, at) in store.failures_since(now - horizon()).await? {
             recent.entry(subject).or_default().push_back(at);
         }
+        let known = store
+            .sign_in_addresses_since(now - KNOWN_FOR)
+            .await?
+            .into_iter()
+            .map(|(account, address, at)| ((account, address), at))
+            .collect();
         Ok(Throttle {
             recent: Mutex::new(recent),
+            known: Mutex::new(known),
         })
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), i64>> {
+        self.known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<i64>>> {
@@ -101,25 +124,55 @@ impl Attempt {
             .chain(self.account.iter().map(|account| (account, PER_ACCOUNT)))
     }
 
-    /// Refuses with 429 when either subject is over its limit at `now`.
+    /// Refuses with 429 when either subject is over its limit at `now`; the account's limit
+    /// does not apply from an address the account signed in from in the last [`KNOWN_FOR`].
     pub fn check(&self, throttle: &Throttle, now: DateTime<Utc>) -> Result<()> {
-        let recent = throttle.lock();
-        let now_ms = millis(now);
-        for (subject, limit) in self.subjects() {
-            let Some(failures) = recent.get(subject) else {
-                continue;
-            };
-            let since = now_ms - limit.window.num_milliseconds();
-            let in_window: Vec<i64> = failures.iter().copied().filter(|at| *at > since).collect();
-            if in_window.len() >= limit.failures {
-                // Free again when enough of the oldest failures have aged out.
-                let freeing = in_window[in_window.len() - limit.failures];
-                let wait_ms = (freeing + limit.window.num_milliseconds() - now_ms).max(1000);
-                let retry_after = u64::try_from((wait_ms + 999) / 1000).unwrap_or(1);
-                return Err(Error::Throttled { retry_after });
-            }
+        let known = self.account.as_ref().is_some_and(|account| {
+            throttle
+                .known()
+                .get(&(account.clone(), self.address.clone()))
+                .is_some_and(|at| *at > millis(now - KNOWN_FOR))
+        });
+        let account = self
+            .account
+            .iter()
+            .filter(|_| !known)
+            .map(|account| (account, PER_ACCOUNT));
+        check_subjects(
+            std::iter::once((&self.address, PER_ADDRESS)).chain(account),
+            throttle,
+            now,
+        )
+    }
+
+    /// Like [`Attempt::check`], with the address's limit only: for credentials that cannot be
+    /// guessed (a personal access token), where the account's limit would only let an
+    /// attacker's password guesses lock out the account's tokens.
+    pub fn check_address(&self, throttle: &Throttle, now: DateTime<Utc>) -> Result<()> {
+        check_subjects(std::iter::once((&self.address, PER_ADDRESS)), throttle, now)
+    }
+
+    /// Notes a full sign-in (password, and second factor when on): the address becomes
+    /// known to the account for [`KNOWN_FOR`].
+    pub async fn succeed(
+        &self,
+        throttle: &Throttle,
+        store: &Store,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let Some(account) = &self.account else {
+            return Ok(());
+        };
+        let previous = throttle
+            .known()
+            .insert((account.clone(), self.address.clone()), millis(now));
+        // One write per address a day is enough to keep it known.
+        if previous.is_some_and(|at| at > millis(now - Duration::days(1))) {
+            return Ok(());
         }
-        Ok(())
+        store
+            .record_sign_in_address(account, &self.address, now, now - KNOWN_FOR)
+            .await
     }
 
     /// Counts a failure against both subjects, in memory and in the store.
@@ -144,6 +197,31 @@ impl Attempt {
             .collect();
         store.record_failure(&subjects, now, now - horizon()).await
     }
+}
+
+/// Refuses with 429, with the wait, when a subject is over its limit at `now`.
+fn check_subjects<'a>(
+    subjects: impl Iterator<Item = (&'a String, Limit)>,
+    throttle: &Throttle,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let recent = throttle.lock();
+    let now_ms = millis(now);
+    for (subject, limit) in subjects {
+        let Some(failures) = recent.get(subject) else {
+            continue;
+        };
+        let since = now_ms - limit.window.num_milliseconds();
+        let in_window: Vec<i64> = failures.iter().copied().filter(|at| *at > since).collect();
+        if in_window.len() >= limit.failures {
+            // Free again when enough of the oldest failures have aged out.
+            let freeing = in_window[in_window.len() - limit.failures];
+            let wait_ms = (freeing + limit.window.num_milliseconds() - now_ms).max(1000);
+            let retry_after = u64::try_from((wait_ms + 999) / 1000).unwrap_or(1);
+            return Err(Error::Throttled { retry_after });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,10 +1,13 @@
 //! How errors are written: Docker Hub's JSON bodies, one status per error kind.
 
+use axum::body::Body;
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hubkey_api::error::MFA_REQUIRED;
-use hubkey_api::{ErrorBody, ValidationErrorBody};
+use hubkey_api::{ErrorBody, RegistryErrorBody, ValidationErrorBody};
 
 use crate::error::Error;
 
@@ -62,4 +65,60 @@ impl IntoResponse for Error {
             }
         }
     }
+}
+
+/// Most bytes of a plain-text error answer kept as its message.
+const PLAIN_ERROR_LIMIT: usize = 1024;
+
+/// Gives every error answer that is not JSON yet a JSON body of its route family's shape:
+/// axum's own rejections (405, 413 of a raw body, a path or form that is not UTF-8) and the
+/// timeout's 408 are plain text or empty. `/token` answers `{"details"}` as registry clients
+/// expect; a 400 or 413 elsewhere is `{fields, text}` (as [`super::extract::ApiJson`]
+/// answers); other statuses `{detail, message}`. A 5xx never carries the original text.
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let registry = request.uri().path() == "/token";
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let plain = axum::body::to_bytes(body, PLAIN_ERROR_LIMIT)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let text = if plain.is_empty() || status.is_server_error() {
+        status.canonical_reason().unwrap_or("Error").to_owned()
+    } else {
+        plain
+    };
+    let body = if registry {
+        serde_json::to_vec(&RegistryErrorBody { details: text })
+    } else if status == StatusCode::BAD_REQUEST || status == StatusCode::PAYLOAD_TOO_LARGE {
+        let field = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "body"
+        } else {
+            "request"
+        };
+        serde_json::to_vec(&ValidationErrorBody {
+            fields: [(field.to_owned(), vec![text.clone()])].into(),
+            text,
+        })
+    } else {
+        serde_json::to_vec(&ErrorBody::new(text))
+    };
+    let Ok(body) = body else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, Body::from(body))
 }

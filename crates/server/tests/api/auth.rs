@@ -516,3 +516,106 @@ async fn the_old_refresh_token_works_again_only_within_five_minutes_of_its_rotat
         .await
         .expect("the newest token still works");
 }
+
+/// 100 failed password logins of `name`, 25 from each of four addresses (`first`..`first+3`):
+/// enough to reach the account's limit without any address reaching its own.
+async fn distributed_guessing(server: &TestServer, name: &'static str, first: u8) {
+    let attackers: Vec<_> = (first..first + 4)
+        .map(|last| {
+            let client = server.client_from(last);
+            tokio::spawn(async move { fail_logins(&client, name, 25).await })
+        })
+        .collect();
+    for attacker in attackers {
+        attacker.await.expect("attacker task");
+    }
+}
+
+#[tokio::test]
+async fn distributed_guessing_does_not_lock_the_user_out_of_a_known_address() {
+    let server = TestServer::start().await;
+    server.add_user("ann", PASSWORD).await;
+    // The real user signed in from .40 before the attack.
+    password_session(&server.client_from(40), "ann", PASSWORD).await;
+
+    distributed_guessing(&server, "ann", 41).await;
+
+    // An address the account never signed in from is held back by the account's limit...
+    assert_throttled(server.client_from(50).login("ann", PASSWORD).await);
+    // ...the known one is not, with a password login or a password exchange,
+    password_session(&server.client_from(40), "ann", PASSWORD).await;
+    server
+        .client_from(40)
+        .auth_token("ann", PASSWORD)
+        .await
+        .expect("a password exchange from the known address");
+    // ...but a wrong password from it still counts, and is refused like any other.
+    match server
+        .client_from(40)
+        .login("ann", "wrong-password-x")
+        .await
+    {
+        Err(ClientError::Unauthorized { .. }) => {}
+        other => panic!("expected 401, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn known_addresses_and_failures_survive_a_restart() {
+    let mut server = TestServer::start().await;
+    server.add_user("ann", PASSWORD).await;
+    password_session(&server.client_from(60), "ann", PASSWORD).await;
+    distributed_guessing(&server, "ann", 61).await;
+
+    server.restart().await;
+    assert_throttled(server.client_from(70).login("ann", PASSWORD).await);
+    password_session(&server.client_from(60), "ann", PASSWORD).await;
+}
+
+#[tokio::test]
+async fn distributed_guessing_does_not_refuse_the_accounts_tokens() {
+    let server = TestServer::start().await;
+    let ann = server.user("ann").await;
+    let pat = ann
+        .create_token(&manual("ci"))
+        .await
+        .expect("create a PAT")
+        .token;
+
+    distributed_guessing(&server, "ann", 81).await;
+
+    // From an address that never signed in: the password is held back, the PAT is not.
+    let fresh = server.client_from(90);
+    assert_throttled(fresh.auth_token("ann", PASSWORD).await);
+    fresh
+        .auth_token("ann", &pat)
+        .await
+        .expect("the PAT still gets a session");
+    let basic = data_encoding::BASE64.encode(format!("ann:{pat}").as_bytes());
+    let answer = server
+        .raw_bytes(
+            Method::GET,
+            "/token?service=hubkey-registry&scope=repository:ann/app:pull",
+            &[("authorization", format!("Basic {basic}").as_bytes())],
+            None,
+        )
+        .await;
+    assert_eq!(
+        answer.status, 200,
+        "registry token with the PAT: {}",
+        answer.body
+    );
+    // Wrong PATs still count against the address that sends them.
+    let guesser = server.client_from(91);
+    for _ in 0..30 {
+        assert_eq!(
+            status_of(
+                guesser
+                    .auth_token("ann", "hkpat_000000000000000000000000000000000000")
+                    .await
+            ),
+            401
+        );
+    }
+    assert_throttled(guesser.auth_token("ann", &pat).await);
+}

@@ -130,21 +130,38 @@ impl TestServer {
     /// Starts `hubkeyd --data-dir TMP serve --listen 127.0.0.1:0` with `HUBKEYD_LOG=debug`,
     /// stderr in a file, and waits for its `listening on` line.
     pub async fn start() -> Self {
-        let data = DataDir::new();
-        let log = File::create(data.path().join(LOG_FILE)).expect("create the log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hubkeyd"))
-            .arg("--data-dir")
-            .arg(data.path())
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env("HUBKEYD_LOG", "debug")
-            .env_remove("HUBKEYD_DATABASE_URL")
-            .env_remove("HUBKEYD_DATA_DIR")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("spawn hubkeyd serve");
-        let stdout = child.stdout.take().expect("stdout is piped");
+        Self::start_in(DataDir::new()).await
+    }
+
+    /// Like [`TestServer::start`], on an existing data directory (accounts added before).
+    pub async fn start_in(data: DataDir) -> Self {
+        let child = spawn_serve(&data);
+        let mut server = TestServer {
+            url: String::new(),
+            child,
+            data,
+        };
+        server.url = server.wait_until_listening().await;
+        server
+    }
+
+    /// Kills the server with SIGKILL (no chance to flush or finish anything) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same data directory and database, after
+    /// [`TestServer::kill`] or [`TestServer::stop`]; [`TestServer::url`] changes (new port).
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.child = spawn_serve(&self.data);
+        self.url = self.wait_until_listening().await;
+    }
+
+    /// Waits for the child's `listening on` line; returns the URL it names.
+    async fn wait_until_listening(&mut self) -> String {
+        let stdout = self.child.stdout.take().expect("stdout is piped");
         let (ready, listening) = mpsc::channel();
         // Reads the first line, then keeps draining stdout so the server never blocks on it.
         std::thread::spawn(move || {
@@ -157,15 +174,10 @@ impl TestServer {
         let first = tokio::task::spawn_blocking(move || listening.recv_timeout(STARTUP_TIMEOUT))
             .await
             .expect("join the stdout reader");
-        let mut server = TestServer {
-            url: String::new(),
-            child,
-            data,
-        };
         let first = first.unwrap_or_else(|err| {
             panic!(
                 "hubkeyd printed no line ({err}); its log:\n{}",
-                server.log_text()
+                self.log_text()
             )
         });
         let url = first
@@ -176,8 +188,7 @@ impl TestServer {
                 && url["http://127.0.0.1:".len()..].parse::<u16>().is_ok(),
             "unexpected address in {first:?}"
         );
-        server.url = url.to_owned();
-        server
+        url.to_owned()
     }
 
     /// A client of this server without a session.
@@ -264,23 +275,77 @@ impl TestServer {
         bearer: Option<&str>,
         body: Option<&str>,
     ) -> (u16, serde_json::Value) {
+        let mut headers = Vec::new();
+        let authorization = bearer.map(|bearer| format!("Bearer {bearer}"));
+        if let Some(authorization) = &authorization {
+            headers.push(("authorization", authorization.as_bytes()));
+        }
+        if body.is_some() {
+            headers.push(("content-type", b"application/json".as_slice()));
+        }
+        let answer = self
+            .raw_bytes(method, path, &headers, body.map(|b| b.as_bytes().to_vec()))
+            .await;
+        (answer.status, answer.body)
+    }
+
+    /// A raw request with any header bytes and body bytes (invalid UTF-8 included).
+    pub async fn raw_bytes(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &[u8])],
+        body: Option<Vec<u8>>,
+    ) -> RawAnswer {
         let mut request = reqwest::Client::new().request(method, format!("{}{path}", self.url));
-        if let Some(bearer) = bearer {
-            request = request.bearer_auth(bearer);
+        for (name, value) in headers {
+            let value = reqwest::header::HeaderValue::from_bytes(value)
+                .expect("header bytes reqwest can send");
+            request = request.header(*name, value);
         }
         if let Some(body) = body {
-            request = request
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.to_owned());
+            request = request.body(body);
         }
         let response = request.send().await.expect("send the raw request");
         let status = response.status().as_u16();
+        let headers = response.headers().clone();
         let bytes = response.bytes().await.expect("read the raw answer");
-        (
+        RawAnswer {
             status,
-            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-        )
+            body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+            headers,
+        }
     }
+}
+
+/// What [`TestServer::raw_bytes`] got back.
+#[derive(Debug)]
+pub struct RawAnswer {
+    pub status: u16,
+    /// The body as JSON; `Null` when it is not JSON.
+    pub body: serde_json::Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+/// `hubkeyd --data-dir DIR serve --listen 127.0.0.1:0`, stderr appended to the log file.
+fn spawn_serve(data: &DataDir) -> Child {
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .open(data.path().join(LOG_FILE))
+        .expect("open the log file");
+    Command::new(env!("CARGO_BIN_EXE_hubkeyd"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("HUBKEYD_LOG", "debug")
+        .env_remove("HUBKEYD_DATABASE_URL")
+        .env_remove("HUBKEYD_DATA_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("spawn hubkeyd serve")
 }
 
 impl Drop for TestServer {

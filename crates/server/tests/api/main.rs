@@ -7,8 +7,10 @@
 
 mod auth;
 mod cli;
+mod crash;
 mod events;
 mod harness;
+mod hostile;
 mod pruning;
 mod secrets;
 mod tokens;
