@@ -35,9 +35,49 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         registry::token_get, registry::token_post, registry::get_repository,
         registry::patch_repository,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonResponses),
 )]
 pub struct ApiDoc;
+
+/// Answers any operation can give besides its own: 408 when the request outlives
+/// [`REQUEST_TIMEOUT`], and 500 (opaque; the cause is logged) when storage fails.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.put,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                responses.entry("408".into()).or_insert_with(|| {
+                    ResponseBuilder::new()
+                        .description("The request took longer than 30 s; nothing was answered")
+                        .build()
+                        .into()
+                });
+                responses.entry("500".into()).or_insert_with(|| {
+                    ResponseBuilder::new()
+                        .description("Internal error; the body is opaque and the cause is logged")
+                        .content(
+                            "application/json",
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                                .build(),
+                        )
+                        .build()
+                        .into()
+                });
+            }
+        }
+    }
+}
 
 struct BearerAuth;
 

@@ -9,6 +9,7 @@ mod auth;
 mod cli;
 mod events;
 mod harness;
+mod openapi;
 mod pruning;
 mod secrets;
 mod tokens;
