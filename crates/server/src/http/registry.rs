@@ -247,7 +247,6 @@ fn all(params: &Params, key: &str) -> Vec<String> {
     responses(
         (status = 200, body = Repository),
         (status = 400, body = ValidationErrorBody, description = "Undecodable path"),
-        (status = 401, body = ErrorBody, description = "No, an invalid or an expired bearer token"),
         (status = 404, body = ErrorBody, description = "Private repository of another account"),
     ))]
 pub async fn get_repository(
@@ -270,9 +269,7 @@ pub async fn get_repository(
     responses(
         (status = 200, body = Repository),
         (status = 400, body = ValidationErrorBody, description = "Malformed body, or not a valid repository name"),
-        (status = 401, body = ErrorBody, description = "No, an invalid or an expired bearer token"),
         (status = 403, body = ErrorBody, description = "Another account's namespace, or a session made from a personal access token"),
-        (status = 413, body = ValidationErrorBody, description = "Body over 64 KiB"),
     ))]
 pub async fn patch_repository(
     State(state): State<AppState>,
