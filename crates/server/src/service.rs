@@ -674,28 +674,17 @@ impl Hub {
         now: DateTime<Utc>,
     ) -> Result<AccessToken> {
         require_password_session(caller)?;
-        let label = check_label(&request.token_label)?;
-        if request.scopes.is_empty() {
-            return Err(Error::invalid("scopes", "give at least one scope"));
-        }
-        let mut scopes = request.scopes.clone();
-        scopes.sort();
-        scopes.dedup();
-        if let Some(expires_at) = request.expires_at {
-            if expires_at <= now {
-                return Err(Error::invalid("expires_at", "must be in the future"));
-            }
-        }
+        let checked = check_create_request(request, now)?;
         let secret = PlainToken::generate();
         let row = self
             .insert_token(
                 caller,
                 &secret,
-                label,
-                &scopes,
+                checked.label,
+                &checked.scopes,
                 Origin::Manual,
                 "",
-                request.expires_at,
+                checked.expires_at,
                 client,
                 now,
             )
@@ -910,7 +899,7 @@ impl Hub {
         now: DateTime<Utc>,
     ) -> Result<AccessToken> {
         require_password_session(caller)?;
-        let label = patch.token_label.as_deref().map(check_label).transpose()?;
+        let label = check_patch_request(patch)?;
         let mut tx = self.store.begin().await?;
         let now = Store::lock_account_tokens(&mut tx, &caller.user_id, now).await?;
         let mut row = Store::token_in(&mut tx, &caller.user_id, uuid)
@@ -1019,6 +1008,48 @@ fn require_password_session(caller: &Caller) -> Result<()> {
         SessionSource::Password => Ok(()),
         SessionSource::Pat => Err(Error::Forbidden(PAT_SESSION_FORBIDDEN.into())),
     }
+}
+
+/// A `POST /v2/access-tokens` body that passed [`check_create_request`]: what is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedCreate<'a> {
+    /// The label as given (1 to 100 characters, not blank, no control characters).
+    pub label: &'a str,
+    /// The scopes, sorted and without duplicates; never empty.
+    pub scopes: Vec<Scope>,
+    /// The expiry, after `now` when present.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Validates a create body as of `now`, as `create_token` does before it stores anything.
+/// Every refusal is [`Error::Invalid`] naming the field (a 400).
+pub fn check_create_request(
+    request: &CreateAccessTokenRequest,
+    now: DateTime<Utc>,
+) -> Result<CheckedCreate<'_>> {
+    let label = check_label(&request.token_label)?;
+    if request.scopes.is_empty() {
+        return Err(Error::invalid("scopes", "give at least one scope"));
+    }
+    let mut scopes = request.scopes.clone();
+    scopes.sort();
+    scopes.dedup();
+    if let Some(expires_at) = request.expires_at {
+        if expires_at <= now {
+            return Err(Error::invalid("expires_at", "must be in the future"));
+        }
+    }
+    Ok(CheckedCreate {
+        label,
+        scopes,
+        expires_at: request.expires_at,
+    })
+}
+
+/// Validates a patch body, as `patch_token` does before it opens a transaction: the new
+/// label, if one is given. Every refusal is [`Error::Invalid`] (a 400).
+pub fn check_patch_request(patch: &PatchAccessTokenRequest) -> Result<Option<&str>> {
+    patch.token_label.as_deref().map(check_label).transpose()
 }
 
 /// A label must have 1 to 100 characters, not be blank, and hold no control characters
@@ -1173,6 +1204,46 @@ mod tests {
         assert!(check_label("two\nlines").is_err());
         assert!(check_label("tab\there").is_err());
         assert!(check_label("c1\u{85}").is_err());
+    }
+
+    #[test]
+    fn create_and_patch_checks_sort_scopes_and_refuse_with_the_field_named() {
+        let now = DateTime::from_timestamp(1_780_000_000, 0).unwrap();
+        let request = |label: &str, scopes: Vec<Scope>, expires_at| CreateAccessTokenRequest {
+            token_label: label.to_owned(),
+            scopes,
+            expires_at,
+        };
+        let three = request("ci", vec![Scope::Write, Scope::Read, Scope::Write], None);
+        let checked = check_create_request(&three, now).unwrap();
+        assert_eq!(checked.scopes, [Scope::Read, Scope::Write]);
+        assert_eq!(checked.label, "ci");
+        let field = |err: Error| match err {
+            Error::Invalid { fields, .. } => fields.into_keys().collect::<Vec<_>>(),
+            other => panic!("not a 400: {other:?}"),
+        };
+        let refused = |r| field(check_create_request(&r, now).unwrap_err());
+        assert_eq!(refused(request("ci", vec![], None)), ["scopes"]);
+        assert_eq!(
+            refused(request(" ", vec![Scope::Read], None)),
+            ["token_label"]
+        );
+        assert_eq!(
+            refused(request("ci", vec![Scope::Read], Some(now))),
+            ["expires_at"]
+        );
+        let patch = PatchAccessTokenRequest {
+            token_label: Some("a\0b".to_owned()),
+            is_active: None,
+        };
+        assert_eq!(
+            field(check_patch_request(&patch).unwrap_err()),
+            ["token_label"]
+        );
+        assert_eq!(
+            check_patch_request(&PatchAccessTokenRequest::default()).unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -2,8 +2,9 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -53,11 +54,70 @@ fn json_rejection(rejection: &JsonRejection) -> Response {
     } else {
         status
     };
+    body_error(status, text)
+}
+
+/// A 400 or 413 about the request body, in Hub's validation shape.
+fn body_error(status: StatusCode, text: String) -> Response {
     let body = ValidationErrorBody {
         fields: [("body".to_owned(), vec![text.clone()])].into(),
         text,
     };
     (status, Json(body)).into_response()
+}
+
+/// What is wrong with a body that could not be read, from axum's rejection status and text:
+/// 413 when too large, else 400, and a message for people. Used for raw bodies.
+pub fn body_rejection_text(status: StatusCode, text: String) -> (StatusCode, String) {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        (status, "request body is too large".to_owned())
+    } else if status.is_server_error() {
+        // A body that broke off mid-way is the client's problem, not the server's.
+        (
+            StatusCode::BAD_REQUEST,
+            "the request body could not be read".to_owned(),
+        )
+    } else {
+        (StatusCode::BAD_REQUEST, text)
+    }
+}
+
+/// A raw body; one that cannot be read (e.g. over the size limit) is a 413 or 400 with
+/// Hub's body shape instead of axum's plain text.
+pub struct ApiBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBytes {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Bytes::from_request(req, state).await {
+            Ok(bytes) => Ok(ApiBytes(bytes)),
+            Err(rejection) => {
+                let rejection: BytesRejection = rejection;
+                let (status, text) = body_rejection_text(rejection.status(), rejection.body_text());
+                Err(body_error(status, text))
+            }
+        }
+    }
+}
+
+/// Path parameters; undecodable ones (e.g. percent-encoded invalid UTF-8) are a 400 with
+/// Hub's body shape instead of axum's plain text.
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => Err(Error::invalid("path", rejection.body_text()).into_response()),
+        }
+    }
 }
 
 /// Query parameters; bad ones are a 400 naming the problem.

@@ -35,9 +35,82 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         registry::token_get, registry::token_post, registry::get_repository,
         registry::patch_repository,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonResponses),
 )]
 pub struct ApiDoc;
+
+/// Answers that follow from an operation's shape rather than its handler, stated once:
+/// every bearer operation may answer 401 (with `WWW-Authenticate`), every operation with a
+/// body 413 (over [`BODY_LIMIT`]), and every operation 408 (past [`REQUEST_TIMEOUT`]) and 500
+/// (opaque; the cause is logged). An operation that documents one of them itself keeps its own.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::header::HeaderBuilder;
+        use utoipa::openapi::security::SecurityRequirement;
+        use utoipa::openapi::{ContentBuilder, Ref, Response, ResponseBuilder, Type};
+
+        fn json(description: &str, schema: &str) -> ResponseBuilder {
+            ResponseBuilder::new().description(description).content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name(schema)))
+                    .build(),
+            )
+        }
+        let unauthorized: Response = json("No, an invalid or an expired bearer token", "ErrorBody")
+            .header(
+                "WWW-Authenticate",
+                HeaderBuilder::new()
+                    .schema(utoipa::openapi::schema::Object::with_type(Type::String))
+                    .description(Some("`Bearer realm=\"hubkey\"`"))
+                    .build(),
+            )
+            .build();
+        let too_large: Response = json("Body over 64 KiB", "ValidationErrorBody").build();
+        let timeout: Response = ResponseBuilder::new()
+            .description("The request took longer than 30 s; nothing was answered")
+            .build();
+        let internal: Response = json(
+            "Internal error; the body is opaque and the cause is logged",
+            "ErrorBody",
+        )
+        .build();
+        let bearer = SecurityRequirement::new("bearer", Vec::<String>::new());
+
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.put,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let uses_bearer = operation
+                    .security
+                    .as_ref()
+                    .is_some_and(|list| list.contains(&bearer));
+                let has_body = operation.request_body.is_some();
+                let responses = &mut operation.responses.responses;
+                let mut add = |code: &str, response: &Response| {
+                    responses
+                        .entry(code.to_owned())
+                        .or_insert_with(|| response.clone().into());
+                };
+                if uses_bearer {
+                    add("401", &unauthorized);
+                }
+                if has_body {
+                    add("413", &too_large);
+                }
+                add("408", &timeout);
+                add("500", &internal);
+            }
+        }
+    }
+}
 
 struct BearerAuth;
 

@@ -2,8 +2,9 @@
 //!
 //! Errors here use the body registry clients print, `{"details": "..."}`.
 
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::extract::rejection::StringRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
@@ -13,31 +14,49 @@ use hubkey_api::{
 };
 use zeroize::Zeroizing;
 
-use super::extract::{ApiJson, Authenticated};
+use super::extract::{body_rejection_text, ApiJson, ApiPath, Authenticated};
 use crate::error::{Error, Result};
 use crate::service::{ClientInfo, RegistryCredential, RegistryTokenRequest};
 use crate::AppState;
 
 /// An error of the token endpoint, in the registry clients' shape.
-pub struct RegistryError(Error);
+pub enum RegistryError {
+    /// What the service refused.
+    Hub(Error),
+    /// A form body that could not be read (not UTF-8, too large): 400 or 413.
+    Body(StatusCode, String),
+}
 
 impl From<Error> for RegistryError {
     fn from(err: Error) -> Self {
-        RegistryError(err)
+        RegistryError::Hub(err)
+    }
+}
+
+impl From<StringRejection> for RegistryError {
+    fn from(rejection: StringRejection) -> Self {
+        let (status, text) = body_rejection_text(rejection.status(), rejection.body_text());
+        RegistryError::Body(status, text)
     }
 }
 
 impl IntoResponse for RegistryError {
     fn into_response(self) -> Response {
-        let status = self.0.status_code();
-        let details = match &self.0 {
-            Error::Storage(_) | Error::Internal(_) => return self.0.into_response(),
+        let error = match self {
+            RegistryError::Hub(error) => error,
+            RegistryError::Body(status, details) => {
+                return (status, Json(RegistryErrorBody { details })).into_response()
+            }
+        };
+        let status = error.status_code();
+        let details = match &error {
+            Error::Storage(_) | Error::Internal(_) => return error.into_response(),
             Error::Unauthorized(_) => "incorrect username or password".to_owned(),
             other => other.to_string(),
         };
         let mut response = (status, Json(RegistryErrorBody { details })).into_response();
         let headers = response.headers_mut();
-        match self.0 {
+        match error {
             Error::Unauthorized(_) => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
@@ -81,10 +100,12 @@ pub fn parse_basic(value: &str) -> Option<(String, Zeroizing<String>)> {
     ),
     security((), ("basic" = [])),
     responses(
-        (status = 200, body = RegistryTokenResponse),
-        (status = 400, body = RegistryErrorBody),
-        (status = 401, body = RegistryErrorBody),
-        (status = 429, body = RegistryErrorBody),
+        (status = 200, body = RegistryTokenResponse, description = "A token granting what was asked ∩ what the credential allows"),
+        (status = 400, body = RegistryErrorBody, description = "Malformed query or `scope`"),
+        (status = 401, body = RegistryErrorBody, description = "Wrong or malformed credentials",
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"hubkey\"`"))),
+        (status = 429, body = RegistryErrorBody, description = "Too many failed sign-ins",
+            headers(("Retry-After" = u64, description = "Seconds until a new attempt is counted"))),
     ))]
 pub async fn token_get(
     State(state): State<AppState>,
@@ -121,20 +142,22 @@ pub async fn token_get(
 /// The OAuth2 form of the registry token endpoint: `grant_type=password` (username and
 /// password or PAT) or `grant_type=refresh_token` (a PAT handed out as refresh token).
 #[utoipa::path(post, path = "/token", tag = "registry",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded",
-        description = "grant_type, service, client_id, access_type, scope, username, password, refresh_token"),
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, body = RegistryTokenResponse),
-        (status = 400, body = RegistryErrorBody),
-        (status = 401, body = RegistryErrorBody),
-        (status = 429, body = RegistryErrorBody),
+        (status = 200, body = RegistryTokenResponse, description = "A token granting what was asked ∩ what the credential allows"),
+        (status = 400, body = RegistryErrorBody, description = "Unknown `grant_type`, malformed form or `scope`, or a body that is not UTF-8"),
+        (status = 401, body = RegistryErrorBody, description = "Wrong credentials or refresh token",
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"hubkey\"`"))),
+        (status = 413, body = RegistryErrorBody, description = "Body over 64 KiB"),
+        (status = 429, body = RegistryErrorBody, description = "Too many failed sign-ins",
+            headers(("Retry-After" = u64, description = "Seconds until a new attempt is counted"))),
     ))]
 pub async fn token_post(
     State(state): State<AppState>,
     client: ClientInfo,
-    body: String,
+    body: Result<String, StringRejection>,
 ) -> Result<Json<RegistryTokenResponse>, RegistryError> {
-    let params = parse_params(&body)?;
+    let params = parse_params(&body?)?;
     let credential = match first(&params, "grant_type").as_str() {
         "password" => RegistryCredential::Basic {
             username: first(&params, "username"),
@@ -165,6 +188,36 @@ pub async fn token_post(
     ))
 }
 
+/// The form of `POST /token` (OAuth2, as the distribution token-auth spec describes it).
+/// Only documents the body: the handler reads the pairs itself, since `scope` may repeat.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct TokenForm {
+    grant_type: TokenGrant,
+    service: Option<String>,
+    client_id: Option<String>,
+    /// `offline` asks for a `refresh_token` (only with a personal access token).
+    access_type: Option<String>,
+    /// `TYPE:NAME:ACTIONS`, several separated by spaces.
+    scope: Option<String>,
+    /// With `grant_type=password`.
+    username: Option<String>,
+    /// With `grant_type=password`: a personal access token, or the password of an account
+    /// without 2FA.
+    password: Option<String>,
+    /// With `grant_type=refresh_token`: a personal access token.
+    refresh_token: Option<String>,
+}
+
+/// How `POST /token` authenticates.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "snake_case")]
+enum TokenGrant {
+    Password,
+    RefreshToken,
+}
+
 type Params = Vec<(String, String)>;
 
 fn parse_params(text: &str) -> Result<Params> {
@@ -191,11 +244,15 @@ fn all(params: &Params, key: &str) -> Vec<String> {
 #[utoipa::path(get, path = "/v2/repositories/{namespace}/{name}", tag = "repositories",
     security(("bearer" = [])),
     params(("namespace" = String, Path), ("name" = String, Path)),
-    responses((status = 200, body = Repository), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses(
+        (status = 200, body = Repository),
+        (status = 400, body = ValidationErrorBody, description = "Undecodable path"),
+        (status = 404, body = ErrorBody, description = "Private repository of another account"),
+    ))]
 pub async fn get_repository(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path((namespace, name)): Path<(String, String)>,
+    ApiPath((namespace, name)): ApiPath<(String, String)>,
 ) -> Result<Json<Repository>> {
     state
         .hub
@@ -211,14 +268,13 @@ pub async fn get_repository(
     request_body = PatchRepositoryRequest,
     responses(
         (status = 200, body = Repository),
-        (status = 400, body = ValidationErrorBody),
-        (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody),
+        (status = 400, body = ValidationErrorBody, description = "Malformed body, or not a valid repository name"),
+        (status = 403, body = ErrorBody, description = "Another account's namespace, or a session made from a personal access token"),
     ))]
 pub async fn patch_repository(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path((namespace, name)): Path<(String, String)>,
+    ApiPath((namespace, name)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<PatchRepositoryRequest>,
 ) -> Result<Json<Repository>> {
     state

@@ -1,6 +1,6 @@
 //! The handlers: each extracts its input, calls [`crate::service::Hub`] and maps the result.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -16,7 +16,7 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use super::extract::{ApiJson, ApiQuery, Authenticated};
+use super::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery, Authenticated};
 use crate::error::{Error, Result};
 use crate::service::ClientInfo;
 use crate::AppState;
@@ -46,9 +46,10 @@ pub async fn info(State(state): State<AppState>, headers: HeaderMap) -> Json<Hub
 #[utoipa::path(post, path = "/v2/users/login", tag = "users", request_body = LoginRequest,
     responses(
         (status = 200, body = LoginResponse, description = "Signed in"),
-        (status = 400, body = ValidationErrorBody),
+        (status = 400, body = ValidationErrorBody, description = "Malformed body"),
         (status = 401, body = ErrorBody, description = "Wrong credentials, or a second factor is required (`login_2fa_token` set)"),
-        (status = 429, body = ErrorBody, description = "Too many failures; see Retry-After"),
+        (status = 429, body = ErrorBody, description = "Too many failed sign-ins from this address or for this account",
+            headers(("Retry-After" = u64, description = "Seconds until a new attempt is counted"))),
     ))]
 pub async fn login(
     State(state): State<AppState>,
@@ -67,9 +68,10 @@ pub async fn login(
 #[utoipa::path(post, path = "/v2/users/2fa-login", tag = "users", request_body = TwoFactorLoginRequest,
     responses(
         (status = 200, body = LoginResponse),
-        (status = 400, body = ValidationErrorBody),
+        (status = 400, body = ValidationErrorBody, description = "Malformed body"),
         (status = 401, body = ErrorBody, description = "Wrong, reused or expired code or challenge"),
-        (status = 429, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "Too many failed sign-ins from this address or for this account",
+            headers(("Retry-After" = u64, description = "Seconds until a new attempt is counted"))),
     ))]
 pub async fn login_2fa(
     State(state): State<AppState>,
@@ -103,7 +105,9 @@ pub async fn refresh(
 
 /// Ends the session of the bearer token, and its refresh token.
 #[utoipa::path(post, path = "/v2/users/logout", tag = "users", security(("bearer" = [])),
-    responses((status = 204, description = "Signed out"), (status = 401, body = ErrorBody)))]
+    responses(
+        (status = 204, description = "Signed out"),
+    ))]
 pub async fn logout(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -116,9 +120,10 @@ pub async fn logout(
 #[utoipa::path(post, path = "/v2/auth/token", tag = "users", request_body = AuthTokenRequest,
     responses(
         (status = 200, body = AuthTokenResponse),
-        (status = 400, body = ValidationErrorBody),
-        (status = 401, body = ErrorBody),
-        (status = 429, body = ErrorBody),
+        (status = 400, body = ValidationErrorBody, description = "Malformed body"),
+        (status = 401, body = ErrorBody, description = "Wrong identifier or secret, or a password of an account with 2FA"),
+        (status = 429, body = ErrorBody, description = "Too many failed sign-ins from this address or for this account",
+            headers(("Retry-After" = u64, description = "Seconds until a new attempt is counted"))),
     ))]
 pub async fn auth_token(
     State(state): State<AppState>,
@@ -137,9 +142,8 @@ pub async fn auth_token(
 #[utoipa::path(post, path = "/v2/access-tokens", tag = "access-tokens", security(("bearer" = [])),
     request_body = CreateAccessTokenRequest,
     responses(
-        (status = 201, body = AccessToken),
-        (status = 400, body = ValidationErrorBody),
-        (status = 401, body = ErrorBody),
+        (status = 201, body = AccessToken, description = "Created; `token` holds the secret, shown this once"),
+        (status = 400, body = ValidationErrorBody, description = "Malformed body, bad label, no scope, or expiry not in the future"),
         (status = 403, body = ErrorBody, description = "Session made from a personal access token"),
     ))]
 pub async fn create_token(
@@ -172,9 +176,8 @@ pub struct PageQuery {
     params(PageQuery),
     responses(
         (status = 200, body = AccessTokenPage),
-        (status = 400, body = ValidationErrorBody),
-        (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody),
+        (status = 400, body = ValidationErrorBody, description = "`page` or `page_size` out of range or not a number"),
+        (status = 403, body = ErrorBody, description = "Session made from a personal access token"),
         (status = 404, body = ErrorBody, description = "Page beyond the last"),
     ))]
 pub async fn list_tokens(
@@ -203,17 +206,17 @@ pub async fn list_tokens(
 
 /// Reads one token.
 #[utoipa::path(get, path = "/v2/access-tokens/{uuid}", tag = "access-tokens", security(("bearer" = [])),
-    params(("uuid" = String, Path, description = "The token's uuid")),
+    params(("uuid" = String, Path, description = "The token's uuid; anything else names no token (404)")),
     responses(
         (status = 200, body = AccessToken),
-        (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody),
+        (status = 400, body = ValidationErrorBody, description = "Undecodable path"),
+        (status = 403, body = ErrorBody, description = "Session made from a personal access token"),
+        (status = 404, body = ErrorBody, description = "No such token in this account"),
     ))]
 pub async fn get_token(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(uuid): Path<String>,
+    ApiPath(uuid): ApiPath<String>,
 ) -> Result<Json<AccessToken>> {
     let uuid = parse_uuid(&uuid)?;
     state
@@ -225,19 +228,18 @@ pub async fn get_token(
 
 /// Relabels, deactivates or reactivates a token.
 #[utoipa::path(patch, path = "/v2/access-tokens/{uuid}", tag = "access-tokens", security(("bearer" = [])),
-    params(("uuid" = String, Path, description = "The token's uuid")),
+    params(("uuid" = String, Path, description = "The token's uuid; anything else names no token (404)")),
     request_body = PatchAccessTokenRequest,
     responses(
         (status = 200, body = AccessToken),
-        (status = 400, body = ValidationErrorBody),
-        (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody),
+        (status = 400, body = ValidationErrorBody, description = "Malformed body, bad label or undecodable path"),
+        (status = 403, body = ErrorBody, description = "Session made from a personal access token"),
+        (status = 404, body = ErrorBody, description = "No such token in this account"),
     ))]
 pub async fn patch_token(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(uuid): Path<String>,
+    ApiPath(uuid): ApiPath<String>,
     ApiJson(body): ApiJson<PatchAccessTokenRequest>,
 ) -> Result<Json<AccessToken>> {
     let uuid = parse_uuid(&uuid)?;
@@ -250,17 +252,17 @@ pub async fn patch_token(
 
 /// Deletes a token; it stops working at once.
 #[utoipa::path(delete, path = "/v2/access-tokens/{uuid}", tag = "access-tokens", security(("bearer" = [])),
-    params(("uuid" = String, Path, description = "The token's uuid")),
+    params(("uuid" = String, Path, description = "The token's uuid; anything else names no token (404)")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody),
+        (status = 400, body = ValidationErrorBody, description = "Undecodable path"),
+        (status = 403, body = ErrorBody, description = "Session made from a personal access token"),
+        (status = 404, body = ErrorBody, description = "No such token in this account"),
     ))]
 pub async fn delete_token(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(uuid): Path<String>,
+    ApiPath(uuid): ApiPath<String>,
 ) -> Result<StatusCode> {
     let uuid = parse_uuid(&uuid)?;
     state.hub.delete_token(&caller, uuid, Utc::now()).await?;
@@ -273,16 +275,15 @@ pub async fn delete_token(
     security(("bearer" = [])),
     request_body(content = Option<DesktopGenerateRequest>, description = "Optional (our extension): names the client and device"),
     responses(
-        (status = 201, body = DesktopGenerateResponse),
-        (status = 400, body = ValidationErrorBody),
-        (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody),
+        (status = 201, body = DesktopGenerateResponse, description = "Created; the secret is shown this once"),
+        (status = 400, body = ValidationErrorBody, description = "A body that is not the optional JSON object"),
+        (status = 403, body = ErrorBody, description = "Session made from a personal access token"),
     ))]
 pub async fn desktop_generate(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
     client: ClientInfo,
-    body: axum::body::Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<impl IntoResponse> {
     let request: DesktopGenerateRequest = if body.iter().all(u8::is_ascii_whitespace) {
         DesktopGenerateRequest::default()
@@ -313,9 +314,8 @@ pub struct EventsQuery {
     params(EventsQuery),
     responses(
         (status = 200, body = TokenEventPage),
-        (status = 400, body = ValidationErrorBody),
-        (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody),
+        (status = 400, body = ValidationErrorBody, description = "`after` is not a cursor of this server, or `limit` out of range"),
+        (status = 403, body = ErrorBody, description = "Session made from a personal access token"),
     ))]
 pub async fn events(
     State(state): State<AppState>,
