@@ -182,48 +182,14 @@ pub async fn run(args: impl Iterator<Item = String>) -> Result<()> {
     let app =
         DesktopApp::start_binary(&keyring, &hub.url, tempfile::tempdir()?, &options.app).await;
     app.sign_in(USER, PASSWORD).await;
-    let mut home = app.quit().await;
+    let home = app.quit().await;
 
-    let mut small = Vec::new();
-    for run in 1..=options.runs {
-        eprintln!(
-            "launch {run}/{}: Security screen with {SMALL} tokens",
-            options.runs
-        );
-        let (screen, back) = security_screen(
-            &keyring,
-            &hub.url,
-            home,
-            &options.app,
-            &clock,
-            Duration::ZERO,
-        )
-        .await?;
-        home = back;
-        small.push(screen);
-    }
-
+    let (small, home) = launches(&keyring, &hub.url, home, &options, &clock, SMALL).await?;
     insert_tokens(store, &user.id, options.large - SMALL, Utc::now()).await?;
-    let mut large = Vec::new();
-    for run in 1..=options.runs {
-        eprintln!(
-            "launch {run}/{}: Security screen with {} tokens",
-            options.runs, options.large
-        );
-        let (screen, back) = security_screen(
-            &keyring,
-            &hub.url,
-            home,
-            &options.app,
-            &clock,
-            Duration::ZERO,
-        )
-        .await?;
-        home = back;
-        large.push(screen);
-    }
+    let (large, mut home) =
+        launches(&keyring, &hub.url, home, &options, &clock, options.large).await?;
 
-    let (mut app_memory, mut bare_memory) = (Vec::new(), Vec::new());
+    let (mut app_memory, mut bare_memory, mut bare_launches) = (Vec::new(), Vec::new(), Vec::new());
     for run in 1..=options.memory_runs {
         eprintln!(
             "memory {run}/{}: app with {} tokens, then the bare window",
@@ -235,12 +201,46 @@ pub async fn run(args: impl Iterator<Item = String>) -> Result<()> {
         app_memory.push(sampler.stop());
         home = back;
         let sampler = Sampler::start(&options.bare);
-        home = bare_window(&keyring, &hub.url, home, &options.bare).await?;
+        let (launch, back) = bare_window(&keyring, &hub.url, home, &options.bare, &clock).await?;
+        home = back;
+        bare_launches.push(launch);
         bare_memory.push(sampler.stop());
     }
 
     report(options.large, &small, &large, &app_memory, &bare_memory);
+    let values =
+        |figure: fn(&BareLaunch) -> f64| bare_launches.iter().map(figure).collect::<Vec<_>>();
+    println!(
+        "\nthe bare window's own launch, for scale ({} launches, during the memory runs): \
+         spawn → page start median {:.1} ms, spawn → load event median {:.1} ms",
+        bare_launches.len(),
+        median(values(|b| b.page_start)),
+        median(values(|b| b.loaded)),
+    );
     Ok(())
+}
+
+/// `options.runs` launches of the app, each ending on the Security screen (`tokens` tokens).
+async fn launches(
+    keyring: &KeyringSession,
+    url: &str,
+    mut home: TempDir,
+    options: &Options,
+    clock: &Clock,
+    tokens: usize,
+) -> Result<(Vec<Screen>, TempDir)> {
+    let mut screens = Vec::new();
+    for run in 1..=options.runs {
+        eprintln!(
+            "launch {run}/{}: Security screen with {tokens} tokens",
+            options.runs
+        );
+        let (screen, back) =
+            security_screen(keyring, url, home, &options.app, clock, Duration::ZERO).await?;
+        home = back;
+        screens.push(screen);
+    }
+    Ok((screens, home))
 }
 
 /// One launch that ends on the Security screen with its rows painted (wall-clock ms).
@@ -251,6 +251,8 @@ struct Screen {
     page_start: f64,
     click: f64,
     received: f64,
+    /// The first row is in the DOM.
+    rows: f64,
     painted: f64,
     count: String,
     dom_rows: u64,
@@ -304,6 +306,7 @@ async fn security_screen(
         signed_in: at("restored")?,
         click: at("click")?,
         received: at("received")?,
+        rows: at("rows")?,
         painted: at("painted")?,
         count: marks["count"].as_str().unwrap_or("?").to_owned(),
         dom_rows: marks["domRows"].as_u64().unwrap_or(0),
@@ -312,18 +315,43 @@ async fn security_screen(
     Ok((screen, app.quit().await))
 }
 
+/// The bare window's page start and load event, from its spawn (ms).
+struct BareLaunch {
+    page_start: f64,
+    loaded: f64,
+}
+
 /// Launches the bare window in `home`, waits for its page to be painted, stays `SETTLE`, quits.
 async fn bare_window(
     keyring: &KeyringSession,
     url: &str,
     home: TempDir,
     binary: &Path,
-) -> Result<TempDir> {
+    clock: &Clock,
+) -> Result<(BareLaunch, TempDir)> {
     let app = DesktopApp::start_binary(keyring, url, home, binary).await;
     app.wait_for("body p").await;
+    let pid = app_processes(binary)
+        .first()
+        .map(|process| process.pid)
+        .ok_or("the bare window's process is not among this benchmark's descendants")?;
+    let spawned = clock.start_of(pid)?;
     app.webdriver.execute_async(NEXT_PAINT, vec![]).await?;
+    let marks = app
+        .webdriver
+        .execute(
+            "const nav = performance.getEntriesByType('navigation')[0]; \
+             return { origin: performance.timeOrigin, loaded: nav ? nav.loadEventEnd : null };",
+            vec![],
+        )
+        .await?;
+    let origin = number(&marks, "origin")?;
+    let launch = BareLaunch {
+        page_start: origin - spawned,
+        loaded: origin + number(&marks, "loaded")? - spawned,
+    };
     tokio::time::sleep(SETTLE).await;
-    Ok(app.quit().await)
+    Ok((launch, app.quit().await))
 }
 
 fn number(marks: &Value, name: &str) -> Result<f64> {
@@ -365,6 +393,16 @@ fn report(tokens: usize, small: &[Screen], large: &[Screen], app: &[Peak], bare:
         "render: list received → rows painted (target < 200 ms)",
         large,
         Screen::render,
+    );
+    print_stats(
+        "    list received → rows in the DOM (script)",
+        large,
+        |s| s.rows - s.received,
+    );
+    print_stats(
+        "    rows in the DOM → painted (style, layout, paint)",
+        large,
+        |s| s.painted - s.rows,
     );
     print_stats("  click → list received (the list command)", large, |s| {
         s.received - s.click
