@@ -133,6 +133,17 @@ impl DesktopApp {
 
     /// Starts the app in an existing HOME (to see what survives a restart).
     pub async fn start_in(keyring: &KeyringSession, server_url: &str, home: TempDir) -> Self {
+        Self::start_binary(keyring, server_url, home, &app_binary()).await
+    }
+
+    /// Starts `binary`, a Tauri app (the desktop benchmark also starts a bare window this
+    /// way), exactly as [`DesktopApp::start_in`] starts hubkey.
+    pub async fn start_binary(
+        keyring: &KeyringSession,
+        server_url: &str,
+        home: TempDir,
+        binary: &Path,
+    ) -> Self {
         let display = Display::start();
         let docker_config = home.path().join(".docker");
         std::fs::create_dir_all(&docker_config).unwrap();
@@ -171,7 +182,7 @@ impl DesktopApp {
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "tauri:options".into(),
-            serde_json::json!({ "application": app_binary() }),
+            serde_json::json!({ "application": binary }),
         );
         let webdriver = new_session(port, capabilities).await;
         DesktopApp {

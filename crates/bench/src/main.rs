@@ -10,6 +10,9 @@
 //!   large/1k;
 //! - the same load while a second client floods `/v2/users/login` with wrong passwords from
 //!   many loopback addresses: throughput as a ratio of the undisturbed run.
+//!
+//! `hubkey-bench desktop --app PATH --bare PATH [--runs N]` measures the desktop app instead
+//! (see `desktop.rs` and `scripts/bench desktop`).
 
 #![allow(clippy::print_stderr, clippy::cast_possible_truncation)]
 
@@ -26,6 +29,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use hubkey_api::{Origin, PlainToken, Scope};
 use hubkeyd::store::{NewToken, Store};
+
+mod desktop;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 type Result<T, E = Error> = std::result::Result<T, E>;
@@ -94,6 +99,9 @@ fn options() -> Result<Options> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("desktop") {
+        return desktop::run(std::env::args().skip(2)).await;
+    }
     let options = options()?;
     match options.benchmark {
         Benchmark::Endpoint => {}
@@ -314,10 +322,23 @@ async fn seed(dir: &Path, count: usize) -> Result<Vec<PlainToken>> {
         .user_by_name(USER)
         .await?
         .ok_or("no user")?;
+    let kept = insert_tokens(instance.hub.store(), &user.id, count, now).await?;
+    instance.hub.store().close().await;
+    Ok(kept)
+}
+
+/// Inserts `count` manual tokens of `user_id` straight into the store (one transaction per
+/// 20 000, far faster than the API); returns the plaintexts of the first `LOAD_TOKENS`.
+async fn insert_tokens(
+    store: &Store,
+    user_id: &str,
+    count: usize,
+    now: chrono::DateTime<Utc>,
+) -> Result<Vec<PlainToken>> {
     let mut kept = Vec::new();
     let mut made = 0;
     while made < count {
-        let mut tx = instance.hub.store().begin().await?;
+        let mut tx = store.begin().await?;
         for _ in 0..(count - made).min(20_000) {
             let token = PlainToken::generate();
             let (digest, hint) = (token.digest(), token.hint());
@@ -326,7 +347,7 @@ async fn seed(dir: &Path, count: usize) -> Result<Vec<PlainToken>> {
                 &mut tx,
                 &NewToken {
                     uuid: uuid::Uuid::new_v4(),
-                    user_id: &user.id,
+                    user_id,
                     digest: digest.as_str(),
                     hint: &hint,
                     label: &label,
@@ -347,7 +368,6 @@ async fn seed(dir: &Path, count: usize) -> Result<Vec<PlainToken>> {
         }
         tx.commit().await?;
     }
-    instance.hub.store().close().await;
     Ok(kept)
 }
 
