@@ -262,12 +262,17 @@ async fn restore_without_a_stored_session_is_nothing() {
 async fn an_ended_session_is_cleaned_up_on_restore() {
     let (hub, keyring, home) = setup().await;
     sign_in_ann(&hub, &keyring, &home).await;
-    // Someone else uses the refresh token: the stored one is spent.
+    // Someone else uses the refresh token, then its successor: the stored one is spent, past
+    // the one retry a lost answer is allowed.
     let session = session_entry(&keyring, &hub).unwrap();
-    hub.client()
+    let next = hub
+        .client()
         .refresh(session["refresh_token"].as_str().unwrap())
         .await
+        .unwrap()
+        .refresh_token
         .unwrap();
+    hub.client().refresh(&next).await.unwrap();
 
     let err = desktop(&keyring, &home)
         .restore(&hub.url)
