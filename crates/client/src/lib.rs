@@ -40,6 +40,8 @@ pub const ALL_TOKENS_PAGE_SIZE: u32 = 100;
 /// rather than read into memory, so a broken or hostile server cannot exhaust it within
 /// the timeout.
 pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+/// Pages [`HubClient::list_all_tokens`] asks for at once (hubkeyd answers pages in parallel).
+pub const PARALLEL_PAGES: usize = 4;
 /// Pages [`HubClient::list_all_tokens`] reads before deciding the server is looping.
 const MAX_PAGES: usize = 10_000;
 
@@ -282,17 +284,50 @@ impl HubClient {
         self.get_json(url).await
     }
 
-    /// Every token of the account, newest first, following the server's `next` links.
+    /// Every token of the account, newest first. After the first page (which gives the
+    /// count) the other pages are asked [`PARALLEL_PAGES`] at a time; tokens made or deleted
+    /// meanwhile may shift the pages, so a token seen twice is kept once and the server's
+    /// `next` links are followed from the last page to the end.
     pub async fn list_all_tokens(&self) -> Result<Vec<AccessToken>, ClientError> {
-        let mut page = self.list_tokens(1, ALL_TOKENS_PAGE_SIZE).await?;
+        use futures_util::{StreamExt, TryStreamExt};
+
+        let first = self.list_tokens(1, ALL_TOKENS_PAGE_SIZE).await?;
         let mut tokens = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut keep = |page: AccessTokenPage, tokens: &mut Vec<AccessToken>| {
+            tokens.extend(page.results.into_iter().filter(|t| seen.insert(t.uuid)));
+            page.next
+        };
+        let pages = first
+            .count
+            .div_ceil(u64::from(ALL_TOKENS_PAGE_SIZE))
+            .min(MAX_PAGES as u64);
+        let mut next = keep(first, &mut tokens);
+        if next.is_some() && pages > 1 {
+            let last = u32::try_from(pages).unwrap_or(u32::MAX);
+            let rest: Vec<Option<AccessTokenPage>> = futures_util::stream::iter(2..=last)
+                .map(|page| async move {
+                    match self.list_tokens(page, ALL_TOKENS_PAGE_SIZE).await {
+                        Ok(page) => Ok(Some(page)),
+                        // Tokens were deleted meanwhile: the list ends sooner.
+                        Err(ClientError::NotFound { .. }) => Ok(None),
+                        Err(err) => Err(err),
+                    }
+                })
+                .buffered(PARALLEL_PAGES)
+                .try_collect()
+                .await?;
+            next = None;
+            for page in rest.into_iter().flatten() {
+                next = keep(page, &mut tokens);
+            }
+        }
         for _ in 0..MAX_PAGES {
-            tokens.append(&mut page.results);
-            let Some(next) = page.next else {
+            let Some(link) = next else {
                 return Ok(tokens);
             };
-            let url = self.same_origin(&next)?;
-            page = self.get_json(url).await?;
+            let page: AccessTokenPage = self.get_json(self.same_origin(&link)?).await?;
+            next = keep(page, &mut tokens);
         }
         Err(ClientError::NotAHub {
             status: 200,
