@@ -44,8 +44,6 @@ pub fn run() {
             app.manage(desktop);
             app.manage(watcher::Watcher::default());
             tray::build(app.handle())?;
-            #[cfg(target_os = "linux")]
-            software_rendering(app.handle());
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
@@ -73,22 +71,6 @@ pub fn run() {
             eprintln!("hubkey: {err}");
         }
         std::process::exit(1);
-    }
-}
-
-/// Draws the window without GPU compositing. The screens are forms and one table, which
-/// software rendering draws at full speed, and it saves the web process about a third of its
-/// memory (`scripts/bench desktop`); it also spares the app the GPU driver quirks that leave
-/// WebKitGTK windows blank on some machines.
-#[cfg(target_os = "linux")]
-fn software_rendering(app: &tauri::AppHandle) {
-    use webkit2gtk::{HardwareAccelerationPolicy, SettingsExt, WebViewExt};
-    if let Some(window) = app.get_webview_window("main") {
-        let _ = window.with_webview(|webview| {
-            if let Some(settings) = webview.inner().settings() {
-                settings.set_hardware_acceleration_policy(HardwareAccelerationPolicy::Never);
-            }
-        });
     }
 }
 
