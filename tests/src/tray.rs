@@ -47,14 +47,7 @@ impl NotifyMonitor {
             _dir: dir,
         };
         // dbus-monitor prints its own NameAcquired signal once it is a monitor.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !std::fs::read_to_string(&this.log)
-            .unwrap_or_default()
-            .contains("NameAcquired")
-        {
-            assert!(Instant::now() < deadline, "dbus-monitor did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_line(&this.log, "NameAcquired", "dbus-monitor did not start");
         this
     }
 
@@ -175,17 +168,7 @@ impl NotificationServer {
             log,
             _dir: dir,
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !std::fs::read_to_string(&this.log)
-            .unwrap_or_default()
-            .contains("ready")
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the notification server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_line(&this.log, "ready", "the notification server did not start");
         this
     }
 
@@ -229,6 +212,18 @@ impl Drop for NotificationServer {
     fn drop(&mut self) {
         let _ = self.server.kill();
         let _ = self.server.wait();
+    }
+}
+
+/// Waits up to 10 s for `log` (a helper's output) to hold `wanted`; panics with `failure`.
+fn wait_for_line(log: &Path, wanted: &str, failure: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .contains(wanted)
+    {
+        assert!(Instant::now() < deadline, "{failure}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -63,6 +63,16 @@ async fn shown_value(app: &DesktopApp) -> String {
         .expect("a value")
 }
 
+/// The app's own auto token (the only auto token of these tests), as the server has it.
+async fn own_auto_token(ann: &HubClient) -> hubkey_api::AccessToken {
+    ann.list_all_tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|token| token.generated_by == Origin::Auto)
+        .expect("this device's auto token")
+}
+
 async fn is_active(ann: &HubClient, uuid: Uuid) -> bool {
     ann.get_token(uuid).await.unwrap().is_active
 }
@@ -78,13 +88,7 @@ async fn security_screen_lists_and_manages_every_token() {
     let ann = hub.sign_in("ann", PASSWORD).await;
     let ci = manual_token(&ann, "ci pipeline", Scope::Write).await;
     let backup = manual_token(&ann, "nightly backup", Scope::Read).await;
-    let auto = ann
-        .list_all_tokens()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|token| token.generated_by == Origin::Auto)
-        .expect("this device's auto token");
+    let auto = own_auto_token(&ann).await;
 
     // Every token, with its origin; the app's own token is marked.
     app.click("#nav-security").await;
@@ -483,13 +487,7 @@ async fn screen_actions_reach_the_registry_exports_match_and_the_feed_refreshes(
     }
 
     // Deleting this device's own token offers to sign in again, which leads to sign-in.
-    let own = ann
-        .list_all_tokens()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|token| token.generated_by == Origin::Auto)
-        .expect("this device's auto token");
+    let own = own_auto_token(&ann).await;
     app.click(&format!("{} [data-action=delete]", row(own.uuid)))
         .await;
     app.click("#confirm-delete").await;
