@@ -97,15 +97,12 @@ pub async fn export_tokens(
 ) -> Result<Option<ExportReport>> {
     let export = desktop.export_tokens(&server_url(&app)?, format).await?;
     let (chosen, picked) = tokio::sync::oneshot::channel();
-    let (filter_name, extension) = match format {
-        ExportFormat::Csv => ("CSV", "csv"),
-        ExportFormat::Json => ("JSON", "json"),
-    };
+    let extension = format.extension();
     app.dialog()
         .file()
         .set_title("Export tokens")
         .set_file_name(&export.suggested_name)
-        .add_filter(filter_name, &[extension])
+        .add_filter(extension.to_uppercase(), &[extension])
         .save_file(move |path| {
             let _ = chosen.send(path);
         });

@@ -17,8 +17,8 @@ use hubkey_e2e::faults::{Fault, FaultProxy, Tmpfs};
 use hubkey_e2e::Hubkeyd;
 
 use crate::desktop_core::{
-    assert_handed_off, auto_tokens, desktop, hub, keyring, signed_in, stored_token, DockerHome,
-    Keyring, PASSWORD, REGISTRY,
+    assert_handed_off, auto_tokens, desktop, hub, keyring, sign_in_ann, signed_in, stored_token,
+    DockerHome, Keyring, PASSWORD, REGISTRY,
 };
 
 /// The settings of the hub `hub()` starts, to start it again on the same port and data.
@@ -339,12 +339,7 @@ async fn a_locked_keyring_is_reported_and_unlocking_restores_the_session() {
     let hub = hub().await;
     let keyring = keyring();
     let home = DockerHome::new();
-    signed_in(
-        desktop(&keyring, &home)
-            .sign_in(&hub.url, "ann", PASSWORD)
-            .await
-            .unwrap(),
-    );
+    sign_in_ann(&hub, &keyring, &home).await;
     let before = local(&keyring, &hub.url, &home);
 
     keyring.session.lock();
@@ -383,12 +378,7 @@ async fn a_keyring_that_goes_away_is_reported_and_its_return_restores_the_sessio
     let hub = hub().await;
     let mut keyring = keyring();
     let home = DockerHome::new();
-    signed_in(
-        desktop(&keyring, &home)
-            .sign_in(&hub.url, "ann", PASSWORD)
-            .await
-            .unwrap(),
-    );
+    sign_in_ann(&hub, &keyring, &home).await;
     let before = local(&keyring, &hub.url, &home);
 
     keyring.session.stop_secret_service();

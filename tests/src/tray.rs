@@ -62,16 +62,7 @@ impl NotifyMonitor {
         limit: Duration,
         wanted: impl Fn(&Notification) -> bool,
     ) -> Option<Notification> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(found) = self.notifications().into_iter().find(|n| wanted(n)) {
-                return Some(found);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        first_match(limit, || self.notifications(), wanted).await
     }
 }
 
@@ -187,16 +178,7 @@ impl NotificationServer {
         limit: Duration,
         wanted: impl Fn(&Received) -> bool,
     ) -> Option<Received> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(found) = self.received().into_iter().find(|n| wanted(n)) {
-                return Some(found);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        first_match(limit, || self.received(), wanted).await
     }
 
     /// Clicks notification `id` (its `action`, `default` for the body), as a person would.
@@ -212,6 +194,24 @@ impl Drop for NotificationServer {
     fn drop(&mut self) {
         let _ = self.server.kill();
         let _ = self.server.wait();
+    }
+}
+
+/// Reads `seen` every 100 ms for up to `limit` until one item matches `wanted`.
+async fn first_match<T>(
+    limit: Duration,
+    seen: impl Fn() -> Vec<T>,
+    wanted: impl Fn(&T) -> bool,
+) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(found) = seen().into_iter().find(|item| wanted(item)) {
+            return Some(found);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -128,6 +128,11 @@ impl Hub {
         self
     }
 
+    /// The bearer lifetime in seconds, as `expires_in` says it.
+    fn access_ttl_seconds(&self) -> u64 {
+        u64::try_from(self.access_ttl.num_seconds()).unwrap_or(0)
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -282,7 +287,7 @@ impl Hub {
         Ok(LoginResponse {
             token: session::mint(&self.keys, &caller, now, now + self.access_ttl)?,
             refresh_token: Some(next),
-            expires_in: Some(u64::try_from(self.access_ttl.num_seconds()).unwrap_or(0)),
+            expires_in: Some(self.access_ttl_seconds()),
         })
     }
 
@@ -631,7 +636,7 @@ impl Hub {
         Ok(LoginResponse {
             token: session::mint(&self.keys, &caller, now, now + self.access_ttl)?,
             refresh_token: Some(refresh),
-            expires_in: Some(u64::try_from(self.access_ttl.num_seconds()).unwrap_or(0)),
+            expires_in: Some(self.access_ttl_seconds()),
         })
     }
 
