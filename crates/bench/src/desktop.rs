@@ -25,7 +25,9 @@
 //!   process and all its descendants (WebKitWebProcess, WebKitNetworkProcess…), found by
 //!   walking `/proc` from this process; the peak over the whole run (launch, Security screen
 //!   with 10 000 tokens painted, then 2 s idle). The bare window is sampled the same way
-//!   over launch, first paint and the same 2 s, alternately with the app.
+//!   over launch, first paint and the same 2 s, alternately with the app. Each process's
+//!   share at the peak sample is printed too; `--smaps DIR` keeps every process's
+//!   `/proc/PID/smaps` and thread names from the end of each memory run.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -126,11 +128,14 @@ struct Options {
     runs: usize,
     memory_runs: usize,
     large: usize,
+    /// Where to write every process's `/proc/PID/smaps` at the end of each memory run.
+    smaps: Option<PathBuf>,
 }
 
 fn options(mut args: impl Iterator<Item = String>) -> Result<Options> {
     let (mut app, mut bare) = (None, None);
     let (mut runs, mut memory_runs, mut large) = (5, 3, 10_000);
+    let mut smaps = None;
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
@@ -139,17 +144,19 @@ fn options(mut args: impl Iterator<Item = String>) -> Result<Options> {
             "--runs" => runs = value.parse()?,
             "--memory-runs" => memory_runs = value.parse()?,
             "--large" => large = value.parse()?,
+            "--smaps" => smaps = Some(PathBuf::from(value)),
             other => return Err(format!("unknown flag {other}").into()),
         }
     }
     let usage = "usage: hubkey-bench desktop --app PATH/TO/hubkey \
-                 --bare PATH/TO/hubkey-bare-window [--runs N] [--memory-runs N] [--large N]";
+                 --bare PATH/TO/hubkey-bare-window [--runs N] [--memory-runs N] [--large N] [--smaps DIR]";
     Ok(Options {
         app: app.ok_or(usage)?.canonicalize()?,
         bare: bare.ok_or(usage)?.canonicalize()?,
         runs: runs.max(1),
         memory_runs: memory_runs.max(1),
         large: large.max(SMALL),
+        smaps,
     })
 }
 
@@ -196,12 +203,17 @@ pub async fn run(args: impl Iterator<Item = String>) -> Result<()> {
             options.memory_runs, options.large
         );
         let sampler = Sampler::start(&options.app);
+        let smaps = options.smaps.as_ref().map(|dir| dir.join(format!("app-{run}")));
+        let stay = Stay { time: SETTLE, smaps };
         let (_, back) =
-            security_screen(&keyring, &hub.url, home, &options.app, &clock, SETTLE).await?;
+            security_screen(&keyring, &hub.url, home, &options.app, &clock, stay).await?;
         app_memory.push(sampler.stop());
         home = back;
         let sampler = Sampler::start(&options.bare);
-        let (launch, back) = bare_window(&keyring, &hub.url, home, &options.bare, &clock).await?;
+        let smaps = options.smaps.as_ref().map(|dir| dir.join(format!("bare-{run}")));
+        let stay = Stay { time: SETTLE, smaps };
+        let (launch, back) =
+            bare_window(&keyring, &hub.url, home, &options.bare, &clock, stay).await?;
         home = back;
         bare_launches.push(launch);
         bare_memory.push(sampler.stop());
@@ -235,8 +247,12 @@ async fn launches(
             "launch {run}/{}: Security screen with {tokens} tokens",
             options.runs
         );
+        let stay = Stay {
+            time: Duration::ZERO,
+            smaps: None,
+        };
         let (screen, back) =
-            security_screen(keyring, url, home, &options.app, clock, Duration::ZERO).await?;
+            security_screen(keyring, url, home, &options.app, clock, stay).await?;
         home = back;
         screens.push(screen);
     }
@@ -268,15 +284,47 @@ impl Screen {
     }
 }
 
+/// How long a run stays on its final screen before quitting, and where to write its
+/// processes' smaps then.
+struct Stay {
+    time: Duration,
+    smaps: Option<PathBuf>,
+}
+
+impl Stay {
+    async fn wait(self, binary: &Path) -> Result<()> {
+        tokio::time::sleep(self.time).await;
+        if let Some(dir) = self.smaps {
+            std::fs::create_dir_all(&dir)?;
+            for process in app_processes(binary) {
+                let name = format!("{}-{}.smaps", process.name, process.pid);
+                if let Ok(text) = std::fs::read_to_string(format!("/proc/{}/smaps", process.pid)) {
+                    std::fs::write(dir.join(name), text)?;
+                }
+                let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", process.pid))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+                    .collect();
+                let name = format!("{}-{}.threads", process.name, process.pid);
+                std::fs::write(dir.join(name), threads.concat())?;
+            }
+            eprintln!("smaps written to {}", dir.display());
+        }
+        Ok(())
+    }
+}
+
 /// Launches the app in `home`, opens Security, waits for its rows to be painted, stays
-/// there `stay`, quits.
+/// there as `stay` says, quits.
 async fn security_screen(
     keyring: &KeyringSession,
     url: &str,
     home: TempDir,
     binary: &Path,
     clock: &Clock,
-    stay: Duration,
+    stay: Stay,
 ) -> Result<(Screen, TempDir)> {
     let app = DesktopApp::start_binary(keyring, url, home, binary).await;
     app.wait_for("#nav-security").await;
@@ -311,7 +359,7 @@ async fn security_screen(
         count: marks["count"].as_str().unwrap_or("?").to_owned(),
         dom_rows: marks["domRows"].as_u64().unwrap_or(0),
     };
-    tokio::time::sleep(stay).await;
+    stay.wait(binary).await?;
     Ok((screen, app.quit().await))
 }
 
@@ -321,13 +369,15 @@ struct BareLaunch {
     loaded: f64,
 }
 
-/// Launches the bare window in `home`, waits for its page to be painted, stays `SETTLE`, quits.
+/// Launches the bare window in `home`, waits for its page to be painted, stays as `stay`
+/// says, quits.
 async fn bare_window(
     keyring: &KeyringSession,
     url: &str,
     home: TempDir,
     binary: &Path,
     clock: &Clock,
+    stay: Stay,
 ) -> Result<(BareLaunch, TempDir)> {
     let app = DesktopApp::start_binary(keyring, url, home, binary).await;
     app.wait_for("body p").await;
@@ -350,7 +400,7 @@ async fn bare_window(
         page_start: origin - spawned,
         loaded: origin + number(&marks, "loaded")? - spawned,
     };
-    tokio::time::sleep(SETTLE).await;
+    stay.wait(binary).await?;
     Ok((launch, app.quit().await))
 }
 
@@ -449,14 +499,21 @@ fn report(tokens: usize, small: &[Screen], large: &[Screen], app: &[Peak], bare:
             pss.join(", ")
         );
         if let Some(last) = peaks.last() {
-            let each: Vec<String> = last
-                .processes
-                .iter()
-                .map(|(process, kib)| format!("{process} {:.1}", *kib as f64 / 1024.0))
-                .collect();
+            let mib = |processes: &BTreeMap<String, u64>| {
+                let each: Vec<String> = processes
+                    .iter()
+                    .map(|(process, kib)| format!("{process} {:.1}", *kib as f64 / 1024.0))
+                    .collect();
+                each.join(", ")
+            };
             println!(
                 "    highest PSS per process, last run (MiB): {}",
-                each.join(", ")
+                mib(&last.processes)
+            );
+            println!(
+                "    at the peak, {:.1} s into the last run (MiB): {}",
+                last.peak_after.as_secs_f64(),
+                mib(&last.at_peak)
             );
         }
     }
@@ -547,6 +604,9 @@ struct Peak {
     samples: usize,
     /// The highest PSS of each process, by name (peaks need not coincide).
     processes: BTreeMap<String, u64>,
+    /// Each process's PSS in the sample with the highest sum, and when that was.
+    at_peak: BTreeMap<String, u64>,
+    peak_after: Duration,
 }
 
 /// Samples the memory of a program's processes on a thread until stopped.
@@ -565,22 +625,29 @@ impl Sampler {
             let mut peak = Peak::default();
             let mut processes = Vec::new();
             let mut scanned: Option<Instant> = None;
+            let started = Instant::now();
             while !stopped.load(Ordering::Relaxed) {
                 if scanned.is_none_or(|at| at.elapsed() >= RESCAN_EVERY) {
                     processes = app_processes(&binary);
                     scanned = Some(Instant::now());
                 }
                 let (mut pss, mut rss) = (0, 0);
+                let mut each = BTreeMap::new();
                 for process in &processes {
                     if let Some((p, r)) = memory(process.pid) {
                         pss += p;
                         rss += r;
+                        *each.entry(process.name.clone()).or_default() += p;
                         let highest = peak.processes.entry(process.name.clone()).or_default();
                         *highest = (*highest).max(p);
                     }
                 }
                 if !processes.is_empty() {
                     peak.samples += 1;
+                    if pss > peak.pss_kib {
+                        peak.at_peak = each;
+                        peak.peak_after = started.elapsed();
+                    }
                     peak.pss_kib = peak.pss_kib.max(pss);
                     peak.rss_kib = peak.rss_kib.max(rss);
                 }
