@@ -2,8 +2,10 @@
 //! [`hubkey_desktop::Desktop`] (the core, testable without a window) and back; the webview
 //! never sees a secret, only accounts, settings and `{code, message}` errors.
 
+mod ascii_json;
 mod commands;
 mod ipc_audit;
+mod memory;
 mod security;
 mod settings;
 mod tray;
