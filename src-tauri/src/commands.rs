@@ -39,9 +39,6 @@ pub enum CommandError {
     /// The app's own settings file could not be read or written.
     #[error("The app's settings could not be saved: {0}")]
     Settings(String),
-    /// An answer could not be written as JSON (a bug of ours, not the person's doing).
-    #[error("The app could not prepare its answer: {0}")]
-    Answer(String),
 }
 
 /// What a failed command rejects with in the UI: a stable code to branch on and a message
@@ -64,7 +61,6 @@ impl From<&CommandError> for ErrorBody {
             }
             CommandError::Desktop(desktop) => (desktop.code(), None),
             CommandError::Settings(_) => ("settings_unavailable", None),
-            CommandError::Answer(_) => ("internal", None),
         };
         ErrorBody {
             code: code.to_owned(),

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use hubkey_desktop::{CreatedToken, Desktop, DesktopError, ExportFormat, TokenRow, TokenScope};
 use serde::Serialize;
-use tauri::ipc::Response;
+use tauri::ipc::{Channel, InvokeResponseBody};
 use tauri::{AppHandle, State};
 use tauri_plugin_dialog::DialogExt;
 use ts_rs::TS;
@@ -29,17 +29,28 @@ fn token_id(uuid: &str) -> Result<uuid::Uuid> {
     })
 }
 
-/// Every token of the account, as JSON `TokenRow[]`. Serialised here rather than by Tauri:
-/// in ASCII, so the webview holds the body in half the memory (`ascii_json`), and so that the
-/// pages and rows it was made from are freed, and given back, before the answer leaves (with
-/// 10 000 tokens they would otherwise stay resident).
+/// Every token of the account, sent over `chunks` as JSON `TokenChunk`s (see
+/// `Desktop::list_tokens_in_chunks`); answers how many rows the listing sent, which the UI
+/// checks. In chunks, and in ASCII (`ascii_json`), so the webview never holds the whole list
+/// as one string, let alone at two bytes per character; afterwards the memory the pages and
+/// rows took is given back (with 10 000 tokens it would otherwise stay resident).
 #[tauri::command]
-pub async fn list_tokens(app: AppHandle, desktop: State<'_, Desktop>) -> Result<Response> {
-    let rows: Vec<TokenRow> = desktop.list_tokens(&server_url(&app)?).await?;
-    let json = ascii_json::to_string(&rows).map_err(|err| CommandError::Answer(err.to_string()))?;
-    drop(rows);
+pub async fn list_tokens(
+    app: AppHandle,
+    desktop: State<'_, Desktop>,
+    chunks: Channel<InvokeResponseBody>,
+) -> Result<usize> {
+    let listed = desktop
+        .list_tokens_in_chunks(&server_url(&app)?, |chunk| {
+            // A chunk that cannot be sent (the window closed) leaves the UI's count check to
+            // notice; rows always serialise (strings, numbers and dates).
+            if let Ok(json) = ascii_json::to_string(&chunk) {
+                let _ = chunks.send(InvokeResponseBody::Json(json));
+            }
+        })
+        .await;
     memory::give_back_freed();
-    Ok(Response::new(json))
+    Ok(listed?)
 }
 
 #[tauri::command]

@@ -460,6 +460,63 @@ mod tokens {
             .all(|row| !row.this_device && row.scope_words == "read"));
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_list_comes_in_chunks_of_a_thousand_rows_in_the_lists_order() {
+        let (hub, keyring, home) = setup().await;
+        let app = signed_in_desktop(&hub, &keyring, &home).await;
+        let ann = hub.sign_in("ann", PASSWORD).await;
+        let made: Vec<usize> = (0..2_105).collect();
+        for batch in made.chunks(16) {
+            futures_util::future::join_all(batch.iter().map(|n| {
+                let (ann, label) = (&ann, format!("script {n}"));
+                async move { hubkey_e2e::server::manual_token(ann, &label, Scope::Read).await }
+            }))
+            .await;
+        }
+
+        let chunks = std::sync::Mutex::new(Vec::new());
+        let count = app
+            .list_tokens_in_chunks(&hub.url, |chunk| chunks.lock().unwrap().push(chunk))
+            .await
+            .unwrap();
+        let chunks = chunks.into_inner().unwrap();
+        let sizes: Vec<usize> = chunks.iter().map(|chunk| chunk.rows.len()).collect();
+        assert_eq!(
+            sizes,
+            [1_000, 1_000, 106],
+            "2 105 manual tokens and this device's"
+        );
+        let marks: Vec<(bool, bool)> = chunks.iter().map(|c| (c.restart, c.last)).collect();
+        assert_eq!(marks, [(true, false), (false, false), (false, true)]);
+        assert_eq!(count, 2_106);
+
+        // The same rows, in the same order, as the list in one piece.
+        let streamed: Vec<_> = chunks.into_iter().flat_map(|chunk| chunk.rows).collect();
+        let whole = app.list_tokens(&hub.url).await.unwrap();
+        assert_eq!(streamed, whole);
+        let distinct: std::collections::HashSet<_> = streamed.iter().map(|r| r.uuid).collect();
+        assert_eq!(distinct.len(), streamed.len());
+    }
+
+    #[tokio::test]
+    async fn an_empty_list_is_one_last_chunk() {
+        let (hub, keyring, home) = setup().await;
+        let app = signed_in_desktop(&hub, &keyring, &home).await;
+        let own = auto_tokens(&hub).await;
+        assert_eq!(own.len(), 1);
+        app.delete_token(&hub.url, own[0].uuid).await.unwrap();
+
+        let chunks = std::sync::Mutex::new(Vec::new());
+        let count = app
+            .list_tokens_in_chunks(&hub.url, |chunk| chunks.lock().unwrap().push(chunk))
+            .await
+            .unwrap();
+        let chunks = chunks.into_inner().unwrap();
+        assert_eq!(count, 0);
+        assert_eq!(chunks.len(), 1);
+        assert!(chunks[0].restart && chunks[0].last && chunks[0].rows.is_empty());
+    }
+
     #[tokio::test]
     async fn deactivate_reactivate_and_delete_reach_the_server() {
         let (hub, keyring, home) = setup().await;

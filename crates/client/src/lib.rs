@@ -284,28 +284,46 @@ impl HubClient {
         self.get_json(url).await
     }
 
-    /// Every token of the account, newest first. After the first page (which gives the
-    /// count) the other pages are asked [`PARALLEL_PAGES`] at a time; tokens made or deleted
-    /// meanwhile may shift the pages, so a token seen twice is kept once and the server's
-    /// `next` links are followed from the last page to the end.
+    /// Every token of the account, newest first; see [`HubClient::for_each_token_page`].
     pub async fn list_all_tokens(&self) -> Result<Vec<AccessToken>, ClientError> {
+        let mut tokens = Vec::new();
+        self.for_each_token_page(|page| tokens.extend(page)).await?;
+        Ok(tokens)
+    }
+
+    /// Hands `each` every token of the account, newest first, a page at a time as the pages
+    /// arrive (so a caller can pass them on without holding the whole list). After the first
+    /// page (which gives the count) the other pages are asked [`PARALLEL_PAGES`] at a time;
+    /// tokens made or deleted meanwhile may shift the pages, so a token seen twice is handed
+    /// over once and the server's `next` links are followed from the last page to the end.
+    /// Answers how many tokens were handed over.
+    pub async fn for_each_token_page(
+        &self,
+        mut each: impl FnMut(Vec<AccessToken>),
+    ) -> Result<usize, ClientError> {
         use futures_util::{StreamExt, TryStreamExt};
 
-        let first = self.list_tokens(1, ALL_TOKENS_PAGE_SIZE).await?;
-        let mut tokens = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        let mut keep = |page: AccessTokenPage, tokens: &mut Vec<AccessToken>| {
-            tokens.extend(page.results.into_iter().filter(|t| seen.insert(t.uuid)));
+        let mut keep = |page: AccessTokenPage| {
+            let fresh: Vec<AccessToken> = page
+                .results
+                .into_iter()
+                .filter(|t| seen.insert(t.uuid))
+                .collect();
+            if !fresh.is_empty() {
+                each(fresh);
+            }
             page.next
         };
+        let first = self.list_tokens(1, ALL_TOKENS_PAGE_SIZE).await?;
         let pages = first
             .count
             .div_ceil(u64::from(ALL_TOKENS_PAGE_SIZE))
             .min(MAX_PAGES as u64);
-        let mut next = keep(first, &mut tokens);
+        let mut next = keep(first);
         if next.is_some() && pages > 1 {
             let last = u32::try_from(pages).unwrap_or(u32::MAX);
-            let rest: Vec<Option<AccessTokenPage>> = futures_util::stream::iter(2..=last)
+            let mut rest = futures_util::stream::iter(2..=last)
                 .map(|page| async move {
                     match self.list_tokens(page, ALL_TOKENS_PAGE_SIZE).await {
                         Ok(page) => Ok(Some(page)),
@@ -314,20 +332,20 @@ impl HubClient {
                         Err(err) => Err(err),
                     }
                 })
-                .buffered(PARALLEL_PAGES)
-                .try_collect()
-                .await?;
+                .buffered(PARALLEL_PAGES);
             next = None;
-            for page in rest.into_iter().flatten() {
-                next = keep(page, &mut tokens);
+            while let Some(page) = rest.try_next().await? {
+                if let Some(page) = page {
+                    next = keep(page);
+                }
             }
         }
         for _ in 0..MAX_PAGES {
             let Some(link) = next else {
-                return Ok(tokens);
+                return Ok(seen.len());
             };
             let page: AccessTokenPage = self.get_json(self.same_origin(&link)?).await?;
-            next = keep(page, &mut tokens);
+            next = keep(page);
         }
         Err(ClientError::NotAHub {
             status: 200,

@@ -28,7 +28,9 @@ pub use session::{
     SESSION_ACCOUNT_PREFIX,
 };
 pub use settings_file::{SettingsError, SettingsFile};
-pub use tokens::{CreatedToken, DayUse, TokenOrigin, TokenRow, TokenScope, TokenStatus};
+pub use tokens::{
+    CreatedToken, DayUse, TokenChunk, TokenOrigin, TokenRow, TokenScope, TokenStatus, CHUNK_ROWS,
+};
 pub use watcher::{
     next_delay, poll_once, NotificationEvent, PrunedToken, WatchCursor, WatchOutcome,
 };

@@ -129,6 +129,24 @@ pub struct TokenRow {
     pub usage: Vec<DayUse>,
 }
 
+/// A part of the token list on its way to the Security screen
+/// ([`Desktop::list_tokens_in_chunks`]).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenChunk {
+    /// The first chunk of a listing: rows received before it belong to an attempt that was
+    /// started over (after the session was renewed) and are dropped.
+    pub restart: bool,
+    /// The last chunk of the listing.
+    pub last: bool,
+    /// The next rows, in the list's order.
+    pub rows: Vec<TokenRow>,
+}
+
+/// Rows per [`TokenChunk`]: the webview parses each chunk's JSON on its own, so the largest
+/// transient string it holds is a chunk's (about 0.4 MiB), not the whole list's.
+pub const CHUNK_ROWS: usize = 1_000;
+
 impl TokenRow {
     /// The row of `token`; `this_device` is the app's own auto token.
     pub fn new(token: &AccessToken, this_device: Option<Uuid>) -> Self {
@@ -209,6 +227,43 @@ impl Desktop {
                 .iter()
                 .map(|token| TokenRow::new(token, this_device))
                 .collect())
+        })
+        .await
+    }
+
+    /// The same list handed to `send` in [`TokenChunk`]s of [`CHUNK_ROWS`] rows as the pages
+    /// arrive (at least one chunk, the last one marked); answers how many rows the final
+    /// attempt sent. If the session has to be renewed midway the listing starts over, with a
+    /// chunk marked `restart`.
+    pub async fn list_tokens_in_chunks(
+        &self,
+        server_url: &str,
+        send: impl Fn(TokenChunk) + Sync,
+    ) -> Result<usize, DesktopError> {
+        let send = &send;
+        self.with_session(server_url, |client, this_device| async move {
+            let mut rows = Vec::new();
+            let mut restart = true;
+            let count = client
+                .for_each_token_page(|page| {
+                    rows.extend(page.iter().map(|token| TokenRow::new(token, this_device)));
+                    if rows.len() >= CHUNK_ROWS {
+                        let rows = std::mem::take(&mut rows);
+                        send(TokenChunk {
+                            restart,
+                            last: false,
+                            rows,
+                        });
+                        restart = false;
+                    }
+                })
+                .await?;
+            send(TokenChunk {
+                restart,
+                last: true,
+                rows,
+            });
+            Ok(count)
         })
         .await
     }
