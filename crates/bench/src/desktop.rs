@@ -203,15 +203,27 @@ pub async fn run(args: impl Iterator<Item = String>) -> Result<()> {
             options.memory_runs, options.large
         );
         let sampler = Sampler::start(&options.app);
-        let smaps = options.smaps.as_ref().map(|dir| dir.join(format!("app-{run}")));
-        let stay = Stay { time: SETTLE, smaps };
+        let smaps = options
+            .smaps
+            .as_ref()
+            .map(|dir| dir.join(format!("app-{run}")));
+        let stay = Stay {
+            time: SETTLE,
+            smaps,
+        };
         let (_, back) =
             security_screen(&keyring, &hub.url, home, &options.app, &clock, stay).await?;
         app_memory.push(sampler.stop());
         home = back;
         let sampler = Sampler::start(&options.bare);
-        let smaps = options.smaps.as_ref().map(|dir| dir.join(format!("bare-{run}")));
-        let stay = Stay { time: SETTLE, smaps };
+        let smaps = options
+            .smaps
+            .as_ref()
+            .map(|dir| dir.join(format!("bare-{run}")));
+        let stay = Stay {
+            time: SETTLE,
+            smaps,
+        };
         let (launch, back) =
             bare_window(&keyring, &hub.url, home, &options.bare, &clock, stay).await?;
         home = back;
@@ -251,8 +263,7 @@ async fn launches(
             time: Duration::ZERO,
             smaps: None,
         };
-        let (screen, back) =
-            security_screen(keyring, url, home, &options.app, clock, stay).await?;
+        let (screen, back) = security_screen(keyring, url, home, &options.app, clock, stay).await?;
         home = back;
         screens.push(screen);
     }
