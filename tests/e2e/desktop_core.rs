@@ -427,7 +427,7 @@ async fn without_a_keyring_sign_in_fails_before_anything_is_created() {
 /// The Security screen's core, with this app signed in as ann.
 mod tokens {
     use hubkey_api::Scope;
-    use hubkey_desktop::{TokenOrigin, TokenScope, TokenStatus};
+    use hubkey_desktop::{TokenChunk, TokenOrigin, TokenScope, TokenStatus};
 
     use super::*;
 
@@ -460,6 +460,16 @@ mod tokens {
             .all(|row| !row.this_device && row.scope_words == "read"));
     }
 
+    /// The list as the Security screen gets it: the count and every chunk sent.
+    async fn in_chunks(app: &Desktop, hub: &Hubkeyd) -> (usize, Vec<TokenChunk>) {
+        let chunks = std::sync::Mutex::new(Vec::new());
+        let count = app
+            .list_tokens_in_chunks(&hub.url, |chunk| chunks.lock().unwrap().push(chunk))
+            .await
+            .unwrap();
+        (count, chunks.into_inner().unwrap())
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_list_comes_in_chunks_of_a_thousand_rows_in_the_lists_order() {
         let (hub, keyring, home) = setup().await;
@@ -474,12 +484,7 @@ mod tokens {
             .await;
         }
 
-        let chunks = std::sync::Mutex::new(Vec::new());
-        let count = app
-            .list_tokens_in_chunks(&hub.url, |chunk| chunks.lock().unwrap().push(chunk))
-            .await
-            .unwrap();
-        let chunks = chunks.into_inner().unwrap();
+        let (count, chunks) = in_chunks(&app, &hub).await;
         let sizes: Vec<usize> = chunks.iter().map(|chunk| chunk.rows.len()).collect();
         assert_eq!(
             sizes,
@@ -506,12 +511,7 @@ mod tokens {
         assert_eq!(own.len(), 1);
         app.delete_token(&hub.url, own[0].uuid).await.unwrap();
 
-        let chunks = std::sync::Mutex::new(Vec::new());
-        let count = app
-            .list_tokens_in_chunks(&hub.url, |chunk| chunks.lock().unwrap().push(chunk))
-            .await
-            .unwrap();
-        let chunks = chunks.into_inner().unwrap();
+        let (count, chunks) = in_chunks(&app, &hub).await;
         assert_eq!(count, 0);
         assert_eq!(chunks.len(), 1);
         assert!(chunks[0].restart && chunks[0].last && chunks[0].rows.is_empty());

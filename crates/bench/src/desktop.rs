@@ -339,11 +339,7 @@ async fn security_screen(
 ) -> Result<(Screen, TempDir)> {
     let app = DesktopApp::start_binary(keyring, url, home, binary).await;
     app.wait_for("#nav-security").await;
-    let pid = app_processes(binary)
-        .first()
-        .map(|process| process.pid)
-        .ok_or("the app's process is not among this benchmark's descendants")?;
-    let spawned = clock.start_of(pid)?;
+    let spawned = spawned(binary, clock)?;
     app.webdriver.execute(PROBE, vec![]).await?;
     app.click("#nav-security").await;
     let mut painted = false;
@@ -392,11 +388,7 @@ async fn bare_window(
 ) -> Result<(BareLaunch, TempDir)> {
     let app = DesktopApp::start_binary(keyring, url, home, binary).await;
     app.wait_for("body p").await;
-    let pid = app_processes(binary)
-        .first()
-        .map(|process| process.pid)
-        .ok_or("the bare window's process is not among this benchmark's descendants")?;
-    let spawned = clock.start_of(pid)?;
+    let spawned = spawned(binary, clock)?;
     app.webdriver.execute_async(NEXT_PAINT, vec![]).await?;
     let marks = app
         .webdriver
@@ -413,6 +405,15 @@ async fn bare_window(
     };
     stay.wait(binary).await?;
     Ok((launch, app.quit().await))
+}
+
+/// When the running process of `binary` that this benchmark started was spawned (wall-clock ms).
+fn spawned(binary: &Path, clock: &Clock) -> Result<f64> {
+    let pid = app_processes(binary)
+        .first()
+        .map(|process| process.pid)
+        .ok_or_else(|| format!("no {} among this benchmark's descendants", binary.display()))?;
+    clock.start_of(pid)
 }
 
 fn number(marks: &Value, name: &str) -> Result<f64> {
