@@ -203,27 +203,13 @@ pub async fn run(args: impl Iterator<Item = String>) -> Result<()> {
             options.memory_runs, options.large
         );
         let sampler = Sampler::start(&options.app);
-        let smaps = options
-            .smaps
-            .as_ref()
-            .map(|dir| dir.join(format!("app-{run}")));
-        let stay = Stay {
-            time: SETTLE,
-            smaps,
-        };
+        let stay = Stay::settled(options.smaps.as_deref(), &format!("app-{run}"));
         let (_, back) =
             security_screen(&keyring, &hub.url, home, &options.app, &clock, stay).await?;
         app_memory.push(sampler.stop());
         home = back;
         let sampler = Sampler::start(&options.bare);
-        let smaps = options
-            .smaps
-            .as_ref()
-            .map(|dir| dir.join(format!("bare-{run}")));
-        let stay = Stay {
-            time: SETTLE,
-            smaps,
-        };
+        let stay = Stay::settled(options.smaps.as_deref(), &format!("bare-{run}"));
         let (launch, back) =
             bare_window(&keyring, &hub.url, home, &options.bare, &clock, stay).await?;
         home = back;
@@ -259,11 +245,8 @@ async fn launches(
             "launch {run}/{}: Security screen with {tokens} tokens",
             options.runs
         );
-        let stay = Stay {
-            time: Duration::ZERO,
-            smaps: None,
-        };
-        let (screen, back) = security_screen(keyring, url, home, &options.app, clock, stay).await?;
+        let (screen, back) =
+            security_screen(keyring, url, home, &options.app, clock, Stay::NOT).await?;
         home = back;
         screens.push(screen);
     }
@@ -303,6 +286,20 @@ struct Stay {
 }
 
 impl Stay {
+    /// Quit as soon as the screen is painted.
+    const NOT: Stay = Stay {
+        time: Duration::ZERO,
+        smaps: None,
+    };
+
+    /// A memory run's stay: `SETTLE`, then the smaps into `smaps/name` if asked for.
+    fn settled(smaps: Option<&Path>, name: &str) -> Self {
+        Stay {
+            time: SETTLE,
+            smaps: smaps.map(|dir| dir.join(name)),
+        }
+    }
+
     async fn wait(self, binary: &Path) -> Result<()> {
         tokio::time::sleep(self.time).await;
         if let Some(dir) = self.smaps {
