@@ -37,6 +37,17 @@ describe('partialSignOut', () => {
     expect(notice?.message).toContain('Signed out on this computer, but not everywhere');
     expect(notice?.message).toContain('The server cannot be reached. Still cannot.');
   });
+
+  it('tells a reason shared by several steps once', () => {
+    const message = 'The server did not answer.';
+    const notice = partialSignOut({
+      not_done: [
+        { step: 'delete_auto_token', message },
+        { step: 'revoke_session', message },
+      ],
+    });
+    expect(notice?.message).toBe(`Signed out on this computer, but not everywhere: ${message}`);
+  });
 });
 
 describe('Session', () => {

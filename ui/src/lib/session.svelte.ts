@@ -16,12 +16,14 @@ export interface Notice {
 /** The commands the session uses (the real `ipc`, or a fake in the unit tests). */
 export type SessionCommands = Pick<typeof ipc, 'restore' | 'signOut'>;
 
-/** The notice for a sign-out that left steps undone, or null when it did everything. */
+/** The notice for a sign-out that left steps undone, or null when it did everything. Each
+ *  reason is told once (a server that did not answer fails several steps alike). */
 export function partialSignOut(report: SignOutReport): Notice | null {
   if (report.not_done.length === 0) return null;
+  const reasons = [...new Set(report.not_done.map((left) => left.message))];
   return {
     code: 'partial_sign_out',
-    message: `Signed out on this computer, but not everywhere: ${report.not_done.map((left) => left.message).join(' ')}`,
+    message: `Signed out on this computer, but not everywhere: ${reasons.join(' ')}`,
   };
 }
 
@@ -47,6 +49,8 @@ export class Session {
       this.notice = asCommandError(failure);
     } finally {
       this.loading = false;
+      // Read by `scripts/bench desktop` (launch to the first signed-in screen).
+      globalThis.performance?.mark?.('hubkey:restored');
     }
   }
 
