@@ -11,4 +11,7 @@ export default defineConfig({
     outDir: 'dist',
     emptyOutDir: true,
   },
+  // The unit tests (vitest, `npm test`) run the runes modules as the webview does: Svelte's
+  // browser build, so `$state` and `$derived` are reactive as in the app.
+  resolve: process.env.VITEST ? { conditions: ['browser'] } : undefined,
 });

@@ -9,6 +9,7 @@ mod webview_policy;
 use hubkey_api::Origin;
 use hubkey_e2e::desktop::DesktopApp;
 use hubkey_e2e::keyring::KeyringSession;
+use hubkey_e2e::pages::Screen;
 use hubkey_e2e::Hubkeyd;
 use hubkey_keyring::SecretStore;
 
@@ -38,32 +39,23 @@ async fn sign_in_hands_the_docker_cli_a_token_and_sign_out_takes_it_back() {
     .unwrap();
 
     // The remembered server is the one the app was pointed at.
+    let sign_in = app.sign_in_page();
     assert_eq!(
-        app.wait_for("#server-url")
-            .await
-            .prop("value")
-            .await
-            .unwrap()
-            .as_deref(),
+        sign_in.server_url().await.as_deref(),
         Some(hub.url.as_str())
     );
     app.screenshot("sign-in").await;
 
     // A wrong password is said so, specifically.
-    app.submit_password("ann", "not the password").await;
-    let error = app.wait_for("[data-testid=error]").await;
+    sign_in.submit_password("ann", "not the password").await;
     assert_eq!(
-        error.attr("data-code").await.unwrap().as_deref(),
+        sign_in.error_code().await.as_deref(),
         Some("wrong_credentials")
     );
     app.screenshot("sign-in-wrong-password").await;
 
-    app.sign_in("ann", PASSWORD).await;
-    let hand_off = app.wait_for("[data-testid=hand-off]").await;
-    assert_eq!(
-        hand_off.attr("data-state").await.unwrap().as_deref(),
-        Some("done")
-    );
+    let home = sign_in.sign_in("ann", PASSWORD).await;
+    assert_eq!(home.hand_off_state().await.as_deref(), Some("done"));
     app.screenshot("signed-in").await;
 
     // The server has this device's auto token ...
@@ -93,16 +85,12 @@ async fn sign_in_hands_the_docker_cli_a_token_and_sign_out_takes_it_back() {
     );
 
     // Settings say where secrets live.
-    app.click("#nav-settings").await;
-    assert!(app
-        .text("[data-testid=secret-store]")
-        .await
-        .contains("Secret Service"));
+    let settings = app.nav().settings().await;
+    assert!(settings.secret_store().await.contains("Secret Service"));
     app.screenshot("settings").await;
-    app.click("#nav-account").await;
+    let home = app.nav().account().await;
 
-    app.click("#sign-out").await;
-    app.wait_for("#username").await;
+    home.sign_out().await;
     assert!(ann
         .list_all_tokens()
         .await
@@ -128,15 +116,12 @@ async fn session_survives_a_restart_of_the_app() {
     keyring.install_env();
     let hub = hub_with_registry().await;
     let app = DesktopApp::start(&keyring, &hub.url).await;
-    app.sign_in("ann", PASSWORD).await;
+    app.sign_in_page().sign_in("ann", PASSWORD).await;
     let home = app.quit().await;
 
     // A new process over the same HOME and keyring opens signed in, without a password.
     let again = DesktopApp::start_in(&keyring, &hub.url, home).await;
-    assert_eq!(
-        again.text("[data-testid=signed-in]").await,
-        "Signed in as ann"
-    );
+    assert_eq!(again.home().signed_in_as().await, "Signed in as ann");
     again.screenshot("restored").await;
     let secret_store = hubkey_keyring::OsKeyring::new();
     assert!(secret_store.describe().contains("Secret Service"));
@@ -150,29 +135,59 @@ async fn two_factor_sign_in_takes_the_code_in_the_window() {
     let hub = hub_with_registry().await;
     let secret = hub.hub.enable_totp("ann").await.unwrap();
     let app = DesktopApp::start(&keyring, &hub.url).await;
-    app.submit_password("ann", PASSWORD).await;
-    app.wait_for("#code").await;
+    let sign_in = app.sign_in_page();
+    sign_in.submit_password("ann", PASSWORD).await;
+    sign_in.wait_for_code_step().await;
     app.screenshot("sign-in-code").await;
 
     let step = hubkeyd::totp::step_at(chrono::Utc::now().timestamp());
     // A code five steps away is never accepted.
-    app.fill("#code", &hubkeyd::totp::code_at_step(&secret, step + 5))
+    sign_in
+        .submit_code(&hubkeyd::totp::code_at_step(&secret, step + 5))
         .await;
-    app.click("#submit-code").await;
-    let error = app.wait_for("[data-testid=error]").await;
-    assert_eq!(
-        error.attr("data-code").await.unwrap().as_deref(),
-        Some("wrong_code")
-    );
+    assert_eq!(sign_in.error_code().await.as_deref(), Some("wrong_code"));
     app.screenshot("sign-in-wrong-code").await;
 
     let now = hubkeyd::totp::step_at(chrono::Utc::now().timestamp());
-    app.fill("#code", &hubkeyd::totp::code_at_step(&secret, now))
+    sign_in
+        .submit_code(&hubkeyd::totp::code_at_step(&secret, now))
         .await;
-    app.click("#submit-code").await;
+    assert_eq!(app.home().signed_in_as().await, "Signed in as ann");
+    app.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_out_the_server_did_not_hear_is_told_on_the_sign_in_screen() {
+    let keyring = KeyringSession::start();
+    keyring.install_env();
+    let hub = hub_with_registry().await;
+    let app = DesktopApp::start(&keyring, &hub.url).await;
+    let home = app.sign_in_page().sign_in("ann", PASSWORD).await;
+    assert!(app.nav().is_current(Screen::Account).await);
+
+    // The server goes away: this device's token cannot be deleted there, nor the session
+    // ended. The local side is still cleaned, and the person is told what was left.
+    let _data = hub.stop().await;
+    let sign_in = home.sign_out().await;
+    let notice = sign_in.notice().await;
     assert_eq!(
-        app.text("[data-testid=signed-in]").await,
-        "Signed in as ann"
+        notice.code.as_deref(),
+        Some("partial_sign_out"),
+        "{notice:?}"
+    );
+    assert!(
+        notice
+            .text
+            .starts_with("Signed out on this computer, but not everywhere:")
+            && notice.text.contains("did not answer"),
+        "{notice:?}"
+    );
+    app.screenshot("sign-out-partial").await;
+    assert!(
+        hubkey_keyring::docker::get(&hubkey_keyring::OsKeyring::new(), REGISTRY)
+            .unwrap()
+            .is_none(),
+        "the docker credential is erased all the same"
     );
     app.quit().await;
 }

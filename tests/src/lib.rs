@@ -10,6 +10,7 @@ pub mod desktop;
 pub mod faults;
 pub mod keyring;
 pub mod oci;
+pub mod pages;
 pub mod registry;
 pub mod server;
 pub mod tools;

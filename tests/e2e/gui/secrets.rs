@@ -224,14 +224,15 @@ async fn no_secret_reaches_a_file_or_the_webview_except_the_show_once_value() {
     let app = DesktopApp::start(&keyring, &hub.url).await;
 
     // Sign in with the password, then the authenticator's code.
-    app.submit_password(USER, PASSWORD).await;
-    app.wait_for("#code").await;
+    let sign_in = app.sign_in_page();
+    sign_in.submit_password(USER, PASSWORD).await;
+    sign_in.wait_for_code_step().await;
     let step = hubkeyd::totp::step_at(chrono::Utc::now().timestamp());
-    app.fill("#code", &hubkeyd::totp::code_at_step(&totp_secret, step))
+    sign_in
+        .submit_code(&hubkeyd::totp::code_at_step(&totp_secret, step))
         .await;
-    app.click("#submit-code").await;
     assert_eq!(
-        app.text("[data-testid=signed-in]").await,
+        app.home().signed_in_as().await,
         format!("Signed in as {USER}")
     );
     let store = OsKeyring::new();
@@ -255,51 +256,33 @@ async fn no_secret_reaches_a_file_or_the_webview_except_the_show_once_value() {
         .to_owned();
 
     // A manual token: created, its value read once, deactivated, then deleted.
-    app.click("#nav-security").await;
-    app.wait_for("tbody tr[data-uuid]").await;
-    app.click("#create-token").await;
-    app.fill("#new-label", LABEL).await;
-    app.click("#create-submit").await;
-    let manual_token = app
-        .wait_for("#new-secret")
+    let security = app.nav().security().await;
+    security.wait_for_rows().await;
+    let shown = security
+        .start_creating()
         .await
-        .prop("value")
+        .label(LABEL)
         .await
-        .unwrap()
-        .expect("the show-once value");
+        .submit()
+        .await;
+    let manual_token = shown.value().await;
     assert!(manual_token.starts_with("hkpat_"), "{manual_token}");
-    app.click("#close-secret").await;
-    let uuid = app
-        .webdriver
-        .execute(
-            "const row = [...document.querySelectorAll('tr[data-uuid]')] \
-               .find((row) => row.textContent.includes(arguments[0])); \
-             return row ? row.dataset.uuid : null;",
-            vec![LABEL.into()],
-        )
-        .await
-        .unwrap();
-    let row = format!("tr[data-uuid='{}']", uuid.as_str().expect("the new row"));
-    app.click(&format!("{row} [data-action=toggle]")).await;
-    app.wait_for(&format!("{row}[data-state=inactive]")).await;
-    app.click(&format!("{row} [data-action=delete]")).await;
-    app.click("#confirm-delete").await;
+    shown.close().await;
+    let uuid = security.uuid_of(LABEL).await.expect("the new row");
+    let row = security.row(uuid);
+    row.toggle().await;
+    row.wait_state("inactive").await;
+    row.delete().await;
+    security.delete_dialog().confirm().await;
     for _ in 0..100 {
-        let left = app
-            .webdriver
-            .find_all(fantoccini::Locator::Css(&row))
-            .await
-            .unwrap();
-        if left.is_empty() {
+        if !row.is_rendered().await {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 
     // Sign out.
-    app.click("#nav-account").await;
-    app.click("#sign-out").await;
-    app.wait_for("#username").await;
+    app.nav().account().await.sign_out().await;
 
     let deliveries = ipc_deliveries(&app).await;
     let commands: Vec<&str> = deliveries.iter().filter_map(|d| d.cmd.as_deref()).collect();

@@ -7,6 +7,7 @@ use std::time::Duration;
 use hubkey_api::DesktopGenerateRequest;
 use hubkey_e2e::desktop::{app_binary, DesktopApp};
 use hubkey_e2e::keyring::KeyringSession;
+use hubkey_e2e::pages::Screen;
 use hubkey_e2e::tray::{
     app_pids, click_tray_item, png_pixels, tray_item, wait_for_exit, NotificationServer,
     NotifyMonitor, TrayItem,
@@ -80,8 +81,7 @@ async fn sign_in_on_five_other_devices(hub: &hubkey_e2e::Hubkeyd) {
 async fn wait_for_security_screen(app: &DesktopApp, what: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let nav = app.wait_for("#nav-security").await;
-        if nav.attr("aria-current").await.unwrap().as_deref() == Some("page") {
+        if app.nav().is_current(Screen::Security).await {
             return;
         }
         assert!(
@@ -117,7 +117,7 @@ async fn pruning_by_other_devices_is_notified_once_and_flags_the_tray() {
     let hub = hub_with_registry().await;
     let app = DesktopApp::start(&keyring, &hub.url).await;
 
-    app.sign_in("ann", PASSWORD).await;
+    app.sign_in_page().sign_in("ann", PASSWORD).await;
     let label = own_auto_label(&hub).await;
 
     let item = tray_of(&keyring, app.home.path(), |item| {
@@ -170,10 +170,7 @@ async fn pruning_by_other_devices_is_notified_once_and_flags_the_tray() {
         Duration::from_secs(10)
     ));
     let again = DesktopApp::start_in(&keyring, &hub.url, home).await;
-    assert_eq!(
-        again.text("[data-testid=signed-in]").await,
-        "Signed in as ann"
-    );
+    assert_eq!(again.home().signed_in_as().await, "Signed in as ann");
     let restarted = tray_of(&keyring, again.home.path(), |item| {
         item.menu.iter().any(|l| l == "Signed in as ann")
     })
@@ -210,7 +207,7 @@ async fn clicking_the_pruning_notification_opens_security() {
     let mut server = NotificationServer::start(&keyring);
     let hub = hub_with_registry().await;
     let app = DesktopApp::start(&keyring, &hub.url).await;
-    app.sign_in("ann", PASSWORD).await;
+    app.sign_in_page().sign_in("ann", PASSWORD).await;
     let label = own_auto_label(&hub).await;
     wait_for_first_poll(&keyring).await;
     sign_in_on_five_other_devices(&hub).await;
@@ -225,13 +222,12 @@ async fn clicking_the_pruning_notification_opens_security() {
         shows_icon(item, "tray-attention.png")
     })
     .await;
-    let nav = app.wait_for("#nav-security").await;
-    assert_eq!(nav.attr("aria-current").await.unwrap(), None);
+    assert!(!app.nav().is_current(Screen::Security).await);
 
     // A click on the notification opens the Security screen, which clears the attention.
     server.click(shown.id, "default");
     wait_for_security_screen(&app, "the notification").await;
-    app.wait_for("[data-testid=token-table]").await;
+    app.security().wait_for_table().await;
     app.screenshot("security-from-notification").await;
     tray_of(&keyring, app.home.path(), |item| {
         shows_icon(item, "tray.png")

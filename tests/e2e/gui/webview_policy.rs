@@ -136,7 +136,7 @@ async fn the_webview_cannot_reach_a_server_or_load_remote_content() {
     keyring.install_env();
     let hub = hub_with_registry().await;
     let app = DesktopApp::start(&keyring, &hub.url).await;
-    app.wait_for("#username").await;
+    app.sign_in_page().wait().await;
 
     // The hub is up and answers this test ...
     assert!(hub.client().health().await.is_ok());

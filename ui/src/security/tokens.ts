@@ -1,6 +1,6 @@
 // What the Security screen shows of the token list: sorting, filters and display words.
 // Plain functions of the rows and `now`, so the table stays a view.
-import type { TokenRow } from '../lib/ipc';
+import type { CreatedToken, TokenRow } from '../lib/ipc';
 
 const DAY = 24 * 60 * 60 * 1000;
 
@@ -79,6 +79,26 @@ export function view(rows: TokenRow[], filters: Filters, sort: Sort, now: number
       return a.index - b.index;
     })
     .map((entry) => entry.row);
+}
+
+/** The order after a click on column `key`: the same column flips, a new one starts
+ *  ascending for labels and descending (newest, most, last first) for the rest. */
+export function nextSort(sort: Sort, key: SortKey): Sort {
+  return sort.key === key ? { key, ascending: !sort.ascending } : { key, ascending: key === 'label' };
+}
+
+/** The list after a rotation: the replacement first, and the old token inactive unless the
+ *  answer warns that its deactivation failed. */
+export function withRotation(rows: TokenRow[], old: TokenRow, replacement: CreatedToken): TokenRow[] {
+  const kept = rows.map((row) =>
+    row.uuid === old.uuid && replacement.warning === null ? { ...row, state: 'inactive' as const } : row,
+  );
+  return [replacement.row, ...kept];
+}
+
+/** The token's state in a word. */
+export function stateWord(row: TokenRow): string {
+  return row.state === 'active' ? 'Active' : row.state === 'inactive' ? 'Inactive' : 'Expired';
 }
 
 /** The client that made the token, in a word. */

@@ -1,0 +1,613 @@
+//! Page objects: the app's screens as the GUI tests use them. Every selector the tests need
+//! is written here once, so a change of markup is one change here, and a test reads as what a
+//! person does (sign in, open Security, deactivate a token) rather than as CSS.
+//!
+//! Each page borrows the running [`DesktopApp`]; its methods wait (up to 20 s, as
+//! [`DesktopApp::wait_for`] does) for what they act on.
+
+use std::path::Path;
+use std::time::Duration;
+
+use fantoccini::key::Key;
+use fantoccini::Locator;
+use uuid::Uuid;
+
+use crate::desktop::DesktopApp;
+
+impl DesktopApp {
+    /// The sign-in screen (password and code steps).
+    pub fn sign_in_page(&self) -> SignInPage<'_> {
+        SignInPage { app: self }
+    }
+
+    /// The signed-in account's screen.
+    pub fn home(&self) -> HomePage<'_> {
+        HomePage { app: self }
+    }
+
+    /// The Security screen (open it with [`Navigation::security`]).
+    pub fn security(&self) -> SecurityPage<'_> {
+        SecurityPage { app: self }
+    }
+
+    /// The bar that switches between the signed-in screens.
+    pub fn nav(&self) -> Navigation<'_> {
+        Navigation { app: self }
+    }
+}
+
+/// How many elements match `css` now.
+async fn count(app: &DesktopApp, css: &str) -> usize {
+    app.webdriver
+        .find_all(Locator::Css(css))
+        .await
+        .unwrap()
+        .len()
+}
+
+/// Waits up to 20 s until nothing matches `css`.
+async fn wait_gone(app: &DesktopApp, css: &str) {
+    for _ in 0..200 {
+        if count(app, css).await == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{css} still there after 20 s");
+}
+
+/// Chooses `value` in the select `css`, as a person would (a `change` event follows).
+async fn choose(app: &DesktopApp, css: &str, value: &str) {
+    app.wait_for(css).await;
+    app.webdriver
+        .execute(
+            "const s = document.querySelector(arguments[0]); s.value = arguments[1]; \
+             s.dispatchEvent(new Event('change', { bubbles: true }));",
+            vec![css.into(), value.into()],
+        )
+        .await
+        .unwrap();
+}
+
+/// The attribute `name` of `css`, once present.
+async fn attr(app: &DesktopApp, css: &str, name: &str) -> Option<String> {
+    app.wait_for(css).await.attr(name).await.unwrap()
+}
+
+/// Clicks `button`, which signs out, and waits for the sign-in screen.
+async fn click_to_sign_in<'a>(app: &'a DesktopApp, button: &str) -> SignInPage<'a> {
+    app.click(button).await;
+    let sign_in = app.sign_in_page();
+    sign_in.wait().await;
+    sign_in
+}
+
+/// The signed-in screens, as the navigation bar names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Account,
+    Security,
+    Settings,
+}
+
+impl Screen {
+    fn button(self) -> &'static str {
+        match self {
+            Screen::Account => "#nav-account",
+            Screen::Security => "#nav-security",
+            Screen::Settings => "#nav-settings",
+        }
+    }
+}
+
+/// The navigation bar of the signed-in screens.
+pub struct Navigation<'a> {
+    app: &'a DesktopApp,
+}
+
+impl<'a> Navigation<'a> {
+    async fn open(&self, screen: Screen) {
+        self.app.click(screen.button()).await;
+    }
+
+    /// Opens the account screen.
+    pub async fn account(&self) -> HomePage<'a> {
+        self.open(Screen::Account).await;
+        self.app.home()
+    }
+
+    /// Opens the Security screen.
+    pub async fn security(&self) -> SecurityPage<'a> {
+        self.open(Screen::Security).await;
+        self.app.security()
+    }
+
+    /// Opens the Settings screen.
+    pub async fn settings(&self) -> SettingsPage<'a> {
+        self.open(Screen::Settings).await;
+        SettingsPage { app: self.app }
+    }
+
+    /// Whether `screen` is the one shown (waits for the bar itself).
+    pub async fn is_current(&self, screen: Screen) -> bool {
+        attr(self.app, screen.button(), "aria-current")
+            .await
+            .as_deref()
+            == Some("page")
+    }
+}
+
+/// What the sign-in screen says on arrival (`[data-testid=notice]`).
+#[derive(Debug)]
+pub struct Notice {
+    /// The code it was given (`partial_sign_out`, or a restore error's code).
+    pub code: Option<String>,
+    pub text: String,
+}
+
+/// The sign-in screen.
+pub struct SignInPage<'a> {
+    app: &'a DesktopApp,
+}
+
+impl<'a> SignInPage<'a> {
+    /// Waits until the screen shows (its user name field).
+    pub async fn wait(&self) -> &Self {
+        self.app.wait_for("#username").await;
+        self
+    }
+
+    /// The server address the screen offers.
+    pub async fn server_url(&self) -> Option<String> {
+        self.app
+            .wait_for("#server-url")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+    }
+
+    /// Types a user name and password and submits them.
+    pub async fn submit_password(&self, username: &str, password: &str) {
+        self.app.fill("#username", username).await;
+        self.app.fill("#password", password).await;
+        self.app.click("#sign-in").await;
+    }
+
+    /// Signs in and waits for the account screen to name `username`.
+    pub async fn sign_in(&self, username: &str, password: &str) -> HomePage<'a> {
+        self.submit_password(username, password).await;
+        let home = self.app.home();
+        assert_eq!(
+            home.signed_in_as().await,
+            format!("Signed in as {username}")
+        );
+        home
+    }
+
+    /// Waits for the two-factor step.
+    pub async fn wait_for_code_step(&self) {
+        self.app.wait_for("#code").await;
+    }
+
+    /// Types the authenticator's code and submits it.
+    pub async fn submit_code(&self, code: &str) {
+        self.app.fill("#code", code).await;
+        self.app.click("#submit-code").await;
+    }
+
+    /// The code of the error the last step showed, once shown.
+    pub async fn error_code(&self) -> Option<String> {
+        attr(self.app, "[data-testid=error]", "data-code").await
+    }
+
+    /// What the screen tells on arrival, once shown.
+    pub async fn notice(&self) -> Notice {
+        let element = self.app.wait_for("[data-testid=notice]").await;
+        Notice {
+            code: element.attr("data-code").await.unwrap(),
+            text: element.text().await.unwrap(),
+        }
+    }
+}
+
+/// The signed-in account's screen.
+pub struct HomePage<'a> {
+    app: &'a DesktopApp,
+}
+
+impl<'a> HomePage<'a> {
+    /// "Signed in as NAME", once shown.
+    pub async fn signed_in_as(&self) -> String {
+        self.app.text("[data-testid=signed-in]").await
+    }
+
+    /// The docker hand-off's state (`done`, `skipped`).
+    pub async fn hand_off_state(&self) -> Option<String> {
+        attr(self.app, "[data-testid=hand-off]", "data-state").await
+    }
+
+    /// Signs out and waits for the sign-in screen.
+    pub async fn sign_out(&self) -> SignInPage<'a> {
+        click_to_sign_in(self.app, "#sign-out").await
+    }
+}
+
+/// The Settings screen.
+pub struct SettingsPage<'a> {
+    app: &'a DesktopApp,
+}
+
+impl SettingsPage<'_> {
+    /// Where the app says secrets are kept.
+    pub async fn secret_store(&self) -> String {
+        self.app.text("[data-testid=secret-store]").await
+    }
+}
+
+/// An export format, as its button names it.
+#[derive(Debug, Clone, Copy)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+/// The Security screen: the token grid, its filters, its toolbar and dialogs.
+pub struct SecurityPage<'a> {
+    app: &'a DesktopApp,
+}
+
+impl<'a> SecurityPage<'a> {
+    const ROWS: &'static str = "tbody tr[data-uuid]";
+    const TABLE: &'static str = "[data-testid=token-table]";
+
+    /// The row of token `uuid`.
+    pub fn row(&self, uuid: Uuid) -> TokenRowView<'a> {
+        TokenRowView {
+            app: self.app,
+            css: format!("tr[data-uuid='{uuid}']"),
+        }
+    }
+
+    /// Waits for the grid to show.
+    pub async fn wait_for_table(&self) {
+        self.app.wait_for(Self::TABLE).await;
+    }
+
+    /// Waits until the grid shows at least one row.
+    pub async fn wait_for_rows(&self) {
+        self.app.wait_for(Self::ROWS).await;
+    }
+
+    /// How many token rows are in the DOM (the grid renders only a window of them).
+    pub async fn rendered_rows(&self) -> usize {
+        count(self.app, Self::ROWS).await
+    }
+
+    /// "N of M tokens".
+    pub async fn token_count(&self) -> String {
+        self.app.text("[data-testid=token-count]").await
+    }
+
+    /// Shows only tokens of `origin` (`all`, `auto`, `manual`).
+    pub async fn filter_origin(&self, origin: &str) {
+        choose(self.app, "#filter-origin", origin).await;
+    }
+
+    /// Shows only tokens in `state` (`all`, `active`, `inactive`, `expired`).
+    pub async fn filter_state(&self, state: &str) {
+        choose(self.app, "#filter-state", state).await;
+    }
+
+    /// Clicks the header of column `key` (as `data-sort` names it: `label`, `created_at`…).
+    pub async fn sort_by(&self, key: &str) {
+        let header = format!("[data-sort={key}]");
+        self.app.click(&header).await;
+        self.app.wait_for(&header).await;
+    }
+
+    /// The label cell's text of the first rendered row.
+    pub async fn first_row_text(&self) -> String {
+        self.app.text(&format!("{} td", Self::ROWS)).await
+    }
+
+    /// Scrolls the grid to its end.
+    pub async fn scroll_to_end(&self) {
+        self.app
+            .webdriver
+            .execute(
+                "const v = document.querySelector(arguments[0]); \
+                 v.scrollTop = v.scrollHeight; v.dispatchEvent(new Event('scroll'));",
+                vec![Self::TABLE.into()],
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Focuses the row in the tab order, as a Tab from the header would.
+    pub async fn focus_tab_stop(&self) {
+        self.app
+            .webdriver
+            .execute(
+                "document.querySelector('tbody tr[tabindex=\"0\"]').focus();",
+                vec![],
+            )
+            .await
+            .unwrap();
+    }
+
+    /// The label of the row the keyboard is on (null when focus is not on a row).
+    pub async fn focused_label(&self) -> serde_json::Value {
+        self.app
+            .webdriver
+            .execute(
+                "const r = document.activeElement; \
+                 return r && r.dataset.index !== undefined ? r.querySelector('td.label').title : null;",
+                vec![],
+            )
+            .await
+            .unwrap()
+    }
+
+    /// Presses `key` where the focus is.
+    pub async fn press(&self, key: Key) {
+        self.app
+            .webdriver
+            .active_element()
+            .await
+            .unwrap()
+            .send_keys(&String::from(char::from(key)))
+            .await
+            .unwrap();
+    }
+
+    /// The uuid of the rendered row whose text includes `label`, if any.
+    pub async fn uuid_of(&self, label: &str) -> Option<Uuid> {
+        let found = self
+            .app
+            .webdriver
+            .execute(
+                "const row = [...document.querySelectorAll('tr[data-uuid]')] \
+                   .find((row) => row.textContent.includes(arguments[0])); \
+                 return row ? row.dataset.uuid : null;",
+                vec![label.into()],
+            )
+            .await
+            .unwrap();
+        found.as_str().map(|uuid| uuid.parse().unwrap())
+    }
+
+    /// Opens the create dialog.
+    pub async fn start_creating(&self) -> CreateDialog<'a> {
+        self.app.click("#create-token").await;
+        CreateDialog { app: self.app }
+    }
+
+    /// Clicks the export button of `format`, answers the save dialog with `path`, and
+    /// answers what the screen then reports.
+    pub async fn export_to(&self, format: ExportFormat, path: &Path) -> String {
+        let button = match format {
+            ExportFormat::Csv => "#export-csv",
+            ExportFormat::Json => "#export-json",
+        };
+        // The click returns once the command started; the dialog opens beside the webview.
+        self.app.click(button).await;
+        self.app.answer_save_dialog("Export tokens", path).await;
+        self.app.text("[data-testid=export-result]").await
+    }
+
+    /// The value shown once in the open create or rotate dialog.
+    pub fn shown_once(&self) -> ShowOnce<'a> {
+        ShowOnce { app: self.app }
+    }
+
+    /// The delete confirmation.
+    pub fn delete_dialog(&self) -> DeleteDialog<'a> {
+        DeleteDialog { app: self.app }
+    }
+
+    /// Waits for the rotate dialog.
+    pub async fn wait_for_rotate_dialog(&self) {
+        self.app.wait_for("#rotate-dialog").await;
+    }
+
+    /// Waits until the rotate dialog is closed.
+    pub async fn wait_rotate_dialog_gone(&self) {
+        wait_gone(self.app, "#rotate-dialog").await;
+    }
+
+    /// Waits for the dialog that says the docker CLI lost this device's token.
+    pub async fn wait_for_lost_token_dialog(&self) {
+        self.app.wait_for("#lost-token-dialog").await;
+    }
+
+    /// Takes the lost-token dialog's offer to sign in again.
+    pub async fn sign_in_again(&self) -> SignInPage<'a> {
+        click_to_sign_in(self.app, "#sign-in-again").await
+    }
+}
+
+/// One token's row in the grid.
+pub struct TokenRowView<'a> {
+    app: &'a DesktopApp,
+    css: String,
+}
+
+impl TokenRowView<'_> {
+    /// Waits until the row is rendered.
+    pub async fn wait(&self) {
+        self.app.wait_for(&self.css).await;
+    }
+
+    /// Waits until the row is gone.
+    pub async fn wait_gone(&self) {
+        wait_gone(self.app, &self.css).await;
+    }
+
+    /// Whether the row is rendered now.
+    pub async fn is_rendered(&self) -> bool {
+        count(self.app, &self.css).await > 0
+    }
+
+    /// `auto` or `manual`, once rendered.
+    pub async fn origin(&self) -> Option<String> {
+        attr(self.app, &self.css, "data-origin").await
+    }
+
+    /// Waits until the row shows `origin`.
+    pub async fn wait_origin(&self, origin: &str) {
+        self.app
+            .wait_for(&format!("{}[data-origin={origin}]", self.css))
+            .await;
+    }
+
+    /// Waits until the row shows `state` (`active`, `inactive`, `expired`).
+    pub async fn wait_state(&self, state: &str) {
+        self.app
+            .wait_for(&format!("{}[data-state={state}]", self.css))
+            .await;
+    }
+
+    fn this_device_mark(&self) -> String {
+        format!("{} [data-testid=this-device]", self.css)
+    }
+
+    /// Waits for the "this device" mark.
+    pub async fn wait_this_device_mark(&self) {
+        self.app.wait_for(&self.this_device_mark()).await;
+    }
+
+    /// Whether the row carries the "this device" mark now.
+    pub async fn is_marked_this_device(&self) -> bool {
+        count(self.app, &self.this_device_mark()).await > 0
+    }
+
+    /// The access column's words.
+    pub async fn scope(&self) -> Option<String> {
+        self.app
+            .wait_for(&format!("{} [data-testid=scope]", self.css))
+            .await
+            .prop("textContent")
+            .await
+            .unwrap()
+    }
+
+    async fn act(&self, action: &str) {
+        self.app
+            .click(&format!("{} [data-action={action}]", self.css))
+            .await;
+    }
+
+    /// Clicks Deactivate or Reactivate.
+    pub async fn toggle(&self) {
+        self.act("toggle").await;
+    }
+
+    /// Clicks Rotate.
+    pub async fn rotate(&self) {
+        self.act("rotate").await;
+    }
+
+    /// Clicks Delete (the confirmation opens).
+    pub async fn delete(&self) {
+        self.act("delete").await;
+    }
+}
+
+/// The create dialog's form.
+pub struct CreateDialog<'a> {
+    app: &'a DesktopApp,
+}
+
+impl<'a> CreateDialog<'a> {
+    /// Types the label.
+    pub async fn label(&self, label: &str) -> &Self {
+        self.app.fill("#new-label", label).await;
+        self
+    }
+
+    /// Chooses the access (`public_read`, `read`, `write`, `admin`).
+    pub async fn scope(&self, scope: &str) -> &Self {
+        choose(self.app, "#new-scope", scope).await;
+        self
+    }
+
+    /// Chooses the expiry (`none`, `30`, `90`, `custom`).
+    pub async fn expiry(&self, expiry: &str) -> &Self {
+        choose(self.app, "#new-expiry", expiry).await;
+        self
+    }
+
+    /// Submits the form; the value is then shown once.
+    pub async fn submit(&self) -> ShowOnce<'a> {
+        self.app.click("#create-submit").await;
+        ShowOnce { app: self.app }
+    }
+}
+
+/// A token's value shown once, in the create or the rotate dialog.
+pub struct ShowOnce<'a> {
+    app: &'a DesktopApp,
+}
+
+impl ShowOnce<'_> {
+    const VALUE: &'static str = "#new-secret";
+
+    /// The value, once shown.
+    pub async fn value(&self) -> String {
+        self.app
+            .wait_for(Self::VALUE)
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .expect("a value")
+    }
+
+    /// Clicks Done.
+    pub async fn close(&self) {
+        self.app.click("#close-secret").await;
+    }
+
+    /// Waits until the value is gone from the page.
+    pub async fn wait_gone(&self) {
+        wait_gone(self.app, Self::VALUE).await;
+    }
+}
+
+/// The delete confirmation.
+pub struct DeleteDialog<'a> {
+    app: &'a DesktopApp,
+}
+
+impl DeleteDialog<'_> {
+    const WARNING: &'static str = "#delete-dialog [data-testid=this-device-warning]";
+
+    /// What the dialog asks, once open.
+    pub async fn text(&self) -> String {
+        self.app
+            .text("#delete-dialog [data-testid=confirm-text]")
+            .await
+    }
+
+    /// Waits for the warning that this is the device's own token.
+    pub async fn wait_this_device_warning(&self) {
+        self.app.wait_for(Self::WARNING).await;
+    }
+
+    /// Whether the dialog warns that this is the device's own token.
+    pub async fn warns_this_device(&self) -> bool {
+        count(self.app, Self::WARNING).await > 0
+    }
+
+    /// Confirms the deletion.
+    pub async fn confirm(&self) {
+        self.app.click("#confirm-delete").await;
+    }
+
+    /// Cancels, and waits until the dialog is closed.
+    pub async fn cancel(&self) {
+        self.app.click("#delete-dialog button.secondary").await;
+        wait_gone(self.app, "#delete-dialog").await;
+    }
+}

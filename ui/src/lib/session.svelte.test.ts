@@ -1,0 +1,114 @@
+import { describe, expect, it } from 'vitest';
+import type { Account, SignOutReport } from './ipc';
+import { partialSignOut, Session, type SessionCommands } from './session.svelte';
+
+const ann: Account = {
+  server_url: 'http://127.0.0.1:5080',
+  username: 'ann',
+  registry: '127.0.0.1:5000',
+  docker_hand_off: { state: 'skipped', reason: 'no_registry', message: 'no registry' },
+};
+
+const unreachable = { code: 'unreachable', message: 'The server cannot be reached.' };
+
+function commands(change: Partial<SessionCommands> = {}): SessionCommands {
+  return {
+    restore: async () => ann,
+    signOut: async () => ({ not_done: [] }),
+    ...change,
+  };
+}
+
+const partial: SignOutReport = {
+  not_done: [
+    { step: 'delete_auto_token', message: 'The server cannot be reached.' },
+    { step: 'revoke_session', message: 'Still cannot.' },
+  ],
+};
+
+describe('partialSignOut', () => {
+  it('is nothing when every step was done', () => {
+    expect(partialSignOut({ not_done: [] })).toBeNull();
+  });
+
+  it('tells every step left undone', () => {
+    const notice = partialSignOut(partial);
+    expect(notice?.code).toBe('partial_sign_out');
+    expect(notice?.message).toContain('Signed out on this computer, but not everywhere');
+    expect(notice?.message).toContain('The server cannot be reached. Still cannot.');
+  });
+
+  it('tells a reason shared by several steps once', () => {
+    const message = 'The server did not answer.';
+    const notice = partialSignOut({
+      not_done: [
+        { step: 'delete_auto_token', message },
+        { step: 'revoke_session', message },
+      ],
+    });
+    expect(notice?.message).toBe(`Signed out on this computer, but not everywhere: ${message}`);
+  });
+});
+
+describe('Session', () => {
+  it('restores the kept session at launch', async () => {
+    const session = new Session(commands());
+    expect(session.loading).toBe(true);
+    await session.restore();
+    expect(session.loading).toBe(false);
+    expect(session.account).toEqual(ann);
+    expect(session.notice).toBeNull();
+  });
+
+  it('says why a kept session could not be restored', async () => {
+    const session = new Session(commands({ restore: async () => Promise.reject(unreachable) }));
+    await session.restore();
+    expect(session.account).toBeNull();
+    expect(session.notice).toEqual(unreachable);
+  });
+
+  it('opens the home screen on sign-in and forgets an old notice', () => {
+    const session = new Session(commands());
+    session.signedOut({ code: 'partial_sign_out', message: 'old' });
+    session.open('settings');
+    session.signedIn(ann);
+    expect(session.account).toEqual(ann);
+    expect(session.screen).toBe('home');
+    expect(session.notice).toBeNull();
+  });
+
+  it('signs out with nothing to tell', async () => {
+    const session = new Session(commands());
+    session.signedIn(ann);
+    expect(await session.signOut()).toBeNull();
+    expect(session.account).toBeNull();
+    expect(session.notice).toBeNull();
+  });
+
+  it('keeps what a partial sign-out left undone for the sign-in screen', async () => {
+    const session = new Session(commands({ signOut: async () => partial }));
+    session.signedIn(ann);
+    expect(await session.signOut()).toBeNull();
+    expect(session.account).toBeNull();
+    expect(session.notice).toEqual(partialSignOut(partial));
+  });
+
+  it('stays signed in when the sign-out failed altogether, and answers why', async () => {
+    const session = new Session(commands({ signOut: async () => Promise.reject(unreachable) }));
+    session.signedIn(ann);
+    expect(await session.signOut()).toEqual(unreachable);
+    expect(session.account).toEqual(ann);
+  });
+
+  it('follows the tray: a screen to open, a sign-out made there', () => {
+    const session = new Session(commands());
+    session.signedIn(ann);
+    session.handle({ kind: 'open_security' });
+    expect(session.screen).toBe('security');
+    session.handle({ kind: 'tokens_changed' });
+    expect(session.account).toEqual(ann);
+    session.handle({ kind: 'signed_out' });
+    expect(session.account).toBeNull();
+    expect(session.notice).toBeNull();
+  });
+});

@@ -1,0 +1,97 @@
+// Who is signed in and which screen shows, outside any component: the app's restore at
+// launch, sign-in, sign-out (with what it could not do), and what the tray asks of the UI.
+// A notice set at sign-out survives the switch to the sign-in screen, which shows it.
+import { asCommandError, ipc, type Account, type CommandError, type SignOutReport, type UiEvent } from './ipc';
+
+/** The signed-in screens. */
+export type Screen = 'home' | 'security' | 'settings';
+
+/** Something the sign-in screen tells the person on arrival: why the last session ended, or
+ *  what the last sign-out left undone. */
+export interface Notice {
+  code: string;
+  message: string;
+}
+
+/** The commands the session uses (the real `ipc`, or a fake in the unit tests). */
+export type SessionCommands = Pick<typeof ipc, 'restore' | 'signOut'>;
+
+/** The notice for a sign-out that left steps undone, or null when it did everything. Each
+ *  reason is told once (a server that did not answer fails several steps alike). */
+export function partialSignOut(report: SignOutReport): Notice | null {
+  if (report.not_done.length === 0) return null;
+  const reasons = [...new Set(report.not_done.map((left) => left.message))];
+  return {
+    code: 'partial_sign_out',
+    message: `Signed out on this computer, but not everywhere: ${reasons.join(' ')}`,
+  };
+}
+
+export class Session {
+  /** Null when signed out. */
+  account: Account | null = $state(null);
+  /** True until the launch's restore has answered. */
+  loading = $state(true);
+  notice: Notice | null = $state(null);
+  screen: Screen = $state('home');
+
+  readonly #commands: SessionCommands;
+
+  constructor(commands: SessionCommands) {
+    this.#commands = commands;
+  }
+
+  /** Signs in with the session the keyring kept, if any (once, at launch). */
+  async restore() {
+    try {
+      this.account = await this.#commands.restore();
+    } catch (failure) {
+      this.notice = asCommandError(failure);
+    } finally {
+      this.loading = false;
+      // Read by `scripts/bench desktop` (launch to the first signed-in screen).
+      globalThis.performance?.mark?.('hubkey:restored');
+    }
+  }
+
+  /** A sign-in finished: the account's home screen. */
+  signedIn(account: Account) {
+    this.account = account;
+    this.notice = null;
+    this.screen = 'home';
+  }
+
+  /** Signed out, elsewhere or here: the sign-in screen, with `notice` if there is one. */
+  signedOut(notice: Notice | null = null) {
+    this.account = null;
+    this.notice = notice;
+  }
+
+  /** Signs out. Local entries are cleaned whatever the server says, so the person lands on
+   *  the sign-in screen, told what was left undone; only a failure to sign out at all keeps
+   *  them signed in, and is answered. */
+  async signOut(): Promise<CommandError | null> {
+    let report: SignOutReport;
+    try {
+      report = await this.#commands.signOut();
+    } catch (failure) {
+      return asCommandError(failure);
+    }
+    this.signedOut(partialSignOut(report));
+    return null;
+  }
+
+  /** Shows a signed-in screen. */
+  open(screen: Screen) {
+    this.screen = screen;
+  }
+
+  /** What the tray (or a notification) asks of the UI. */
+  handle(event: UiEvent) {
+    if (event.kind === 'open_security') this.screen = 'security';
+    else if (event.kind === 'signed_out') this.signedOut();
+  }
+}
+
+/** The app's one session. */
+export const session = new Session(ipc);

@@ -1,0 +1,191 @@
+import { describe, expect, it } from 'vitest';
+import type { CommandError, CreatedToken, TokenRow } from '../lib/ipc';
+import { NOW, tokenRow } from '../test/rows';
+import { TokenList, type TokenCommands } from './tokenList.svelte';
+
+/** A promise and the hands that settle it, for answers the test holds back. */
+function deferred<T>() {
+  let resolve: (value: T) => void = () => {};
+  let reject: (reason: unknown) => void = () => {};
+  const promise = new Promise<T>((yes, no) => {
+    resolve = yes;
+    reject = no;
+  });
+  return { promise, resolve, reject };
+}
+
+const failure: CommandError = { code: 'unreachable', message: 'The server cannot be reached.' };
+
+/** Commands over `server`, the rows the fake server has. */
+function fake(server: TokenRow[]): TokenCommands & { calls: string[] } {
+  const calls: string[] = [];
+  return {
+    calls,
+    listTokens: async () => {
+      calls.push('list');
+      return [...server];
+    },
+    setTokenActive: async (uuid, active) => {
+      calls.push(`active ${uuid} ${active}`);
+      const row = server.find((old) => old.uuid === uuid);
+      if (!row) throw failure;
+      return { ...row, state: active ? 'active' : 'inactive' };
+    },
+    deleteToken: async (uuid) => {
+      calls.push(`delete ${uuid}`);
+      return null;
+    },
+    rotateToken: async (uuid) => {
+      calls.push(`rotate ${uuid}`);
+      return { row: tokenRow({ label: 'replacement' }), secret: 'hkpat_secret', warning: null };
+    },
+  };
+}
+
+describe('TokenList', () => {
+  it('loads on open, with the time of the load', async () => {
+    const rows = [tokenRow(), tokenRow()];
+    let clock = NOW - 1000;
+    const list = new TokenList(fake(rows), () => clock);
+    clock = NOW;
+    await list.open();
+    expect(list.rows).toEqual(rows);
+    expect(list.shown).toHaveLength(2);
+    expect(list.now).toBe(NOW);
+    expect(list.refreshing).toBe(false);
+  });
+
+  it('keeps the old rows and says why when a refresh fails', async () => {
+    const rows = [tokenRow()];
+    const commands = fake(rows);
+    const list = new TokenList(commands, () => NOW);
+    await list.open();
+    commands.listTokens = async () => {
+      throw failure;
+    };
+    await list.refresh();
+    expect(list.rows).toEqual(rows);
+    expect(list.loadError).toEqual(failure);
+  });
+
+  it('loads once while a load is under way', async () => {
+    const commands = fake([]);
+    const answer = deferred<TokenRow[]>();
+    let asked = 0;
+    commands.listTokens = () => {
+      asked += 1;
+      return answer.promise;
+    };
+    const list = new TokenList(commands, () => NOW);
+    const first = list.open();
+    await list.refresh();
+    answer.resolve([tokenRow()]);
+    await first;
+    expect(asked).toBe(1);
+    expect(list.rows).toHaveLength(1);
+  });
+
+  it('forgets everything on close, and drops an answer that arrives after it', async () => {
+    const commands = fake([]);
+    const answer = deferred<TokenRow[]>();
+    commands.listTokens = () => answer.promise;
+    const list = new TokenList(commands, () => NOW);
+    const loading = list.open();
+    list.filters.origin = 'auto';
+    list.sortBy('label');
+    list.close();
+    answer.resolve([tokenRow()]);
+    await loading;
+    expect(list.rows).toBeNull();
+    expect(list.refreshing).toBe(false);
+    expect(list.filters).toEqual({ origin: 'all', state: 'all', attention: false });
+    expect(list.sort).toEqual({ key: 'created_at', ascending: false });
+  });
+
+  it('shows the rows through the filters and the sort', async () => {
+    const list = new TokenList(fake([tokenRow({ label: 'b', origin: 'auto' }), tokenRow({ label: 'a' }), tokenRow({ label: 'c' })]), () => NOW);
+    await list.open();
+    list.sortBy('label');
+    expect(list.shown.map((row) => row.label)).toEqual(['a', 'b', 'c']);
+    list.sortBy('label');
+    expect(list.shown.map((row) => row.label)).toEqual(['c', 'b', 'a']);
+    list.filters.origin = 'manual';
+    expect(list.shown.map((row) => row.label)).toEqual(['c', 'a']);
+  });
+
+  it('changes a row when the server confirms, showing the action meanwhile', async () => {
+    const row = tokenRow();
+    const commands = fake([row]);
+    const answer = deferred<TokenRow>();
+    commands.setTokenActive = () => answer.promise;
+    const list = new TokenList(commands, () => NOW);
+    await list.open();
+    const toggling = list.toggle(row);
+    expect(list.pending[row.uuid]).toBe('Deactivating…');
+    expect(list.rows?.[0].state).toBe('active');
+    answer.resolve({ ...row, state: 'inactive' });
+    await toggling;
+    expect(list.pending[row.uuid]).toBeUndefined();
+    expect(list.rows?.[0].state).toBe('inactive');
+  });
+
+  it('keeps why an action failed for its row until the next try', async () => {
+    const row = tokenRow({ state: 'inactive' });
+    const commands = fake([row]);
+    commands.setTokenActive = async () => {
+      throw failure;
+    };
+    const list = new TokenList(commands, () => NOW);
+    await list.open();
+    await list.toggle(row);
+    expect(list.failures[row.uuid]).toBe(failure.message);
+    expect(list.rows?.[0].state).toBe('inactive');
+    commands.setTokenActive = async () => ({ ...row, state: 'active' });
+    const retry = list.toggle(row);
+    expect(list.pending[row.uuid]).toBe('Reactivating…');
+    expect(list.failures[row.uuid]).toBeUndefined();
+    await retry;
+    expect(list.rows?.[0].state).toBe('active');
+  });
+
+  it('removes a deleted row and tells when it was this device\'s own', async () => {
+    const mine = tokenRow({ origin: 'auto', this_device: true });
+    const other = tokenRow();
+    const list = new TokenList(fake([mine, other]), () => NOW);
+    await list.open();
+    expect(await list.remove(other)).toBe(false);
+    expect(list.rows).toEqual([mine]);
+    expect(await list.remove(mine)).toBe(true);
+    expect(list.rows).toEqual([]);
+  });
+
+  it('does not report a lost token when the delete failed', async () => {
+    const mine = tokenRow({ origin: 'auto', this_device: true });
+    const commands = fake([mine]);
+    commands.deleteToken = async () => {
+      throw failure;
+    };
+    const list = new TokenList(commands, () => NOW);
+    await list.open();
+    expect(await list.remove(mine)).toBe(false);
+    expect(list.rows).toEqual([mine]);
+    expect(list.failures[mine.uuid]).toBe(failure.message);
+  });
+
+  it('answers a rotation\'s replacement and lists it first', async () => {
+    const old = tokenRow();
+    const list = new TokenList(fake([old]), () => NOW);
+    await list.open();
+    const replacement: CreatedToken | null = await list.rotate(old);
+    expect(replacement?.secret).toBe('hkpat_secret');
+    expect(list.rows?.map((row) => [row.label, row.state])).toEqual([['replacement', 'active'], [old.label, 'inactive']]);
+  });
+
+  it('lists a token made on the screen first', async () => {
+    const list = new TokenList(fake([tokenRow()]), () => NOW);
+    await list.open();
+    const made = tokenRow({ label: 'made' });
+    list.created(made);
+    expect(list.rows?.[0]).toBe(made);
+  });
+});

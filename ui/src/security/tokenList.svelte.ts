@@ -1,0 +1,147 @@
+// The Security screen's token list, outside any component: the rows, how they are filtered
+// and sorted, what is in flight per token, and the actions on them. The screen opens it when
+// it mounts and closes it when it goes, so no list (nor another account's) outlives it.
+import { asCommandError, ipc, type CommandError, type CreatedToken, type TokenRow } from '../lib/ipc';
+import { nextSort, view, withRotation, type Filters, type Sort, type SortKey } from './tokens';
+
+/** The commands the list uses (the real `ipc`, or a fake in the unit tests). */
+export type TokenCommands = Pick<typeof ipc, 'listTokens' | 'setTokenActive' | 'deleteToken' | 'rotateToken'>;
+
+const NO_FILTERS: Filters = { origin: 'all', state: 'all', attention: false };
+const NEWEST_FIRST: Sort = { key: 'created_at', ascending: false };
+
+export class TokenList {
+  /** Null until the first list arrives. Raw: every change replaces the list (or a row), so
+   *  no deep proxy of 10 000 rows is needed. */
+  rows: TokenRow[] | null = $state.raw(null);
+  /** Why the last refresh failed (the rows, if any, are from before). */
+  loadError: CommandError | null = $state(null);
+  refreshing = $state(false);
+  /** The time the attention marks and relative dates are computed against (the last refresh). */
+  now: number = $state(0);
+  filters: Filters = $state({ ...NO_FILTERS });
+  sort: Sort = $state({ ...NEWEST_FIRST });
+  /** What is in flight per token ("Deactivating…"), and why the last action failed. */
+  pending: Record<string, string> = $state({});
+  failures: Record<string, string> = $state({});
+
+  /** The rows that pass the filters, in the chosen order. */
+  readonly shown: TokenRow[] = $derived(this.rows === null ? [] : view(this.rows, this.filters, this.sort, this.now));
+
+  /** Bumped by `close`: answers that arrive for an earlier opening are dropped. */
+  #generation = 0;
+
+  readonly #commands: TokenCommands;
+  readonly #clock: () => number;
+
+  /** `clock` gives the time in milliseconds (time is a parameter, for the tests). */
+  constructor(commands: TokenCommands, clock: () => number = Date.now) {
+    this.#commands = commands;
+    this.#clock = clock;
+    this.now = clock();
+  }
+
+  /** The screen opened: start from nothing and load the list. */
+  open(): Promise<void> {
+    this.close();
+    return this.refresh();
+  }
+
+  /** The screen went: forget the list, the view and anything still in flight. */
+  close() {
+    this.#generation += 1;
+    this.rows = null;
+    this.loadError = null;
+    this.refreshing = false;
+    this.filters = { ...NO_FILTERS };
+    this.sort = { ...NEWEST_FIRST };
+    this.pending = {};
+    this.failures = {};
+    this.now = this.#clock();
+  }
+
+  /** Loads the list again, unless a load is already under way. */
+  async refresh() {
+    if (this.refreshing) return;
+    const generation = this.#generation;
+    this.refreshing = true;
+    try {
+      const list = await this.#commands.listTokens();
+      if (generation !== this.#generation) return;
+      // Read by `scripts/bench desktop`: the render time is measured from here.
+      globalThis.performance?.mark?.('hubkey:tokens-received');
+      this.rows = list;
+      this.loadError = null;
+    } catch (failure) {
+      if (generation === this.#generation) this.loadError = asCommandError(failure);
+    } finally {
+      if (generation === this.#generation) {
+        this.now = this.#clock();
+        this.refreshing = false;
+      }
+    }
+  }
+
+  /** A click on column `key`'s header. */
+  sortBy(key: SortKey) {
+    this.sort = nextSort(this.sort, key);
+  }
+
+  /** Deactivates an active token, reactivates another; the row changes when the server confirms. */
+  toggle(row: TokenRow): Promise<void> {
+    const active = row.state !== 'active';
+    return this.#act(row, active ? 'Reactivating…' : 'Deactivating…', async () => {
+      const updated = await this.#commands.setTokenActive(row.uuid, active);
+      this.#change((rows) => rows.map((old) => (old.uuid === updated.uuid ? updated : old)));
+    });
+  }
+
+  /** Deletes a token. True when it was this device's own token and is now gone: the docker
+   *  CLI has lost access until the next sign-in. */
+  async remove(row: TokenRow): Promise<boolean> {
+    let lostOwn = false;
+    await this.#act(row, 'Deleting…', async () => {
+      await this.#commands.deleteToken(row.uuid);
+      this.#change((rows) => rows.filter((old) => old.uuid !== row.uuid));
+      lostOwn = row.this_device;
+    });
+    return lostOwn;
+  }
+
+  /** Rotates a manual token; answers the replacement (to show its value once), or null. */
+  async rotate(row: TokenRow): Promise<CreatedToken | null> {
+    let replacement: CreatedToken | null = null;
+    await this.#act(row, 'Rotating…', async () => {
+      const made = await this.#commands.rotateToken(row.uuid);
+      replacement = made;
+      this.#change((rows) => withRotation(rows, row, made));
+    });
+    return replacement;
+  }
+
+  /** A token made on this screen goes first. */
+  created(row: TokenRow) {
+    this.#change((rows) => [row, ...rows]);
+  }
+
+  #change(change: (rows: TokenRow[]) => TokenRow[]) {
+    if (this.rows) this.rows = change(this.rows);
+  }
+
+  /** Runs `action` on `row` with `progress` shown; a failure is kept for the row. */
+  async #act(row: TokenRow, progress: string, action: () => Promise<void>) {
+    const generation = this.#generation;
+    this.pending[row.uuid] = progress;
+    delete this.failures[row.uuid];
+    try {
+      await action();
+    } catch (failure) {
+      if (generation === this.#generation) this.failures[row.uuid] = asCommandError(failure).message;
+    } finally {
+      if (generation === this.#generation) delete this.pending[row.uuid];
+    }
+  }
+}
+
+/** The one token list of the app, shown by the Security screen. */
+export const tokenList = new TokenList(ipc);
