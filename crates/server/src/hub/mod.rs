@@ -1,10 +1,10 @@
 //! The account and token service: every operation of the API as a plain async function of
 //! its inputs and `now`. The HTTP layer only extracts inputs and maps results.
 //!
-//! One file per feature, each adding to `impl Hub`: [`accounts`] (admin), [`sign_in`]
+//! One file per feature, each adding to `impl Hub`: `accounts` (admin), `sign_in`
 //! (sessions, 2FA, and [`Hub::authenticate`], where every authenticated request starts),
-//! [`tokens`] (with their events and pruning), [`usage`] (the PAT check on the hot path and
-//! the usage figures), [`registry`] (the registry's `/token`) and [`repositories`].
+//! `tokens` (with their events and pruning), `usage` (the PAT check on the hot path and
+//! the usage figures), `registry` (the registry's `/token`) and `repositories`.
 
 mod accounts;
 mod registry;

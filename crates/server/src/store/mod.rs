@@ -5,9 +5,9 @@
 //! implementation of the same statements, not a redesign. SQLite runs in WAL mode with
 //! `synchronous=FULL`: a write acknowledged to a client survives a crash.
 //!
-//! One file per feature, each adding to `impl Store`: [`accounts`], [`sessions`] (and 2FA
-//! challenges), [`tokens`] (with their events and the pruning rule), [`usage`],
-//! [`repositories`] and [`throttle`]. This module opens the database and keeps the one
+//! One file per feature, each adding to `impl Store`: `accounts`, `sessions` (and 2FA
+//! challenges), `tokens` (with their events and the pruning rule), `usage`,
+//! `repositories` and `throttle`. This module opens the database and keeps the one
 //! invariant every token change shares: the account's token lock ([`AccountTokens`]).
 
 mod accounts;
