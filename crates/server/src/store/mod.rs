@@ -136,6 +136,29 @@ impl Store {
 /// that changes tokens asks for, so that no change can skip the lock. Only
 /// [`Store::lock_account_tokens`] makes one; it borrows the transaction, which can commit once
 /// the guard is no longer used. The changes it allows are confined to its account.
+///
+/// A token change takes the lock first:
+///
+/// ```no_run
+/// # use hubkeyd::store::{NewToken, Store};
+/// async fn insert(store: &Store, user_id: &str, new: &NewToken<'_>) -> hubkeyd::Result<()> {
+///     let mut tx = store.begin().await?;
+///     let mut tokens = Store::lock_account_tokens(&mut tx, user_id, chrono::Utc::now()).await?;
+///     Store::insert_token(&mut tokens, new).await?;
+///     Ok(tx.commit().await?)
+/// }
+/// ```
+///
+/// and without it does not compile:
+///
+/// ```compile_fail
+/// # use hubkeyd::store::{NewToken, Store};
+/// async fn insert_unlocked(store: &Store, new: &NewToken<'_>) -> hubkeyd::Result<()> {
+///     let mut tx = store.begin().await?;
+///     Store::insert_token(&mut tx, new).await?; // expected `&mut AccountTokens`
+///     Ok(tx.commit().await?)
+/// }
+/// ```
 #[derive(Debug)]
 pub struct AccountTokens<'tx> {
     conn: &'tx mut SqliteConnection,
