@@ -12,7 +12,7 @@ use axum::http::{header, Request, StatusCode};
 use chrono::{DateTime, Utc};
 use hubkey_api::{CreateAccessTokenRequest, PatchAccessTokenRequest};
 use hubkeyd::http::extract::ApiJson;
-use hubkeyd::service::{check_create_request, check_patch_request, MAX_LABEL};
+use hubkeyd::hub::{check_create_request, check_patch_request, MAX_LABEL};
 use libfuzzer_sys::fuzz_target;
 use serde::de::DeserializeOwned;
 

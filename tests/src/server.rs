@@ -17,7 +17,7 @@ pub struct Hubkeyd {
     pub hub: Hub,
     data_dir: TempDir,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<hubkeyd::Result<()>>>,
+    task: Option<JoinHandle<Result<(), hubkeyd::SetupError>>>,
 }
 
 impl Hubkeyd {

@@ -13,6 +13,23 @@ pub struct ErrorBody {
     /// On a 401 that asks for a second factor: the single-use challenge for `/v2/users/2fa-login`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_2fa_token: Option<String>,
+    /// Our extension to Hub's body: a machine-readable reason, where a client must tell two
+    /// answers of one status apart and Hub's text is for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<ErrorCode>,
+}
+
+/// The machine-readable reasons an [`ErrorBody`] can carry in `code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 401 from `/v2/users/2fa-login`: the challenge is unknown, used up, out of attempts or
+    /// expired, so the sign-in starts over with the password. (A wrong code is a 401 without a
+    /// code, and the challenge stays usable.)
+    ChallengeExpired,
+    /// A code this build does not know (a newer server): treat the answer by its status.
+    #[serde(other)]
+    Unknown,
 }
 
 impl ErrorBody {
@@ -23,6 +40,15 @@ impl ErrorBody {
             detail: text.clone(),
             message: text,
             login_2fa_token: None,
+            code: None,
+        }
+    }
+
+    /// A body carrying `text` and the machine-readable `code`.
+    pub fn with_code(text: impl Into<String>, code: ErrorCode) -> Self {
+        ErrorBody {
+            code: Some(code),
+            ..ErrorBody::new(text)
         }
     }
 }

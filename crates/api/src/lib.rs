@@ -11,6 +11,6 @@ pub mod scope;
 pub mod token;
 
 pub use body::*;
-pub use error::{ErrorBody, RegistryErrorBody, ValidationErrorBody};
+pub use error::{ErrorBody, ErrorCode, RegistryErrorBody, ValidationErrorBody};
 pub use scope::{Scope, ScopeParseError};
 pub use token::{PatParseError, PlainToken, TokenDigest};

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use hubkey_api::{Origin, PlainToken, Scope};
-use hubkeyd::store::{NewToken, Store};
+use hubkeyd::store::{NewToken, Store, TokenSpec};
 
 mod desktop;
 
@@ -339,25 +339,27 @@ async fn insert_tokens(
     let mut made = 0;
     while made < count {
         let mut tx = store.begin().await?;
+        // Like every token change, the insert runs under the account's token lock.
+        let mut tokens = Store::lock_account_tokens(&mut tx, user_id, now).await?;
         for _ in 0..(count - made).min(20_000) {
             let token = PlainToken::generate();
             let (digest, hint) = (token.digest(), token.hint());
             let label = format!("bench {made}");
             Store::insert_token(
-                &mut tx,
+                &mut tokens,
                 &NewToken {
                     uuid: uuid::Uuid::new_v4(),
-                    user_id,
                     digest: digest.as_str(),
                     hint: &hint,
-                    label: &label,
-                    scopes: &[Scope::Write],
-                    origin: Origin::Manual,
-                    client_id: "",
+                    spec: TokenSpec {
+                        label: &label,
+                        scopes: &[Scope::Write],
+                        origin: Origin::Manual,
+                        client_id: "",
+                        expires_at: None,
+                    },
                     creator_ip: "127.0.0.1",
                     creator_ua: "hubkey-bench",
-                    expires_at: None,
-                    now,
                 },
             )
             .await?;

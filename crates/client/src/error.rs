@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use hubkey_api::error::MFA_REQUIRED;
-use hubkey_api::{ErrorBody, ValidationErrorBody};
+use hubkey_api::{ErrorBody, ErrorCode, ValidationErrorBody};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 
@@ -26,6 +26,11 @@ pub enum ClientError {
     /// [`crate::HubClient::login`], which returns the challenge instead).
     #[error("the account needs a second factor (an authenticator code) to sign in")]
     SecondFactorRequired,
+    /// 401 from [`crate::HubClient::login_2fa`]: the challenge is used up, out of attempts or
+    /// expired. Start the sign-in again with the password (a wrong code is
+    /// [`ClientError::Unauthorized`], and the challenge can be tried again).
+    #[error("the two-factor sign-in has expired; sign in again")]
+    ChallengeExpired,
     /// 403: signed in, but not allowed to do this (e.g. a session made from an access token
     /// managing access tokens).
     #[error("not allowed: {message}")]
@@ -84,7 +89,9 @@ impl ClientError {
     /// The HTTP status behind this error, or `None` when no answer came (or none was needed).
     pub fn status(&self) -> Option<u16> {
         match self {
-            ClientError::Unauthorized { .. } | ClientError::SecondFactorRequired => Some(401),
+            ClientError::Unauthorized { .. }
+            | ClientError::SecondFactorRequired
+            | ClientError::ChallengeExpired => Some(401),
             ClientError::Forbidden { .. } => Some(403),
             ClientError::NotFound { .. } => Some(404),
             ClientError::Invalid { .. } => Some(400),
@@ -223,8 +230,13 @@ impl Reply {
                 let second_factor = body.as_ref().is_some_and(|body| {
                     body.login_2fa_token.is_some() || body.detail == MFA_REQUIRED
                 });
+                let challenge_expired = body
+                    .as_ref()
+                    .is_some_and(|body| body.code == Some(ErrorCode::ChallengeExpired));
                 if second_factor {
                     ClientError::SecondFactorRequired
+                } else if challenge_expired {
+                    ClientError::ChallengeExpired
                 } else {
                     ClientError::Unauthorized { message }
                 }
@@ -316,6 +328,30 @@ mod tests {
         assert_eq!(
             reply(401, JSON, body).into_error(),
             ClientError::SecondFactorRequired
+        );
+    }
+
+    #[test]
+    fn expired_challenge_is_told_from_a_wrong_code_by_its_code() {
+        let expired = r#"{"detail":"The two-factor challenge is invalid or has expired; sign in again","message":"x","code":"challenge_expired"}"#;
+        let err = reply(401, JSON, expired).into_error();
+        assert_eq!(err, ClientError::ChallengeExpired);
+        assert_eq!(err.status(), Some(401));
+        let wrong =
+            r#"{"detail":"Incorrect verification code","message":"Incorrect verification code"}"#;
+        assert_eq!(
+            reply(401, JSON, wrong).into_error(),
+            ClientError::Unauthorized {
+                message: "Incorrect verification code".into()
+            }
+        );
+        let newer = r#"{"detail":"d","message":"m","code":"something_new"}"#;
+        assert_eq!(
+            reply(401, JSON, newer).into_error(),
+            ClientError::Unauthorized {
+                message: "d".into()
+            },
+            "an unknown code falls back to the status"
         );
     }
 

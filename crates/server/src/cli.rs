@@ -10,9 +10,13 @@ use clap::{Args, Parser, Subcommand};
 use tokio::net::TcpListener;
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::data_dir;
+use crate::error::SetupError;
 use crate::registry::keys::RegistryKeys;
 use crate::{totp, Hub, Instance};
+
+/// What every command answers.
+type Result<T, E = SetupError> = std::result::Result<T, E>;
 
 /// hubkeyd: a self-hostable, Docker Hub compatible personal-access-token server.
 #[derive(Debug, Parser)]
@@ -122,29 +126,16 @@ impl Global {
     fn data_dir(&self) -> Result<PathBuf> {
         match &self.data_dir {
             Some(dir) => Ok(dir.clone()),
-            None => dirs::data_dir()
-                .map(|dir| dir.join("hubkeyd"))
-                .ok_or_else(|| Error::Internal("no data directory: pass --data-dir".into())),
+            None => data_dir::default_dir(),
         }
     }
 
     fn database_url(&self, dir: &std::path::Path) -> String {
         match &self.database {
             Some(url) => url.clone(),
-            None => format!("sqlite://{}", dir.join("hubkeyd.db").display()),
+            None => data_dir::default_database_url(dir),
         }
     }
-}
-
-/// Creates `dir` and its parents; `dir` itself gets mode 0700.
-pub(crate) fn create_private_dir(dir: &std::path::Path) -> Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .map_err(|err| Error::Internal(format!("creating {}: {err}", dir.display())))
 }
 
 /// Runs a parsed command line.
@@ -169,7 +160,7 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 fn say(line: &str) -> Result<()> {
-    writeln!(std::io::stdout(), "{line}").map_err(|err| Error::Internal(format!("stdout: {err}")))
+    writeln!(std::io::stdout(), "{line}").map_err(|err| SetupError::io("stdout", err))
 }
 
 async fn repo(hub: &Hub, command: RepoCommand) -> Result<()> {
@@ -177,7 +168,7 @@ async fn repo(hub: &Hub, command: RepoCommand) -> Result<()> {
         repository
             .split_once('/')
             .map(|(namespace, name)| (namespace.to_owned(), name.to_owned()))
-            .ok_or_else(|| Error::invalid("repository", "write it as NAMESPACE/NAME"))
+            .ok_or_else(|| SetupError::Usage("repository: write it as NAMESPACE/NAME".into()))
     };
     match command {
         RepoCommand::Public { repository } => {
@@ -221,8 +212,7 @@ fn registry_key(keys: &RegistryKeys, command: RegistryKeyCommand) -> Result<()> 
             .and_then(|()| say("retired the previous certificate")),
         RegistryKeyCommand::Bundle => {
             let bundle = keys.bundle()?;
-            write!(std::io::stdout(), "{bundle}")
-                .map_err(|err| Error::Internal(format!("stdout: {err}")))
+            write!(std::io::stdout(), "{bundle}").map_err(|err| SetupError::io("stdout", err))
         }
     }
 }
@@ -230,15 +220,15 @@ fn registry_key(keys: &RegistryKeys, command: RegistryKeyCommand) -> Result<()> 
 async fn serve(hub: Hub, args: ServeArgs) -> Result<()> {
     let listener = TcpListener::bind(args.listen)
         .await
-        .map_err(|err| Error::Internal(format!("cannot listen on {}: {err}", args.listen)))?;
+        .map_err(|err| SetupError::io(format!("cannot listen on {}", args.listen), err))?;
     let addr = listener
         .local_addr()
-        .map_err(|err| Error::Internal(format!("listener address: {err}")))?;
+        .map_err(|err| SetupError::io("listener address", err))?;
     tracing::info!(%addr, "hubkeyd listening");
     let mut stdout = std::io::stdout();
     writeln!(stdout, "listening on http://{addr}")
         .and_then(|()| stdout.flush())
-        .map_err(|err| Error::Internal(format!("stdout: {err}")))?;
+        .map_err(|err| SetupError::io("stdout", err))?;
     let site = crate::Site {
         public_url: args.public_url,
         registry_host: args.registry_host,
@@ -274,7 +264,7 @@ async fn shutdown_signal() {
 
 async fn user(hub: &Hub, command: UserCommand) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    let write_err = |err: std::io::Error| Error::Internal(format!("stdout: {err}"));
+    let write_err = |err: std::io::Error| SetupError::io("stdout", err);
     match command {
         UserCommand::Add { name, .. } => {
             let password = read_password()?;
@@ -308,10 +298,12 @@ fn read_password() -> Result<Zeroizing<String>> {
     std::io::stdin()
         .lock()
         .read_line(&mut line)
-        .map_err(|err| Error::Internal(format!("reading the password from stdin: {err}")))?;
+        .map_err(|err| SetupError::io("reading the password from stdin", err))?;
     let trimmed = line.trim_end_matches(['\n', '\r']);
     if trimmed.is_empty() {
-        return Err(Error::invalid("password", "no password on standard input"));
+        return Err(SetupError::Usage(
+            "password: no password on standard input".into(),
+        ));
     }
     Ok(Zeroizing::new(trimmed.to_owned()))
 }

@@ -15,6 +15,10 @@ pub enum Error {
     /// Missing, wrong, expired or revoked credentials.
     #[error("{0}")]
     Unauthorized(String),
+    /// The 2FA challenge is unknown, used up, out of attempts or expired: the sign-in starts
+    /// over. A 401 whose body says so in `code`, so a client tells it from a wrong code.
+    #[error("The two-factor challenge is invalid or has expired; sign in again")]
+    ChallengeExpired,
     /// The password was right and the account wants its second factor.
     #[error("second factor required")]
     SecondFactorRequired { login_2fa_token: String },
@@ -59,3 +63,40 @@ impl Error {
 
 /// Shorthand used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why setting the server up failed: opening its data directory, keys and database, serving,
+/// or an admin command of the `hubkeyd` CLI. The operator reads it on stderr; no request
+/// ever answers with it, so it may name paths and causes that [`Error`] keeps opaque.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A file or folder (of the data directory, the registry configuration) or a standard
+    /// stream could not be read or written.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The command line or the environment asks for something that cannot be done.
+    #[error("{0}")]
+    Usage(String),
+    /// Key material is unreadable, or could not be made.
+    #[error("{0}")]
+    Key(String),
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Database(String),
+    /// An operation of the service refused or failed (a taken user name, a storage error).
+    #[error(transparent)]
+    Service(#[from] Error),
+}
+
+impl SetupError {
+    /// An I/O failure on `what` (a path, or a stream such as "stdout").
+    pub fn io(what: impl std::fmt::Display, source: std::io::Error) -> Self {
+        SetupError::Io {
+            what: what.to_string(),
+            source,
+        }
+    }
+}

@@ -4,7 +4,7 @@
 //! database file alone reveals neither. Instances sharing a database share this file.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
@@ -14,9 +14,9 @@ use rand::RngCore;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::data_dir;
+use crate::error::{Error, Result, SetupError};
 
-const KEY_FILE: &str = "server.key";
 const NONCE_LEN: usize = 12;
 
 /// Keys derived from the server key, one per purpose.
@@ -34,12 +34,12 @@ impl std::fmt::Debug for ServerKeys {
 
 impl ServerKeys {
     /// Reads `DIR/server.key`, creating it (mode 0600) when absent.
-    pub fn load_or_create(data_dir: &Path) -> Result<Self> {
-        let path = data_dir.join(KEY_FILE);
+    pub fn load_or_create(data_dir: &Path) -> Result<Self, SetupError> {
+        let path = data_dir::server_key(data_dir);
         let master = match std::fs::read_to_string(&path) {
             Ok(text) => decode_master(&path, &text)?,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => create_master(&path)?,
-            Err(err) => return Err(io_error(&path, &err)),
+            Err(err) => return Err(SetupError::io(path.display(), err)),
         };
         Ok(Self::derive(&master))
     }
@@ -99,17 +99,17 @@ fn derive(master: &[u8; 32], purpose: &[u8]) -> Zeroizing<[u8; 32]> {
     out
 }
 
-fn decode_master(path: &Path, text: &str) -> Result<[u8; 32]> {
+fn decode_master(path: &Path, text: &str) -> Result<[u8; 32], SetupError> {
     let bytes = Zeroizing::new(
         data_encoding::HEXLOWER
             .decode(text.trim().as_bytes())
-            .map_err(|_| Error::Internal(format!("{} is not a hex key", path.display())))?,
+            .map_err(|_| SetupError::Key(format!("{} is not a hex key", path.display())))?,
     );
     <[u8; 32]>::try_from(bytes.as_slice())
-        .map_err(|_| Error::Internal(format!("{} must hold 32 bytes", path.display())))
+        .map_err(|_| SetupError::Key(format!("{} must hold 32 bytes", path.display())))
 }
 
-fn create_master(path: &Path) -> Result<[u8; 32]> {
+fn create_master(path: &Path) -> Result<[u8; 32], SetupError> {
     let mut master = [0u8; 32];
     OsRng.fill_bytes(&mut master);
     let text = Zeroizing::new(data_encoding::HEXLOWER.encode(&master));
@@ -121,20 +121,17 @@ fn create_master(path: &Path) -> Result<[u8; 32]> {
         Ok(mut file) => {
             file.write_all(text.as_bytes())
                 .and_then(|()| file.sync_all())
-                .map_err(|err| io_error(path, &err))?;
+                .map_err(|err| SetupError::io(path.display(), err))?;
             Ok(master)
         }
         // Another process created it first: use theirs.
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-            let text = std::fs::read_to_string(path).map_err(|err| io_error(path, &err))?;
+            let text =
+                std::fs::read_to_string(path).map_err(|err| SetupError::io(path.display(), err))?;
             decode_master(path, &text)
         }
-        Err(err) => Err(io_error(path, &err)),
+        Err(err) => Err(SetupError::io(path.display(), err)),
     }
-}
-
-fn io_error(path: &Path, err: &std::io::Error) -> Error {
-    Error::Internal(format!("{}: {err}", PathBuf::from(path).display()))
 }
 
 #[cfg(test)]
@@ -162,7 +159,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+            let mode = std::fs::metadata(data_dir::server_key(dir.path()))
                 .unwrap()
                 .permissions()
                 .mode();

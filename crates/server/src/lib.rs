@@ -2,18 +2,24 @@
 //! Docker Hub's PAT API, applies the auto-token pruning rule, and feeds token events to the
 //! desktop app.
 //!
-//! Layout: [`http`] is the edge (routes, extractors, error bodies, OpenAPI); [`service`] is
-//! the plain core every handler calls; [`store`] holds every SQL statement; [`registry`] is
-//! the registry token service; [`usage`] caches token lookups and coalesces their use;
-//! [`cli`] is the `hubkeyd` command line.
+//! Layout: [`http`] is the edge (routes, extractors, error bodies, OpenAPI, [`AppState`]);
+//! [`hub`] is the plain core every handler calls, split by feature; [`store`] holds every SQL
+//! statement, split the same way; [`registry`] is the registry token service; [`cache`]
+//! keeps store answers for the hot path and [`usage`] coalesces token uses; [`throttle`]
+//! limits failed sign-ins; [`data_dir`] is the data directory's layout; [`cli`] is the
+//! `hubkeyd` command line. This file only wires them together.
 
+pub mod cache;
 pub mod cli;
+pub mod clock;
+pub mod data_dir;
 pub mod error;
 pub mod http;
+pub mod hub;
 pub mod keys;
 pub mod password;
+pub mod random;
 pub mod registry;
-pub mod service;
 pub mod session;
 pub mod store;
 pub mod throttle;
@@ -23,21 +29,19 @@ pub mod usage;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 
-use axum::http::{header, HeaderMap};
-use rand::rngs::OsRng;
-use rand::RngCore;
 use tokio::net::TcpListener;
 
-pub use error::{Error, Result};
-pub use service::Hub;
+pub use error::{Error, Result, SetupError};
+pub use http::{AppState, Site};
+pub use hub::Hub;
 
 use keys::ServerKeys;
 use password::PasswordHasher;
 use registry::keys::RegistryKeys;
 use registry::TokenIssuer;
 use store::Store;
+use throttle::Throttle;
 
 /// An opened data directory: the service over its database, and the registry signing keys.
 pub struct Instance {
@@ -47,14 +51,15 @@ pub struct Instance {
 
 /// Opens `data_dir` (created owner-only) with its keys, and the database at `database_url`
 /// (migrated).
-pub async fn open(data_dir: &Path, database_url: &str) -> Result<Instance> {
-    cli::create_private_dir(data_dir)?;
+pub async fn open(data_dir: &Path, database_url: &str) -> Result<Instance, SetupError> {
+    data_dir::create_private_dir(data_dir)?;
     let keys = ServerKeys::load_or_create(data_dir)?;
     let registry_keys = RegistryKeys::open(data_dir)?;
     let store = Store::open(database_url).await?;
     let parallelism = std::thread::available_parallelism().map_or(2, usize::from);
     let issuer = TokenIssuer::new(registry_keys.signer()?)?;
-    let throttle = throttle::Throttle::load(&store, chrono::Utc::now()).await?;
+    // Failures older than the throttle's windows no longer count, whatever clock serves.
+    let throttle = Throttle::load(store.clone(), chrono::Utc::now()).await?;
     let hub = Hub::new(
         store,
         keys,
@@ -65,61 +70,31 @@ pub async fn open(data_dir: &Path, database_url: &str) -> Result<Instance> {
     Ok(Instance { hub, registry_keys })
 }
 
-/// Serves `hub` on `listener` until `shutdown` completes: writes token uses every
-/// [`usage::FLUSH_INTERVAL`] while serving, and once more at the end, so a clean stop loses none.
+/// Serves `hub` on `listener` on the system clock until `shutdown` completes; see
+/// [`run_app`].
 pub async fn run_server(
     hub: Hub,
     listener: TcpListener,
     site: Site,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<()> {
+) -> Result<(), SetupError> {
+    run_app(AppState::new(hub, site), listener, shutdown).await
+}
+
+/// Serves `state` on `listener` until `shutdown` completes: writes token uses every
+/// [`usage::FLUSH_INTERVAL`] while serving, and once more at the end, so a clean stop loses
+/// none.
+pub async fn run_app(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), SetupError> {
+    let hub = state.hub.clone();
     let flusher = tokio::spawn(hub.usage().clone().flush_forever(hub.store().clone()));
-    let served = serve(listener, AppState::new(hub.clone(), site), shutdown).await;
+    let served = serve(listener, state, shutdown).await;
     flusher.abort();
     hub.usage().flush(hub.store()).await?;
-    served.map_err(|err| Error::Internal(format!("server: {err}")))
-}
-
-/// How this server is reached, for links and the discovery document.
-#[derive(Debug, Clone, Default)]
-pub struct Site {
-    /// The URL clients reach this server at; else taken from each request's `Host`.
-    pub public_url: Option<String>,
-    /// The registry (`host:port`) that uses this server as its token server.
-    pub registry_host: Option<String>,
-}
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub hub: Hub,
-    public_url: Option<Arc<str>>,
-    pub registry_host: Option<Arc<str>>,
-}
-
-impl AppState {
-    pub fn new(hub: Hub, site: Site) -> Self {
-        AppState {
-            hub,
-            public_url: site
-                .public_url
-                .map(|url| Arc::from(url.trim_end_matches('/'))),
-            registry_host: site.registry_host.map(Arc::from),
-        }
-    }
-
-    /// The base of absolute links in answers.
-    pub fn base_url(&self, headers: &HeaderMap) -> String {
-        if let Some(url) = &self.public_url {
-            return url.to_string();
-        }
-        let host = headers
-            .get(header::HOST)
-            .and_then(|value| value.to_str().ok())
-            .filter(|host| host.bytes().all(|b| b.is_ascii_graphic()))
-            .unwrap_or("localhost");
-        format!("http://{host}")
-    }
+    served.map_err(|err| SetupError::io("serving", err))
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then finishes the requests in
@@ -133,11 +108,4 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
-}
-
-/// 256 random bits from the OS CSPRNG, URL-safe base64: refresh tokens, 2FA challenges.
-pub(crate) fn random_secret() -> String {
-    let mut bytes = [0u8; 32];
-    OsRng.fill_bytes(&mut bytes);
-    data_encoding::BASE64URL_NOPAD.encode(&bytes)
 }

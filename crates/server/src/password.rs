@@ -7,7 +7,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use rand::rngs::OsRng;
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SetupError};
 
 /// OWASP's argon2id recommendation: 19 MiB of memory, 2 passes, 1 lane.
 const MEMORY_KIB: u32 = 19_456;
@@ -41,8 +41,8 @@ const HASHING_NICENESS: i32 = 10;
 
 impl PasswordHasher {
     /// A hasher with `threads` hashing threads.
-    pub fn new(threads: usize) -> Result<Self> {
-        let decoy = hash_blocking(&crate::random_secret())?;
+    pub fn new(threads: usize) -> Result<Self, SetupError> {
+        let decoy = hash_blocking(&crate::random::random_secret())?;
         let threads = threads.max(1);
         // Waiting jobs beyond this make callers wait before queueing.
         let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(threads * 64);
@@ -64,7 +64,7 @@ impl PasswordHasher {
                         }
                     }
                 })
-                .map_err(|err| Error::Internal(format!("starting a password thread: {err}")))?;
+                .map_err(|err| SetupError::io("starting a password thread", err))?;
         }
         Ok(PasswordHasher {
             jobs,

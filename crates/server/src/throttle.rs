@@ -53,17 +53,26 @@ fn horizon() -> Duration {
 /// Subjects tracked before a sweep drops those with no recent failure.
 const SWEEP_AT: usize = 50_000;
 
+/// Failed sign-in throttling: the failures and known addresses in memory, and the store
+/// they are written to, so callers hand it an [`Attempt`] and nothing else.
+#[derive(Debug)]
+pub struct Throttle {
+    store: Store,
+    memory: Memory,
+}
+
 /// Recent failures per subject, in time order; and the addresses each account signed in from.
 #[derive(Debug, Default)]
-pub struct Throttle {
+struct Memory {
     recent: Mutex<HashMap<String, VecDeque<i64>>>,
     /// (account subject, address subject) → last full sign-in, Unix ms.
     known: Mutex<HashMap<(String, String), i64>>,
 }
 
 impl Throttle {
-    /// The failures of the last hour and the known addresses, from the store.
-    pub async fn load(store: &Store, now: DateTime<Utc>) -> Result<Self> {
+    /// The failures of the last hour and the known addresses, from `store`, which later
+    /// failures and sign-ins are written to.
+    pub async fn load(store: Store, now: DateTime<Utc>) -> Result<Self> {
         let mut recent: HashMap<String, VecDeque<i64>> = HashMap::new();
         for (subject, at) in store.failures_since(now - horizon()).await? {
             recent.entry(subject).or_default().push_back(at);
@@ -75,11 +84,62 @@ impl Throttle {
             .map(|(account, address, at)| ((account, address), at))
             .collect();
         Ok(Throttle {
-            recent: Mutex::new(recent),
-            known: Mutex::new(known),
+            store,
+            memory: Memory {
+                recent: Mutex::new(recent),
+                known: Mutex::new(known),
+            },
         })
     }
 
+    /// Refuses with 429 when either subject of `attempt` is over its limit at `now`; the
+    /// account's limit does not apply from an address the account signed in from in the last
+    /// [`KNOWN_FOR`].
+    pub fn check(&self, attempt: &Attempt, now: DateTime<Utc>) -> Result<()> {
+        self.memory.check(attempt, now)
+    }
+
+    /// Like [`Throttle::check`], with the address's limit only: for credentials that cannot
+    /// be guessed (a personal access token), where the account's limit would only let an
+    /// attacker's password guesses lock out the account's tokens.
+    pub fn check_address(&self, attempt: &Attempt, now: DateTime<Utc>) -> Result<()> {
+        self.memory
+            .check_subjects(std::iter::once((&attempt.address, PER_ADDRESS)), now)
+    }
+
+    /// Notes a full sign-in (password, and second factor when on): the address becomes
+    /// known to the account for [`KNOWN_FOR`].
+    pub async fn succeed(&self, attempt: &Attempt, now: DateTime<Utc>) -> Result<()> {
+        let Some(account) = &attempt.account else {
+            return Ok(());
+        };
+        let previous = self
+            .memory
+            .known()
+            .insert((account.clone(), attempt.address.clone()), millis(now));
+        // One write per address a day is enough to keep it known.
+        if previous.is_some_and(|at| at > millis(now - Duration::days(1))) {
+            return Ok(());
+        }
+        self.store
+            .record_sign_in_address(account, &attempt.address, now, now - KNOWN_FOR)
+            .await
+    }
+
+    /// Counts a failure against both subjects of `attempt`, in memory and in the store.
+    pub async fn fail(&self, attempt: &Attempt, now: DateTime<Utc>) -> Result<()> {
+        self.memory.fail(attempt, now);
+        let subjects: Vec<String> = attempt
+            .subjects()
+            .map(|(subject, _)| subject.clone())
+            .collect();
+        self.store
+            .record_failure(&subjects, now, now - horizon())
+            .await
+    }
+}
+
+impl Memory {
     fn known(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), i64>> {
         self.known
             .lock()
@@ -90,6 +150,63 @@ impl Throttle {
         self.recent
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn check(&self, attempt: &Attempt, now: DateTime<Utc>) -> Result<()> {
+        let known = attempt.account.as_ref().is_some_and(|account| {
+            self.known()
+                .get(&(account.clone(), attempt.address.clone()))
+                .is_some_and(|at| *at > millis(now - KNOWN_FOR))
+        });
+        let account = attempt
+            .account
+            .iter()
+            .filter(|_| !known)
+            .map(|account| (account, PER_ACCOUNT));
+        self.check_subjects(
+            std::iter::once((&attempt.address, PER_ADDRESS)).chain(account),
+            now,
+        )
+    }
+
+    fn fail(&self, attempt: &Attempt, now: DateTime<Utc>) {
+        let mut recent = self.lock();
+        let forget_before = millis(now - horizon());
+        for (subject, _) in attempt.subjects() {
+            let failures = recent.entry(subject.clone()).or_default();
+            while failures.front().is_some_and(|at| *at <= forget_before) {
+                failures.pop_front();
+            }
+            failures.push_back(millis(now));
+        }
+        if recent.len() > SWEEP_AT {
+            recent.retain(|_, failures| failures.back().is_some_and(|at| *at > forget_before));
+        }
+    }
+
+    /// Refuses with 429, with the wait, when a subject is over its limit at `now`.
+    fn check_subjects<'a>(
+        &self,
+        subjects: impl Iterator<Item = (&'a String, Limit)>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let recent = self.lock();
+        let now_ms = millis(now);
+        for (subject, limit) in subjects {
+            let Some(failures) = recent.get(subject) else {
+                continue;
+            };
+            let since = now_ms - limit.window.num_milliseconds();
+            let in_window: Vec<i64> = failures.iter().copied().filter(|at| *at > since).collect();
+            if in_window.len() >= limit.failures {
+                // Free again when enough of the oldest failures have aged out.
+                let freeing = in_window[in_window.len() - limit.failures];
+                let wait_ms = (freeing + limit.window.num_milliseconds() - now_ms).max(1000);
+                let retry_after = u64::try_from((wait_ms + 999) / 1000).unwrap_or(1);
+                return Err(Error::Throttled { retry_after });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -123,105 +240,6 @@ impl Attempt {
         std::iter::once((&self.address, PER_ADDRESS))
             .chain(self.account.iter().map(|account| (account, PER_ACCOUNT)))
     }
-
-    /// Refuses with 429 when either subject is over its limit at `now`; the account's limit
-    /// does not apply from an address the account signed in from in the last [`KNOWN_FOR`].
-    pub fn check(&self, throttle: &Throttle, now: DateTime<Utc>) -> Result<()> {
-        let known = self.account.as_ref().is_some_and(|account| {
-            throttle
-                .known()
-                .get(&(account.clone(), self.address.clone()))
-                .is_some_and(|at| *at > millis(now - KNOWN_FOR))
-        });
-        let account = self
-            .account
-            .iter()
-            .filter(|_| !known)
-            .map(|account| (account, PER_ACCOUNT));
-        check_subjects(
-            std::iter::once((&self.address, PER_ADDRESS)).chain(account),
-            throttle,
-            now,
-        )
-    }
-
-    /// Like [`Attempt::check`], with the address's limit only: for credentials that cannot be
-    /// guessed (a personal access token), where the account's limit would only let an
-    /// attacker's password guesses lock out the account's tokens.
-    pub fn check_address(&self, throttle: &Throttle, now: DateTime<Utc>) -> Result<()> {
-        check_subjects(std::iter::once((&self.address, PER_ADDRESS)), throttle, now)
-    }
-
-    /// Notes a full sign-in (password, and second factor when on): the address becomes
-    /// known to the account for [`KNOWN_FOR`].
-    pub async fn succeed(
-        &self,
-        throttle: &Throttle,
-        store: &Store,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let Some(account) = &self.account else {
-            return Ok(());
-        };
-        let previous = throttle
-            .known()
-            .insert((account.clone(), self.address.clone()), millis(now));
-        // One write per address a day is enough to keep it known.
-        if previous.is_some_and(|at| at > millis(now - Duration::days(1))) {
-            return Ok(());
-        }
-        store
-            .record_sign_in_address(account, &self.address, now, now - KNOWN_FOR)
-            .await
-    }
-
-    /// Counts a failure against both subjects, in memory and in the store.
-    pub async fn fail(&self, throttle: &Throttle, store: &Store, now: DateTime<Utc>) -> Result<()> {
-        {
-            let mut recent = throttle.lock();
-            let forget_before = millis(now - horizon());
-            for (subject, _) in self.subjects() {
-                let failures = recent.entry(subject.clone()).or_default();
-                while failures.front().is_some_and(|at| *at <= forget_before) {
-                    failures.pop_front();
-                }
-                failures.push_back(millis(now));
-            }
-            if recent.len() > SWEEP_AT {
-                recent.retain(|_, failures| failures.back().is_some_and(|at| *at > forget_before));
-            }
-        }
-        let subjects: Vec<String> = self
-            .subjects()
-            .map(|(subject, _)| subject.clone())
-            .collect();
-        store.record_failure(&subjects, now, now - horizon()).await
-    }
-}
-
-/// Refuses with 429, with the wait, when a subject is over its limit at `now`.
-fn check_subjects<'a>(
-    subjects: impl Iterator<Item = (&'a String, Limit)>,
-    throttle: &Throttle,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    let recent = throttle.lock();
-    let now_ms = millis(now);
-    for (subject, limit) in subjects {
-        let Some(failures) = recent.get(subject) else {
-            continue;
-        };
-        let since = now_ms - limit.window.num_milliseconds();
-        let in_window: Vec<i64> = failures.iter().copied().filter(|at| *at > since).collect();
-        if in_window.len() >= limit.failures {
-            // Free again when enough of the oldest failures have aged out.
-            let freeing = in_window[in_window.len() - limit.failures];
-            let wait_ms = (freeing + limit.window.num_milliseconds() - now_ms).max(1000);
-            let retry_after = u64::try_from((wait_ms + 999) / 1000).unwrap_or(1);
-            return Err(Error::Throttled { retry_after });
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -230,7 +248,7 @@ mod tests {
 
     #[test]
     fn an_address_over_its_limit_waits_until_its_oldest_failure_ages_out() {
-        let throttle = Throttle::default();
+        let throttle = Memory::default();
         let start = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         let attacker = Attempt::new("ann", "127.0.0.9".parse().unwrap());
         {
@@ -248,17 +266,17 @@ mod tests {
             }
         }
         let now = start + Duration::seconds(60);
-        match attacker.check(&throttle, now) {
+        match throttle.check(&attacker, now) {
             Err(Error::Throttled { retry_after }) => assert_eq!(retry_after, 120),
             other => panic!("expected 429, got {other:?}"),
         }
         // The real user from another address is not held back.
-        assert!(Attempt::new("ann", "127.0.0.10".parse().unwrap())
-            .check(&throttle, now)
+        assert!(throttle
+            .check(&Attempt::new("ann", "127.0.0.10".parse().unwrap()), now)
             .is_ok());
         // Three minutes after the first failure the address may try again.
-        assert!(attacker
-            .check(&throttle, start + Duration::seconds(181))
+        assert!(throttle
+            .check(&attacker, start + Duration::seconds(181))
             .is_ok());
     }
 }

@@ -1,17 +1,17 @@
 //! Time-based one-time passwords (RFC 6238): HMAC-SHA1, 30-second steps, 6 digits, with one
-//! step of tolerance either side. Replay protection (a step is accepted once) is the store's
-//! job: [`verify`] returns the step that matched so the caller can record it.
+//! step of tolerance either side. The arithmetic and the constant-time comparison are
+//! totp-rs's; what is ours is the choice of parameters, the secret's life (made here, sealed
+//! by the store) and the replay rule: [`verify`] returns the step that matched, and the store
+//! accepts each step once per account (`Store::accept_totp_step`).
 
-use hmac::{Hmac, Mac};
 use rand::rngs::OsRng;
 use rand::RngCore;
-use sha1::Sha1;
-use subtle::ConstantTimeEq;
+use totp_rs::{Algorithm, Builder, Totp};
 
 /// Seconds per step.
 pub const STEP_SECONDS: i64 = 30;
 /// Digits per code.
-pub const DIGITS: u32 = 6;
+pub const DIGITS: u8 = 6;
 /// Bytes of secret (RFC 4226 recommends 160 bits).
 pub const SECRET_LEN: usize = 20;
 
@@ -44,42 +44,42 @@ pub fn otpauth_uri(username: &str, secret: &[u8]) -> String {
     )
 }
 
+/// The generator for `secret` with our parameters. `build_noncompliant` skips only the
+/// checks these constants pass (6 digits, a non-zero step) and the secret's minimum length,
+/// which [`new_secret`] exceeds; HMAC takes keys of any length, so nothing here can panic.
+fn totp(secret: &[u8]) -> Totp {
+    Builder::new()
+        .with_algorithm(Algorithm::SHA1)
+        .with_digits(DIGITS)
+        .with_step_duration(STEP_SECONDS.unsigned_abs())
+        .with_skew(1)
+        .with_secret(secret)
+        .build_noncompliant()
+}
+
 /// The time step containing `unix_seconds`.
 pub fn step_at(unix_seconds: i64) -> i64 {
     unix_seconds.div_euclid(STEP_SECONDS)
 }
 
-/// The code of one time step (RFC 4226 HOTP with the step as counter).
+/// The code of one time step (RFC 4226 HOTP with the step as counter); steps before 1970
+/// have no code of their own and give step 0's.
 pub fn code_at_step(secret: &[u8], step: i64) -> String {
-    let mut mac = <Hmac<Sha1> as Mac>::new_from_slice(secret)
-        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-    mac.update(&step.to_be_bytes());
-    let digest = mac.finalize().into_bytes();
-    let offset = usize::from(digest[19] & 0x0f);
-    let binary = u32::from_be_bytes([
-        digest[offset] & 0x7f,
-        digest[offset + 1],
-        digest[offset + 2],
-        digest[offset + 3],
-    ]);
-    format!(
-        "{:0width$}",
-        binary % 10u32.pow(DIGITS),
-        width = DIGITS as usize
-    )
+    let at = u64::try_from(step).unwrap_or(0) * STEP_SECONDS.unsigned_abs();
+    totp(secret).generate(at).to_string()
 }
 
 /// The step whose code `code` is, among the current step and one either side, or `None`.
+/// The comparison is constant-time.
 pub fn verify(secret: &[u8], code: &str, unix_seconds: i64) -> Option<i64> {
     let code = code.trim();
-    if code.len() != DIGITS as usize || !code.bytes().all(|b| b.is_ascii_digit()) {
+    if code.len() != usize::from(DIGITS) || !code.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let now = step_at(unix_seconds);
-    (now - 1..=now + 1)
-        .find(|&step| bool::from(code_at_step(secret, step).as_bytes().ct_eq(code.as_bytes())))
+    let now = u64::try_from(unix_seconds).ok()?;
+    let step = totp(secret).check(code, now)?;
+    i64::try_from(step).ok()
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

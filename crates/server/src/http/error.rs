@@ -7,7 +7,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hubkey_api::error::MFA_REQUIRED;
-use hubkey_api::{ErrorBody, RegistryErrorBody, ValidationErrorBody};
+use hubkey_api::{ErrorBody, ErrorCode, RegistryErrorBody, ValidationErrorBody};
 
 use crate::error::Error;
 
@@ -16,7 +16,9 @@ impl Error {
     pub fn status_code(&self) -> StatusCode {
         match self {
             Error::Invalid { .. } => StatusCode::BAD_REQUEST,
-            Error::Unauthorized(_) | Error::SecondFactorRequired { .. } => StatusCode::UNAUTHORIZED,
+            Error::Unauthorized(_)
+            | Error::ChallengeExpired
+            | Error::SecondFactorRequired { .. } => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -37,15 +39,11 @@ impl IntoResponse for Error {
                 body.login_2fa_token = Some(login_2fa_token);
                 (status, Json(body)).into_response()
             }
-            Error::Unauthorized(message) => (
-                status,
-                [(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"hubkey\""),
-                )],
-                Json(ErrorBody::new(message)),
-            )
-                .into_response(),
+            Error::Unauthorized(message) => unauthorized(ErrorBody::new(message)),
+            Error::ChallengeExpired => unauthorized(ErrorBody::with_code(
+                Error::ChallengeExpired.to_string(),
+                ErrorCode::ChallengeExpired,
+            )),
             Error::Throttled { retry_after } => (
                 status,
                 [(header::RETRY_AFTER, HeaderValue::from(retry_after))],
@@ -65,6 +63,19 @@ impl IntoResponse for Error {
             }
         }
     }
+}
+
+/// A 401 with `body`, and the `WWW-Authenticate` challenge of the API's bearer auth.
+fn unauthorized(body: ErrorBody) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"hubkey\""),
+        )],
+        Json(body),
+    )
+        .into_response()
 }
 
 /// Most bytes of a plain-text error answer kept as its message.

@@ -9,14 +9,13 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::Utc;
 use hubkey_api::ValidationErrorBody;
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
-use crate::service::ClientInfo;
+use crate::http::AppState;
+use crate::hub::ClientInfo;
 use crate::session::Caller;
-use crate::AppState;
 
 /// A JSON body; a malformed one is a 400 (413 when too large) with Hub's body shape.
 pub struct ApiJson<T>(pub T);
@@ -164,7 +163,7 @@ impl FromRequestParts<AppState> for Authenticated {
             })?;
         state
             .hub
-            .authenticate(bearer, Utc::now())
+            .authenticate(bearer, state.now())
             .await
             .map(Authenticated)
     }

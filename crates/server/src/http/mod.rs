@@ -4,6 +4,9 @@ pub mod error;
 pub mod extract;
 pub mod registry;
 pub mod routes;
+mod state;
+
+pub use state::{AppState, Site};
 
 use std::time::Duration;
 
@@ -16,8 +19,6 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-
-use crate::AppState;
 
 /// Largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;

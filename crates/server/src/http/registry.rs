@@ -7,7 +7,6 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::Utc;
 use hubkey_api::{
     ErrorBody, PatchRepositoryRequest, RegistryErrorBody, RegistryTokenResponse, Repository,
     ValidationErrorBody,
@@ -16,8 +15,8 @@ use zeroize::Zeroizing;
 
 use super::extract::{body_rejection_text, ApiJson, ApiPath, Authenticated};
 use crate::error::{Error, Result};
-use crate::service::{ClientInfo, RegistryCredential, RegistryTokenRequest};
-use crate::AppState;
+use crate::http::AppState;
+use crate::hub::{ClientInfo, RegistryCredential, RegistryTokenRequest};
 
 /// An error of the token endpoint, in the registry clients' shape.
 pub enum RegistryError {
@@ -134,7 +133,7 @@ pub async fn token_get(
     Ok(Json(
         state
             .hub
-            .registry_token(request, &client, Utc::now())
+            .registry_token(request, &client, state.now())
             .await?,
     ))
 }
@@ -183,7 +182,7 @@ pub async fn token_post(
     Ok(Json(
         state
             .hub
-            .registry_token(request, &client, Utc::now())
+            .registry_token(request, &client, state.now())
             .await?,
     ))
 }
@@ -279,7 +278,7 @@ pub async fn patch_repository(
 ) -> Result<Json<Repository>> {
     state
         .hub
-        .set_repository_visibility(&caller, &namespace, &name, body.is_private, Utc::now())
+        .set_repository_visibility(&caller, &namespace, &name, body.is_private, state.now())
         .await
         .map(Json)
 }

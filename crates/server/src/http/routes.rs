@@ -1,10 +1,9 @@
-//! The handlers: each extracts its input, calls [`crate::service::Hub`] and maps the result.
+//! The handlers: each extracts its input, calls [`crate::hub::Hub`] and maps the result.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use chrono::Utc;
 use hubkey_api::{
     AccessToken, AccessTokenPage, AuthTokenRequest, AuthTokenResponse, CreateAccessTokenRequest,
     DesktopGenerateRequest, DesktopGenerateResponse, ErrorBody, Health, HubInfo, LoginRequest,
@@ -18,8 +17,8 @@ use zeroize::Zeroizing;
 
 use super::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery, Authenticated};
 use crate::error::{Error, Result};
-use crate::service::ClientInfo;
-use crate::AppState;
+use crate::http::AppState;
+use crate::hub::ClientInfo;
 
 /// Liveness: the server answers and its database does.
 #[utoipa::path(get, path = "/healthz", tag = "meta",
@@ -59,7 +58,7 @@ pub async fn login(
     let password = Zeroizing::new(body.password);
     state
         .hub
-        .login(&body.username, password, &client, Utc::now())
+        .login(&body.username, password, &client, state.now())
         .await
         .map(Json)
 }
@@ -69,7 +68,7 @@ pub async fn login(
     responses(
         (status = 200, body = LoginResponse),
         (status = 400, body = ValidationErrorBody, description = "Malformed body"),
-        (status = 401, body = ErrorBody, description = "Wrong, reused or expired code or challenge"),
+        (status = 401, body = ErrorBody, description = "A wrong or reused code (no `code`; the challenge stays usable), or a challenge that is unknown, used up, out of attempts or expired (`\"code\": \"challenge_expired\"`: sign in again)"),
         (status = 429, body = ErrorBody, description = "Too many failed sign-ins from this address or for this account",
             headers(("Retry-After" = u64, description = "Seconds until a new attempt is counted"))),
     ))]
@@ -80,7 +79,7 @@ pub async fn login_2fa(
 ) -> Result<Json<LoginResponse>> {
     state
         .hub
-        .login_2fa(&body.login_2fa_token, &body.code, &client, Utc::now())
+        .login_2fa(&body.login_2fa_token, &body.code, &client, state.now())
         .await
         .map(Json)
 }
@@ -98,7 +97,7 @@ pub async fn refresh(
 ) -> Result<Json<LoginResponse>> {
     state
         .hub
-        .refresh(&body.refresh_token, Utc::now())
+        .refresh(&body.refresh_token, state.now())
         .await
         .map(Json)
 }
@@ -112,7 +111,7 @@ pub async fn logout(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
 ) -> Result<StatusCode> {
-    state.hub.logout(&caller, Utc::now()).await?;
+    state.hub.logout(&caller, state.now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -133,7 +132,7 @@ pub async fn auth_token(
     let secret = Zeroizing::new(body.secret);
     let access_token = state
         .hub
-        .auth_token(&body.identifier, secret, &client, Utc::now())
+        .auth_token(&body.identifier, secret, &client, state.now())
         .await?;
     Ok(Json(AuthTokenResponse { access_token }))
 }
@@ -154,7 +153,7 @@ pub async fn create_token(
 ) -> Result<impl IntoResponse> {
     let token = state
         .hub
-        .create_token(&caller, &body, &client, Utc::now())
+        .create_token(&caller, &body, &client, state.now())
         .await?;
     Ok((StatusCode::CREATED, Json(token)))
 }
@@ -190,7 +189,7 @@ pub async fn list_tokens(
     let page_size = query.page_size.unwrap_or(10);
     let listed = state
         .hub
-        .list_tokens(&caller, page, page_size, Utc::now())
+        .list_tokens(&caller, page, page_size, state.now())
         .await?;
     let base = state.base_url(&headers);
     let link = |page: u32| format!("{base}/v2/access-tokens?page={page}&page_size={page_size}");
@@ -221,7 +220,7 @@ pub async fn get_token(
     let uuid = parse_uuid(&uuid)?;
     state
         .hub
-        .get_token(&caller, uuid, Utc::now())
+        .get_token(&caller, uuid, state.now())
         .await
         .map(Json)
 }
@@ -245,7 +244,7 @@ pub async fn patch_token(
     let uuid = parse_uuid(&uuid)?;
     state
         .hub
-        .patch_token(&caller, uuid, &body, Utc::now())
+        .patch_token(&caller, uuid, &body, state.now())
         .await
         .map(Json)
 }
@@ -265,7 +264,7 @@ pub async fn delete_token(
     ApiPath(uuid): ApiPath<String>,
 ) -> Result<StatusCode> {
     let uuid = parse_uuid(&uuid)?;
-    state.hub.delete_token(&caller, uuid, Utc::now()).await?;
+    state.hub.delete_token(&caller, uuid, state.now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -293,7 +292,7 @@ pub async fn desktop_generate(
     };
     let data = state
         .hub
-        .desktop_generate(&caller, &request, &client, Utc::now())
+        .desktop_generate(&caller, &request, &client, state.now())
         .await?;
     Ok((StatusCode::CREATED, Json(DesktopGenerateResponse { data })))
 }
@@ -328,7 +327,7 @@ pub async fn events(
             &caller,
             query.after.as_deref(),
             query.limit.unwrap_or(100),
-            Utc::now(),
+            state.now(),
         )
         .await
         .map(Json)

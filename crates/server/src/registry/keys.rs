@@ -14,9 +14,8 @@ use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
-
-const DIR: &str = "registry";
+use crate::data_dir;
+use crate::error::{Error, Result, SetupError};
 
 /// The key that signs registry tokens now, ready to sign.
 pub struct Signer {
@@ -72,11 +71,11 @@ impl Slot {
 
 impl RegistryKeys {
     /// The key files under `DATA_DIR/registry/`, creating the signing key on first use.
-    pub fn open(data_dir: &Path) -> Result<Self> {
+    pub fn open(data_dir: &Path) -> Result<Self, SetupError> {
         let keys = RegistryKeys {
-            dir: data_dir.join(DIR),
+            dir: data_dir::registry_keys(data_dir),
         };
-        crate::cli::create_private_dir(&keys.dir)?;
+        data_dir::create_private_dir(&keys.dir)?;
         if !keys.cert_path(Slot::Signing).exists() {
             keys.generate(Slot::Signing)?;
         }
@@ -84,17 +83,17 @@ impl RegistryKeys {
     }
 
     /// The signer of the current signing key.
-    pub fn signer(&self) -> Result<Signer> {
+    pub fn signer(&self) -> Result<Signer, SetupError> {
         let pem = read(&self.key_path(Slot::Signing))?;
         let pair = KeyPair::from_pem(&pem)
-            .map_err(|err| Error::Internal(format!("registry signing key: {err}")))?;
+            .map_err(|err| SetupError::Key(format!("registry signing key: {err}")))?;
         let rng = SystemRandom::new();
         let key = EcdsaKeyPair::from_pkcs8(
             &ECDSA_P256_SHA256_FIXED_SIGNING,
             &pair.serialize_der(),
             &rng,
         )
-        .map_err(|err| Error::Internal(format!("registry signing key: {err}")))?;
+        .map_err(|err| SetupError::Key(format!("registry signing key: {err}")))?;
         let cert_der = pem_to_der(&read(&self.cert_path(Slot::Signing))?)?;
         Ok(Signer {
             key,
@@ -105,7 +104,7 @@ impl RegistryKeys {
     }
 
     /// The PEM bundle of every certificate a registry should trust now.
-    pub fn bundle(&self) -> Result<String> {
+    pub fn bundle(&self) -> Result<String, SetupError> {
         let mut bundle = String::new();
         for slot in [Slot::Signing, Slot::Next, Slot::Previous] {
             let path = self.cert_path(slot);
@@ -117,13 +116,13 @@ impl RegistryKeys {
     }
 
     /// The key ids in the bundle, with their slot names, for `hubkeyd registry-key show`.
-    pub fn describe(&self) -> Result<Vec<(&'static str, String)>> {
+    pub fn describe(&self) -> Result<Vec<(&'static str, String)>, SetupError> {
         let mut out = Vec::new();
         for slot in [Slot::Signing, Slot::Next] {
             let path = self.key_path(slot);
             if path.exists() {
                 let pair = KeyPair::from_pem(&read(&path)?)
-                    .map_err(|err| Error::Internal(format!("{}: {err}", path.display())))?;
+                    .map_err(|err| SetupError::Key(format!("{}: {err}", path.display())))?;
                 out.push((slot.stem(), libtrust_kid(&pair.public_key_der())));
             }
         }
@@ -134,11 +133,10 @@ impl RegistryKeys {
     }
 
     /// Rotation step 1: creates the next key, whose certificate joins the bundle.
-    pub fn stage(&self) -> Result<()> {
+    pub fn stage(&self) -> Result<(), SetupError> {
         if self.key_path(Slot::Next).exists() {
-            return Err(Error::invalid(
-                "registry-key",
-                "a next key is already staged; promote it first",
+            return Err(SetupError::Usage(
+                "a next key is already staged; promote it first".into(),
             ));
         }
         self.generate(Slot::Next)
@@ -146,17 +144,15 @@ impl RegistryKeys {
 
     /// Rotation step 2: the next key signs from now on; the old certificate stays in the
     /// bundle as `previous` until retired. Restart hubkeyd afterwards.
-    pub fn promote(&self) -> Result<()> {
+    pub fn promote(&self) -> Result<(), SetupError> {
         if !self.key_path(Slot::Next).exists() {
-            return Err(Error::invalid(
-                "registry-key",
-                "no key is staged: run `registry-key stage` first",
+            return Err(SetupError::Usage(
+                "no key is staged: run `registry-key stage` first".into(),
             ));
         }
         if self.cert_path(Slot::Previous).exists() {
-            return Err(Error::invalid(
-                "registry-key",
-                "retire the previous certificate first",
+            return Err(SetupError::Usage(
+                "retire the previous certificate first".into(),
             ));
         }
         rename(
@@ -164,22 +160,20 @@ impl RegistryKeys {
             &self.cert_path(Slot::Previous),
         )?;
         std::fs::remove_file(self.key_path(Slot::Signing))
-            .map_err(|err| Error::Internal(format!("removing the old signing key: {err}")))?;
+            .map_err(|err| SetupError::io("removing the old signing key", err))?;
         rename(&self.key_path(Slot::Next), &self.key_path(Slot::Signing))?;
         rename(&self.cert_path(Slot::Next), &self.cert_path(Slot::Signing))
     }
 
     /// Rotation step 3: drops the previous certificate from the bundle.
-    pub fn retire(&self) -> Result<()> {
+    pub fn retire(&self) -> Result<(), SetupError> {
         let path = self.cert_path(Slot::Previous);
         if !path.exists() {
-            return Err(Error::invalid(
-                "registry-key",
-                "there is no previous certificate to retire",
+            return Err(SetupError::Usage(
+                "there is no previous certificate to retire".into(),
             ));
         }
-        std::fs::remove_file(&path)
-            .map_err(|err| Error::Internal(format!("{}: {err}", path.display())))
+        std::fs::remove_file(&path).map_err(|err| SetupError::io(path.display(), err))
     }
 
     fn key_path(&self, slot: Slot) -> PathBuf {
@@ -190,9 +184,9 @@ impl RegistryKeys {
         self.dir.join(format!("{}.crt", slot.stem()))
     }
 
-    fn generate(&self, slot: Slot) -> Result<()> {
+    fn generate(&self, slot: Slot) -> Result<(), SetupError> {
         let internal =
-            |err: rcgen::Error| Error::Internal(format!("generating a registry key: {err}"));
+            |err: rcgen::Error| SetupError::Key(format!("generating a registry key: {err}"));
         let pair = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(internal)?;
         let mut params = CertificateParams::new(vec!["hubkeyd".to_owned()]).map_err(internal)?;
         let mut name = DistinguishedName::new();
@@ -204,7 +198,7 @@ impl RegistryKeys {
         let cert = params.self_signed(&pair).map_err(internal)?;
         write_private(&self.key_path(slot), &pair.serialize_pem())?;
         std::fs::write(self.cert_path(slot), cert.pem())
-            .map_err(|err| Error::Internal(format!("writing the registry certificate: {err}")))
+            .map_err(|err| SetupError::io("writing the registry certificate", err))
     }
 }
 
@@ -221,27 +215,26 @@ pub fn libtrust_kid(spki_der: &[u8]) -> String {
         .join(":")
 }
 
-fn pem_to_der(pem: &str) -> Result<Vec<u8>> {
+fn pem_to_der(pem: &str) -> Result<Vec<u8>, SetupError> {
     let body: String = pem
         .lines()
         .filter(|line| !line.starts_with("-----"))
         .collect();
     data_encoding::BASE64
         .decode(body.trim().as_bytes())
-        .map_err(|err| Error::Internal(format!("registry certificate is not PEM: {err}")))
+        .map_err(|err| SetupError::Key(format!("registry certificate is not PEM: {err}")))
 }
 
-fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path)
-        .map_err(|err| Error::Internal(format!("{}: {err}", path.display())))
+fn read(path: &Path) -> Result<String, SetupError> {
+    std::fs::read_to_string(path).map_err(|err| SetupError::io(path.display(), err))
 }
 
-fn rename(from: &Path, to: &Path) -> Result<()> {
+fn rename(from: &Path, to: &Path) -> Result<(), SetupError> {
     std::fs::rename(from, to)
-        .map_err(|err| Error::Internal(format!("{} → {}: {err}", from.display(), to.display())))
+        .map_err(|err| SetupError::io(format!("{} → {}", from.display(), to.display()), err))
 }
 
-fn write_private(path: &Path, text: &str) -> Result<()> {
+fn write_private(path: &Path, text: &str) -> Result<(), SetupError> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -253,7 +246,7 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
             file.write_all(text.as_bytes())?;
             file.sync_all()
         })
-        .map_err(|err| Error::Internal(format!("{}: {err}", path.display())))
+        .map_err(|err| SetupError::io(path.display(), err))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use rand::rngs::OsRng;
 use rand::RngCore;
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SetupError};
 use access::ResourceActions;
 use keys::Signer;
 
@@ -124,8 +124,8 @@ pub fn write_registry_config(
     hub_url: &str,
     registry_listen: &str,
     bundle: &str,
-) -> Result<()> {
-    let io = |err: std::io::Error| Error::Internal(format!("{}: {err}", out.display()));
+) -> Result<(), SetupError> {
+    let io = |err: std::io::Error| SetupError::io(out.display(), err);
     std::fs::create_dir_all(out.join("storage")).map_err(io)?;
     let out = std::fs::canonicalize(out).map_err(io)?;
     let bundle_path = out.join("hubkeyd-certs.pem");

@@ -10,8 +10,7 @@ use reqwest::Method;
 use uuid::Uuid;
 
 use crate::harness::{
-    manual, password_session, status_of, totp_code, unix_now, wait_for_fresh_totp_step, TestServer,
-    PASSWORD,
+    manual, password_session, status_of, totp_code, unix_now, ClockedServer, TestServer, PASSWORD,
 };
 
 /// Signs in with a password, expecting the account to ask for a second factor.
@@ -268,7 +267,7 @@ async fn pat_session_may_not_manage_access_tokens() {
 
 #[tokio::test]
 async fn totp_login_needs_a_valid_code() {
-    let server = TestServer::start().await;
+    let server = ClockedServer::start().await;
     server.add_user("ann", PASSWORD).await;
     let secret = server.enable_totp("ann").await;
     let client = server.client();
@@ -281,20 +280,19 @@ async fn totp_login_needs_a_valid_code() {
     assert_eq!(answer["detail"], MFA_REQUIRED, "{answer}");
     assert!(answer["login_2fa_token"].is_string(), "{answer}");
 
-    wait_for_fresh_totp_step().await;
-    let now = unix_now();
+    let now = server.unix_now();
     let first = challenge(&client, "ann").await;
     assert_eq!(
         status_of(client.login_2fa(&first, &wrong_code(&secret, now)).await),
         401
     );
     assert_eq!(
-        status_of(
-            client
-                .login_2fa("not-a-challenge", &totp_code(&secret, now))
-                .await
-        ),
-        401
+        client
+            .login_2fa("not-a-challenge", &totp_code(&secret, now))
+            .await
+            .unwrap_err(),
+        ClientError::ChallengeExpired,
+        "a forged challenge is told from a wrong code"
     );
 
     let second = challenge(&client, "ann").await;
@@ -312,12 +310,11 @@ async fn totp_login_needs_a_valid_code() {
 
 #[tokio::test]
 async fn accepted_totp_code_cannot_be_replayed_on_a_fresh_challenge() {
-    let server = TestServer::start().await;
+    let server = ClockedServer::start().await;
     server.add_user("ann", PASSWORD).await;
     let secret = server.enable_totp("ann").await;
     let client = server.client();
-    wait_for_fresh_totp_step().await;
-    let code = totp_code(&secret, unix_now());
+    let code = totp_code(&secret, server.unix_now());
 
     let first = challenge(&client, "ann").await;
     client
@@ -330,12 +327,11 @@ async fn accepted_totp_code_cannot_be_replayed_on_a_fresh_challenge() {
 
 #[tokio::test]
 async fn second_factor_challenge_is_single_use() {
-    let server = TestServer::start().await;
+    let server = ClockedServer::start().await;
     server.add_user("ann", PASSWORD).await;
     let secret = server.enable_totp("ann").await;
     let client = server.client();
-    wait_for_fresh_totp_step().await;
-    let now = unix_now();
+    let now = server.unix_now();
     // The server accepts one step of drift: the previous step's code signs in, and the
     // current one stays unused for the second attempt.
     let previous = totp_code(&secret, now - 30);
@@ -343,13 +339,51 @@ async fn second_factor_challenge_is_single_use() {
 
     let used = challenge(&client, "ann").await;
     client.login_2fa(&used, &previous).await.expect("2FA login");
-    assert_eq!(status_of(client.login_2fa(&used, &current).await), 401);
+    assert_eq!(
+        client.login_2fa(&used, &current).await.unwrap_err(),
+        ClientError::ChallengeExpired,
+        "a spent challenge says so, and is not a wrong code"
+    );
 
     let fresh = challenge(&client, "ann").await;
     client
         .login_2fa(&fresh, &current)
         .await
         .expect("the refused code was valid: only the challenge was spent");
+}
+
+#[tokio::test]
+async fn a_challenge_expires_after_five_minutes_with_its_own_error_code() {
+    let server = ClockedServer::start().await;
+    server.add_user("ann", PASSWORD).await;
+    let secret = server.enable_totp("ann").await;
+    let client = server.client();
+    let stale = challenge(&client, "ann").await;
+    let live = challenge(&client, "ann").await;
+    // A wrong code is an ordinary 401, and the challenge stays usable.
+    let wrong = wrong_code(&secret, server.unix_now());
+    assert!(matches!(
+        client.login_2fa(&live, &wrong).await,
+        Err(ClientError::Unauthorized { .. })
+    ));
+    server.advance(chrono::Duration::minutes(5));
+    let code = totp_code(&secret, server.unix_now());
+    let body = format!(r#"{{"login_2fa_token":"{stale}","code":"{code}"}}"#);
+    let (status, answer) = server
+        .raw(Method::POST, "/v2/users/2fa-login", None, Some(&body))
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(answer["code"], "challenge_expired", "{answer}");
+    assert!(answer["detail"].is_string() && answer["message"].is_string());
+    assert_eq!(
+        client.login_2fa(&live, &code).await.unwrap_err(),
+        ClientError::ChallengeExpired
+    );
+    let fresh = challenge(&client, "ann").await;
+    client
+        .login_2fa(&fresh, &code)
+        .await
+        .expect("a new sign-in works with the same code");
 }
 
 #[tokio::test]
@@ -482,7 +516,7 @@ async fn the_old_refresh_token_works_again_only_within_five_minutes_of_its_rotat
     hub.add_user("ann", zeroize::Zeroizing::new(PASSWORD.to_owned()), start)
         .await
         .unwrap();
-    let client = hubkeyd::service::ClientInfo {
+    let client = hubkeyd::hub::ClientInfo {
         ip: "127.0.0.1".parse().unwrap(),
         user_agent: "test".into(),
     };

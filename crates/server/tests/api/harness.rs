@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use hmac::{Hmac, Mac};
 use hubkey_api::{CreateAccessTokenRequest, LoginResponse, Scope, TokenEvent};
 use hubkey_client::{ClientError, HubClient, LoginOutcome};
+use hubkeyd::clock::ManualClock;
 use sha1::Sha1;
 use tempfile::TempDir;
 use tokio::io::AsyncWriteExt;
@@ -193,15 +194,12 @@ impl TestServer {
 
     /// A client of this server without a session.
     pub fn client(&self) -> HubClient {
-        HubClient::new(&self.url).expect("client for the test server")
+        client_of(&self.url)
     }
 
     /// A client that connects from `127.0.0.<last>`, so the server sees another address.
     pub fn client_from(&self, last: u8) -> HubClient {
-        HubClient::builder(&self.url)
-            .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)))
-            .build()
-            .expect("client for the test server")
+        client_from(&self.url, last)
     }
 
     /// The data directory, for admin commands while the server runs.
@@ -222,9 +220,7 @@ impl TestServer {
     /// Signs in with a password (the account must not have 2FA) and returns a client that
     /// carries the session.
     pub async fn sign_in(&self, name: &str, password: &str) -> HubClient {
-        let client = self.client();
-        let session = password_session(&client, name, password).await;
-        client.with_token(session.token)
+        signed_in(self.client(), name, password).await
     }
 
     /// Adds an account and signs it in.
@@ -275,18 +271,7 @@ impl TestServer {
         bearer: Option<&str>,
         body: Option<&str>,
     ) -> (u16, serde_json::Value) {
-        let mut headers = Vec::new();
-        let authorization = bearer.map(|bearer| format!("Bearer {bearer}"));
-        if let Some(authorization) = &authorization {
-            headers.push(("authorization", authorization.as_bytes()));
-        }
-        if body.is_some() {
-            headers.push(("content-type", b"application/json".as_slice()));
-        }
-        let answer = self
-            .raw_bytes(method, path, &headers, body.map(|b| b.as_bytes().to_vec()))
-            .await;
-        (answer.status, answer.body)
+        raw(&self.url, method, path, bearer, body).await
     }
 
     /// A raw request with any header bytes and body bytes (invalid UTF-8 included).
@@ -297,24 +282,63 @@ impl TestServer {
         headers: &[(&str, &[u8])],
         body: Option<Vec<u8>>,
     ) -> RawAnswer {
-        let mut request = reqwest::Client::new().request(method, format!("{}{path}", self.url));
-        for (name, value) in headers {
-            let value = reqwest::header::HeaderValue::from_bytes(value)
-                .expect("header bytes reqwest can send");
-            request = request.header(*name, value);
-        }
-        if let Some(body) = body {
-            request = request.body(body);
-        }
-        let response = request.send().await.expect("send the raw request");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let bytes = response.bytes().await.expect("read the raw answer");
-        RawAnswer {
-            status,
-            body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-            headers,
-        }
+        raw_bytes(&self.url, method, path, headers, body).await
+    }
+}
+
+/// A raw request, for what the typed client cannot send (malformed bodies, odd paths).
+/// Returns the status and the body as JSON (`Null` when it is not JSON).
+async fn raw(
+    url: &str,
+    method: reqwest::Method,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let mut headers = Vec::new();
+    let authorization = bearer.map(|bearer| format!("Bearer {bearer}"));
+    if let Some(authorization) = &authorization {
+        headers.push(("authorization", authorization.as_bytes()));
+    }
+    if body.is_some() {
+        headers.push(("content-type", b"application/json".as_slice()));
+    }
+    let answer = raw_bytes(
+        url,
+        method,
+        path,
+        &headers,
+        body.map(|b| b.as_bytes().to_vec()),
+    )
+    .await;
+    (answer.status, answer.body)
+}
+
+/// A raw request with any header bytes and body bytes (invalid UTF-8 included).
+async fn raw_bytes(
+    url: &str,
+    method: reqwest::Method,
+    path: &str,
+    headers: &[(&str, &[u8])],
+    body: Option<Vec<u8>>,
+) -> RawAnswer {
+    let mut request = reqwest::Client::new().request(method, format!("{url}{path}"));
+    for (name, value) in headers {
+        let value =
+            reqwest::header::HeaderValue::from_bytes(value).expect("header bytes reqwest can send");
+        request = request.header(*name, value);
+    }
+    if let Some(body) = body {
+        request = request.body(body);
+    }
+    let response = request.send().await.expect("send the raw request");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.expect("read the raw answer");
+    RawAnswer {
+        status,
+        body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        headers,
     }
 }
 
@@ -353,6 +377,124 @@ impl Drop for TestServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// hubkeyd served inside the test process on 127.0.0.1:0, on a clock the test turns: for tests
+/// whose meaning is "time passes" (expiry, TOTP steps, ordering by last use), which would
+/// otherwise sleep. Built as `hubkeyd serve` builds itself (`open`, then `run_app`), with the
+/// one difference that [`hubkeyd::AppState::with_clock`] sets a [`ManualClock`]; the binary
+/// has no way to do that. The admin CLI still runs as a real process on the same data
+/// directory. Stopped when dropped.
+pub struct ClockedServer {
+    /// The server's root, e.g. `http://127.0.0.1:40123`.
+    pub url: String,
+    /// The server's clock.
+    pub clock: ManualClock,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), hubkeyd::SetupError>>,
+    data: DataDir,
+}
+
+impl ClockedServer {
+    /// Starts the server with its clock 10 s into a 30-second TOTP step (a little before the
+    /// real time), so codes computed at [`ClockedServer::unix_now`] stay valid until the test
+    /// turns the clock.
+    pub async fn start() -> Self {
+        let data = DataDir::new();
+        let real = chrono::Utc::now().timestamp();
+        let start = chrono::DateTime::from_timestamp(real - real.rem_euclid(30) + 10, 0)
+            .expect("a representable time");
+        let clock = ManualClock::new(start);
+        let url = hubkeyd::data_dir::default_database_url(data.path());
+        let instance = hubkeyd::open(data.path(), &url)
+            .await
+            .expect("open the data directory");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("listener address");
+        let state = hubkeyd::AppState::new(instance.hub, hubkeyd::Site::default())
+            .with_clock(clock.clone().into());
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(hubkeyd::run_app(state, listener, async {
+            let _ = stopped.await;
+        }));
+        ClockedServer {
+            url: format!("http://{addr}"),
+            clock,
+            shutdown: Some(shutdown),
+            task,
+            data,
+        }
+    }
+
+    /// A raw request (see [`TestServer::raw`]).
+    pub async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        raw(&self.url, method, path, bearer, body).await
+    }
+
+    /// Turns the server's clock forward.
+    pub fn advance(&self, by: chrono::Duration) {
+        self.clock.advance(by);
+    }
+
+    /// The server's time, in seconds since the Unix epoch (for TOTP codes).
+    pub fn unix_now(&self) -> u64 {
+        u64::try_from(self.clock.now().timestamp()).expect("a time after 1970")
+    }
+
+    /// A client of this server without a session.
+    pub fn client(&self) -> HubClient {
+        client_of(&self.url)
+    }
+
+    /// Adds an account through the CLI while the server runs.
+    pub async fn add_user(&self, name: &str, password: &str) {
+        self.data.add_user(name, password).await;
+    }
+
+    /// Enables TOTP for an account through the CLI; returns the base32 secret.
+    pub async fn enable_totp(&self, name: &str) -> String {
+        self.data.enable_totp(name).await
+    }
+
+    /// Adds an account and signs it in.
+    pub async fn user(&self, name: &str) -> HubClient {
+        self.add_user(name, PASSWORD).await;
+        signed_in(self.client(), name, PASSWORD).await
+    }
+}
+
+impl Drop for ClockedServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.task.abort();
+    }
+}
+
+fn client_of(url: &str) -> HubClient {
+    HubClient::new(url).expect("client for the test server")
+}
+
+fn client_from(url: &str, last: u8) -> HubClient {
+    HubClient::builder(url)
+        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)))
+        .build()
+        .expect("client for the test server")
+}
+
+/// `client` carrying the session of a password sign-in (the account must not have 2FA).
+async fn signed_in(client: HubClient, name: &str, password: &str) -> HubClient {
+    let session = password_session(&client, name, password).await;
+    client.with_token(session.token)
 }
 
 /// Signs in with a password through `client`, expecting a session (no second factor).
@@ -424,15 +566,6 @@ pub fn totp_code(secret_base32: &str, unix_time: u64) -> String {
         digest[offset + 3],
     ]);
     format!("{:06}", binary % 1_000_000)
-}
-
-/// Waits, when fewer than five seconds are left in the current 30-second TOTP step, for the
-/// next one, so a test's codes stay in the step it computed them for.
-pub async fn wait_for_fresh_totp_step() {
-    let left = 30 - unix_now() % 30;
-    if left < 5 {
-        tokio::time::sleep(Duration::from_secs(left) + Duration::from_millis(100)).await;
-    }
 }
 
 #[test]

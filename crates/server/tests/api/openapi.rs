@@ -179,3 +179,20 @@ async fn undecodable_bodies_and_paths_get_json_errors_not_plain_text() {
         }
     }
 }
+
+#[tokio::test]
+async fn error_bodies_document_their_machine_readable_code() {
+    let server = TestServer::start().await;
+    let doc = document(&server).await;
+    let schemas = &doc["components"]["schemas"];
+    assert!(
+        schemas["ErrorBody"]["properties"].get("code").is_some(),
+        "ErrorBody documents `code`: {}",
+        schemas["ErrorBody"]
+    );
+    let codes = schemas["ErrorCode"]["enum"].as_array().unwrap();
+    assert!(
+        codes.contains(&Value::from("challenge_expired")),
+        "{codes:?}"
+    );
+}

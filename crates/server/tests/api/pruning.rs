@@ -2,14 +2,12 @@
 //! used auto tokens (never-used ones rank by creation time, the new one always stays), the
 //! others are deleted with a `pruned` event each, and manual tokens are never touched.
 
-use std::collections::HashSet;
-use std::time::Duration;
-
 use hubkey_api::{GeneratedToken, Origin, TokenEvent, TokenEventKind};
 use hubkey_client::HubClient;
+use std::collections::HashSet;
 use uuid::Uuid;
 
-use crate::harness::{all_events, manual, status_of, TestServer};
+use crate::harness::{all_events, manual, status_of, ClockedServer, TestServer};
 
 /// The uuids of the account's auto tokens.
 async fn auto_tokens(client: &HubClient) -> HashSet<Uuid> {
@@ -36,20 +34,20 @@ async fn generate(client: &HubClient) -> GeneratedToken {
         .data
 }
 
-/// Uses a token through `/v2/auth/token`, then waits a little, so that successive uses get
-/// distinct `last_used` times (they have millisecond resolution).
-async fn use_token(server: &TestServer, token: &str) {
+/// Uses a token through `/v2/auth/token`, then turns the server's clock a second, so that
+/// successive uses get distinct `last_used` times.
+async fn use_token(server: &ClockedServer, token: &str) {
     server
         .client()
         .auth_token("ann", token)
         .await
         .expect("auth/token with the PAT");
-    tokio::time::sleep(Duration::from_millis(15)).await;
+    server.advance(chrono::Duration::seconds(1));
 }
 
 #[tokio::test]
 async fn desktop_generate_keeps_the_five_most_recently_used_auto_tokens() {
-    let server = TestServer::start().await;
+    let server = ClockedServer::start().await;
     let ann = server.user("ann").await;
     // A manual token used before every auto token: least recently used of all, never pruned.
     let manual_token = ann.create_token(&manual("ci")).await.expect("create");

@@ -1,8 +1,6 @@
 //! The access-token endpoints: create, list, get, patch, delete, desktop-generate, expiry, and
 //! the wall between accounts.
 
-use std::time::Duration;
-
 use chrono::Utc;
 use hubkey_api::{
     CreateAccessTokenRequest, DesktopGenerateRequest, Origin, PatchAccessTokenRequest, Scope,
@@ -12,7 +10,9 @@ use hubkey_client::{ClientError, HubClient};
 use reqwest::Method;
 use uuid::Uuid;
 
-use crate::harness::{all_events, manual, password_session, status_of, TestServer, PASSWORD};
+use crate::harness::{
+    all_events, manual, password_session, status_of, ClockedServer, TestServer, PASSWORD,
+};
 
 /// The masked form the server shows for a plaintext token.
 fn hint_of(token: &str) -> String {
@@ -593,9 +593,9 @@ async fn desktop_generate_creates_an_auto_admin_token() {
 
 #[tokio::test]
 async fn expired_token_is_refused_and_listed_as_expired() {
-    let server = TestServer::start().await;
+    let server = ClockedServer::start().await;
     let ann = server.user("ann").await;
-    let expires_at = Utc::now() + chrono::Duration::seconds(2);
+    let expires_at = server.clock.now() + chrono::Duration::seconds(2);
     let request = CreateAccessTokenRequest {
         expires_at: Some(expires_at),
         ..manual("short-lived")
@@ -608,8 +608,7 @@ async fn expired_token_is_refused_and_listed_as_expired() {
         .await
         .expect("works before it expires");
 
-    let wait = (expires_at - Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(1);
-    tokio::time::sleep(wait).await;
+    server.advance(chrono::Duration::seconds(3));
     assert_eq!(
         status_of(client.auth_token("ann", &created.token).await),
         401

@@ -1,0 +1,67 @@
+//! What every handler can reach: the hub, how the server is reached, and its clock.
+
+use std::sync::Arc;
+
+use axum::http::{header, HeaderMap};
+use chrono::{DateTime, Utc};
+
+use crate::clock::Clock;
+use crate::hub::Hub;
+
+/// How this server is reached, for links and the discovery document.
+#[derive(Debug, Clone, Default)]
+pub struct Site {
+    /// The URL clients reach this server at; else taken from each request's `Host`.
+    pub public_url: Option<String>,
+    /// The registry (`host:port`) that uses this server as its token server.
+    pub registry_host: Option<String>,
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub hub: Hub,
+    public_url: Option<Arc<str>>,
+    pub registry_host: Option<Arc<str>>,
+    clock: Clock,
+}
+
+impl AppState {
+    /// The state of a server on the system clock.
+    pub fn new(hub: Hub, site: Site) -> Self {
+        AppState {
+            hub,
+            public_url: site
+                .public_url
+                .map(|url| Arc::from(url.trim_end_matches('/'))),
+            registry_host: site.registry_host.map(Arc::from),
+            clock: Clock::system(),
+        }
+    }
+
+    /// The same state on another clock: tests run the server on a
+    /// [`crate::clock::ManualClock`] instead of sleeping.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The `now` of a request.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The base of absolute links in answers.
+    pub fn base_url(&self, headers: &HeaderMap) -> String {
+        if let Some(url) = &self.public_url {
+            return url.to_string();
+        }
+        let host = headers
+            .get(header::HOST)
+            .and_then(|value| value.to_str().ok())
+            .filter(|host| host.bytes().all(|b| b.is_ascii_graphic()))
+            .unwrap_or("localhost");
+        format!("http://{host}")
+    }
+}

@@ -1,0 +1,122 @@
+//! The account and token service: every operation of the API as a plain async function of
+//! its inputs and `now`. The HTTP layer only extracts inputs and maps results.
+//!
+//! One file per feature, each adding to `impl Hub`: `accounts` (admin), `sign_in`
+//! (sessions, 2FA, and [`Hub::authenticate`], where every authenticated request starts),
+//! `tokens` (with their events and pruning), `usage` (the PAT check on the hot path and
+//! the usage figures), `registry` (the registry's `/token`) and `repositories`.
+
+mod accounts;
+mod registry;
+mod repositories;
+mod sign_in;
+mod tokens;
+mod usage;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hubkey_api::error::PAT_SESSION_FORBIDDEN;
+
+use crate::cache::LookupCache;
+use crate::error::{Error, Result};
+use crate::keys::ServerKeys;
+use crate::password::PasswordHasher;
+use crate::registry::TokenIssuer;
+use crate::session::{self, Caller, SessionSource};
+use crate::store::{Store, TokenOwner};
+use crate::throttle::Throttle;
+use crate::usage::UsageLog;
+
+pub use accounts::check_username;
+pub use registry::{RegistryCredential, RegistryTokenRequest};
+pub use repositories::{check_repository_name, REPOSITORY_CACHE_AGE};
+pub use tokens::{
+    check_create_request, check_patch_request, CheckedCreate, TokenPage, MAX_EVENTS, MAX_LABEL,
+    MAX_PAGE_SIZE,
+};
+
+/// Where a request came from: recorded on the tokens it creates, used for throttling.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub ip: IpAddr,
+    pub user_agent: String,
+}
+
+/// Days of usage shown with each token.
+pub const USAGE_DAYS: i64 = 30;
+
+/// Tokens by digest, for the token check on every registry request.
+pub type TokenCache = LookupCache<Arc<TokenOwner>>;
+
+/// The service: the store, the keys, the password hasher, the registry token signer, and
+/// the token-use cache and log.
+#[derive(Clone)]
+pub struct Hub {
+    store: Store,
+    keys: ServerKeys,
+    hasher: PasswordHasher,
+    issuer: Arc<TokenIssuer>,
+    tokens: Arc<TokenCache>,
+    /// Visibility by `namespace/name`: true when public.
+    repositories: Arc<LookupCache<bool>>,
+    usage: Arc<UsageLog>,
+    throttle: Arc<Throttle>,
+    /// How long a bearer JWT lives ([`session::ACCESS_TTL`] unless set).
+    access_ttl: chrono::Duration,
+}
+
+impl Hub {
+    pub fn new(
+        store: Store,
+        keys: ServerKeys,
+        hasher: PasswordHasher,
+        issuer: TokenIssuer,
+        throttle: Throttle,
+    ) -> Self {
+        Hub {
+            store,
+            keys,
+            hasher,
+            issuer: Arc::new(issuer),
+            tokens: Arc::new(TokenCache::default()),
+            // `hubkeyd repo` changes visibility from another process: look again after a while.
+            repositories: Arc::new(LookupCache::with_max_age(REPOSITORY_CACHE_AGE)),
+            usage: Arc::new(UsageLog::default()),
+            throttle: Arc::new(throttle),
+            access_ttl: session::ACCESS_TTL,
+        }
+    }
+
+    /// Bearer JWTs live `ttl` instead of [`session::ACCESS_TTL`] (clients renew them with
+    /// their refresh token; tests use a short one to see that they do).
+    #[must_use]
+    pub fn with_access_ttl(mut self, ttl: chrono::Duration) -> Self {
+        self.access_ttl = ttl;
+        self
+    }
+
+    /// The bearer lifetime in seconds, as `expires_in` says it.
+    fn access_ttl_seconds(&self) -> u64 {
+        u64::try_from(self.access_ttl.num_seconds()).unwrap_or(0)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The log of token uses not yet written; the server flushes it periodically and on
+    /// shutdown.
+    pub fn usage(&self) -> &Arc<UsageLog> {
+        &self.usage
+    }
+}
+
+/// Only a password session manages tokens and repositories: a session minted from a PAT gets
+/// Hub's 403, so a leaked PAT cannot mint itself successors.
+fn require_password_session(caller: &Caller) -> Result<()> {
+    match caller.source {
+        SessionSource::Password => Ok(()),
+        SessionSource::Pat => Err(Error::Forbidden(PAT_SESSION_FORBIDDEN.into())),
+    }
+}

@@ -1,0 +1,129 @@
+//! Registry access: the `/token` endpoint of the registry's token auth, granting what was
+//! asked within what the credential and the account allow.
+
+use chrono::{DateTime, Utc};
+use hubkey_api::RegistryTokenResponse;
+use zeroize::Zeroizing;
+
+use super::sign_in::{refuse_password_with_2fa, Proof};
+use super::{ClientInfo, Hub};
+use crate::error::{Error, Result};
+use crate::registry::access::{self, Principal};
+use crate::throttle::Attempt;
+
+/// How a registry client proves who it is at `/token`.
+#[derive(Debug)]
+pub enum RegistryCredential {
+    /// No credentials: an anonymous token for public pulls.
+    Anonymous,
+    /// Basic auth or the OAuth2 password grant: a user name with a password or a PAT.
+    Basic {
+        username: String,
+        secret: Zeroizing<String>,
+    },
+    /// The OAuth2 refresh-token grant: a PAT handed out as the refresh token.
+    RefreshToken(Zeroizing<String>),
+}
+
+/// A request for a registry token.
+#[derive(Debug)]
+pub struct RegistryTokenRequest {
+    pub credential: RegistryCredential,
+    /// The registry's service name; empty means the default.
+    pub service: String,
+    /// Every `scope` parameter as sent.
+    pub scopes: Vec<String>,
+    /// OAuth2 `access_type=offline`: a PAT credential comes back as the refresh token.
+    pub offline: bool,
+}
+
+impl Hub {
+    /// `GET`/`POST /token`: a registry token granting what was asked, within what the
+    /// credential and the account allow.
+    pub async fn registry_token(
+        &self,
+        request: RegistryTokenRequest,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<RegistryTokenResponse> {
+        let mut requested = Vec::new();
+        for scope in &request.scopes {
+            requested.extend(
+                access::parse_scopes(scope)
+                    .map_err(|err| Error::invalid("scope", err.to_string()))?,
+            );
+        }
+        let (principal, refresh_token) = self
+            .registry_principal(request.credential, request.offline, client, now)
+            .await?;
+        let mut granted = Vec::with_capacity(requested.len());
+        for resource in &requested {
+            let is_public = match (resource.kind.as_str(), resource.name.split_once('/')) {
+                ("repository", Some((namespace, name))) => self.is_public(namespace, name).await?,
+                _ => false,
+            };
+            granted.push(access::grant(&principal, resource, is_public));
+        }
+        let service = if request.service.is_empty() {
+            crate::registry::DEFAULT_SERVICE
+        } else {
+            request.service.as_str()
+        };
+        let issued = self
+            .issuer
+            .issue(principal.subject(), service, &granted, now)?;
+        Ok(RegistryTokenResponse {
+            access_token: issued.token.clone(),
+            token: issued.token,
+            expires_in: issued.expires_in,
+            issued_at: issued.issued_at,
+            refresh_token,
+        })
+    }
+
+    async fn registry_principal(
+        &self,
+        credential: RegistryCredential,
+        offline: bool,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<(Principal, Option<String>)> {
+        let (username, secret) = match credential {
+            RegistryCredential::Anonymous => return Ok((Principal::Anonymous, None)),
+            RegistryCredential::RefreshToken(secret) => {
+                let attempt = Attempt::from_address(client.ip);
+                self.throttle.check(&attempt, now)?;
+                let token = match self.use_token(None, &secret, now).await {
+                    Ok(token) => token,
+                    Err(Error::Unauthorized(_)) => {
+                        self.throttle.fail(&attempt, now).await?;
+                        return Err(Error::bad_credentials());
+                    }
+                    Err(other) => return Err(other),
+                };
+                let principal = Principal::Token {
+                    username: token.username.clone(),
+                    scopes: token.token.scopes(),
+                };
+                return Ok((principal, Some(secret.to_string())));
+            }
+            RegistryCredential::Basic { username, secret } => (username, secret),
+        };
+        match self.prove(&username, &secret, client, now).await? {
+            Proof::Token(token) => {
+                let principal = Principal::Token {
+                    username,
+                    scopes: token.token.scopes(),
+                };
+                Ok((principal, offline.then(|| secret.to_string())))
+            }
+            Proof::Password(user) => {
+                refuse_password_with_2fa(&user)?;
+                let principal = Principal::Password {
+                    username: user.username,
+                };
+                Ok((principal, None))
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Repositories: their visibility, read on every registry token request (cached) and set by
+//! the owner or the admin command.
+
+use chrono::{DateTime, Utc};
+use hubkey_api::Repository;
+
+use super::{require_password_session, Hub};
+use crate::error::{Error, Result};
+use crate::hub::accounts::check_username;
+use crate::session::Caller;
+
+/// How long a cached repository visibility is trusted: how soon a running server sees a
+/// change made with `hubkeyd repo`. Changes through the API take effect at once.
+pub const REPOSITORY_CACHE_AGE: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Hub {
+    pub(super) async fn is_public(&self, namespace: &str, name: &str) -> Result<bool> {
+        let key = format!("{namespace}/{name}");
+        let public = self
+            .repositories
+            .get_or_load(&key, || async {
+                Ok(Some(
+                    self.store.repository_is_public(namespace, name).await?,
+                ))
+            })
+            .await?;
+        Ok(public.unwrap_or(false))
+    }
+
+    /// `GET /v2/repositories/{namespace}/{name}`: visible to its owner, and to everyone when
+    /// public.
+    pub async fn repository(
+        &self,
+        caller: &Caller,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Repository> {
+        check_repository_name(name)?;
+        let is_public = self.is_public(namespace, name).await?;
+        if !is_public && caller.username != namespace {
+            return Err(Error::NotFound("Repository not found".into()));
+        }
+        Ok(Repository {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            is_private: !is_public,
+        })
+    }
+
+    /// `PATCH /v2/repositories/{namespace}/{name}`: the owner sets the visibility.
+    pub async fn set_repository_visibility(
+        &self,
+        caller: &Caller,
+        namespace: &str,
+        name: &str,
+        is_private: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Repository> {
+        require_password_session(caller)?;
+        if caller.username != namespace {
+            return Err(Error::Forbidden(
+                "You can change repositories in your own namespace only".into(),
+            ));
+        }
+        self.set_visibility(namespace, name, is_private, now).await
+    }
+
+    /// Sets a repository's visibility without an owner check: the admin command.
+    pub async fn set_visibility(
+        &self,
+        namespace: &str,
+        name: &str,
+        is_private: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Repository> {
+        check_username(namespace)
+            .map_err(|_| Error::invalid("namespace", "not a valid namespace"))?;
+        check_repository_name(name)?;
+        self.store
+            .set_repository_visibility(namespace, name, !is_private, now)
+            .await?;
+        self.repositories.forget(&format!("{namespace}/{name}"));
+        Ok(Repository {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            is_private,
+        })
+    }
+}
+
+/// Repository names below the namespace: path components of lowercase letters and digits,
+/// with single `.`, `_` or `-` between them, joined by `/`.
+pub fn check_repository_name(name: &str) -> Result<()> {
+    // distribution's grammar: alphanumeric runs joined by `.`, `_`, `__` or any run of `-`.
+    let separator_ok =
+        |run: &str| matches!(run, "." | "_" | "__") || run.bytes().all(|b| b == b'-');
+    let component_ok = |part: &str| {
+        part.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && part.ends_with(|c: char| c.is_ascii_alphanumeric())
+            && part.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            })
+            && part
+                .split(|c: char| c.is_ascii_alphanumeric())
+                .filter(|run| !run.is_empty())
+                .all(separator_ok)
+    };
+    if name.len() <= 200 && name.split('/').all(component_ok) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "name",
+            "use lowercase letters, digits and single '.', '_' or '-', in '/'-separated parts",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_names_follow_distribution_grammar() {
+        for good in [
+            "app",
+            "a/b",
+            "my-app",
+            "my--app",
+            "my_app",
+            "my__app",
+            "v1.2",
+            "a0/b-c/d.e",
+        ] {
+            assert!(check_repository_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "", "App", "a..b", "a._b", "a___b", "-a", "a-", "a//b", "a/", ".a", "a b", "é",
+        ] {
+            assert!(check_repository_name(bad).is_err(), "{bad}");
+        }
+        assert!(check_repository_name(&"a".repeat(201)).is_err());
+    }
+}

@@ -1,0 +1,314 @@
+//! Sessions and sign-in: the password and 2FA login, refresh, logout, `auth/token`, and the
+//! bearer check every authenticated request starts with ([`Hub::authenticate`]).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use hubkey_api::token::looks_like_token;
+use hubkey_api::{LoginResponse, TokenDigest};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use super::{ClientInfo, Hub};
+use crate::error::{Error, Result};
+use crate::session::{self, Caller, SessionSource};
+use crate::store::{self, TokenOwner, UserRow};
+use crate::throttle::Attempt;
+use crate::totp;
+
+impl Hub {
+    /// `POST /v2/users/login`: a session, or a 2FA challenge for accounts with TOTP.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: Zeroizing<String>,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<LoginResponse> {
+        let attempt = Attempt::new(username, client.ip);
+        self.throttle.check(&attempt, now)?;
+        let user = self
+            .check_password(&attempt, username, password, now)
+            .await?;
+        if user.totp_sealed.is_some() {
+            let challenge = crate::random::random_secret();
+            self.store
+                .insert_challenge(
+                    TokenDigest::of(&challenge).as_str(),
+                    &user.id,
+                    now + session::CHALLENGE_TTL,
+                )
+                .await?;
+            return Err(Error::SecondFactorRequired {
+                login_2fa_token: challenge,
+            });
+        }
+        self.open_password_session(&user.id, &user.username, now)
+            .await
+    }
+
+    /// `POST /v2/users/2fa-login`: the second step of a login.
+    pub async fn login_2fa(
+        &self,
+        challenge: &str,
+        code: &str,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<LoginResponse> {
+        let digest = TokenDigest::of(challenge);
+        // A forged or stale challenge counts against the address like a wrong password.
+        let from_address = Attempt::from_address(client.ip);
+        self.throttle.check(&from_address, now)?;
+        let user = match self
+            .store
+            .challenge_user(digest.as_str(), now, session::CHALLENGE_ATTEMPTS)
+            .await?
+        {
+            Some(user_id) => self.store.user_by_id(&user_id).await?,
+            None => None,
+        };
+        let Some((user, sealed)) = user.and_then(|user| {
+            let sealed = user.totp_sealed.clone()?;
+            Some((user, sealed))
+        }) else {
+            self.throttle.fail(&from_address, now).await?;
+            return Err(Error::ChallengeExpired);
+        };
+        let attempt = Attempt::new(&user.username, client.ip);
+        self.throttle.check(&attempt, now)?;
+        let sealed = sealed.as_str();
+        let secret = self.keys.unseal(sealed)?;
+        let Some(step) = totp::verify(&secret, code, now.timestamp()) else {
+            self.store.fail_challenge(digest.as_str(), now).await?;
+            self.throttle.fail(&attempt, now).await?;
+            return Err(Error::Unauthorized("Incorrect verification code".into()));
+        };
+        if !self.store.accept_totp_step(&user.id, step).await? {
+            self.throttle.fail(&attempt, now).await?;
+            return Err(Error::Unauthorized(
+                "This verification code was already used; wait for the next one".into(),
+            ));
+        }
+        if !self.store.consume_challenge(digest.as_str()).await? {
+            return Err(Error::ChallengeExpired);
+        }
+        self.throttle.succeed(&attempt, now).await?;
+        self.open_password_session(&user.id, &user.username, now)
+            .await
+    }
+
+    /// `POST /v2/users/refresh`: a new bearer and a new refresh token for a live session.
+    pub async fn refresh(&self, refresh_token: &str, now: DateTime<Utc>) -> Result<LoginResponse> {
+        let next = crate::random::random_secret();
+        let session = self
+            .store
+            .rotate_refresh(
+                TokenDigest::of(refresh_token).as_str(),
+                TokenDigest::of(&next).as_str(),
+                now,
+                now + session::SESSION_TTL,
+                now - session::REFRESH_GRACE,
+            )
+            .await?
+            .ok_or_else(|| Error::Unauthorized("The session has ended; sign in again".into()))?;
+        let user = self
+            .store
+            .user_by_id(&session.user_id)
+            .await?
+            .ok_or_else(|| Error::Unauthorized("The account no longer exists".into()))?;
+        let caller = Caller {
+            user_id: user.id,
+            username: user.username,
+            session_id: session.id,
+            source: SessionSource::Password,
+        };
+        Ok(LoginResponse {
+            token: session::mint(&self.keys, &caller, now, now + self.access_ttl)?,
+            refresh_token: Some(next),
+            expires_in: Some(self.access_ttl_seconds()),
+        })
+    }
+
+    /// `POST /v2/users/logout`: ends the caller's session and its refresh token.
+    pub async fn logout(&self, caller: &Caller, now: DateTime<Utc>) -> Result<()> {
+        self.store.revoke_session(&caller.session_id, now).await
+    }
+
+    /// `POST /v2/auth/token`: a bearer from a password (accounts without 2FA) or a PAT.
+    pub async fn auth_token(
+        &self,
+        identifier: &str,
+        secret: Zeroizing<String>,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<String> {
+        let user = match self.prove(identifier, &secret, client, now).await? {
+            Proof::Token(token) => {
+                let expires_at = now + session::PAT_SESSION_TTL;
+                let caller = self
+                    .open_session(
+                        &token.token.user_id,
+                        identifier,
+                        SessionSource::Pat,
+                        None,
+                        now,
+                        expires_at,
+                    )
+                    .await?;
+                return session::mint(&self.keys, &caller, now, expires_at);
+            }
+            Proof::Password(user) => user,
+        };
+        refuse_password_with_2fa(&user)?;
+        let response = self
+            .open_password_session(&user.id, &user.username, now)
+            .await?;
+        Ok(response.token)
+    }
+
+    /// Checks `secret` for `username` under throttling: a PAT-shaped secret as a personal
+    /// access token, anything else as the password. Wrong ones count against the account
+    /// and the address.
+    pub(super) async fn prove(
+        &self,
+        username: &str,
+        secret: &Zeroizing<String>,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<Proof> {
+        let attempt = Attempt::new(username, client.ip);
+        if !looks_like_token(secret) {
+            self.throttle.check(&attempt, now)?;
+            let user = self
+                .check_password(&attempt, username, secret.clone(), now)
+                .await?;
+            return Ok(Proof::Password(user));
+        }
+        // A PAT cannot be guessed: the account's limit, which password guesses from many
+        // addresses fill, must not refuse the account's own tokens (docker pulls, CI).
+        self.throttle.check_address(&attempt, now)?;
+        match self.use_token(Some(username), secret, now).await {
+            Ok(token) => Ok(Proof::Token(token)),
+            Err(Error::Unauthorized(_)) => {
+                self.throttle.fail(&attempt, now).await?;
+                Err(Error::bad_credentials())
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The user `username` if `password` is theirs; otherwise counts a failure of `attempt`.
+    /// An unknown user costs the same time as a wrong password.
+    async fn check_password(
+        &self,
+        attempt: &Attempt,
+        username: &str,
+        password: Zeroizing<String>,
+        now: DateTime<Utc>,
+    ) -> Result<UserRow> {
+        let user = self.store.user_by_name(username).await?;
+        let stored = user.as_ref().map(|user| user.password_hash.clone());
+        let (true, Some(user)) = (self.hasher.verify(password, stored).await?, user) else {
+            self.throttle.fail(attempt, now).await?;
+            return Err(Error::bad_credentials());
+        };
+        if user.totp_sealed.is_none() {
+            self.throttle.succeed(attempt, now).await?;
+        }
+        Ok(user)
+    }
+
+    /// Resolves a bearer JWT to its caller, refusing expired and revoked sessions.
+    pub async fn authenticate(&self, bearer: &str, now: DateTime<Utc>) -> Result<Caller> {
+        let claims = session::verify(&self.keys, bearer, now)?;
+        let session = self
+            .store
+            .session(&claims.sid)
+            .await?
+            .filter(|s| {
+                s.revoked_at.is_none()
+                    && s.expires_at > store::millis(now)
+                    && s.user_id == claims.uid
+            })
+            .ok_or_else(|| Error::Unauthorized("The session has ended; sign in again".into()))?;
+        Ok(Caller {
+            user_id: session.user_id,
+            username: claims.sub,
+            session_id: session.id,
+            source: if session.source == SessionSource::Pat.as_str() {
+                SessionSource::Pat
+            } else {
+                SessionSource::Password
+            },
+        })
+    }
+
+    async fn open_password_session(
+        &self,
+        user_id: &str,
+        username: &str,
+        now: DateTime<Utc>,
+    ) -> Result<LoginResponse> {
+        let refresh = crate::random::random_secret();
+        let caller = self
+            .open_session(
+                user_id,
+                username,
+                SessionSource::Password,
+                Some(TokenDigest::of(&refresh).as_str()),
+                now,
+                now + session::SESSION_TTL,
+            )
+            .await?;
+        Ok(LoginResponse {
+            token: session::mint(&self.keys, &caller, now, now + self.access_ttl)?,
+            refresh_token: Some(refresh),
+            expires_in: Some(self.access_ttl_seconds()),
+        })
+    }
+
+    async fn open_session(
+        &self,
+        user_id: &str,
+        username: &str,
+        source: SessionSource,
+        refresh_digest: Option<&str>,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Caller> {
+        let session_id = Uuid::new_v4().to_string();
+        self.store
+            .insert_session(
+                &session_id,
+                user_id,
+                source.as_str(),
+                refresh_digest,
+                now,
+                expires_at,
+            )
+            .await?;
+        Ok(Caller {
+            user_id: user_id.to_owned(),
+            username: username.to_owned(),
+            session_id,
+            source,
+        })
+    }
+}
+
+/// What a secret proved: a live personal access token, or the account's password.
+pub(super) enum Proof {
+    Token(Arc<TokenOwner>),
+    Password(UserRow),
+}
+
+/// With 2FA on, a password alone only starts the two-step login; everywhere else (the API's
+/// auth/token, the registry) it takes a personal access token, as on Docker Hub.
+pub(super) fn refuse_password_with_2fa(user: &UserRow) -> Result<()> {
+    if user.totp_sealed.is_some() {
+        return Err(Error::Unauthorized(
+            "This account uses two-factor authentication: use a personal access token".into(),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! Persistence: every SQL statement hubkeyd runs lives here.
+//!
+//! The SQL is kept portable (numbered `$n` parameters, BIGINT millisecond times, no
+//! SQLite-only syntax outside migrations) so that a PostgreSQL store is a second
+//! implementation of the same statements, not a redesign. SQLite runs in WAL mode with
+//! `synchronous=FULL`: a write acknowledged to a client survives a crash.
+//!
+//! One file per feature, each adding to `impl Store`: `accounts`, `sessions` (and 2FA
+//! challenges), `tokens` (with their events and the pruning rule), `usage`,
+//! `repositories` and `throttle`. This module opens the database and keeps the one
+//! invariant every token change shares: the account's token lock ([`AccountTokens`]).
+
+mod accounts;
+mod repositories;
+mod sessions;
+mod throttle;
+mod tokens;
+mod usage;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{SqliteConnection, SqlitePool};
+
+use crate::error::{Error, Result, SetupError};
+
+pub use accounts::{UserRow, UserSummary};
+pub use sessions::SessionRow;
+pub use tokens::{
+    decode_cursor, encode_cursor, NewToken, TokenOwner, TokenRow, TokenSpec, AUTO_TOKENS_KEPT,
+};
+pub use usage::PendingUse;
+
+/// The database, opened and migrated.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// Milliseconds since the Unix epoch: how times are stored.
+pub fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+fn time(millis: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(millis)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database at `url`
+    /// (`sqlite://PATH` or `sqlite::memory:`).
+    pub async fn open(url: &str) -> Result<Self, SetupError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|err| SetupError::Usage(format!("database URL {url:?}: {err}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(15))
+            // 16 MiB of page cache per connection (SQLite's default is 2 MiB): the flush of
+            // token uses touches rows spread over the whole table.
+            .pragma("cache_size", "-16384");
+        if let Some(parent) = Path::new(options.get_filename()).parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|err| SetupError::io(format!("creating {}", parent.display()), err))?;
+            }
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(|err| SetupError::Database(format!("opening: {err}")))?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|err| SetupError::Database(format!("migration failed: {err}")))?;
+        Ok(Store { pool })
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes every connection (checkpointing the WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Starts a transaction.
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Takes the account's token lock inside `tx` and returns the guard every token change
+    /// needs. Its [`AccountTokens::stamp`] is the time to stamp the transaction's changes
+    /// with: `now`, or just after the account's previous stamp if the clock read earlier.
+    /// Every transaction that changes an account's tokens starts here, so they run one at a
+    /// time per account (a row lock on PostgreSQL, the write lock on SQLite) and their times
+    /// follow commit order. Taking it first also means an SQLite transaction never has to
+    /// upgrade a read lock, which could fail under contention.
+    pub async fn lock_account_tokens<'tx>(
+        tx: &'tx mut SqliteConnection,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<AccountTokens<'tx>> {
+        let stamp: Option<i64> = sqlx::query_scalar(
+            "UPDATE users SET token_clock = \
+                 CASE WHEN token_clock + 1 > $2 THEN token_clock + 1 ELSE $2 END \
+             WHERE id = $1 RETURNING token_clock",
+        )
+        .bind(user_id)
+        .bind(millis(now))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let stamp = stamp
+            .map(time)
+            .ok_or_else(|| Error::Unauthorized("the account no longer exists".into()))?;
+        Ok(AccountTokens {
+            conn: tx,
+            user_id: user_id.to_owned(),
+            stamp,
+        })
+    }
+}
+
+/// The account's token lock, held inside one transaction: the proof every store function
+/// that changes tokens asks for, so that no change can skip the lock. Only
+/// [`Store::lock_account_tokens`] makes one; it borrows the transaction, which can commit once
+/// the guard is no longer used. The changes it allows are confined to its account.
+///
+/// A token change takes the lock first:
+///
+/// ```no_run
+/// # use hubkeyd::store::{NewToken, Store};
+/// async fn insert(store: &Store, user_id: &str, new: &NewToken<'_>) -> hubkeyd::Result<()> {
+///     let mut tx = store.begin().await?;
+///     let mut tokens = Store::lock_account_tokens(&mut tx, user_id, chrono::Utc::now()).await?;
+///     Store::insert_token(&mut tokens, new).await?;
+///     Ok(tx.commit().await?)
+/// }
+/// ```
+///
+/// and without it does not compile:
+///
+/// ```compile_fail
+/// # use hubkeyd::store::{NewToken, Store};
+/// async fn insert_unlocked(store: &Store, new: &NewToken<'_>) -> hubkeyd::Result<()> {
+///     let mut tx = store.begin().await?;
+///     Store::insert_token(&mut tx, new).await?; // expected `&mut AccountTokens`
+///     Ok(tx.commit().await?)
+/// }
+/// ```
+#[derive(Debug)]
+pub struct AccountTokens<'tx> {
+    conn: &'tx mut SqliteConnection,
+    user_id: String,
+    stamp: DateTime<Utc>,
+}
+
+impl AccountTokens<'_> {
+    /// The account whose tokens are locked.
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+
+    /// The time this transaction's changes are stamped with (after every earlier stamp of
+    /// the account).
+    pub fn stamp(&self) -> DateTime<Utc> {
+        self.stamp
+    }
+}

@@ -1,0 +1,418 @@
+//! Personal access tokens and their events feed: every statement that changes an account's
+//! tokens takes the [`AccountTokens`] guard, so it runs under the account's token lock.
+
+use chrono::{DateTime, Utc};
+use hubkey_api::{AccessToken, Origin, Scope, TokenEvent, TokenEventKind, TokenState};
+use sqlx::{FromRow, SqliteConnection};
+use uuid::Uuid;
+
+use super::{millis, time, AccountTokens, Store};
+use crate::error::Result;
+
+/// How many auto tokens an account keeps.
+pub const AUTO_TOKENS_KEPT: i64 = 5;
+
+/// A personal access token as stored (the secret itself is not).
+#[derive(Debug, Clone, FromRow)]
+pub struct TokenRow {
+    pub uuid: String,
+    pub user_id: String,
+    pub digest: String,
+    pub hint: String,
+    pub label: String,
+    pub scopes: String,
+    pub origin: String,
+    pub client_id: String,
+    pub creator_ip: String,
+    pub creator_ua: String,
+    pub created_at: i64,
+    pub last_used: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub is_active: bool,
+}
+
+impl TokenRow {
+    /// True when `expires_at` is at or before `now`.
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|at| at <= millis(now))
+    }
+
+    /// Whether the token would be accepted at `now`.
+    pub fn state(&self, now: DateTime<Utc>) -> TokenState {
+        if self.is_expired(now) {
+            TokenState::Expired
+        } else if self.is_active {
+            TokenState::Active
+        } else {
+            TokenState::Inactive
+        }
+    }
+
+    pub fn origin(&self) -> Origin {
+        Origin::from_stored(&self.origin)
+    }
+
+    /// The scopes; a stored value that no longer parses grants nothing.
+    pub fn scopes(&self) -> Vec<Scope> {
+        Scope::parse_list(&self.scopes).unwrap_or_default()
+    }
+
+    /// The API form, with the secret left out and no usage figures.
+    pub fn to_api(&self, now: DateTime<Utc>) -> AccessToken {
+        AccessToken {
+            uuid: Uuid::parse_str(&self.uuid).unwrap_or_default(),
+            client_id: self.client_id.clone(),
+            creator_ip: self.creator_ip.clone(),
+            creator_ua: self.creator_ua.clone(),
+            created_at: time(self.created_at),
+            last_used: self.last_used.map(time),
+            generated_by: self.origin(),
+            is_active: self.is_active,
+            token: String::new(),
+            token_label: self.label.clone(),
+            scopes: self.scopes(),
+            expires_at: self.expires_at.map(time),
+            token_hint: self.hint.clone(),
+            state: self.state(now),
+            usage: Vec::new(),
+        }
+    }
+}
+
+/// A token found by its digest, with the name of its owner.
+#[derive(Debug, Clone, FromRow)]
+pub struct TokenOwner {
+    #[sqlx(flatten)]
+    pub token: TokenRow,
+    pub username: String,
+}
+
+/// One row of the events feed.
+#[derive(Debug, Clone, FromRow)]
+struct EventRow {
+    id: i64,
+    kind: String,
+    token_uuid: String,
+    label: String,
+    origin: String,
+    client_id: String,
+    last_used: Option<i64>,
+    at: i64,
+}
+
+impl EventRow {
+    fn to_api(&self) -> Option<TokenEvent> {
+        Some(TokenEvent {
+            cursor: encode_cursor(self.id),
+            kind: TokenEventKind::from_stored(&self.kind)?,
+            token_uuid: Uuid::parse_str(&self.token_uuid).ok()?,
+            token_label: self.label.clone(),
+            generated_by: Origin::from_stored(&self.origin),
+            at: time(self.at),
+            last_used: self.last_used.map(time),
+            client_id: self.client_id.clone(),
+        })
+    }
+}
+
+/// The feed cursor: opaque to clients, an event id inside.
+pub fn encode_cursor(id: i64) -> String {
+    format!("ev{id}")
+}
+
+/// Reads a cursor made by [`encode_cursor`]; `None` for anything else.
+pub fn decode_cursor(cursor: &str) -> Option<i64> {
+    cursor
+        .strip_prefix("ev")?
+        .parse()
+        .ok()
+        .filter(|id| *id >= 0)
+}
+
+/// What the caller chose about a new token: everything but its secret and where the request
+/// came from.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenSpec<'a> {
+    pub label: &'a str,
+    pub scopes: &'a [Scope],
+    pub origin: Origin,
+    /// The client an auto token was made for; empty for manual tokens.
+    pub client_id: &'a str,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A new token's stored fields. Its owner and creation time come from the [`AccountTokens`]
+/// guard it is inserted under.
+#[derive(Debug, Clone)]
+pub struct NewToken<'a> {
+    pub uuid: Uuid,
+    pub digest: &'a str,
+    pub hint: &'a str,
+    pub spec: TokenSpec<'a>,
+    pub creator_ip: &'a str,
+    pub creator_ua: &'a str,
+}
+
+const TOKEN_COLUMNS: &str =
+    "uuid, user_id, digest, hint, label, scopes, origin, client_id, creator_ip, \
+     creator_ua, created_at, last_used, expires_at, is_active";
+
+impl Store {
+    /// Inserts a token of the locked account, created at the lock's stamp.
+    pub async fn insert_token(tokens: &mut AccountTokens<'_>, token: &NewToken<'_>) -> Result<()> {
+        let spec = &token.spec;
+        sqlx::query(
+            "INSERT INTO access_tokens (uuid, user_id, digest, hint, label, scopes, origin, \
+                 client_id, creator_ip, creator_ua, created_at, last_used, expires_at, is_active) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, $12, TRUE)",
+        )
+        .bind(token.uuid.to_string())
+        .bind(&tokens.user_id)
+        .bind(token.digest)
+        .bind(token.hint)
+        .bind(spec.label)
+        .bind(Scope::join_list(spec.scopes))
+        .bind(spec.origin.as_str())
+        .bind(spec.client_id)
+        .bind(token.creator_ip)
+        .bind(token.creator_ua)
+        .bind(millis(tokens.stamp))
+        .bind(spec.expires_at.map(millis))
+        .execute(&mut *tokens.conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes the locked account's auto tokens beyond the [`AUTO_TOKENS_KEPT`] most recently
+    /// used (never-used ones rank by creation time), always keeping `keep`. Records a
+    /// `pruned` event for each and returns them. Must run in the transaction that created
+    /// `keep`.
+    pub async fn prune_auto_tokens(
+        tokens: &mut AccountTokens<'_>,
+        keep: Uuid,
+    ) -> Result<Vec<TokenRow>> {
+        let keep = keep.to_string();
+        let doomed: Vec<TokenRow> = sqlx::query_as(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM access_tokens \
+             WHERE user_id = $1 AND origin = 'auto' AND uuid <> $2 \
+             ORDER BY COALESCE(last_used, created_at) DESC, created_at DESC, uuid DESC \
+             LIMIT $4 OFFSET $3"
+        ))
+        .bind(&tokens.user_id)
+        .bind(&keep)
+        .bind(AUTO_TOKENS_KEPT - 1)
+        .bind(i64::MAX)
+        .fetch_all(&mut *tokens.conn)
+        .await?;
+        for token in &doomed {
+            Self::delete_token(tokens, &token.uuid).await?;
+            Self::insert_event(tokens, TokenEventKind::Pruned, token).await?;
+        }
+        Ok(doomed)
+    }
+
+    /// One page of the account's tokens, newest first.
+    pub async fn list_tokens(
+        &self,
+        user_id: &str,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<TokenRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM access_tokens WHERE user_id = $1 \
+             ORDER BY created_at DESC, uuid DESC LIMIT $2 OFFSET $3"
+        ))
+        .bind(user_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// How many tokens the account has, and how many of them work at `now`.
+    pub async fn count_tokens(&self, user_id: &str, now: DateTime<Utc>) -> Result<(i64, i64)> {
+        Ok(sqlx::query_as(
+            "SELECT COUNT(*), \
+                    COALESCE(SUM(CASE WHEN is_active AND (expires_at IS NULL OR expires_at > $2) \
+                                 THEN 1 ELSE 0 END), 0) \
+             FROM access_tokens WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .bind(millis(now))
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// The account's token with this uuid, if it has one.
+    pub async fn token(&self, user_id: &str, uuid: Uuid) -> Result<Option<TokenRow>> {
+        Self::find_token(&mut *self.pool.acquire().await?, user_id, uuid).await
+    }
+
+    /// As [`Store::token`], inside the transaction that holds the account's token lock.
+    pub async fn token_in(tokens: &mut AccountTokens<'_>, uuid: Uuid) -> Result<Option<TokenRow>> {
+        Self::find_token(&mut *tokens.conn, &tokens.user_id, uuid).await
+    }
+
+    async fn find_token(
+        conn: &mut SqliteConnection,
+        user_id: &str,
+        uuid: Uuid,
+    ) -> Result<Option<TokenRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM access_tokens WHERE user_id = $1 AND uuid = $2"
+        ))
+        .bind(user_id)
+        .bind(uuid.to_string())
+        .fetch_optional(&mut *conn)
+        .await?)
+    }
+
+    /// Changes the label and/or active flag of one of the locked account's tokens.
+    pub async fn update_token(
+        tokens: &mut AccountTokens<'_>,
+        uuid: &str,
+        label: &str,
+        is_active: bool,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE access_tokens SET label = $1, is_active = $2 WHERE uuid = $3 AND user_id = $4",
+        )
+        .bind(label)
+        .bind(is_active)
+        .bind(uuid)
+        .bind(&tokens.user_id)
+        .execute(&mut *tokens.conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes one of the locked account's tokens.
+    pub async fn delete_token(tokens: &mut AccountTokens<'_>, uuid: &str) -> Result<()> {
+        sqlx::query("DELETE FROM access_tokens WHERE uuid = $1 AND user_id = $2")
+            .bind(uuid)
+            .bind(&tokens.user_id)
+            .execute(&mut *tokens.conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The token with this digest and its owner's name, whatever its state.
+    pub async fn token_by_digest(&self, digest: &str) -> Result<Option<TokenOwner>> {
+        Ok(sqlx::query_as(
+            "SELECT t.uuid, t.user_id, t.digest, t.hint, t.label, t.scopes, t.origin, t.client_id, \
+                    t.creator_ip, t.creator_ua, t.created_at, t.last_used, t.expires_at, \
+                    t.is_active, u.username \
+             FROM access_tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = $1",
+        )
+        .bind(digest)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    // ---- events ------------------------------------------------------------------------
+
+    /// Appends an event about `token` to the locked account's feed, at the lock's stamp.
+    pub async fn insert_event(
+        tokens: &mut AccountTokens<'_>,
+        kind: TokenEventKind,
+        token: &TokenRow,
+    ) -> Result<()> {
+        let at = tokens.stamp;
+        Self::insert_event_at(tokens, kind, token, at).await
+    }
+
+    async fn insert_event_at(
+        tokens: &mut AccountTokens<'_>,
+        kind: TokenEventKind,
+        token: &TokenRow,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO token_events (user_id, kind, token_uuid, label, origin, client_id, last_used, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&tokens.user_id)
+        .bind(kind.as_str())
+        .bind(&token.uuid)
+        .bind(&token.label)
+        .bind(&token.origin)
+        .bind(&token.client_id)
+        .bind(token.last_used)
+        .bind(millis(at))
+        .execute(&mut *tokens.conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Records an `expired` event for each of the account's tokens whose expiry passed and
+    /// was not yet recorded. Called before reading the list or the feed.
+    pub async fn note_expired_tokens(&self, user_id: &str, now: DateTime<Utc>) -> Result<()> {
+        let (pending,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM access_tokens \
+             WHERE user_id = $1 AND expiry_noted = FALSE AND expires_at IS NOT NULL AND expires_at <= $2",
+        )
+        .bind(user_id)
+        .bind(millis(now))
+        .fetch_one(&self.pool)
+        .await?;
+        if pending == 0 {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut tokens = Self::lock_account_tokens(&mut tx, user_id, now).await?;
+        let now = tokens.stamp;
+        let expired: Vec<TokenRow> = sqlx::query_as(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM access_tokens \
+             WHERE user_id = $1 AND expiry_noted = FALSE AND expires_at IS NOT NULL AND expires_at <= $2"
+        ))
+        .bind(user_id)
+        .bind(millis(now))
+        .fetch_all(&mut *tokens.conn)
+        .await?;
+        for token in &expired {
+            sqlx::query("UPDATE access_tokens SET expiry_noted = TRUE WHERE uuid = $1")
+                .bind(&token.uuid)
+                .execute(&mut *tokens.conn)
+                .await?;
+            let at = token.expires_at.map_or(now, time);
+            Self::insert_event_at(&mut tokens, TokenEventKind::Expired, token, at).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Up to `limit` events of the account after the event `after` (0 = from the start),
+    /// and whether more follow.
+    pub async fn events_after(
+        &self,
+        user_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<(Vec<TokenEvent>, bool)> {
+        let mut rows: Vec<EventRow> = sqlx::query_as(
+            "SELECT id, kind, token_uuid, label, origin, client_id, last_used, at FROM token_events \
+             WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(user_id)
+        .bind(after)
+        .bind(limit + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let has_more = rows.len() as i64 > limit;
+        rows.truncate(usize::try_from(limit).unwrap_or(0));
+        Ok((rows.iter().filter_map(EventRow::to_api).collect(), has_more))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_rejects_garbage() {
+        assert_eq!(decode_cursor(&encode_cursor(42)), Some(42));
+        assert_eq!(decode_cursor("42"), None);
+        assert_eq!(decode_cursor("ev-1"), None);
+        assert_eq!(decode_cursor("ev"), None);
+    }
+}
