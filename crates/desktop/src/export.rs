@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::desktop::Desktop;
 use crate::error::DesktopError;
-use crate::session::{canonical_server_url, Desktop};
+use crate::server_url::ServerUrl;
 use crate::tokens::{TokenOrigin, TokenRow, TokenStatus};
 
 /// The formats a list can be exported in.
@@ -132,22 +133,22 @@ pub struct Export {
 }
 
 impl Desktop {
-    /// Every token of the account signed in to `server_url`, read from the server now (the
-    /// whole list, whatever the screen filters) and rendered as `format`.
+    /// Every token of the account signed in to `server`, read from the server now (the
+    /// whole list, whatever the screen filters) and rendered as `format`, dated by the
+    /// core's clock.
     pub async fn export_tokens(
         &self,
-        server_url: &str,
+        server: &ServerUrl,
         format: ExportFormat,
     ) -> Result<Export, DesktopError> {
-        let server = canonical_server_url(server_url)?;
-        let rows = self.list_tokens(&server).await?;
+        let rows = self.list_tokens(server).await?;
         let username = self
-            .session_username(&server)
+            .session_username(server)
             .ok_or(DesktopError::SessionEnded)?;
         let header = ExportHeader {
-            server_url: &server,
+            server_url: server.as_str(),
             username: &username,
-            exported_at: Utc::now(),
+            exported_at: self.now(),
         };
         let content = match format {
             ExportFormat::Csv => to_csv(&rows),
