@@ -38,7 +38,7 @@ type Result<T> = std::result::Result<T, CommandError>;
 
 fn current_settings(app: &AppHandle, desktop: &Desktop) -> Result<AppSettings> {
     Ok(AppSettings {
-        server_url: settings::server_url(app)?.to_string(),
+        server_url: settings::server_text(app)?,
         secret_store: desktop.store_description(),
         docker_config_path: desktop.docker_config_path().display().to_string(),
         watch_interval_secs: settings::watch_interval_secs(app)?,

@@ -64,13 +64,18 @@ pub fn default_server_url() -> String {
         .unwrap_or_else(|| "http://127.0.0.1:5080".to_owned())
 }
 
-/// The remembered server, or the default, parsed once here for the command that asked.
-pub fn server_url<R: Runtime>(app: &AppHandle<R>) -> Result<ServerUrl, SettingsError> {
-    let text = file(app, FILE)?
+/// The remembered server, or the default, as written (the Settings screen shows it even
+/// when it does not parse, so the person can see what to fix).
+pub fn server_text<R: Runtime>(app: &AppHandle<R>) -> Result<String, SettingsError> {
+    Ok(file(app, FILE)?
         .get(SERVER_URL)
         .and_then(|value| value.as_str().map(str::to_owned))
-        .unwrap_or_else(default_server_url);
-    ServerUrl::parse(&text).map_err(SettingsError::Server)
+        .unwrap_or_else(default_server_url))
+}
+
+/// The remembered server, or the default, parsed once here for the command that asked.
+pub fn server_url<R: Runtime>(app: &AppHandle<R>) -> Result<ServerUrl, SettingsError> {
+    ServerUrl::parse(&server_text(app)?).map_err(SettingsError::Server)
 }
 
 /// Remembers `server` as the server.
