@@ -107,6 +107,16 @@ pub(crate) async fn sign_in_ann(hub: &Hubkeyd, keyring: &Keyring, home: &DockerH
     )
 }
 
+/// The account's tokens as `app`'s own session lists them: `hub.sign_in` cannot pass a second
+/// factor.
+async fn tokens_seen_by(app: &Desktop, hub: &Hubkeyd) -> Vec<AccessToken> {
+    app.session_client(&server(&hub.url))
+        .unwrap()
+        .list_all_tokens()
+        .await
+        .unwrap()
+}
+
 /// The account's auto tokens, as a separately signed-in client sees them.
 pub(crate) async fn auto_tokens(hub: &Hubkeyd) -> Vec<AccessToken> {
     hub.sign_in("ann", PASSWORD)
@@ -254,13 +264,7 @@ async fn a_sign_in_reads_the_session_entry_once_with_or_without_a_second_factor(
     assert_eq!(step, SignInStep::CodeRequired);
     app.submit_code(&totp_now(&secret)).await.unwrap();
     assert_eq!(reads(), 3);
-    // hub.sign_in cannot pass the second factor; the app's own session lists the tokens.
-    let tokens = app
-        .session_client(&server(&hub.url))
-        .unwrap()
-        .list_all_tokens()
-        .await
-        .unwrap();
+    let tokens = tokens_seen_by(&app, &hub).await;
     let autos = tokens
         .iter()
         .filter(|token| token.generated_by == Origin::Auto);
@@ -294,13 +298,7 @@ async fn two_factor_sign_in_asks_for_the_code_and_refuses_a_wrong_one() {
     assert_eq!(account.username, "ann");
     assert_handed_off(&account, &home.config());
     assert!(stored_token(&keyring).is_some());
-    // hub.sign_in cannot pass the second factor; the app's own session lists the tokens.
-    let tokens = desktop
-        .session_client(&server(&hub.url))
-        .unwrap()
-        .list_all_tokens()
-        .await
-        .unwrap();
+    let tokens = tokens_seen_by(&desktop, &hub).await;
     assert_eq!(tokens.len(), 1);
     assert_eq!(tokens[0].generated_by, Origin::Auto);
 
