@@ -4,11 +4,14 @@
 
 mod ascii_json;
 mod commands;
+mod error;
 mod ipc_audit;
+mod lifecycle;
 mod memory;
 mod security;
 mod settings;
 mod tray;
+mod ui_event;
 mod watcher;
 
 use std::sync::Arc;
@@ -16,7 +19,9 @@ use std::sync::Arc;
 use hubkey_desktop::Desktop;
 use tauri::Manager;
 
-pub use commands::{AppSettings, CommandError, ErrorBody};
+pub use commands::AppSettings;
+pub use error::CommandError;
+pub use hubkey_desktop::ErrorBody;
 
 /// Runs the app until Quit (closing the window only hides it: the app stays in the tray).
 pub fn run() {
@@ -44,8 +49,8 @@ pub fn run() {
             let store = Arc::new(hubkey_keyring::OsKeyring::new());
             let desktop = Desktop::new(store, docker_config, device_name());
             app.manage(desktop);
-            app.manage(watcher::Watcher::default());
-            tray::build(app.handle())?;
+            app.manage(lifecycle::Lifecycle::default());
+            tray::build(app.handle(), lifecycle::sign_out_from_tray)?;
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![

@@ -5,20 +5,22 @@
 #![allow(clippy::needless_pass_by_value)]
 
 use chrono::{DateTime, Utc};
-use hubkey_desktop::{CreatedToken, Desktop, DesktopError, ExportFormat, TokenRow, TokenScope};
+use hubkey_desktop::{
+    CreatedToken, Desktop, DesktopError, ExportFormat, ServerUrl, TokenRow, TokenScope,
+};
 use serde::Serialize;
 use tauri::ipc::{Channel, InvokeResponseBody};
 use tauri::{AppHandle, State};
 use tauri_plugin_dialog::DialogExt;
 use ts_rs::TS;
 
-use crate::commands::CommandError;
+use crate::error::CommandError;
 use crate::{ascii_json, memory, settings};
 
 type Result<T> = std::result::Result<T, CommandError>;
 
-fn server_url(app: &AppHandle) -> Result<String> {
-    settings::server_url(app).map_err(CommandError::Settings)
+fn server_url(app: &AppHandle) -> Result<ServerUrl> {
+    Ok(settings::server_url(app)?)
 }
 
 fn token_id(uuid: &str) -> Result<uuid::Uuid> {

@@ -7,24 +7,50 @@
 //! (used before) rewrote them in place, also 100 ms after each change and at exit, so a full
 //! disk emptied them and the app forgot its server and cursors.
 
-use hubkey_desktop::SettingsFile;
+use hubkey_desktop::{DesktopError, ServerUrl, SettingsFile};
 use serde_json::Value;
 use tauri::{AppHandle, Manager, Runtime};
 
+/// Why a setting could not be read or saved.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The platform gives the app no data folder.
+    #[error("cannot find the app's data folder: {0}")]
+    NoDataFolder(#[source] tauri::Error),
+    /// The file could not be written; it holds the settings as before.
+    #[error(transparent)]
+    Save(#[from] hubkey_desktop::SettingsError),
+    /// A value could not be turned into JSON.
+    #[error("{0}")]
+    Encode(#[from] serde_json::Error),
+    /// The polling interval asked for is outside [`WATCH_INTERVAL_RANGE`].
+    #[error("the polling interval must be between {} and {} seconds", WATCH_INTERVAL_RANGE.start(), WATCH_INTERVAL_RANGE.end())]
+    IntervalOutOfRange,
+    /// Starting at login could not be switched (tauri-plugin-autostart's words).
+    #[error("{0}")]
+    StartAtLogin(String),
+    /// The remembered (or default) server address does not parse.
+    #[error(transparent)]
+    Server(DesktopError),
+}
+
 /// The settings file `name` in the app's data dir.
-fn file<R: Runtime>(app: &AppHandle<R>, name: &str) -> Result<SettingsFile, String> {
+fn file<R: Runtime>(app: &AppHandle<R>, name: &str) -> Result<SettingsFile, SettingsError> {
     let dir = app
         .path()
         .app_data_dir()
-        .map_err(|err| format!("cannot find the app's data folder: {err}"))?;
+        .map_err(SettingsError::NoDataFolder)?;
     Ok(SettingsFile::new(dir.join(name)))
 }
 
 /// Sets `key` in `name` and saves it.
-fn set<R: Runtime>(app: &AppHandle<R>, name: &str, key: &str, value: Value) -> Result<(), String> {
-    file(app, name)?
-        .set(key, value)
-        .map_err(|err| err.to_string())
+fn set<R: Runtime>(
+    app: &AppHandle<R>,
+    name: &str,
+    key: &str,
+    value: Value,
+) -> Result<(), SettingsError> {
+    Ok(file(app, name)?.set(key, value)?)
 }
 
 const FILE: &str = "settings.json";
@@ -38,17 +64,26 @@ pub fn default_server_url() -> String {
         .unwrap_or_else(|| "http://127.0.0.1:5080".to_owned())
 }
 
-/// The remembered server, or the default.
-pub fn server_url<R: Runtime>(app: &AppHandle<R>) -> Result<String, String> {
+/// The remembered server, or the default, as written (the Settings screen shows it even
+/// when it does not parse, so the person can see what to fix).
+pub fn server_text<R: Runtime>(app: &AppHandle<R>) -> Result<String, SettingsError> {
     Ok(file(app, FILE)?
         .get(SERVER_URL)
         .and_then(|value| value.as_str().map(str::to_owned))
         .unwrap_or_else(default_server_url))
 }
 
-/// Remembers `url` as the server.
-pub fn set_server_url<R: Runtime>(app: &AppHandle<R>, url: &str) -> Result<(), String> {
-    set(app, FILE, SERVER_URL, url.into())
+/// The remembered server, or the default, parsed once here for the command that asked.
+pub fn server_url<R: Runtime>(app: &AppHandle<R>) -> Result<ServerUrl, SettingsError> {
+    ServerUrl::parse(&server_text(app)?).map_err(SettingsError::Server)
+}
+
+/// Remembers `server` as the server.
+pub fn set_server_url<R: Runtime>(
+    app: &AppHandle<R>,
+    server: &ServerUrl,
+) -> Result<(), SettingsError> {
+    set(app, FILE, SERVER_URL, server.as_str().into())
 }
 
 const WATCH_INTERVAL_SECS: &str = "watch_interval_secs";
@@ -64,7 +99,7 @@ pub const WATCH_INTERVAL_RANGE: std::ops::RangeInclusive<u64> = 10..=3600;
 
 /// Seconds between polls of the events feed: `HUBKEY_WATCH_INTERVAL_SECS` (for tests) wins,
 /// then the chosen interval, then the default.
-pub fn watch_interval_secs<R: Runtime>(app: &AppHandle<R>) -> Result<u64, String> {
+pub fn watch_interval_secs<R: Runtime>(app: &AppHandle<R>) -> Result<u64, SettingsError> {
     if let Some(secs) = std::env::var("HUBKEY_WATCH_INTERVAL_SECS")
         .ok()
         .and_then(|value| value.trim().parse::<u64>().ok())
@@ -78,13 +113,19 @@ pub fn watch_interval_secs<R: Runtime>(app: &AppHandle<R>) -> Result<u64, String
         .unwrap_or(DEFAULT_WATCH_INTERVAL_SECS))
 }
 
-/// Remembers the polling interval (the caller checks it against [`WATCH_INTERVAL_RANGE`]).
-pub fn set_watch_interval_secs<R: Runtime>(app: &AppHandle<R>, secs: u64) -> Result<(), String> {
+/// Remembers the polling interval, one of [`WATCH_INTERVAL_RANGE`].
+pub fn set_watch_interval_secs<R: Runtime>(
+    app: &AppHandle<R>,
+    secs: u64,
+) -> Result<(), SettingsError> {
+    if !WATCH_INTERVAL_RANGE.contains(&secs) {
+        return Err(SettingsError::IntervalOutOfRange);
+    }
     set(app, FILE, WATCH_INTERVAL_SECS, secs.into())
 }
 
 /// Whether native notifications are shown (on unless turned off).
-pub fn notifications_enabled<R: Runtime>(app: &AppHandle<R>) -> Result<bool, String> {
+pub fn notifications_enabled<R: Runtime>(app: &AppHandle<R>) -> Result<bool, SettingsError> {
     Ok(file(app, FILE)?
         .get(NOTIFICATIONS)
         .and_then(|value| value.as_bool())
@@ -92,13 +133,16 @@ pub fn notifications_enabled<R: Runtime>(app: &AppHandle<R>) -> Result<bool, Str
 }
 
 /// Turns native notifications on or off.
-pub fn set_notifications_enabled<R: Runtime>(app: &AppHandle<R>, on: bool) -> Result<(), String> {
+pub fn set_notifications_enabled<R: Runtime>(
+    app: &AppHandle<R>,
+    on: bool,
+) -> Result<(), SettingsError> {
     set(app, FILE, NOTIFICATIONS, on.into())
 }
 
 /// Whether the tray shows its attention icon (pruned tokens not yet looked at); kept so a
 /// restart does not forget it.
-pub fn tray_attention<R: Runtime>(app: &AppHandle<R>) -> Result<bool, String> {
+pub fn tray_attention<R: Runtime>(app: &AppHandle<R>) -> Result<bool, SettingsError> {
     Ok(file(app, FILE)?
         .get(TRAY_ATTENTION)
         .and_then(|value| value.as_bool())
@@ -106,12 +150,12 @@ pub fn tray_attention<R: Runtime>(app: &AppHandle<R>) -> Result<bool, String> {
 }
 
 /// Remembers whether the tray asks for attention.
-pub fn set_tray_attention<R: Runtime>(app: &AppHandle<R>, on: bool) -> Result<(), String> {
+pub fn set_tray_attention<R: Runtime>(app: &AppHandle<R>, on: bool) -> Result<(), SettingsError> {
     set(app, FILE, TRAY_ATTENTION, on.into())
 }
 
 /// The store key of the watcher's cursor for `username` on `server_url`.
-fn watch_key(server_url: &str, username: &str) -> String {
+fn watch_key(server_url: &ServerUrl, username: &str) -> String {
     format!("cursor:{username}@{server_url}")
 }
 
@@ -119,9 +163,9 @@ fn watch_key(server_url: &str, username: &str) -> String {
 /// when there is none or it does not read back.
 pub fn watch_cursor<R: Runtime>(
     app: &AppHandle<R>,
-    server_url: &str,
+    server_url: &ServerUrl,
     username: &str,
-) -> Result<hubkey_desktop::WatchCursor, String> {
+) -> Result<hubkey_desktop::WatchCursor, SettingsError> {
     Ok(file(app, WATCH_FILE)?
         .get(&watch_key(server_url, username))
         .and_then(|value| serde_json::from_value(value).ok())
@@ -131,10 +175,10 @@ pub fn watch_cursor<R: Runtime>(
 /// Persists the watcher's cursor, written to disk before its notifications are shown.
 pub fn set_watch_cursor<R: Runtime>(
     app: &AppHandle<R>,
-    server_url: &str,
+    server_url: &ServerUrl,
     username: &str,
     cursor: &hubkey_desktop::WatchCursor,
-) -> Result<(), String> {
-    let value = serde_json::to_value(cursor).map_err(|err| err.to_string())?;
+) -> Result<(), SettingsError> {
+    let value = serde_json::to_value(cursor)?;
     set(app, WATCH_FILE, &watch_key(server_url, username), value)
 }

@@ -2,21 +2,20 @@
 //! Sign out, Quit. Menu ids are declared once in [`TrayAction`]; clicks are parsed into it.
 //! The icon switches to its attention variant when auto tokens were pruned, until the
 //! Security screen is opened (the UI then calls the `mark_seen` command).
+//!
+//! The tray only shows the session; signing out from it goes through the handler the app
+//! wires in ([`build`]), the same lifecycle the Account screen's button uses.
 
-use hubkey_desktop::Desktop;
-use serde::Serialize;
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
-use tauri::{AppHandle, Emitter, Manager, Wry};
-use ts_rs::TS;
+use tauri::{AppHandle, Manager, Wry};
 
 use crate::settings;
+use crate::ui_event::{self, UiEvent};
 
 /// The tray icon's id.
 pub const TRAY_ID: &str = "hubkey";
-/// The event the UI listens to for what the tray asks of it.
-pub const UI_EVENT: &str = "hubkey://ui";
 
 const ICON: &[u8] = include_bytes!("../../icons/tray.png");
 const ATTENTION_ICON: &[u8] = include_bytes!("../../icons/tray-attention.png");
@@ -63,27 +62,15 @@ impl TrayAction {
     }
 }
 
-/// What the tray asks the UI to do, sent as the [`UI_EVENT`] event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-#[ts(export)]
-pub enum UiEvent {
-    /// Show the Security screen.
-    OpenSecurity,
-    /// The session ended from the tray: show the sign-in screen.
-    SignedOut,
-    /// The events feed says the account's tokens changed: a list on screen is out of date.
-    TokensChanged,
-}
-
 /// The menu items whose text or state follows the session.
 struct TrayMenu {
     account: MenuItem<Wry>,
     sign_out: MenuItem<Wry>,
 }
 
-/// Builds the tray (with the attention icon if it was still on at the last exit).
-pub fn build(app: &AppHandle) -> tauri::Result<()> {
+/// Builds the tray (with the attention icon if it was still on at the last exit); its Sign
+/// out item calls `on_sign_out`.
+pub fn build(app: &AppHandle, on_sign_out: fn(&AppHandle)) -> tauri::Result<()> {
     let item = |action: TrayAction, text: &str, enabled: bool| {
         MenuItem::with_id(app, action.id(), text, enabled, None::<&str>)
     };
@@ -109,9 +96,9 @@ pub fn build(app: &AppHandle) -> tauri::Result<()> {
         .icon(icon(attention)?)
         .tooltip("hubkey")
         .menu(&menu)
-        .on_menu_event(|app, event| {
+        .on_menu_event(move |app, event| {
             if let Some(action) = TrayAction::parse(event.id().as_ref()) {
-                perform(app, action);
+                perform(app, action, on_sign_out);
             }
         })
         .build(app)?;
@@ -156,26 +143,15 @@ pub fn show_window(app: &AppHandle) {
 /// Shows the window on the Security screen (from the tray menu or a notification).
 pub fn open_security(app: &AppHandle) {
     show_window(app);
-    let _ = app.emit(UI_EVENT, UiEvent::OpenSecurity);
+    ui_event::emit(app, UiEvent::OpenSecurity);
 }
 
-fn perform(app: &AppHandle, action: TrayAction) {
+fn perform(app: &AppHandle, action: TrayAction, on_sign_out: fn(&AppHandle)) {
     match action {
         TrayAction::Open => show_window(app),
         TrayAction::Security => open_security(app),
         TrayAction::Account => {}
-        TrayAction::SignOut => {
-            let app = app.clone();
-            tauri::async_runtime::spawn(async move {
-                let Ok(server_url) = settings::server_url(&app) else {
-                    return;
-                };
-                crate::watcher::stop(&app);
-                let _ = app.state::<Desktop>().sign_out(&server_url).await;
-                set_account(&app, None);
-                let _ = app.emit(UI_EVENT, UiEvent::SignedOut);
-            });
-        }
+        TrayAction::SignOut => on_sign_out(app),
         TrayAction::Quit => app.exit(0),
     }
 }

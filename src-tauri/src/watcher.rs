@@ -1,94 +1,52 @@
 //! The background watcher: while signed in, polls the events feed through
 //! [`hubkey_desktop::poll_once`] and tells the person through [`notify_event`]. The cursor is
 //! saved (per server and user) before anything is shown, so a restart repeats nothing.
+//! Starting and stopping it is the session lifecycle's (`lifecycle.rs`): [`run`] only
+//! returns when the server ended the session.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
-use hubkey_desktop::{next_delay, poll_once, Account, Desktop, DesktopError, NotificationEvent};
-use tauri::async_runtime::JoinHandle;
-use tauri::{AppHandle, Emitter, Manager};
+use hubkey_desktop::{next_delay, poll_once, Desktop, DesktopError, NotificationEvent, ServerUrl};
+use tauri::{AppHandle, Manager};
 
+use crate::ui_event::{self, UiEvent};
 use crate::{settings, tray};
 
-/// The running watcher task, if any.
-#[derive(Default)]
-pub struct Watcher(Mutex<Option<JoinHandle<()>>>);
-
-/// Starts watching `account` (stopping any previous watcher).
-pub fn start(app: &AppHandle, account: &Account) {
-    tray::set_account(app, Some(&account.username));
-    let task = tauri::async_runtime::spawn(run(
-        app.clone(),
-        account.server_url.clone(),
-        account.username.clone(),
-    ));
-    let previous = app
-        .state::<Watcher>()
-        .0
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .replace(task);
-    if let Some(previous) = previous {
-        previous.abort();
-    }
-}
-
-/// Stops the watcher (on sign-out).
-pub fn stop(app: &AppHandle) {
-    let task = app
-        .state::<Watcher>()
-        .0
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .take();
-    if let Some(task) = task {
-        task.abort();
-    }
-}
-
-async fn run(app: AppHandle, server_url: String, username: String) {
+/// Polls the events feed of `username` on `server` until the server ends the session (its
+/// local traces are then gone); other failures back off and try again.
+pub async fn run(app: &AppHandle, server: &ServerUrl, username: &str) {
     let mut failures = 0u32;
     loop {
-        let cursor = settings::watch_cursor(&app, &server_url, &username).unwrap_or_default();
+        let cursor = settings::watch_cursor(app, server, username).unwrap_or_default();
+        let desktop = app.state::<Desktop>();
+        let now = desktop.now();
         // The bearer lives 15 minutes; `with_session` renews it with the keyring's refresh
         // token when the server refuses it.
-        let polled = app
-            .state::<Desktop>()
-            .with_session(&server_url, |client, _| {
+        let polled = desktop
+            .with_session(server, |client, _| {
                 let cursor = &cursor;
-                async move { poll_once(&client, cursor, chrono::Utc::now()).await }
+                async move { poll_once(&client, cursor, now).await }
             })
             .await;
         match polled {
             Ok(outcome) => {
                 failures = 0;
-                if settings::set_watch_cursor(&app, &server_url, &username, &outcome.cursor).is_ok()
-                {
+                if settings::set_watch_cursor(app, server, username, &outcome.cursor).is_ok() {
                     for event in outcome.notifications {
-                        notify_event(&app, &event);
+                        notify_event(app, &event);
                     }
                 }
                 if outcome.changed {
-                    let _ = app.emit(tray::UI_EVENT, tray::UiEvent::TokensChanged);
+                    ui_event::emit(app, UiEvent::TokensChanged);
                 }
             }
-            Err(DesktopError::SessionEnded) => {
-                session_ended(&app);
-                return;
-            }
+            Err(DesktopError::SessionEnded) => return,
             Err(_) => failures = failures.saturating_add(1),
         }
         let interval =
-            settings::watch_interval_secs(&app).unwrap_or(settings::DEFAULT_WATCH_INTERVAL_SECS);
+            settings::watch_interval_secs(app).unwrap_or(settings::DEFAULT_WATCH_INTERVAL_SECS);
         tokio::time::sleep(next_delay(Duration::from_secs(interval), failures)).await;
     }
-}
-
-/// The server ended the session (the local traces are gone): the UI goes back to sign-in.
-fn session_ended(app: &AppHandle) {
-    tray::set_account(app, None);
-    let _ = app.emit(tray::UI_EVENT, tray::UiEvent::SignedOut);
 }
 
 /// Tells the person about `event`: a native notification (unless turned off) and, for

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use crate::desktop_core::server;
 use hubkey_api::Scope;
 use hubkey_e2e::keyring::{credential_helper, KeyringSession};
 use hubkey_e2e::server::manual_token;
@@ -383,7 +384,10 @@ async fn after_the_app_signs_in_docker_pulls_with_the_auto_token_and_logout_eras
     let store: std::sync::Arc<dyn SecretStore> = std::sync::Arc::new(OsKeyring::new());
     let core =
         hubkey_desktop::Desktop::new(store, home.config.path().join("config.json"), "ci box");
-    let step = core.sign_in(&hub.url, "ann", PASSWORD).await.unwrap();
+    let step = core
+        .sign_in(&server(&hub.url), "ann", PASSWORD)
+        .await
+        .unwrap();
     assert!(
         matches!(step, hubkey_desktop::SignInStep::SignedIn(_)),
         "{step:?}"

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use hubkey_api::{AccessToken, Origin};
-use hubkey_desktop::{Account, Desktop, DesktopError, HandOff, SignInStep, SkipReason, TokenScope};
+use hubkey_desktop::{
+    Account, Desktop, DesktopError, HandOff, ServerUrl, SignInStep, SkipReason, TokenScope,
+};
 use hubkey_e2e::keyring::KeyringSession;
 use hubkey_e2e::Hubkeyd;
 use hubkey_keyring::{docker, OsKeyring, SecretStore, SERVICE};
@@ -16,6 +18,11 @@ use tempfile::TempDir;
 pub(crate) const PASSWORD: &str = "correct horse battery";
 pub(crate) const REGISTRY: &str = "127.0.0.1:5000";
 pub(crate) const DEVICE: &str = "ann's laptop";
+
+/// `url` as the desktop core takes a server address (parsed once, as the shell does).
+pub(crate) fn server(url: &str) -> ServerUrl {
+    ServerUrl::parse(url).unwrap()
+}
 
 /// A hub announcing the registry `REGISTRY`, with the user ann.
 pub(crate) async fn hub() -> Hubkeyd {
@@ -94,10 +101,20 @@ pub(crate) fn signed_in(step: SignInStep) -> Account {
 pub(crate) async fn sign_in_ann(hub: &Hubkeyd, keyring: &Keyring, home: &DockerHome) -> Account {
     signed_in(
         desktop(keyring, home)
-            .sign_in(&hub.url, "ann", PASSWORD)
+            .sign_in(&server(&hub.url), "ann", PASSWORD)
             .await
             .unwrap(),
     )
+}
+
+/// The account's tokens as `app`'s own session lists them: `hub.sign_in` cannot pass a second
+/// factor.
+async fn tokens_seen_by(app: &Desktop, hub: &Hubkeyd) -> Vec<AccessToken> {
+    app.session_client(&server(&hub.url))
+        .unwrap()
+        .list_all_tokens()
+        .await
+        .unwrap()
 }
 
 /// The account's auto tokens, as a separately signed-in client sees them.
@@ -183,6 +200,77 @@ async fn sign_in_creates_the_auto_token_and_hands_it_to_docker() {
     assert_eq!(keys, ["auths", "currentContext", "credHelpers"]);
 }
 
+/// A store that counts the reads of session entries, over the test's real keyring.
+struct CountingReads {
+    inner: Arc<dyn SecretStore>,
+    session_reads: std::sync::atomic::AtomicUsize,
+}
+
+impl SecretStore for CountingReads {
+    fn get(
+        &self,
+        account: &str,
+    ) -> Result<Option<hubkey_keyring::Sensitive>, hubkey_keyring::SecretError> {
+        if account.starts_with(hubkey_desktop::SESSION_ACCOUNT_PREFIX) {
+            self.session_reads
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.inner.get(account)
+    }
+    fn set(&self, account: &str, secret: &str) -> Result<(), hubkey_keyring::SecretError> {
+        self.inner.set(account, secret)
+    }
+    fn delete(&self, account: &str) -> Result<(), hubkey_keyring::SecretError> {
+        self.inner.delete(account)
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+#[tokio::test]
+async fn a_sign_in_reads_the_session_entry_once_with_or_without_a_second_factor() {
+    let (hub, keyring, home) = setup().await;
+    let store = Arc::new(CountingReads {
+        inner: Arc::clone(&keyring.store),
+        session_reads: Default::default(),
+    });
+    let reads = || {
+        store
+            .session_reads
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let app = Desktop::new(store.clone(), home.config(), DEVICE);
+    signed_in(
+        app.sign_in(&server(&hub.url), "ann", PASSWORD)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(reads(), 1);
+    // Again, over the first sign-in's entry (whose auto token it replaces).
+    signed_in(
+        app.sign_in(&server(&hub.url), "ann", PASSWORD)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(reads(), 2);
+    assert_eq!(auto_tokens(&hub).await.len(), 1);
+
+    let secret = hub.hub.enable_totp("ann").await.unwrap();
+    let step = app
+        .sign_in(&server(&hub.url), "ann", PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(step, SignInStep::CodeRequired);
+    app.submit_code(&totp_now(&secret)).await.unwrap();
+    assert_eq!(reads(), 3);
+    let tokens = tokens_seen_by(&app, &hub).await;
+    let autos = tokens
+        .iter()
+        .filter(|token| token.generated_by == Origin::Auto);
+    assert_eq!(autos.count(), 1, "the earlier auto token is gone");
+}
+
 #[tokio::test]
 async fn two_factor_sign_in_asks_for_the_code_and_refuses_a_wrong_one() {
     let hub = hub().await;
@@ -191,7 +279,10 @@ async fn two_factor_sign_in_asks_for_the_code_and_refuses_a_wrong_one() {
     let home = DockerHome::new();
     let desktop = desktop(&keyring, &home);
 
-    let step = desktop.sign_in(&hub.url, "ann", PASSWORD).await.unwrap();
+    let step = desktop
+        .sign_in(&server(&hub.url), "ann", PASSWORD)
+        .await
+        .unwrap();
     assert_eq!(step, SignInStep::CodeRequired);
     assert!(stored_token(&keyring).is_none());
 
@@ -207,13 +298,7 @@ async fn two_factor_sign_in_asks_for_the_code_and_refuses_a_wrong_one() {
     assert_eq!(account.username, "ann");
     assert_handed_off(&account, &home.config());
     assert!(stored_token(&keyring).is_some());
-    // hub.sign_in cannot pass the second factor; the app's own session lists the tokens.
-    let tokens = desktop
-        .session_client(&hub.url)
-        .unwrap()
-        .list_all_tokens()
-        .await
-        .unwrap();
+    let tokens = tokens_seen_by(&desktop, &hub).await;
     assert_eq!(tokens.len(), 1);
     assert_eq!(tokens[0].generated_by, Origin::Auto);
 
@@ -228,9 +313,9 @@ async fn a_new_app_instance_restores_the_session_from_the_keyring() {
     let before = session_entry(&keyring, &hub).unwrap();
 
     let restarted = desktop(&keyring, &home);
-    assert!(restarted.session_client(&hub.url).is_none());
+    assert!(restarted.session_client(&server(&hub.url)).is_none());
     let account = restarted
-        .restore(&hub.url)
+        .restore(&server(&hub.url))
         .await
         .unwrap()
         .expect("a stored session");
@@ -241,11 +326,14 @@ async fn a_new_app_instance_restores_the_session_from_the_keyring() {
         before["refresh_token"], after["refresh_token"],
         "the rotated refresh token is stored"
     );
-    let client = restarted.session_client(&hub.url).unwrap();
+    let client = restarted.session_client(&server(&hub.url)).unwrap();
     assert_eq!(client.list_all_tokens().await.unwrap().len(), 1);
 
     // And again: the stored refresh token is the live one.
-    let again = desktop(&keyring, &home).restore(&hub.url).await.unwrap();
+    let again = desktop(&keyring, &home)
+        .restore(&server(&hub.url))
+        .await
+        .unwrap();
     assert!(again.is_some());
 }
 
@@ -253,7 +341,10 @@ async fn a_new_app_instance_restores_the_session_from_the_keyring() {
 async fn restore_without_a_stored_session_is_nothing() {
     let (hub, keyring, home) = setup().await;
     assert_eq!(
-        desktop(&keyring, &home).restore(&hub.url).await.unwrap(),
+        desktop(&keyring, &home)
+            .restore(&server(&hub.url))
+            .await
+            .unwrap(),
         None
     );
 }
@@ -275,7 +366,7 @@ async fn an_ended_session_is_cleaned_up_on_restore() {
     hub.client().refresh(&next).await.unwrap();
 
     let err = desktop(&keyring, &home)
-        .restore(&hub.url)
+        .restore(&server(&hub.url))
         .await
         .unwrap_err();
     assert_eq!(err, DesktopError::SessionEnded);
@@ -292,7 +383,10 @@ async fn restore_keeps_everything_while_the_server_is_down() {
     let before = session_entry(&keyring, &hub).unwrap();
     let data = hub.stop().await;
 
-    let err = desktop(&keyring, &home).restore(&url).await.unwrap_err();
+    let err = desktop(&keyring, &home)
+        .restore(&server(&url))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "unreachable", "{err:?}");
     assert!(err.is_retryable());
     let after: serde_json::Value = serde_json::from_str(
@@ -315,11 +409,16 @@ async fn sign_out_cleans_the_keyring_the_docker_config_and_the_server() {
     let (hub, keyring, home) = setup().await;
     home.write(br#"{"credHelpers": {"gcr.io": "gcloud"}}"#);
     let desktop = desktop(&keyring, &home);
-    signed_in(desktop.sign_in(&hub.url, "ann", PASSWORD).await.unwrap());
-    let client = desktop.session_client(&hub.url).unwrap();
+    signed_in(
+        desktop
+            .sign_in(&server(&hub.url), "ann", PASSWORD)
+            .await
+            .unwrap(),
+    );
+    let client = desktop.session_client(&server(&hub.url)).unwrap();
     assert_eq!(auto_tokens(&hub).await.len(), 1);
 
-    let report = desktop.sign_out(&hub.url).await.unwrap();
+    let report = desktop.sign_out(&server(&hub.url)).await.unwrap();
     assert!(report.not_done.is_empty(), "{report:?}");
     assert!(auto_tokens(&hub).await.is_empty());
     assert!(session_entry(&keyring, &hub).is_none());
@@ -332,14 +431,17 @@ async fn sign_out_cleans_the_keyring_the_docker_config_and_the_server() {
         client.list_all_tokens().await.is_err(),
         "the session was revoked"
     );
-    assert!(desktop.session_client(&hub.url).is_none());
+    assert!(desktop.session_client(&server(&hub.url)).is_none());
 }
 
 #[tokio::test]
 async fn sign_out_after_a_restart_still_deletes_the_auto_token() {
     let (hub, keyring, home) = setup().await;
     sign_in_ann(&hub, &keyring, &home).await;
-    let report = desktop(&keyring, &home).sign_out(&hub.url).await.unwrap();
+    let report = desktop(&keyring, &home)
+        .sign_out(&server(&hub.url))
+        .await
+        .unwrap();
     assert!(report.not_done.is_empty(), "{report:?}");
     assert!(auto_tokens(&hub).await.is_empty());
     assert!(session_entry(&keyring, &hub).is_none());
@@ -364,7 +466,10 @@ async fn an_unparsable_docker_config_is_left_alone_and_sign_in_still_works() {
     assert!(stored_token(&keyring).is_some());
     assert_eq!(auto_tokens(&hub).await.len(), 1);
 
-    let report = desktop(&keyring, &home).sign_out(&hub.url).await.unwrap();
+    let report = desktop(&keyring, &home)
+        .sign_out(&server(&hub.url))
+        .await
+        .unwrap();
     assert_eq!(std::fs::read(home.config()).unwrap(), original);
     assert_eq!(report.not_done.len(), 1, "{report:?}");
 }
@@ -378,7 +483,7 @@ async fn an_unreachable_server_is_reported_as_such() {
     let home = DockerHome::new();
 
     let err = desktop(&keyring, &home)
-        .sign_in(&url, "ann", PASSWORD)
+        .sign_in(&server(&url), "ann", PASSWORD)
         .await
         .unwrap_err();
     assert_eq!(err.code(), "unreachable", "{err:?}");
@@ -393,7 +498,7 @@ async fn a_wrong_password_is_wrong_credentials() {
     let (hub, keyring, home) = setup().await;
 
     let err = desktop(&keyring, &home)
-        .sign_in(&hub.url, "ann", "not the password")
+        .sign_in(&server(&hub.url), "ann", "not the password")
         .await
         .unwrap_err();
     assert_eq!(err, DesktopError::WrongCredentials);
@@ -415,7 +520,7 @@ async fn without_a_keyring_sign_in_fails_before_anything_is_created() {
     let desktop = Desktop::new(Arc::new(OsKeyring::new()), home.config(), DEVICE);
 
     let err = desktop
-        .sign_in(&hub.url, "ann", PASSWORD)
+        .sign_in(&server(&hub.url), "ann", PASSWORD)
         .await
         .unwrap_err();
     assert_eq!(err.code(), "keyring_unavailable", "{err:?}");
@@ -433,8 +538,42 @@ mod tokens {
 
     async fn signed_in_desktop(hub: &Hubkeyd, keyring: &Keyring, home: &DockerHome) -> Desktop {
         let app = desktop(keyring, home);
-        signed_in(app.sign_in(&hub.url, "ann", PASSWORD).await.unwrap());
+        signed_in(
+            app.sign_in(&server(&hub.url), "ann", PASSWORD)
+                .await
+                .unwrap(),
+        );
         app
+    }
+
+    #[tokio::test]
+    async fn an_export_is_dated_by_the_cores_clock() {
+        let (hub, keyring, home) = setup().await;
+        let day = chrono::DateTime::parse_from_rfc3339("2031-02-03T04:05:06Z")
+            .unwrap()
+            .to_utc();
+        let clock = Arc::new(hubkey_desktop::ManualClock::new(day));
+        let app = desktop(&keyring, &home).with_clock(clock.clone());
+        signed_in(
+            app.sign_in(&server(&hub.url), "ann", PASSWORD)
+                .await
+                .unwrap(),
+        );
+
+        let csv = app
+            .export_tokens(&server(&hub.url), hubkey_desktop::ExportFormat::Csv)
+            .await
+            .unwrap();
+        assert_eq!(csv.suggested_name, "hubkey-tokens-ann-2031-02-03.csv");
+        clock.advance(chrono::TimeDelta::days(1));
+        let json = app
+            .export_tokens(&server(&hub.url), hubkey_desktop::ExportFormat::Json)
+            .await
+            .unwrap();
+        assert_eq!(json.suggested_name, "hubkey-tokens-ann-2031-02-04.json");
+        let document: serde_json::Value = serde_json::from_str(&json.content).unwrap();
+        assert_eq!(document["exported_at"], "2031-02-04T04:05:06Z");
+        assert_eq!(document["server_url"], hub.url.as_str());
     }
 
     #[tokio::test]
@@ -445,7 +584,7 @@ mod tokens {
         for n in 0..105 {
             hubkey_e2e::server::manual_token(&ann, &format!("script {n}"), Scope::Read).await;
         }
-        let rows = app.list_tokens(&hub.url).await.unwrap();
+        let rows = app.list_tokens(&server(&hub.url)).await.unwrap();
         assert_eq!(rows.len(), 106);
         let autos: Vec<_> = rows
             .iter()
@@ -464,7 +603,9 @@ mod tokens {
     async fn in_chunks(app: &Desktop, hub: &Hubkeyd) -> (usize, Vec<TokenChunk>) {
         let chunks = std::sync::Mutex::new(Vec::new());
         let count = app
-            .list_tokens_in_chunks(&hub.url, |chunk| chunks.lock().unwrap().push(chunk))
+            .list_tokens_in_chunks(&server(&hub.url), |chunk| {
+                chunks.lock().unwrap().push(chunk);
+            })
             .await
             .unwrap();
         (count, chunks.into_inner().unwrap())
@@ -497,7 +638,7 @@ mod tokens {
 
         // The same rows, in the same order, as the list in one piece.
         let streamed: Vec<_> = chunks.into_iter().flat_map(|chunk| chunk.rows).collect();
-        let whole = app.list_tokens(&hub.url).await.unwrap();
+        let whole = app.list_tokens(&server(&hub.url)).await.unwrap();
         assert_eq!(streamed, whole);
         let distinct: std::collections::HashSet<_> = streamed.iter().map(|r| r.uuid).collect();
         assert_eq!(distinct.len(), streamed.len());
@@ -509,7 +650,9 @@ mod tokens {
         let app = signed_in_desktop(&hub, &keyring, &home).await;
         let own = auto_tokens(&hub).await;
         assert_eq!(own.len(), 1);
-        app.delete_token(&hub.url, own[0].uuid).await.unwrap();
+        app.delete_token(&server(&hub.url), own[0].uuid)
+            .await
+            .unwrap();
 
         let (count, chunks) = in_chunks(&app, &hub).await;
         assert_eq!(count, 0);
@@ -525,25 +668,30 @@ mod tokens {
         let token = hubkey_e2e::server::manual_token(&ann, "ci", Scope::Write).await;
 
         let row = app
-            .set_token_active(&hub.url, token.uuid, false)
+            .set_token_active(&server(&hub.url), token.uuid, false)
             .await
             .unwrap();
         assert_eq!(row.state, TokenStatus::Inactive);
         assert!(!ann.get_token(token.uuid).await.unwrap().is_active);
         let row = app
-            .set_token_active(&hub.url, token.uuid, true)
+            .set_token_active(&server(&hub.url), token.uuid, true)
             .await
             .unwrap();
         assert_eq!(row.state, TokenStatus::Active);
         assert!(ann.get_token(token.uuid).await.unwrap().is_active);
 
-        app.delete_token(&hub.url, token.uuid).await.unwrap();
+        app.delete_token(&server(&hub.url), token.uuid)
+            .await
+            .unwrap();
         assert!(matches!(
             ann.get_token(token.uuid).await,
             Err(hubkey_client::ClientError::NotFound { .. })
         ));
         // A token that is gone says so instead of pretending.
-        assert!(app.delete_token(&hub.url, token.uuid).await.is_err());
+        assert!(app
+            .delete_token(&server(&hub.url), token.uuid)
+            .await
+            .is_err());
     }
 
     #[tokio::test]
@@ -552,7 +700,12 @@ mod tokens {
         let app = signed_in_desktop(&hub, &keyring, &home).await;
         let expires = Utc::now() + chrono::Duration::days(30);
         let created = app
-            .create_token(&hub.url, "laptop script", TokenScope::Read, Some(expires))
+            .create_token(
+                &server(&hub.url),
+                "laptop script",
+                TokenScope::Read,
+                Some(expires),
+            )
             .await
             .unwrap();
         assert_eq!(created.row.origin, TokenOrigin::Manual);
@@ -565,7 +718,7 @@ mod tokens {
             .expect("the shown value signs in");
 
         let empty = app
-            .create_token(&hub.url, "  ", TokenScope::Read, None)
+            .create_token(&server(&hub.url), "  ", TokenScope::Read, None)
             .await
             .unwrap_err();
         assert_eq!(empty.code(), "invalid_input");
@@ -576,10 +729,13 @@ mod tokens {
         let (hub, keyring, home) = setup().await;
         let app = signed_in_desktop(&hub, &keyring, &home).await;
         let old = app
-            .create_token(&hub.url, "deploy", TokenScope::Write, None)
+            .create_token(&server(&hub.url), "deploy", TokenScope::Write, None)
             .await
             .unwrap();
-        let new = app.rotate_token(&hub.url, old.row.uuid).await.unwrap();
+        let new = app
+            .rotate_token(&server(&hub.url), old.row.uuid)
+            .await
+            .unwrap();
         assert_eq!(new.warning, None);
         assert_ne!(new.row.uuid, old.row.uuid);
         assert_eq!(new.row.label, "deploy");
@@ -591,13 +747,16 @@ mod tokens {
 
         // The auto token is replaced by signing in, not rotated.
         let auto = app
-            .list_tokens(&hub.url)
+            .list_tokens(&server(&hub.url))
             .await
             .unwrap()
             .into_iter()
             .find(|row| row.this_device)
             .unwrap();
-        let refused = app.rotate_token(&hub.url, auto.uuid).await.unwrap_err();
+        let refused = app
+            .rotate_token(&server(&hub.url), auto.uuid)
+            .await
+            .unwrap_err();
         assert_eq!(refused.code(), "invalid_input");
     }
 
@@ -606,7 +765,7 @@ mod tokens {
         let (hub, keyring, home) = setup().await;
         let app = desktop(&keyring, &home);
         assert_eq!(
-            app.list_tokens(&hub.url).await.unwrap_err(),
+            app.list_tokens(&server(&hub.url)).await.unwrap_err(),
             DesktopError::SessionEnded
         );
     }
@@ -628,23 +787,28 @@ async fn token_actions_renew_an_expired_bearer_once_even_when_several_need_it() 
     hub.add_user("ann", PASSWORD).await;
     let (keyring, home) = (keyring(), DockerHome::new());
     let app = desktop(&keyring, &home);
-    signed_in(app.sign_in(&hub.url, "ann", PASSWORD).await.unwrap());
+    signed_in(
+        app.sign_in(&server(&hub.url), "ann", PASSWORD)
+            .await
+            .unwrap(),
+    );
     let stored_refresh = || session_entry(&keyring, &hub).unwrap()["refresh_token"].clone();
     let first_refresh = stored_refresh();
 
     tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
     // The bearer has expired: the server refuses it as such ...
-    let stale = app.session_client(&hub.url).unwrap();
+    let stale = app.session_client(&server(&hub.url)).unwrap();
     assert!(matches!(
         stale.list_tokens(1, 10).await,
         Err(hubkey_client::ClientError::Unauthorized { .. })
     ));
     // ... and three actions at once still all succeed, renewing it once between them (refresh
     // tokens are single use: a second renewal with the same one would end the session).
+    let url = server(&hub.url);
     let (listed, created, again) = tokio::join!(
-        app.list_tokens(&hub.url),
-        app.create_token(&hub.url, "after expiry", TokenScope::Read, None),
-        app.list_tokens(&hub.url),
+        app.list_tokens(&url),
+        app.create_token(&url, "after expiry", TokenScope::Read, None),
+        app.list_tokens(&url),
     );
     let (listed, created, again) = (listed.unwrap(), created.unwrap(), again.unwrap());
     assert!(listed.iter().any(|row| row.this_device), "{listed:?}");
@@ -657,7 +821,7 @@ async fn token_actions_renew_an_expired_bearer_once_even_when_several_need_it() 
     // Each later expiry is renewed again, by whichever action meets it.
     tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
     let row = app
-        .set_token_active(&hub.url, created.row.uuid, false)
+        .set_token_active(&server(&hub.url), created.row.uuid, false)
         .await
         .unwrap();
     assert_eq!(row.state, hubkey_desktop::TokenStatus::Inactive);

@@ -17,8 +17,8 @@ use hubkey_e2e::faults::{Fault, FaultProxy, Tmpfs};
 use hubkey_e2e::Hubkeyd;
 
 use crate::desktop_core::{
-    assert_handed_off, auto_tokens, desktop, hub, keyring, sign_in_ann, signed_in, stored_token,
-    DockerHome, Keyring, PASSWORD, REGISTRY,
+    assert_handed_off, auto_tokens, desktop, hub, keyring, server, sign_in_ann, signed_in,
+    stored_token, DockerHome, Keyring, PASSWORD, REGISTRY,
 };
 
 /// The settings of the hub `hub()` starts, to start it again on the same port and data.
@@ -77,7 +77,7 @@ async fn poll_feed(
     url: &str,
     cursor: &WatchCursor,
 ) -> Result<WatchOutcome, DesktopError> {
-    app.with_session(url, |client, _| async move {
+    app.with_session(&server(url), |client, _| async move {
         poll_once(&client, cursor, Utc::now()).await
     })
     .await
@@ -92,10 +92,13 @@ async fn server_down_at_start_is_unreachable_and_sign_in_works_once_it_is_up() {
     home.write(br#"{"auths": {}}"#);
     let app = desktop(&keyring, &home);
 
-    let err = app.sign_in(&url, "ann", PASSWORD).await.unwrap_err();
+    let err = app
+        .sign_in(&server(&url), "ann", PASSWORD)
+        .await
+        .unwrap_err();
     assert_error(&err, "unreachable", &[&url, "did not answer", "try again"]);
     assert!(err.is_retryable());
-    assert_eq!(app.restore(&url).await.unwrap(), None);
+    assert_eq!(app.restore(&server(&url)).await.unwrap(), None);
     assert_eq!(
         local(&keyring, &url, &home),
         Local {
@@ -108,7 +111,7 @@ async fn server_down_at_start_is_unreachable_and_sign_in_works_once_it_is_up() {
     // The server comes up on that address: the same call now signs in.
     let hub = Hubkeyd::start_with(tempfile::tempdir().unwrap(), &address, site()).await;
     hub.add_user("ann", PASSWORD).await;
-    let account = signed_in(app.sign_in(&url, "ann", PASSWORD).await.unwrap());
+    let account = signed_in(app.sign_in(&server(&url), "ann", PASSWORD).await.unwrap());
     assert_handed_off(&account, &home.config());
     assert_eq!(auto_tokens(&hub).await.len(), 1);
 }
@@ -119,7 +122,11 @@ async fn server_dying_mid_session_loses_nothing_and_the_session_resumes_when_it_
     let keyring = keyring();
     let home = DockerHome::new();
     let app = desktop(&keyring, &home);
-    signed_in(app.sign_in(&hub.url, "ann", PASSWORD).await.unwrap());
+    signed_in(
+        app.sign_in(&server(&hub.url), "ann", PASSWORD)
+            .await
+            .unwrap(),
+    );
     let url = hub.url.clone();
     let address = hub.host().to_owned();
     let first = poll_feed(&app, &url, &WatchCursor::default())
@@ -131,10 +138,10 @@ async fn server_dying_mid_session_loses_nothing_and_the_session_resumes_when_it_
     let data = hub.stop().await;
 
     // Every action says the server is not answering, and keeps everything.
-    let err = app.list_tokens(&url).await.unwrap_err();
+    let err = app.list_tokens(&server(&url)).await.unwrap_err();
     assert_error(&err, "unreachable", &[&url, "try again"]);
     let err = app
-        .create_token(&url, "deploy", TokenScope::Read, None)
+        .create_token(&server(&url), "deploy", TokenScope::Read, None)
         .await
         .unwrap_err();
     assert_error(&err, "unreachable", &[&url, "try again"]);
@@ -147,7 +154,7 @@ async fn server_dying_mid_session_loses_nothing_and_the_session_resumes_when_it_
         "the watcher backs off"
     );
     let restarted = desktop(&keyring, &home);
-    let err = restarted.restore(&url).await.unwrap_err();
+    let err = restarted.restore(&server(&url)).await.unwrap_err();
     assert_error(&err, "unreachable", &[&url]);
     assert_eq!(local(&keyring, &url, &home), before);
 
@@ -155,10 +162,10 @@ async fn server_dying_mid_session_loses_nothing_and_the_session_resumes_when_it_
     // restored session all work again, and the retried action happens once.
     let hub = Hubkeyd::start_with(data, &address, site()).await;
     let created = app
-        .create_token(&url, "deploy", TokenScope::Read, None)
+        .create_token(&server(&url), "deploy", TokenScope::Read, None)
         .await
         .unwrap();
-    let rows = app.list_tokens(&url).await.unwrap();
+    let rows = app.list_tokens(&server(&url)).await.unwrap();
     assert_eq!(
         rows.iter().filter(|row| row.label == "deploy").count(),
         1,
@@ -171,7 +178,11 @@ async fn server_dying_mid_session_loses_nothing_and_the_session_resumes_when_it_
         "{:?}",
         resumed.notifications
     );
-    let account = restarted.restore(&url).await.unwrap().expect("a session");
+    let account = restarted
+        .restore(&server(&url))
+        .await
+        .unwrap()
+        .expect("a session");
     assert_handed_off(&account, &home.config());
     assert_eq!(auto_tokens(&hub).await.len(), 1);
 }
@@ -189,7 +200,10 @@ async fn server_errors_are_reported_and_leave_no_half_sign_in() {
 
     // Every answer a 500 (a broken reverse proxy in front of the hub).
     proxy.set(Fault::status(500));
-    let err = app.sign_in(&url, "ann", PASSWORD).await.unwrap_err();
+    let err = app
+        .sign_in(&server(&url), "ann", PASSWORD)
+        .await
+        .unwrap_err();
     assert_error(&err, "server_error", &["HTTP 500", "try again"]);
     assert!(err.is_retryable());
 
@@ -199,39 +213,48 @@ async fn server_errors_are_reported_and_leave_no_half_sign_in() {
         path: "/v2/access-tokens/desktop-generate".into(),
         status: 503,
     });
-    let err = app.sign_in(&url, "ann", PASSWORD).await.unwrap_err();
+    let err = app
+        .sign_in(&server(&url), "ann", PASSWORD)
+        .await
+        .unwrap_err();
     assert_error(&err, "server_error", &["HTTP 503", "try again"]);
     assert_eq!(local(&keyring, &url, &home), untouched);
     assert!(auto_tokens(&hub).await.is_empty());
-    assert!(app.session_client(&url).is_none());
+    assert!(app.session_client(&server(&url)).is_none());
 
     // The fault goes away: the same sign-in works.
     proxy.set(Fault::None);
-    let account = signed_in(app.sign_in(&url, "ann", PASSWORD).await.unwrap());
+    let account = signed_in(app.sign_in(&server(&url), "ann", PASSWORD).await.unwrap());
     assert_handed_off(&account, &home.config());
     assert_eq!(auto_tokens(&hub).await.len(), 1);
     let signed = local(&keyring, &url, &home);
 
     // 500s mid-session: the list, the watcher and a restore fail clearly and keep all.
     proxy.set(Fault::status(500));
-    let err = app.list_tokens(&url).await.unwrap_err();
+    let err = app.list_tokens(&server(&url)).await.unwrap_err();
     assert_error(&err, "server_error", &["HTTP 500", "try again"]);
     let poll = poll_feed(&app, &url, &WatchCursor::default())
         .await
         .unwrap_err();
     assert!(poll.is_retryable(), "{poll:?}");
-    let err = desktop(&keyring, &home).restore(&url).await.unwrap_err();
+    let err = desktop(&keyring, &home)
+        .restore(&server(&url))
+        .await
+        .unwrap_err();
     assert_error(&err, "server_error", &["HTTP 500"]);
     assert_eq!(local(&keyring, &url, &home), signed);
     let hits = proxy.faulted();
     assert!(hits >= 5, "{hits} requests were faulted");
 
     proxy.set(Fault::None);
-    assert_eq!(app.list_tokens(&url).await.unwrap().len(), 1);
+    assert_eq!(app.list_tokens(&server(&url)).await.unwrap().len(), 1);
     poll_feed(&app, &url, &WatchCursor::default())
         .await
         .unwrap();
-    let restored = desktop(&keyring, &home).restore(&url).await.unwrap();
+    let restored = desktop(&keyring, &home)
+        .restore(&server(&url))
+        .await
+        .unwrap();
     assert!(restored.is_some());
 }
 
@@ -248,7 +271,10 @@ async fn slow_answers_time_out_with_a_clear_error_and_a_retry_succeeds() {
     // Answers later than the timeout: the call gives up on time and says so.
     proxy.set(Fault::slow(Duration::from_secs(20)));
     let started = Instant::now();
-    let err = app.sign_in(&url, "ann", PASSWORD).await.unwrap_err();
+    let err = app
+        .sign_in(&server(&url), "ann", PASSWORD)
+        .await
+        .unwrap_err();
     let waited = started.elapsed();
     assert_error(&err, "unreachable", &[&url, "timed out", "try again"]);
     println!("a 20 s answer with a {timeout:?} timeout: gave up after {waited:?}");
@@ -256,12 +282,12 @@ async fn slow_answers_time_out_with_a_clear_error_and_a_retry_succeeds() {
         waited >= timeout && waited < timeout + Duration::from_secs(3),
         "gave up after {waited:?}"
     );
-    assert!(app.session_client(&url).is_none());
+    assert!(app.session_client(&server(&url)).is_none());
     assert_eq!(local(&keyring, &url, &home).session, None);
 
     // Slow but within the timeout is fine.
     proxy.set(Fault::slow(Duration::from_millis(300)));
-    let account = signed_in(app.sign_in(&url, "ann", PASSWORD).await.unwrap());
+    let account = signed_in(app.sign_in(&server(&url), "ann", PASSWORD).await.unwrap());
     assert_handed_off(&account, &home.config());
     let signed = local(&keyring, &url, &home);
 
@@ -273,7 +299,7 @@ async fn slow_answers_time_out_with_a_clear_error_and_a_retry_succeeds() {
         .unwrap_err();
     assert!(started.elapsed() < timeout + Duration::from_secs(3));
     assert!(poll.is_retryable(), "{poll:?}");
-    let err = app.list_tokens(&url).await.unwrap_err();
+    let err = app.list_tokens(&server(&url)).await.unwrap_err();
     assert_error(&err, "unreachable", &["timed out"]);
     assert_eq!(local(&keyring, &url, &home), signed);
 
@@ -281,7 +307,7 @@ async fn slow_answers_time_out_with_a_clear_error_and_a_retry_succeeds() {
     poll_feed(&app, &url, &WatchCursor::default())
         .await
         .unwrap();
-    assert!(!app.list_tokens(&url).await.unwrap().is_empty());
+    assert!(!app.list_tokens(&server(&url)).await.unwrap().is_empty());
     // The first try's login may have reached the server; no auto token came of it.
     assert_eq!(auto_tokens(&hub).await.len(), 1);
 }
@@ -295,7 +321,7 @@ async fn a_lost_refresh_answer_is_asked_again_and_the_session_lives_on() {
     let home = DockerHome::new();
     signed_in(
         desktop(&keyring, &home)
-            .sign_in(&url, "ann", PASSWORD)
+            .sign_in(&server(&url), "ann", PASSWORD)
             .await
             .unwrap(),
     );
@@ -307,7 +333,7 @@ async fn a_lost_refresh_answer_is_asked_again_and_the_session_lives_on() {
         delay: Duration::from_secs(20),
     });
     let app = desktop(&keyring, &home).with_timeout(Duration::from_secs(1));
-    let err = app.restore(&url).await.unwrap_err();
+    let err = app.restore(&server(&url)).await.unwrap_err();
     assert_error(&err, "unreachable", &["timed out", "try again"]);
     assert_eq!(
         local(&keyring, &url, &home),
@@ -319,12 +345,12 @@ async fn a_lost_refresh_answer_is_asked_again_and_the_session_lives_on() {
     // more within its grace: the session, the docker credential and the auto token live on.
     proxy.set(Fault::None);
     let account = app
-        .restore(&url)
+        .restore(&server(&url))
         .await
         .unwrap()
         .expect("the restored session");
     assert_handed_off(&account, &home.config());
-    assert!(!app.list_tokens(&url).await.unwrap().is_empty());
+    assert!(!app.list_tokens(&server(&url)).await.unwrap().is_empty());
     let now = local(&keyring, &url, &home);
     assert_eq!(now.credential, signed.credential);
     assert_ne!(
@@ -344,28 +370,35 @@ async fn a_locked_keyring_is_reported_and_unlocking_restores_the_session() {
 
     keyring.session.lock();
     let app = desktop(&keyring, &home);
-    let err = app.restore(&hub.url).await.unwrap_err();
+    let err = app.restore(&server(&hub.url)).await.unwrap_err();
     assert_keyring_error(&err, "locked");
     // Signing in again is refused before the password leaves the app.
-    let err = app.sign_in(&hub.url, "ann", PASSWORD).await.unwrap_err();
+    let err = app
+        .sign_in(&server(&hub.url), "ann", PASSWORD)
+        .await
+        .unwrap_err();
     assert_keyring_error(&err, "locked");
     assert_eq!(auto_tokens(&hub).await.len(), 1);
     // Signing out cannot clean what it cannot read: it says so and keeps it.
-    let err = app.sign_out(&hub.url).await.unwrap_err();
+    let err = app.sign_out(&server(&hub.url)).await.unwrap_err();
     assert_keyring_error(&err, "locked");
     assert_eq!(home.json()["credHelpers"][REGISTRY], "hubkey");
 
     keyring.session.unlock();
     assert_eq!(local(&keyring, &hub.url, &home), before);
-    let account = app.restore(&hub.url).await.unwrap().expect("a session");
+    let account = app
+        .restore(&server(&hub.url))
+        .await
+        .unwrap()
+        .expect("a session");
     assert_handed_off(&account, &home.config());
-    assert!(app.list_tokens(&hub.url).await.is_ok());
+    assert!(app.list_tokens(&server(&hub.url)).await.is_ok());
 }
 
 /// A keyring failure: `keyring_unavailable` (or `keyring_timeout` when the keyring hangs)
 /// naming `why`, and telling to unlock or start a keyring and try again.
 fn assert_keyring_error(err: &DesktopError, why: &str) {
-    match err.code() {
+    match err.code().as_str() {
         "keyring_unavailable" => {
             assert_error(err, "keyring_unavailable", &[why, "unlock", "try again"]);
         }
@@ -383,15 +416,22 @@ async fn a_keyring_that_goes_away_is_reported_and_its_return_restores_the_sessio
 
     keyring.session.stop_secret_service();
     let app = desktop(&keyring, &home);
-    let err = app.restore(&hub.url).await.unwrap_err();
+    let err = app.restore(&server(&hub.url)).await.unwrap_err();
     assert_keyring_error(&err, "no Secret Service is running");
-    let err = app.sign_in(&hub.url, "ann", PASSWORD).await.unwrap_err();
+    let err = app
+        .sign_in(&server(&hub.url), "ann", PASSWORD)
+        .await
+        .unwrap_err();
     assert_keyring_error(&err, "no Secret Service is running");
     assert_eq!(auto_tokens(&hub).await.len(), 1);
 
     keyring.session.start_secret_service();
     assert_eq!(local(&keyring, &hub.url, &home), before);
-    let account = app.restore(&hub.url).await.unwrap().expect("a session");
+    let account = app
+        .restore(&server(&hub.url))
+        .await
+        .unwrap()
+        .expect("a session");
     assert_handed_off(&account, &home.config());
 }
 
@@ -438,7 +478,11 @@ async fn a_read_only_docker_config_skips_the_hand_off_and_recovers_once_writable
     tmpfs.set_read_only(true);
 
     let app = desktop(&keyring, &home);
-    let account = signed_in(app.sign_in(&hub.url, "ann", PASSWORD).await.unwrap());
+    let account = signed_in(
+        app.sign_in(&server(&hub.url), "ann", PASSWORD)
+            .await
+            .unwrap(),
+    );
     skipped(
         &account.docker_hand_off,
         SkipReason::DockerConfigUnwritable,
@@ -452,7 +496,7 @@ async fn a_read_only_docker_config_skips_the_hand_off_and_recovers_once_writable
 
     tmpfs.set_read_only(false);
     let account = desktop(&keyring, &home)
-        .restore(&hub.url)
+        .restore(&server(&hub.url))
         .await
         .unwrap()
         .expect("a session");
@@ -472,7 +516,11 @@ async fn a_full_disk_keeps_the_old_docker_config_and_recovers_when_space_returns
     let filler = tmpfs.fill();
 
     let app = desktop(&keyring, &home);
-    let account = signed_in(app.sign_in(&hub.url, "ann", PASSWORD).await.unwrap());
+    let account = signed_in(
+        app.sign_in(&server(&hub.url), "ann", PASSWORD)
+            .await
+            .unwrap(),
+    );
     skipped(
         &account.docker_hand_off,
         SkipReason::DockerConfigUnwritable,
@@ -485,13 +533,17 @@ async fn a_full_disk_keeps_the_old_docker_config_and_recovers_when_space_returns
         strays(tmpfs.path(), &["filler"])
     );
     // Signing out on the full disk cleans the keyring and the server, and reports the file.
-    let report = app.sign_out(&hub.url).await.unwrap();
+    let report = app.sign_out(&server(&hub.url)).await.unwrap();
     assert!(report.not_done.is_empty(), "{report:?}");
     assert!(auto_tokens(&hub).await.is_empty());
     assert_eq!(std::fs::read(home.config()).unwrap(), USER_CONFIG);
 
     std::fs::remove_file(filler).unwrap();
-    let account = signed_in(app.sign_in(&hub.url, "ann", PASSWORD).await.unwrap());
+    let account = signed_in(
+        app.sign_in(&server(&hub.url), "ann", PASSWORD)
+            .await
+            .unwrap(),
+    );
     assert_handed_off(&account, &home.config());
     assert_eq!(home.json()["auths"]["quay.io"]["auth"], "eA==");
 }
@@ -506,7 +558,11 @@ async fn a_corrupt_docker_config_is_left_alone_and_the_hand_off_resumes_once_fix
     home.write(corrupt);
 
     let app = desktop(&keyring, &home);
-    let account = signed_in(app.sign_in(&hub.url, "ann", PASSWORD).await.unwrap());
+    let account = signed_in(
+        app.sign_in(&server(&hub.url), "ann", PASSWORD)
+            .await
+            .unwrap(),
+    );
     skipped(
         &account.docker_hand_off,
         SkipReason::DockerConfigUnparsable,
@@ -516,7 +572,7 @@ async fn a_corrupt_docker_config_is_left_alone_and_the_hand_off_resumes_once_fix
 
     home.write(br#"{"auths": {}}"#);
     let account = desktop(&keyring, &home)
-        .restore(&hub.url)
+        .restore(&server(&hub.url))
         .await
         .unwrap()
         .expect("a session");

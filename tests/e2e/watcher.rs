@@ -10,6 +10,8 @@ use hubkey_e2e::keyring::KeyringSession;
 use hubkey_e2e::Hubkeyd;
 use hubkey_keyring::OsKeyring;
 
+use crate::desktop_core::server;
+
 const PASSWORD: &str = "correct horse battery";
 const DEVICE: &str = "ann's laptop";
 
@@ -47,9 +49,12 @@ async fn pruning_by_other_devices_is_notified_once() {
         home.path().join(".docker/config.json"),
         DEVICE,
     );
-    let step = desktop.sign_in(&hub.url, "ann", PASSWORD).await.unwrap();
+    let step = desktop
+        .sign_in(&server(&hub.url), "ann", PASSWORD)
+        .await
+        .unwrap();
     assert!(matches!(step, SignInStep::SignedIn(_)), "{step:?}");
-    let client = desktop.session_client(&hub.url).unwrap();
+    let client = desktop.session_client(&server(&hub.url)).unwrap();
 
     // The first poll starts at the end of the feed: the sign-in's own events are history.
     let first = poll_once(&client, &WatchCursor::default(), Utc::now())

@@ -1,15 +1,17 @@
-//! The one error type of the desktop core, in the terms the UI reacts to.
+//! The one error type of the desktop core, in the terms the UI reacts to, and the one shape
+//! every failure reaches the UI in.
 //!
-//! It serialises to `{"code": "...", "message": "..."}` (plus `retry_after` for `throttled`):
-//! the code is stable snake_case for the UI to branch on, the message is for a person. No
-//! variant ever carries a password, a session token or an access token.
+//! A failure serialises as an [`ErrorBody`], `{"code": "...", "message": "..."}` (plus
+//! `retry_after` for `throttled`): the code is an [`ErrorCode`], stable snake_case, whose
+//! TypeScript union the UI switches on exhaustively; the message is for a person. No variant
+//! ever carries a password, a session token or an access token.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use hubkey_client::ClientError;
 use hubkey_keyring::SecretError;
-use serde::ser::SerializeMap;
+use serde::Serialize;
 
 use crate::docker_config::DockerConfigError;
 
@@ -98,25 +100,137 @@ pub enum DesktopError {
         /// What the system said.
         detail: String,
     },
+    /// A file of this app's own on this computer (the docker CLI's `config.json`) could not
+    /// be read or written: the disk, not the server, failed.
+    #[error("This computer could not {action} {} ({detail}). Free some disk space or fix the folder's permissions, then try again.", path.display())]
+    LocalIo {
+        /// What was being done ("read", "replace", ...).
+        action: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// What the system said.
+        detail: String,
+    },
+}
+
+/// The stable codes a failed command answers with: every way the UI may react. The UI gets
+/// them as a generated TypeScript union, so a new code does not compile there until handled.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// [`DesktopError::WrongCredentials`].
+    WrongCredentials,
+    /// [`DesktopError::WrongCode`].
+    WrongCode,
+    /// [`DesktopError::Throttled`].
+    Throttled,
+    /// [`DesktopError::Unreachable`].
+    Unreachable,
+    /// [`DesktopError::Tls`].
+    Tls,
+    /// [`DesktopError::NotAHub`].
+    NotAHub,
+    /// [`DesktopError::KeyringUnavailable`].
+    KeyringUnavailable,
+    /// [`DesktopError::KeyringTimeout`].
+    KeyringTimeout,
+    /// [`DesktopError::DockerConfigUnparsable`].
+    DockerConfigUnparsable,
+    /// [`DesktopError::SessionEnded`].
+    SessionEnded,
+    /// [`DesktopError::ServerError`].
+    ServerError,
+    /// [`DesktopError::InvalidInput`].
+    InvalidInput,
+    /// [`DesktopError::FileNotWritten`].
+    FileNotWritten,
+    /// [`DesktopError::LocalIo`].
+    LocalIo,
+    /// The shell's own settings (a [`crate::SettingsFile`]) could not be read or saved.
+    SettingsUnavailable,
+}
+
+impl ErrorCode {
+    /// The code as the UI receives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::WrongCredentials => "wrong_credentials",
+            ErrorCode::WrongCode => "wrong_code",
+            ErrorCode::Throttled => "throttled",
+            ErrorCode::Unreachable => "unreachable",
+            ErrorCode::Tls => "tls",
+            ErrorCode::NotAHub => "not_a_hub",
+            ErrorCode::KeyringUnavailable => "keyring_unavailable",
+            ErrorCode::KeyringTimeout => "keyring_timeout",
+            ErrorCode::DockerConfigUnparsable => "docker_config_unparsable",
+            ErrorCode::SessionEnded => "session_ended",
+            ErrorCode::ServerError => "server_error",
+            ErrorCode::InvalidInput => "invalid_input",
+            ErrorCode::FileNotWritten => "file_not_written",
+            ErrorCode::LocalIo => "local_io",
+            ErrorCode::SettingsUnavailable => "settings_unavailable",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// What a failed command rejects with in the UI, written here once for the core's errors and
+/// the shell's: a stable code to branch on and a message for a person (plus the wait, for
+/// `throttled`, when the server said).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrorBody {
+    /// What happened, for the UI to branch on.
+    pub code: ErrorCode,
+    /// What happened, for a person.
+    pub message: String,
+    /// Seconds to wait before trying again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional, type = "number"))]
+    pub retry_after: Option<u64>,
+}
+
+impl ErrorBody {
+    /// A body with `code` and `message` and no wait.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
 }
 
 impl DesktopError {
     /// The stable code the UI branches on.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            DesktopError::WrongCredentials => "wrong_credentials",
-            DesktopError::WrongCode => "wrong_code",
-            DesktopError::Throttled { .. } => "throttled",
-            DesktopError::Unreachable { .. } => "unreachable",
-            DesktopError::Tls { .. } => "tls",
-            DesktopError::NotAHub { .. } => "not_a_hub",
-            DesktopError::KeyringUnavailable { .. } => "keyring_unavailable",
-            DesktopError::KeyringTimeout => "keyring_timeout",
-            DesktopError::DockerConfigUnparsable { .. } => "docker_config_unparsable",
-            DesktopError::SessionEnded => "session_ended",
-            DesktopError::ServerError { .. } => "server_error",
-            DesktopError::InvalidInput { .. } => "invalid_input",
-            DesktopError::FileNotWritten { .. } => "file_not_written",
+            DesktopError::WrongCredentials => ErrorCode::WrongCredentials,
+            DesktopError::WrongCode => ErrorCode::WrongCode,
+            DesktopError::Throttled { .. } => ErrorCode::Throttled,
+            DesktopError::Unreachable { .. } => ErrorCode::Unreachable,
+            DesktopError::Tls { .. } => ErrorCode::Tls,
+            DesktopError::NotAHub { .. } => ErrorCode::NotAHub,
+            DesktopError::KeyringUnavailable { .. } => ErrorCode::KeyringUnavailable,
+            DesktopError::KeyringTimeout => ErrorCode::KeyringTimeout,
+            DesktopError::DockerConfigUnparsable { .. } => ErrorCode::DockerConfigUnparsable,
+            DesktopError::SessionEnded => ErrorCode::SessionEnded,
+            DesktopError::ServerError { .. } => ErrorCode::ServerError,
+            DesktopError::InvalidInput { .. } => ErrorCode::InvalidInput,
+            DesktopError::FileNotWritten { .. } => ErrorCode::FileNotWritten,
+            DesktopError::LocalIo { .. } => ErrorCode::LocalIo,
         }
     }
 
@@ -136,7 +250,9 @@ impl DesktopError {
     pub fn from_client(server: &str, err: ClientError) -> Self {
         let server = server.to_owned();
         match err {
-            ClientError::Unauthorized { .. } => DesktopError::SessionEnded,
+            ClientError::Unauthorized { .. } | ClientError::ChallengeExpired => {
+                DesktopError::SessionEnded
+            }
             ClientError::SecondFactorRequired => DesktopError::ServerError {
                 status: Some(401),
                 message: "the server asked for a second factor where none can be given".into(),
@@ -191,27 +307,36 @@ impl From<DockerConfigError> for DesktopError {
     fn from(err: DockerConfigError) -> Self {
         match err {
             DockerConfigError::Unparsable { path } => DesktopError::DockerConfigUnparsable { path },
-            err @ DockerConfigError::Io { .. } => DesktopError::ServerError {
-                status: None,
-                message: err.to_string(),
+            DockerConfigError::Io {
+                action,
+                path,
+                source,
+            } => DesktopError::LocalIo {
+                action,
+                path,
+                detail: source.to_string(),
             },
         }
     }
 }
 
-impl serde::Serialize for DesktopError {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let retry_after = match self {
-            DesktopError::Throttled { retry_after } => Some(retry_after.map(|d| d.as_secs())),
+impl From<&DesktopError> for ErrorBody {
+    fn from(err: &DesktopError) -> Self {
+        let retry_after = match err {
+            DesktopError::Throttled { retry_after } => retry_after.map(|wait| wait.as_secs()),
             _ => None,
         };
-        let mut map = serializer.serialize_map(Some(2 + usize::from(retry_after.is_some())))?;
-        map.serialize_entry("code", self.code())?;
-        map.serialize_entry("message", &self.to_string())?;
-        if let Some(retry_after) = retry_after {
-            map.serialize_entry("retry_after", &retry_after)?;
+        ErrorBody {
+            code: err.code(),
+            message: err.to_string(),
+            retry_after,
         }
-        map.end()
+    }
+}
+
+impl Serialize for DesktopError {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ErrorBody::from(self).serialize(serializer)
     }
 }
 
@@ -274,6 +399,35 @@ mod tests {
             refused.to_string(),
             "The server failed (HTTP 403): not allowed."
         );
+    }
+
+    #[test]
+    fn a_local_disk_failure_is_not_the_servers() {
+        let err = DesktopError::from(DockerConfigError::Io {
+            action: "replace",
+            path: PathBuf::from("/home/ann/.docker/config.json"),
+            source: std::io::Error::other("No space left on device"),
+        });
+        assert_eq!(err.code(), ErrorCode::LocalIo);
+        let json = serde_json::to_value(&err).unwrap();
+        assert_eq!(json["code"], "local_io");
+        let message = json["message"].as_str().unwrap();
+        assert!(
+            message.contains("/home/ann/.docker/config.json"),
+            "{message}"
+        );
+        assert!(!message.contains("server"), "{message}");
+    }
+
+    #[test]
+    fn every_code_serialises_as_its_name() {
+        for code in [
+            ErrorCode::WrongCredentials,
+            ErrorCode::NotAHub,
+            ErrorCode::SettingsUnavailable,
+        ] {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+        }
     }
 
     #[test]

@@ -2,18 +2,21 @@
 //! JSON. Rows carry no secret (the hint is already masked), so neither does the file.
 //!
 //! CSV follows RFC 4180 (comma, CRLF, fields quoted when they hold a comma, quote or line
-//! break). Labels and user agents come from whoever made the token, so a field that a
-//! spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, tab or CR) gets a
-//! leading `'`: the file is for reading, never for executing.
+//! break), written by the `csv` crate. Labels and user agents come from whoever made the
+//! token, so a field that a spreadsheet would run as a formula (starting with `=`, `+`, `-`,
+//! `@`, tab or CR) gets a leading `'` first ([`defuse`], ours): the file is for reading,
+//! never for executing.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::desktop::Desktop;
 use crate::error::DesktopError;
-use crate::session::{canonical_server_url, Desktop};
+use crate::server_url::ServerUrl;
 use crate::tokens::{TokenOrigin, TokenRow, TokenStatus};
 
 /// The formats a list can be exported in.
@@ -67,38 +70,50 @@ pub const CSV_COLUMNS: [&str; 14] = [
 ];
 
 /// `rows` as CSV: a header line, then one line per token, in the order given.
-pub fn to_csv(rows: &[TokenRow]) -> String {
-    let mut out = String::new();
-    push_record(
-        &mut out,
-        CSV_COLUMNS.iter().map(|column| (*column).to_owned()),
-    );
+pub fn to_csv(rows: &[TokenRow]) -> Result<String, csv::Error> {
+    let mut out = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    out.write_record(CSV_COLUMNS)?;
     for row in rows {
-        push_record(
-            &mut out,
-            [
-                row.uuid.to_string(),
-                row.label.clone(),
-                origin_word(row.origin).to_owned(),
-                row.this_device.to_string(),
-                row.scope_words.clone(),
-                state_word(row.state).to_owned(),
-                timestamp(Some(row.created_at)),
-                timestamp(row.last_used),
-                timestamp(row.expires_at),
-                row.creator_ip.clone(),
-                row.creator_ua.clone(),
-                row.client_id.clone(),
-                row.hint.clone(),
-                row.usage
-                    .iter()
-                    .map(|day| day.uses)
-                    .sum::<u64>()
-                    .to_string(),
-            ],
-        );
+        let fields = [
+            row.uuid.to_string(),
+            row.label.clone(),
+            origin_word(row.origin).to_owned(),
+            row.this_device.to_string(),
+            row.scope_words.clone(),
+            state_word(row.state).to_owned(),
+            timestamp(Some(row.created_at)),
+            timestamp(row.last_used),
+            timestamp(row.expires_at),
+            row.creator_ip.clone(),
+            row.creator_ua.clone(),
+            row.client_id.clone(),
+            row.hint.clone(),
+            row.usage
+                .iter()
+                .map(|day| day.uses)
+                .sum::<u64>()
+                .to_string(),
+        ];
+        out.write_record(fields.iter().map(|field| defuse(field).into_owned()))?;
     }
-    out
+    let bytes = out
+        .into_inner()
+        .map_err(|err| csv::Error::from(err.into_error()))?;
+    // Every field was a `String`, so the bytes are UTF-8.
+    String::from_utf8(bytes)
+        .map_err(|err| csv::Error::from(std::io::Error::new(std::io::ErrorKind::InvalidData, err)))
+}
+
+/// `field` as a spreadsheet may show but never run: with a leading `'` when it starts like a
+/// formula (`=`, `+`, `-`, `@`, tab or CR).
+fn defuse(field: &str) -> Cow<'_, str> {
+    if field.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        Cow::Owned(format!("'{field}"))
+    } else {
+        Cow::Borrowed(field)
+    }
 }
 
 /// `rows` as a JSON document: the header's fields, `token_count`, and `tokens`, each a row as
@@ -132,25 +147,27 @@ pub struct Export {
 }
 
 impl Desktop {
-    /// Every token of the account signed in to `server_url`, read from the server now (the
-    /// whole list, whatever the screen filters) and rendered as `format`.
+    /// Every token of the account signed in to `server`, read from the server now (the
+    /// whole list, whatever the screen filters) and rendered as `format`, dated by the
+    /// core's clock.
     pub async fn export_tokens(
         &self,
-        server_url: &str,
+        server: &ServerUrl,
         format: ExportFormat,
     ) -> Result<Export, DesktopError> {
-        let server = canonical_server_url(server_url)?;
-        let rows = self.list_tokens(&server).await?;
+        let rows = self.list_tokens(server).await?;
         let username = self
-            .session_username(&server)
+            .session_username(server)
             .ok_or(DesktopError::SessionEnded)?;
         let header = ExportHeader {
-            server_url: &server,
+            server_url: server.as_str(),
             username: &username,
-            exported_at: Utc::now(),
+            exported_at: self.now(),
         };
         let content = match format {
-            ExportFormat::Csv => to_csv(&rows),
+            ExportFormat::Csv => to_csv(&rows).map_err(|err| DesktopError::InvalidInput {
+                message: format!("The token list could not be written as CSV: {err}"),
+            })?,
             ExportFormat::Json => {
                 to_json(&header, &rows).map_err(|err| DesktopError::InvalidInput {
                     message: format!("The token list could not be written as JSON: {err}"),
@@ -196,33 +213,6 @@ pub fn write_file(path: &Path, content: &str) -> Result<(), DesktopError> {
             let _ = std::fs::remove_file(&partial);
             Err(failed(err))
         }
-    }
-}
-
-fn push_record(out: &mut String, fields: impl IntoIterator<Item = String>) {
-    for (index, field) in fields.into_iter().enumerate() {
-        if index > 0 {
-            out.push(',');
-        }
-        push_field(out, &field);
-    }
-    out.push_str("\r\n");
-}
-
-fn push_field(out: &mut String, field: &str) {
-    let defused;
-    let field = if field.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        defused = format!("'{field}");
-        defused.as_str()
-    } else {
-        field
-    };
-    if field.contains([',', '"', '\n', '\r']) {
-        out.push('"');
-        out.push_str(&field.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(field);
     }
 }
 
@@ -296,7 +286,7 @@ mod tests {
 
     #[test]
     fn csv_has_a_header_and_one_line_per_token() {
-        let csv = to_csv(&[row("ci")]);
+        let csv = to_csv(&[row("ci")]).unwrap();
         let lines: Vec<&str> = csv.split_terminator("\r\n").collect();
         assert_eq!(lines[0], CSV_COLUMNS.join(","));
         assert_eq!(
@@ -309,16 +299,30 @@ mod tests {
 
     #[test]
     fn csv_quotes_commas_quotes_and_line_breaks() {
-        let csv = to_csv(&[row("a, \"b\"\nc")]);
+        let csv = to_csv(&[row("a, \"b\"\nc")]).unwrap();
         assert!(csv.contains(",\"a, \"\"b\"\"\nc\","), "{csv}");
     }
 
     #[test]
     fn csv_defuses_what_a_spreadsheet_would_run() {
-        let csv = to_csv(&[row("=HYPERLINK(\"x\")"), row("@sum"), row("-1")]);
+        let csv = to_csv(&[row("=HYPERLINK(\"x\")"), row("@sum"), row("-1")]).unwrap();
         assert!(csv.contains(",\"'=HYPERLINK(\"\"x\"\")\","), "{csv}");
         assert!(csv.contains(",'@sum,"), "{csv}");
         assert!(csv.contains(",'-1,"), "{csv}");
+    }
+
+    proptest::proptest! {
+        /// Whatever a label holds, a CSV reader gets it back (defused) in its own column.
+        #[test]
+        fn any_label_reads_back_in_its_column(label in "\\PC{0,40}") {
+            let csv = to_csv(&[row(&label)]).unwrap();
+            let mut reader = csv::ReaderBuilder::new().from_reader(csv.as_bytes());
+            let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+            proptest::prop_assert_eq!(records.len(), 1);
+            proptest::prop_assert_eq!(records[0].len(), CSV_COLUMNS.len());
+            let defused = defuse(&label);
+            proptest::prop_assert_eq!(&records[0][1], defused.as_ref());
+        }
     }
 
     #[test]

@@ -10,23 +10,31 @@
 
 #![warn(missing_docs)]
 
+mod account;
 mod atomic;
+mod clock;
+mod desktop;
 pub mod docker_config;
 mod error;
 pub mod export;
+mod hand_off;
+mod outcome;
+mod secrets;
+mod server_url;
 mod session;
 mod settings_file;
 mod tokens;
 pub mod watcher;
 
+pub use account::{CLIENT_NAME, DOCKER_HUB_REGISTRY};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use desktop::Desktop;
 pub use docker_config::{config_path, config_path_from_env, DockerConfig, DockerConfigError};
-pub use error::DesktopError;
+pub use error::{DesktopError, ErrorBody, ErrorCode};
 pub use export::ExportFormat;
-pub use session::{
-    canonical_server_url, session_account, Account, Desktop, HandOff, Leftover, SignInStep,
-    SignOutReport, SignOutStep, SkipReason, CLIENT_NAME, DOCKER_HUB, DOCKER_HUB_REGISTRY,
-    SESSION_ACCOUNT_PREFIX,
-};
+pub use outcome::{Account, HandOff, Leftover, SignInStep, SignOutReport, SignOutStep, SkipReason};
+pub use secrets::{session_account, SESSION_ACCOUNT_PREFIX};
+pub use server_url::{ServerUrl, DOCKER_HUB};
 pub use settings_file::{SettingsError, SettingsFile};
 pub use tokens::{
     CreatedToken, DayUse, TokenChunk, TokenOrigin, TokenRow, TokenScope, TokenStatus, CHUNK_ROWS,

@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use zeroize::Zeroize;
 
+use crate::desktop::Desktop;
 use crate::error::DesktopError;
-use crate::session::Desktop;
+use crate::server_url::ServerUrl;
 
 /// Where a token came from.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
@@ -218,10 +219,10 @@ impl Drop for CreatedToken {
 const MAX_LABEL: usize = 100;
 
 impl Desktop {
-    /// Every token of the account signed in to `server_url`, newest first, following the
+    /// Every token of the account signed in to `server`, newest first, following the
     /// server's pagination to the end.
-    pub async fn list_tokens(&self, server_url: &str) -> Result<Vec<TokenRow>, DesktopError> {
-        self.with_session(server_url, |client, this_device| async move {
+    pub async fn list_tokens(&self, server: &ServerUrl) -> Result<Vec<TokenRow>, DesktopError> {
+        self.with_session(server, |client, this_device| async move {
             let tokens = client.list_all_tokens().await?;
             Ok(tokens
                 .iter()
@@ -237,11 +238,11 @@ impl Desktop {
     /// chunk marked `restart`.
     pub async fn list_tokens_in_chunks(
         &self,
-        server_url: &str,
+        server: &ServerUrl,
         send: impl Fn(TokenChunk) + Sync,
     ) -> Result<usize, DesktopError> {
         let send = &send;
-        self.with_session(server_url, |client, this_device| async move {
+        self.with_session(server, |client, this_device| async move {
             let mut rows = Vec::new();
             let mut restart = true;
             let count = client
@@ -272,11 +273,11 @@ impl Desktop {
     /// now has it.
     pub async fn set_token_active(
         &self,
-        server_url: &str,
+        server: &ServerUrl,
         uuid: Uuid,
         active: bool,
     ) -> Result<TokenRow, DesktopError> {
-        self.with_session(server_url, |client, this_device| async move {
+        self.with_session(server, |client, this_device| async move {
             let token = client.patch_token(uuid, &activity(active)).await?;
             Ok(TokenRow::new(&token, this_device))
         })
@@ -285,8 +286,8 @@ impl Desktop {
 
     /// Deletes a token for good. Deleting this device's auto token cuts the docker CLI off
     /// until the next sign-in.
-    pub async fn delete_token(&self, server_url: &str, uuid: Uuid) -> Result<(), DesktopError> {
-        self.with_session(server_url, |client, _| async move {
+    pub async fn delete_token(&self, server: &ServerUrl, uuid: Uuid) -> Result<(), DesktopError> {
+        self.with_session(server, |client, _| async move {
             client.delete_token(uuid).await
         })
         .await
@@ -296,7 +297,7 @@ impl Desktop {
     /// given; the answer carries its value, to show once.
     pub async fn create_token(
         &self,
-        server_url: &str,
+        server: &ServerUrl,
         label: &str,
         scope: TokenScope,
         expires_at: Option<DateTime<Utc>>,
@@ -312,7 +313,7 @@ impl Desktop {
             scopes: vec![scope.into()],
             expires_at,
         };
-        self.create(server_url, &request).await
+        self.create(server, &request).await
     }
 
     /// Replaces a manual token: creates one with the same label, scopes and expiry, then
@@ -320,13 +321,14 @@ impl Desktop {
     /// still answered (its value would otherwise be lost), with a warning saying so.
     pub async fn rotate_token(
         &self,
-        server_url: &str,
+        server: &ServerUrl,
         uuid: Uuid,
     ) -> Result<CreatedToken, DesktopError> {
         let old = self
-            .with_session(server_url, |client, _| async move {
-                client.get_token(uuid).await
-            })
+            .with_session(
+                server,
+                |client, _| async move { client.get_token(uuid).await },
+            )
             .await?;
         if old.generated_by != Origin::Manual {
             return Err(DesktopError::InvalidInput {
@@ -338,9 +340,9 @@ impl Desktop {
             scopes: old.scopes.clone(),
             expires_at: old.expires_at,
         };
-        let mut created = self.create(server_url, &request).await?;
+        let mut created = self.create(server, &request).await?;
         let deactivated = self
-            .with_session(server_url, |client, _| async move {
+            .with_session(server, |client, _| async move {
                 client.patch_token(uuid, &activity(false)).await
             })
             .await;
@@ -355,10 +357,10 @@ impl Desktop {
     /// Creates the token `request` asks for; the answer holds its value.
     async fn create(
         &self,
-        server_url: &str,
+        server: &ServerUrl,
         request: &CreateAccessTokenRequest,
     ) -> Result<CreatedToken, DesktopError> {
-        self.with_session(server_url, |client, this_device| async move {
+        self.with_session(server, |client, this_device| async move {
             let mut token = client.create_token(request).await?;
             let secret = std::mem::take(&mut token.token);
             Ok(CreatedToken {

@@ -6,6 +6,7 @@ import type { Account } from './bindings/Account';
 import type { AppSettings } from './bindings/AppSettings';
 import type { CreatedToken } from './bindings/CreatedToken';
 import type { ErrorBody } from './bindings/ErrorBody';
+import type { ErrorCode } from './bindings/ErrorCode';
 import type { ExportFormat } from './bindings/ExportFormat';
 import type { ExportReport } from './bindings/ExportReport';
 import type { SignInStep } from './bindings/SignInStep';
@@ -17,16 +18,49 @@ import type { UiEvent } from './bindings/UiEvent';
 
 export type { UiEvent };
 export type {
-  Account, AppSettings, CreatedToken, ExportFormat, ExportReport, SignInStep, SignOutReport, TokenRow, TokenScope,
+  Account, AppSettings, CreatedToken, ErrorCode, ExportFormat, ExportReport, SignInStep, SignOutReport, TokenRow,
+  TokenScope,
 };
 
-/** What every failed command rejects with: a stable code and a message for a person. */
-export type CommandError = ErrorBody;
+/** Codes the UI makes itself: an answer it could not read, a sign-out the server only partly did. */
+export type UiErrorCode = 'internal' | 'partial_sign_out';
 
-/** Turns whatever a command rejected with into a CommandError. */
+/** What every failed command rejects with: a stable code and a message for a person. */
+export type CommandError = Omit<ErrorBody, 'code'> & { code: ErrorCode | UiErrorCode };
+
+/**
+ * Every code the app answers with, from the generated union. A `Record` over it is checked
+ * exhaustively: a code added in Rust does not compile here until it is listed, and so looked at.
+ */
+const ERROR_CODES: Record<ErrorCode, true> = {
+  wrong_credentials: true,
+  wrong_code: true,
+  throttled: true,
+  unreachable: true,
+  tls: true,
+  not_a_hub: true,
+  keyring_unavailable: true,
+  keyring_timeout: true,
+  docker_config_unparsable: true,
+  session_ended: true,
+  server_error: true,
+  invalid_input: true,
+  file_not_written: true,
+  local_io: true,
+  settings_unavailable: true,
+};
+
+/** Whether `code` is one the app answers with. */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.prototype.hasOwnProperty.call(ERROR_CODES, code);
+}
+
+/** Turns whatever a command rejected with into a CommandError; an unknown code is `internal`. */
 export function asCommandError(error: unknown): CommandError {
   if (typeof error === 'object' && error !== null && 'code' in error && 'message' in error) {
-    return error as CommandError;
+    const { code, message } = error;
+    if (isErrorCode(code) && typeof message === 'string') return error as CommandError;
+    if (typeof message === 'string') return { code: 'internal', message };
   }
   return { code: 'internal', message: String(error) };
 }

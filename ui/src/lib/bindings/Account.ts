@@ -6,7 +6,7 @@ import type { HandOff } from "./HandOff";
  */
 export type Account = { 
 /**
- * The server, as [`canonical_server_url`] gives it.
+ * The server.
  */
 server_url: string, 
 /**

@@ -1,0 +1,349 @@
+//! The account on this device: signing in (with a second factor when asked), the silent
+//! provisioning that follows (discovery document, `desktop-generate`, the auto token and
+//! the session into the keyring, the docker hand-off), and signing out.
+//!
+//! Invariants: the auto token's plaintext goes from the server's answer into the keyring and
+//! nowhere else; the keyring is read once per sign-in, before the password goes anywhere, so
+//! a keyring that cannot be used is said first and nothing is created on the server for it.
+
+use hubkey_api::{DesktopGenerateRequest, LoginResponse};
+use hubkey_client::{ClientError, HubClient, LoginOutcome};
+use hubkey_keyring::SecretError;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::desktop::{lock, Desktop, KeptSignIn, LiveSession, PendingCode};
+use crate::error::DesktopError;
+use crate::outcome::{
+    Account, HandOff, Leftover, SignInStep, SignOutReport, SignOutStep, SkipReason,
+};
+use crate::secrets::StoredSession;
+use crate::server_url::ServerUrl;
+
+/// The registry name the docker CLI uses for Docker Hub's credentials.
+pub const DOCKER_HUB_REGISTRY: &str = "https://index.docker.io/v1/";
+/// The client name the auto token is created with (part of its label on the server).
+pub const CLIENT_NAME: &str = "hubkey";
+
+impl Desktop {
+    /// The password step. With a second factor on, the answer is
+    /// [`SignInStep::CodeRequired`] and the challenge waits in the core for
+    /// [`Desktop::submit_code`]; otherwise the account is provisioned (see
+    /// [`Desktop::submit_code`]) and returned.
+    pub async fn sign_in(
+        &self,
+        server: &ServerUrl,
+        username: &str,
+        password: &str,
+    ) -> Result<SignInStep, DesktopError> {
+        let username = username.trim();
+        if username.is_empty() || password.is_empty() {
+            return Err(DesktopError::InvalidInput {
+                message: "Enter your user name and your password.".into(),
+            });
+        }
+        let client = self.client(server)?;
+        *lock(&self.pending) = None;
+        // A keyring that cannot be used is said before the password goes anywhere, and
+        // before anything is created on the server: an auto token made for a keyring that
+        // then fails would still have pruned another device's oldest auto token.
+        let kept = match self.read_session(server).await {
+            Ok(stored) => {
+                KeptSignIn(stored.map(|stored| (stored.username.clone(), stored.auto_token_uuid)))
+            }
+            Err(SecretError::Corrupt(_)) => KeptSignIn::default(),
+            Err(err) => return Err(err.into()),
+        };
+        let outcome = client
+            .login(username, password)
+            .await
+            .map_err(|err| match err {
+                ClientError::Unauthorized { .. } => DesktopError::WrongCredentials,
+                err => DesktopError::from_client(server.as_str(), err),
+            })?;
+        match outcome {
+            LoginOutcome::Session(session) => {
+                let account = self
+                    .provision(server, &client, username, session, kept)
+                    .await?;
+                Ok(SignInStep::SignedIn(account))
+            }
+            LoginOutcome::SecondFactor { login_2fa_token } => {
+                *lock(&self.pending) = Some(PendingCode {
+                    server: server.clone(),
+                    username: username.to_owned(),
+                    challenge: Zeroizing::new(login_2fa_token),
+                    kept,
+                });
+                Ok(SignInStep::CodeRequired)
+            }
+        }
+    }
+
+    /// The code step. A wrong code is [`DesktopError::WrongCode`] and the challenge stays for
+    /// another try; an expired challenge is [`DesktopError::SessionEnded`] (start over).
+    ///
+    /// Once signed in, silently: the auto token is generated for this device, stored as the
+    /// docker credential of the hub's registry, the session is stored in the keyring, and
+    /// `config.json` points the registry at `docker-credential-hubkey`. A keyring failure
+    /// undoes the sign-in on the server and is the error; a `config.json` that cannot be
+    /// changed only skips the hand-off ([`HandOff::Skipped`]).
+    pub async fn submit_code(&self, code: &str) -> Result<Account, DesktopError> {
+        let (server, username, challenge, kept) = {
+            let pending = lock(&self.pending);
+            let Some(pending) = pending.as_ref() else {
+                return Err(DesktopError::InvalidInput {
+                    message: "No sign-in is waiting for a code; sign in with your password first."
+                        .into(),
+                });
+            };
+            (
+                pending.server.clone(),
+                pending.username.clone(),
+                pending.challenge.clone(),
+                pending.kept.clone(),
+            )
+        };
+        let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+        if code.is_empty() {
+            return Err(DesktopError::InvalidInput {
+                message: "Enter the code from your authenticator app.".into(),
+            });
+        }
+        let client = self.client(&server)?;
+        let session = match client.login_2fa(&challenge, &code).await {
+            Ok(session) => session,
+            // The expired challenge: start over from the password.
+            Err(ClientError::ChallengeExpired) => {
+                *lock(&self.pending) = None;
+                return Err(DesktopError::SessionEnded);
+            }
+            Err(ClientError::Unauthorized { .. }) => return Err(DesktopError::WrongCode),
+            Err(err) => return Err(DesktopError::from_client(server.as_str(), err)),
+        };
+        *lock(&self.pending) = None;
+        self.provision(&server, &client, &username, session, kept)
+            .await
+    }
+
+    /// Signs out of `server`: deletes this device's auto token on the server (already
+    /// gone is fine) and ends the session there, then erases the keyring entries (session
+    /// and docker credential) and the `config.json` entry. Server failures do not stop the
+    /// local cleanup; the report lists every step that could not be done. Only a keyring
+    /// that cannot even be read is an error, as then nothing is known about what to clean.
+    pub async fn sign_out(&self, server: &ServerUrl) -> Result<SignOutReport, DesktopError> {
+        *lock(&self.pending) = None;
+        let mut report = SignOutReport::default();
+        let live = self.drop_live(server);
+        let stored = match self.read_session(server).await {
+            Ok(stored) => stored,
+            Err(SecretError::Corrupt(_)) => None,
+            Err(err) if live.is_some() => {
+                report.not_done.push(Leftover {
+                    step: SignOutStep::EraseSession,
+                    message: DesktopError::from(err).to_string(),
+                });
+                None
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let mut live = match (live, &stored) {
+            (Some(live), _) => Some(live),
+            (None, Some(stored)) => self.reopen(server, stored, &mut report).await,
+            (None, None) => None,
+        };
+        let auto_token = live
+            .as_ref()
+            .and_then(|live| Some((live.client.clone(), live.auto_token_uuid?)));
+        if let Some((client, uuid)) = auto_token {
+            let mut deleted = client.delete_token(uuid).await;
+            // The bearer of a long-lived app may have expired; the refresh token still works.
+            if let (Err(ClientError::Unauthorized { .. }), Some(stored)) = (&deleted, &stored) {
+                live = self.reopen(server, stored, &mut report).await;
+                if let Some(live) = &live {
+                    deleted = live.client.delete_token(uuid).await;
+                }
+            }
+            match deleted {
+                Ok(()) | Err(ClientError::NotFound { .. }) => {}
+                Err(err) => report.not_done.push(Leftover {
+                    step: SignOutStep::DeleteAutoToken,
+                    message: DesktopError::from_client(server.as_str(), err).to_string(),
+                }),
+            }
+        }
+        if let Some(live) = &live {
+            match live.client.logout().await {
+                Ok(()) | Err(ClientError::Unauthorized { .. }) => {}
+                Err(err) => report.not_done.push(Leftover {
+                    step: SignOutStep::RevokeSession,
+                    message: DesktopError::from_client(server.as_str(), err).to_string(),
+                }),
+            }
+        }
+        let registry = live
+            .as_ref()
+            .and_then(|live| live.registry.clone())
+            .or_else(|| stored.as_ref().and_then(|stored| stored.registry.clone()));
+        report
+            .not_done
+            .extend(self.erase_local(server, registry.as_deref()).await);
+        Ok(report)
+    }
+
+    /// The silent part of a sign-in; undoes the server side when the keyring fails. `kept`
+    /// is what the keyring held at the password step.
+    async fn provision(
+        &self,
+        server: &ServerUrl,
+        anonymous: &HubClient,
+        username: &str,
+        session: LoginResponse,
+        kept: KeptSignIn,
+    ) -> Result<Account, DesktopError> {
+        let client = anonymous.with_token(session.token.clone());
+        let previous = self.previous_auto_token(server, username, kept);
+        let (registry, no_registry) = self.discover_registry(server, &client).await;
+        let generated = match &registry {
+            Some(_) => {
+                let request = DesktopGenerateRequest {
+                    client_name: Some(CLIENT_NAME.to_owned()),
+                    device_name: Some(self.device_name.clone()),
+                };
+                match client.desktop_generate(Some(&request)).await {
+                    Ok(response) => Some(response.data),
+                    Err(err) => {
+                        let _ = client.logout().await;
+                        return Err(DesktopError::from_client(server.as_str(), err));
+                    }
+                }
+            }
+            None => None,
+        };
+        let auto_token_uuid = generated.as_ref().map(|generated| generated.uuid);
+
+        let stored = StoredSession {
+            server_url: server.to_string(),
+            username: username.to_owned(),
+            refresh_token: session.refresh_token.clone(),
+            auto_token_uuid,
+            registry: registry.clone(),
+        };
+        let saved = match (&registry, generated) {
+            (Some(registry), Some(generated)) => {
+                self.save_docker_credential(registry, username, Zeroizing::new(generated.token))
+                    .await
+            }
+            _ => Ok(()),
+        };
+        let saved = match saved {
+            Ok(()) => self.save_session(server, &stored).await,
+            Err(err) => Err(err.into()),
+        };
+        if let Err(err) = saved {
+            if let Some(uuid) = auto_token_uuid {
+                let _ = client.delete_token(uuid).await;
+            }
+            let _ = client.logout().await;
+            return Err(err);
+        }
+        if let Some(previous) = previous.filter(|previous| Some(*previous) != auto_token_uuid) {
+            // The auto token of an earlier sign-in of this account on this device.
+            let _ = client.delete_token(previous).await;
+        }
+
+        let docker_hand_off = match &registry {
+            Some(registry) => self.hand_off(Some(registry)),
+            None => HandOff::Skipped {
+                reason: SkipReason::NoRegistry,
+                message: no_registry,
+            },
+        };
+        self.install_live(
+            server,
+            LiveSession {
+                client,
+                username: username.to_owned(),
+                auto_token_uuid,
+                registry: registry.clone(),
+                generation: 0,
+            },
+        );
+        Ok(Account {
+            server_url: server.clone(),
+            username: username.to_owned(),
+            registry,
+            docker_hand_off,
+        })
+    }
+
+    /// The auto token of an earlier session of the same account here, to delete it: the
+    /// live session's, else the one the keyring kept.
+    fn previous_auto_token(
+        &self,
+        server: &ServerUrl,
+        username: &str,
+        kept: KeptSignIn,
+    ) -> Option<Uuid> {
+        let live = self
+            .live(server)
+            .map(|live| (live.username, live.auto_token_uuid));
+        live.or(kept.0)
+            .filter(|(earlier_user, _)| earlier_user == username)
+            .and_then(|(_, uuid)| uuid)
+    }
+
+    /// The registry the hub's tokens are for, or why there is none.
+    async fn discover_registry(
+        &self,
+        server: &ServerUrl,
+        client: &HubClient,
+    ) -> (Option<String>, String) {
+        if server.is_docker_hub() {
+            return (Some(DOCKER_HUB_REGISTRY.to_owned()), String::new());
+        }
+        match client.info().await {
+            Ok(info) => match info.registry_host.filter(|host| !host.trim().is_empty()) {
+                Some(host) => (Some(host), String::new()),
+                None => (
+                    None,
+                    format!("{server} announces no registry, so the docker CLI was not set up."),
+                ),
+            },
+            Err(err) => (
+                None,
+                format!(
+                    "{server} does not say which registry its tokens are for ({}), so the docker CLI was not set up.",
+                    DesktopError::from_client(server.as_str(), err)
+                ),
+            ),
+        }
+    }
+
+    /// A bearer for a stored session this process has not opened (sign-out before restore,
+    /// or a bearer that expired before sign-out); what failed goes to `report`.
+    pub(crate) async fn reopen(
+        &self,
+        server: &ServerUrl,
+        stored: &StoredSession,
+        report: &mut SignOutReport,
+    ) -> Option<LiveSession> {
+        let refresh_token = stored.refresh_token.as_deref()?;
+        let client = self.client(server).ok()?;
+        match client.refresh(refresh_token).await {
+            Ok(session) => Some(LiveSession::of_stored(
+                client.with_token(session.token.clone()),
+                stored,
+            )),
+            // The session already ended; the auto token will be pruned by the server.
+            Err(ClientError::Unauthorized { .. }) => None,
+            Err(err) => {
+                report.not_done.push(Leftover {
+                    step: SignOutStep::DeleteAutoToken,
+                    message: DesktopError::from_client(server.as_str(), err).to_string(),
+                });
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The address of a hub, checked and normalised once where it enters the core (the sign-in
+//! form, the remembered setting), so the core keys sessions, keyring entries and cursors by
+//! one spelling and never parses a string again.
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+use url::Url;
+
+use crate::error::DesktopError;
+
+/// The address of Docker Hub, which has no discovery document.
+pub const DOCKER_HUB: &str = "https://hub.docker.com";
+
+/// A hub's address: an `http`/`https` URL with a host, without credentials, query or
+/// fragment, kept without a trailing `/` (so `http://h:1` and `http://h:1/` are one server).
+/// Serialises as that string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ServerUrl(String);
+
+impl ServerUrl {
+    /// Checks and normalises `text` (surrounding blanks ignored). The rules are the
+    /// client's (`HubClient::builder`), so an address accepted here builds a client; a
+    /// refusal is [`DesktopError::InvalidInput`] naming what is wrong.
+    pub fn parse(text: &str) -> Result<Self, DesktopError> {
+        let text = text.trim();
+        let refuse = |detail: String| DesktopError::InvalidInput {
+            message: format!("“{text}” is not a usable server address: {detail}"),
+        };
+        let url = Url::parse(text).map_err(|err| refuse(err.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(refuse(format!(
+                "scheme {:?} is not supported: use http or https",
+                url.scheme()
+            )));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(refuse("the address has no host".into()));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(refuse(
+                "the address must not contain a user name or password".into(),
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(refuse(
+                "the address must not have a query or fragment".into(),
+            ));
+        }
+        Ok(Self(url.as_str().trim_end_matches('/').to_owned()))
+    }
+
+    /// The address as the core keys it, without a trailing `/`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is Docker Hub, which has no discovery document.
+    pub fn is_docker_hub(&self) -> bool {
+        self.0 == DOCKER_HUB
+    }
+}
+
+impl fmt::Display for ServerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for ServerUrl {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for ServerUrl {
+    type Err = DesktopError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::parse(text)
+    }
+}
+
+impl Serialize for ServerUrl {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_urls_are_keyed_without_a_trailing_slash() {
+        assert_eq!(
+            ServerUrl::parse(" http://127.0.0.1:5080/ ")
+                .unwrap()
+                .as_str(),
+            "http://127.0.0.1:5080"
+        );
+        assert_eq!(
+            ServerUrl::parse("https://hub.example/prefix/")
+                .unwrap()
+                .as_str(),
+            "https://hub.example/prefix"
+        );
+        assert!(ServerUrl::parse("https://hub.docker.com/")
+            .unwrap()
+            .is_docker_hub());
+    }
+
+    proptest::proptest! {
+        /// The client's rules, held to: an address is accepted here exactly when the client
+        /// accepts it, and then at the same place.
+        #[test]
+        fn accepted_here_exactly_when_the_client_accepts(
+            text in "[ ]?((https?|ftp)://|[a-z]{0,5}:?/?/?)([a-z]{1,4}(:[a-z]{0,4})?@)?[a-z.]{0,8}(:[0-9]{1,5})?(/[a-z]{0,3}/?)?([?][a-z=]{0,3})?(#[a-z]{0,3})?[ ]?",
+        ) {
+            let ours = ServerUrl::parse(&text);
+            let client = hubkey_client::HubClient::new(&text);
+            proptest::prop_assert_eq!(ours.is_ok(), client.is_ok(), "{:?}", text);
+            if let (Ok(ours), Ok(client)) = (ours, client) {
+                proptest::prop_assert_eq!(ours.as_str(), client.base_url().trim_end_matches('/'));
+            }
+        }
+    }
+
+    #[test]
+    fn what_is_accepted_builds_a_client_at_the_same_address() {
+        for good in ["http://127.0.0.1:5080", "https://hub.example/prefix/"] {
+            let server = ServerUrl::parse(good).unwrap();
+            let client = hubkey_client::HubClient::new(server.as_str()).unwrap();
+            assert_eq!(client.base_url().trim_end_matches('/'), server.as_str());
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! The one event the app sends the webview unasked (`hubkey://ui`), and its one sender: the
+//! tray, the watcher and the session's lifecycle all tell the UI through [`emit`].
+
+use serde::Serialize;
+use tauri::{AppHandle, Emitter};
+use ts_rs::TS;
+
+/// The event the UI listens to for what the app asks of it.
+pub const UI_EVENT: &str = "hubkey://ui";
+
+/// What the app asks the UI to do, sent as the [`UI_EVENT`] event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[ts(export)]
+pub enum UiEvent {
+    /// Show the Security screen.
+    OpenSecurity,
+    /// The session ended outside the UI (the tray, or the server): show the sign-in screen.
+    SignedOut,
+    /// The events feed says the account's tokens changed: a list on screen is out of date.
+    TokensChanged,
+}
+
+/// Sends `event` to the webview; a window that is gone has nothing to update.
+pub fn emit(app: &AppHandle, event: UiEvent) {
+    let _ = app.emit(UI_EVENT, event);
+}
