@@ -552,7 +552,7 @@ mod tokens {
         let day = chrono::DateTime::parse_from_rfc3339("2031-02-03T04:05:06Z")
             .unwrap()
             .to_utc();
-        let clock = Arc::new(hubkey_desktop::ManualClock::new(day));
+        let clock = hubkey_desktop::ManualClock::new(day);
         let app = desktop(&keyring, &home).with_clock(clock.clone());
         signed_in(
             app.sign_in(&server(&hub.url), "ann", PASSWORD)
@@ -773,8 +773,10 @@ mod tokens {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_actions_renew_an_expired_bearer_once_even_when_several_need_it() {
-    // Bearers that live 2 to 3 seconds (a JWT's expiry is in whole seconds).
-    let hub = Hubkeyd::start_configured(
+    // Bearers that live 2 to 3 seconds (a JWT's expiry is in whole seconds), on a server
+    // clock the test turns past that instead of waiting.
+    let clock = hubkeyd::clock::ManualClock::new(Utc::now());
+    let hub = Hubkeyd::start_on_clock(
         tempfile::tempdir().unwrap(),
         "127.0.0.1:0",
         hubkeyd::Site {
@@ -782,8 +784,10 @@ async fn token_actions_renew_an_expired_bearer_once_even_when_several_need_it() 
             registry_host: Some(REGISTRY.into()),
         },
         |hub| hub.with_access_ttl(chrono::Duration::seconds(3)),
+        clock.clone(),
     )
     .await;
+    let bearer_expires = || clock.advance(chrono::Duration::seconds(4));
     hub.add_user("ann", PASSWORD).await;
     let (keyring, home) = (keyring(), DockerHome::new());
     let app = desktop(&keyring, &home);
@@ -795,7 +799,7 @@ async fn token_actions_renew_an_expired_bearer_once_even_when_several_need_it() 
     let stored_refresh = || session_entry(&keyring, &hub).unwrap()["refresh_token"].clone();
     let first_refresh = stored_refresh();
 
-    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    bearer_expires();
     // The bearer has expired: the server refuses it as such ...
     let stale = app.session_client(&server(&hub.url)).unwrap();
     assert!(matches!(
@@ -819,7 +823,7 @@ async fn token_actions_renew_an_expired_bearer_once_even_when_several_need_it() 
     assert_ne!(first_refresh, second_refresh);
 
     // Each later expiry is renewed again, by whichever action meets it.
-    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    bearer_expires();
     let row = app
         .set_token_active(&server(&hub.url), created.row.uuid, false)
         .await

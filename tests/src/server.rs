@@ -5,6 +5,7 @@ use std::path::Path;
 use chrono::Utc;
 use hubkey_api::{AccessToken, CreateAccessTokenRequest, Scope};
 use hubkey_client::{HubClient, LoginOutcome};
+use hubkeyd::clock::Clock;
 use hubkeyd::Hub;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -49,6 +50,19 @@ impl Hubkeyd {
         site: hubkeyd::Site,
         configure: impl FnOnce(Hub) -> Hub,
     ) -> Self {
+        Self::start_on_clock(data_dir, addr, site, configure, Clock::system()).await
+    }
+
+    /// Like [`Hubkeyd::start_configured`], with every request's `now` read from `clock`: a
+    /// test turns a [`hubkeyd::clock::ManualClock`] instead of sleeping until, say, a bearer
+    /// expires.
+    pub async fn start_on_clock(
+        data_dir: TempDir,
+        addr: &str,
+        site: hubkeyd::Site,
+        configure: impl FnOnce(Hub) -> Hub,
+        clock: impl Into<Clock>,
+    ) -> Self {
         let db = format!("sqlite://{}", data_dir.path().join("hubkeyd.db").display());
         let mut instance = hubkeyd::open(data_dir.path(), &db).await.unwrap();
         instance.hub = configure(instance.hub);
@@ -56,7 +70,8 @@ impl Hubkeyd {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         let hub = instance.hub.clone();
-        let task = tokio::spawn(hubkeyd::run_server(hub, listener, site, async {
+        let state = hubkeyd::AppState::new(hub, site).with_clock(clock.into());
+        let task = tokio::spawn(hubkeyd::run_app(state, listener, async {
             let _ = stopped.await;
         }));
         Hubkeyd {

@@ -3,9 +3,10 @@
 //!
 //! This crate owns the vocabulary shared by the server, the client and the desktop app:
 //! request and response bodies, [`Scope`], [`Origin`], the token format ([`token`]) and the
-//! error bodies. It performs no I/O.
+//! error bodies, and the [`clock`] both sides read `now` from. It performs no I/O.
 
 pub mod body;
+pub mod clock;
 pub mod error;
 pub mod scope;
 pub mod token;

@@ -17,7 +17,7 @@ use hubkey_keyring::SecretStore;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::clock::{Clock, SystemClock};
+use hubkey_api::clock::Clock;
 use crate::docker_config::DockerConfig;
 use crate::error::DesktopError;
 use crate::server_url::ServerUrl;
@@ -54,7 +54,7 @@ pub struct Desktop {
     pub(crate) docker_config: DockerConfig,
     pub(crate) device_name: String,
     timeout: Duration,
-    clock: Arc<dyn Clock>,
+    clock: Clock,
     pub(crate) pending: Mutex<Option<PendingCode>>,
     pub(crate) live: Mutex<HashMap<ServerUrl, LiveSession>>,
     /// The last [`LiveSession::generation`] handed out.
@@ -88,7 +88,7 @@ impl Desktop {
             docker_config: DockerConfig::new(docker_config),
             device_name: device_name.into(),
             timeout: hubkey_client::DEFAULT_TIMEOUT,
-            clock: Arc::new(SystemClock),
+            clock: Clock::system(),
             pending: Mutex::new(None),
             live: Mutex::new(HashMap::new()),
             generations: AtomicU64::new(0),
@@ -103,8 +103,8 @@ impl Desktop {
     }
 
     /// Reads the time from `clock` (default: the computer's), so tests can set it.
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
+    pub fn with_clock(mut self, clock: impl Into<Clock>) -> Self {
+        self.clock = clock.into();
         self
     }
 

@@ -12,7 +12,6 @@
 
 mod account;
 mod atomic;
-mod clock;
 mod desktop;
 pub mod docker_config;
 mod error;
@@ -27,7 +26,7 @@ mod tokens;
 pub mod watcher;
 
 pub use account::{CLIENT_NAME, DOCKER_HUB_REGISTRY};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use hubkey_api::clock::{Clock, ManualClock};
 pub use desktop::Desktop;
 pub use docker_config::{config_path, config_path_from_env, DockerConfig, DockerConfigError};
 pub use error::{DesktopError, ErrorBody, ErrorCode};

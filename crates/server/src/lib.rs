@@ -11,7 +11,7 @@
 
 pub mod cache;
 pub mod cli;
-pub mod clock;
+pub use hubkey_api::clock;
 pub mod data_dir;
 pub mod error;
 pub mod http;

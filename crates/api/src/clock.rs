@@ -1,7 +1,8 @@
-//! The server's clock: where a request's `now` comes from. Every operation of the core takes
-//! `now` as a parameter; the HTTP edge reads it here, so a test can run the whole server on a
-//! clock it turns by hand instead of sleeping. Production always uses the system clock; no
-//! request can move it.
+//! Where `now` comes from, for the server and the desktop core alike. Their operations take
+//! `now` as a parameter; the edges (hubkeyd's `AppState`, the desktop's `Desktop`) read it
+//! here, so a test can run both on one clock it turns by hand instead of sleeping. Production
+//! always uses the system clock; nothing a client sends can move it. This is the one place
+//! the workspace's domain code reads the wall clock.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -52,6 +53,11 @@ impl ManualClock {
     pub fn advance(&self, by: Duration) {
         *self.0.lock().unwrap_or_else(PoisonError::into_inner) += by;
     }
+
+    /// Sets the clock to `at`.
+    pub fn set(&self, at: DateTime<Utc>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = at;
+    }
 }
 
 impl From<ManualClock> for Clock {
@@ -72,5 +78,7 @@ mod tests {
         assert_eq!(clock.now(), start);
         manual.advance(Duration::seconds(90));
         assert_eq!(clock.now(), start + Duration::seconds(90));
+        manual.set(start);
+        assert_eq!(clock.now(), start);
     }
 }
