@@ -307,6 +307,52 @@ async fn two_factor_sign_in_asks_for_the_code_and_refuses_a_wrong_one() {
 }
 
 #[tokio::test]
+async fn an_expired_two_factor_challenge_starts_the_sign_in_over() {
+    let clock = hubkeyd::clock::ManualClock::new(Utc::now());
+    let hub = Hubkeyd::start_on_clock(
+        tempfile::tempdir().unwrap(),
+        "127.0.0.1:0",
+        hubkeyd::Site {
+            public_url: None,
+            registry_host: Some(REGISTRY.into()),
+        },
+        |hub| hub,
+        clock.clone(),
+    )
+    .await;
+    hub.add_user("ann", PASSWORD).await;
+    let secret = hub.hub.enable_totp("ann").await.unwrap();
+    let (keyring, home) = (keyring(), DockerHome::new());
+    let desktop = desktop(&keyring, &home);
+    let step = desktop
+        .sign_in(&server(&hub.url), "ann", PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(step, SignInStep::CodeRequired);
+
+    // The person comes back after the challenge's five minutes: even the right code is told
+    // apart from a wrong one (the server's "challenge_expired" code), and the sign-in starts
+    // over from the password instead of asking for another code.
+    clock.advance(hubkeyd::session::CHALLENGE_TTL + chrono::Duration::seconds(1));
+    let right =
+        hubkeyd::totp::code_at_step(&secret, hubkeyd::totp::step_at(clock.now().timestamp()));
+    let err = desktop.submit_code(&right).await.unwrap_err();
+    assert_eq!(err, DesktopError::SessionEnded);
+    let err = desktop.submit_code(&right).await.unwrap_err();
+    assert_eq!(err.code(), "invalid_input", "no challenge waits any more");
+    assert!(stored_token(&keyring).is_none());
+
+    // Starting over works, and the expired attempt left nothing behind on the server.
+    let step = desktop
+        .sign_in(&server(&hub.url), "ann", PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(step, SignInStep::CodeRequired);
+    desktop.submit_code(&right).await.unwrap();
+    assert_eq!(tokens_seen_by(&desktop, &hub).await.len(), 1);
+}
+
+#[tokio::test]
 async fn a_new_app_instance_restores_the_session_from_the_keyring() {
     let (hub, keyring, home) = setup().await;
     sign_in_ann(&hub, &keyring, &home).await;

@@ -17,10 +17,10 @@ use hubkey_keyring::SecretStore;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use hubkey_api::clock::Clock;
 use crate::docker_config::DockerConfig;
 use crate::error::DesktopError;
 use crate::server_url::ServerUrl;
+use hubkey_api::clock::Clock;
 
 /// A session this process holds: its bearer client and what sign-out needs.
 #[derive(Clone)]

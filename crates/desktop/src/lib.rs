@@ -26,11 +26,11 @@ mod tokens;
 pub mod watcher;
 
 pub use account::{CLIENT_NAME, DOCKER_HUB_REGISTRY};
-pub use hubkey_api::clock::{Clock, ManualClock};
 pub use desktop::Desktop;
 pub use docker_config::{config_path, config_path_from_env, DockerConfig, DockerConfigError};
 pub use error::{DesktopError, ErrorBody, ErrorCode};
 pub use export::ExportFormat;
+pub use hubkey_api::clock::{Clock, ManualClock};
 pub use outcome::{Account, HandOff, Leftover, SignInStep, SignOutReport, SignOutStep, SkipReason};
 pub use secrets::{session_account, SESSION_ACCOUNT_PREFIX};
 pub use server_url::{ServerUrl, DOCKER_HUB};
