@@ -24,8 +24,15 @@ impl ServerUrl {
     /// refusal is [`DesktopError::InvalidInput`] naming what is wrong.
     pub fn parse(text: &str) -> Result<Self, DesktopError> {
         let text = text.trim();
+        // An address with `@` may carry a password: the refusal does not repeat it (errors
+        // reach the UI and logs).
+        let shown = if text.contains('@') {
+            "The address".to_owned()
+        } else {
+            format!("“{text}”")
+        };
         let refuse = |detail: String| DesktopError::InvalidInput {
-            message: format!("“{text}” is not a usable server address: {detail}"),
+            message: format!("{shown} is not a usable server address: {detail}"),
         };
         let url = Url::parse(text).map_err(|err| refuse(err.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") {
@@ -108,6 +115,20 @@ mod tests {
         assert!(ServerUrl::parse("https://hub.docker.com/")
             .unwrap()
             .is_docker_hub());
+    }
+
+    #[test]
+    fn a_refused_address_never_repeats_its_password() {
+        for text in [
+            "https://ann:s3cret@hub.example",
+            "ftp://ann:s3cret@hub.example",
+            "http://ann:s3cret@",
+        ] {
+            let err = ServerUrl::parse(text).unwrap_err();
+            let message = err.to_string();
+            assert!(!message.contains("s3cret"), "{message}");
+            assert!(message.contains("not a usable server address"), "{message}");
+        }
     }
 
     proptest::proptest! {
