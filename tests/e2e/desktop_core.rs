@@ -26,13 +26,24 @@ pub(crate) fn server(url: &str) -> ServerUrl {
 
 /// A hub announcing the registry `REGISTRY`, with the user ann.
 pub(crate) async fn hub() -> Hubkeyd {
-    let hub = Hubkeyd::start_with(
+    hub_on(hubkeyd::clock::Clock::system(), |hub| hub).await
+}
+
+/// A hubkeyd announcing [`REGISTRY`], with the user ann, configured by `configure` and
+/// reading `now` from `clock` (a test turns a `ManualClock` instead of waiting).
+async fn hub_on(
+    clock: impl Into<hubkeyd::clock::Clock>,
+    configure: impl FnOnce(hubkeyd::Hub) -> hubkeyd::Hub,
+) -> Hubkeyd {
+    let hub = Hubkeyd::start_on_clock(
         tempfile::tempdir().unwrap(),
         "127.0.0.1:0",
         hubkeyd::Site {
             public_url: None,
             registry_host: Some(REGISTRY.into()),
         },
+        configure,
+        clock,
     )
     .await;
     hub.add_user("ann", PASSWORD).await;
@@ -309,18 +320,7 @@ async fn two_factor_sign_in_asks_for_the_code_and_refuses_a_wrong_one() {
 #[tokio::test]
 async fn an_expired_two_factor_challenge_starts_the_sign_in_over() {
     let clock = hubkeyd::clock::ManualClock::new(Utc::now());
-    let hub = Hubkeyd::start_on_clock(
-        tempfile::tempdir().unwrap(),
-        "127.0.0.1:0",
-        hubkeyd::Site {
-            public_url: None,
-            registry_host: Some(REGISTRY.into()),
-        },
-        |hub| hub,
-        clock.clone(),
-    )
-    .await;
-    hub.add_user("ann", PASSWORD).await;
+    let hub = hub_on(clock.clone(), |hub| hub).await;
     let secret = hub.hub.enable_totp("ann").await.unwrap();
     let (keyring, home) = (keyring(), DockerHome::new());
     let desktop = desktop(&keyring, &home);
@@ -822,19 +822,11 @@ async fn token_actions_renew_an_expired_bearer_once_even_when_several_need_it() 
     // Bearers that live 2 to 3 seconds (a JWT's expiry is in whole seconds), on a server
     // clock the test turns past that instead of waiting.
     let clock = hubkeyd::clock::ManualClock::new(Utc::now());
-    let hub = Hubkeyd::start_on_clock(
-        tempfile::tempdir().unwrap(),
-        "127.0.0.1:0",
-        hubkeyd::Site {
-            public_url: None,
-            registry_host: Some(REGISTRY.into()),
-        },
-        |hub| hub.with_access_ttl(chrono::Duration::seconds(3)),
-        clock.clone(),
-    )
+    let hub = hub_on(clock.clone(), |hub| {
+        hub.with_access_ttl(chrono::Duration::seconds(3))
+    })
     .await;
     let bearer_expires = || clock.advance(chrono::Duration::seconds(4));
-    hub.add_user("ann", PASSWORD).await;
     let (keyring, home) = (keyring(), DockerHome::new());
     let app = desktop(&keyring, &home);
     signed_in(
