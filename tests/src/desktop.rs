@@ -404,8 +404,8 @@ impl DesktopApp {
         }
     }
 
-    /// Ends the WebDriver session (the app quits), stops the driver and its children, and
-    /// hands back HOME.
+    /// Ends the WebDriver session (the app quits), stops the driver and its children, waits
+    /// until they are gone, and hands back HOME.
     pub async fn quit(mut self) -> TempDir {
         let _ = tokio::time::timeout(Duration::from_secs(10), self.webdriver.clone().close()).await;
         std::mem::replace(&mut self.home, tempfile::tempdir().unwrap())
