@@ -1,10 +1,35 @@
 # shellcheck shell=bash
-# scripts/lib.sh: helpers shared by .ci/run, scripts/test and scripts/demo. Source it; don't run it.
+# scripts/lib.sh: helpers shared by scripts/test, scripts/demo, scripts/bench and .ci/run.
+# Source it; don't run it. Each script installs what it needs when it is missing, from the
+# lists below: one list per purpose, so a new dependency is added once, where it belongs.
 
-# Debian packages needed to build hubkey (add new build dependencies here, once).
-# shellcheck disable=SC2034 # used by the scripts that source this file
+# shellcheck disable=SC2034 # the lists are used by the scripts that source this file
+
+# Debian packages that build hubkey: the Tauri app links WebKitGTK, GTK, the tray library
+# (libayatana-appindicator) and librsvg; the keyring crate links libdbus; ring builds C.
 HUBKEY_BUILD_PACKAGES=(pkg-config build-essential ca-certificates libdbus-1-dev
     libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev)
+
+# Debian packages the tests run against, besides the build packages:
+# - docker-registry (the CNCF distribution registry), skopeo and podman: the real registry
+#   peers of the e2e tests (the docker CLI too: see ensure_docker_cli);
+# - gnome-keyring, libsecret-tools (secret-tool) and the D-Bus daemon and tools (dbus-daemon,
+#   dbus-send, dbus-monitor; dbus-x11): a private Secret Service for the keyring tests;
+# - xvfb and webkit2gtk-driver (WebKitWebDriver): the desktop app under a virtual display,
+#   driven through tauri-driver; xdotool answers its native save dialog;
+# - python3-dbus and python3-gi: the tests read the app's tray and play the desktop's
+#   notification server; python3-venv holds scripts/schemathesis' pinned schemathesis;
+# - curl: the tests wait for the registry with it; sqlite3: to look into hubkeyd's
+#   database when a test fails;
+# - wrk: scripts/bench's load generator, so a test machine can run the benchmark too.
+HUBKEY_TEST_PACKAGES=(docker-registry skopeo podman gnome-keyring libsecret-tools
+    dbus-daemon dbus-bin dbus-x11 xvfb webkit2gtk-driver xdotool python3-dbus python3-gi
+    python3-venv sqlite3 curl wrk)
+
+# Debian packages scripts/demo runs the product with, besides the build packages: the
+# registry behind hubkeyd, skopeo for the demo push, curl and jq for its checks (and the
+# README's API examples).
+HUBKEY_DEMO_PACKAGES=(docker-registry skopeo curl jq)
 
 # banner TEXT...: a short heading before each step.
 banner() { printf '\n==> %s\n' "$*"; }
@@ -12,31 +37,40 @@ banner() { printf '\n==> %s\n' "$*"; }
 # run CMD...: print a banner naming CMD, then run it.
 run() { banner "$*"; "$@"; }
 
+# as_root CMD...: run CMD as root (through sudo when not root), or explain and fail.
+as_root() {
+    if ((EUID == 0)); then
+        "$@"
+    elif command -v sudo >/dev/null; then
+        sudo "$@"
+    else
+        echo "error: run as root, or install sudo: $*" >&2
+        return 1
+    fi
+}
+
+# apt_missing PKG...: prints the packages of the list that are not installed, one a line.
+apt_missing() {
+    local pkg
+    for pkg in "$@"; do
+        [[ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" == "install ok installed" ]] \
+            || echo "$pkg"
+    done
+}
+
 # apt_ensure PKG...: install the Debian packages that are not installed yet.
 # Does nothing (no apt-get update either) when all of them already are.
 apt_ensure() {
-    local pkg missing=()
     if ! command -v dpkg-query >/dev/null; then
         echo "note: not a Debian system; make sure these are installed: $*" >&2
         return 0
     fi
-    for pkg in "$@"; do
-        [[ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" == "install ok installed" ]] \
-            || missing+=("$pkg")
-    done
+    local missing
+    mapfile -t missing < <(apt_missing "$@")
     ((${#missing[@]} == 0)) && return 0
-
-    local sudo=()
-    if ((EUID != 0)); then
-        command -v sudo >/dev/null || {
-            echo "error: missing packages: ${missing[*]}; install them as root (apt-get install ${missing[*]})" >&2
-            return 1
-        }
-        sudo=(sudo)
-    fi
     banner "installing missing Debian packages: ${missing[*]}"
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y --no-install-recommends "${missing[@]}"
 }
 
@@ -61,8 +95,39 @@ require_node() {
     }
 }
 
-# require_tauri_driver: install tauri-driver (the WebDriver bridge of the GUI tests) if missing.
-require_tauri_driver() {
-    command -v tauri-driver >/dev/null || [[ -x "$HOME/.cargo/bin/tauri-driver" ]] \
-        || run cargo install tauri-driver --locked --version '^2'
+# cargo_ensure COMMAND CRATE VERSION: `cargo install CRATE --version VERSION --locked` when
+# COMMAND is on neither PATH nor cargo's bin folder. That folder (CARGO_HOME/bin) goes on
+# PATH, so the tests find what was installed there.
+cargo_ensure() {
+    local command=$1 crate=$2 version=$3
+    local bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+    [[ ":$PATH:" == *":$bin:"* ]] || export PATH="$PATH:$bin"
+    command -v "$command" >/dev/null && return 0
+    run cargo install "$crate" --locked --version "$version"
+    command -v "$command" >/dev/null || {
+        echo "error: $command is still not on PATH after installing $crate into $bin" >&2
+        return 1
+    }
 }
+
+# require_nextest: install cargo-nextest (the test runner of scripts/test) if missing.
+require_nextest() { cargo_ensure cargo-nextest cargo-nextest '^0.9'; }
+
+# require_tauri_driver: install tauri-driver (the WebDriver bridge of the GUI tests) if
+# missing; major 2, as the registry also serves 3.0 alphas.
+require_tauri_driver() { cargo_ensure tauri-driver tauri-driver '^2'; }
+
+# ensure_docker_cli: the e2e tests run the docker CLI (client only; no daemon is used).
+# Debian ships it in docker.io; a docker already on PATH (e.g. Docker's own packages) wins.
+ensure_docker_cli() {
+    command -v docker >/dev/null || apt_ensure docker.io
+}
+
+# build_ui: the app embeds ui/dist at compile time, so the UI is built before the app.
+build_ui() {
+    run npm ci --prefix ui --no-audit --no-fund
+    run npm run --prefix ui build
+}
+
+# target_dir: cargo's target folder, absolute (CARGO_TARGET_DIR, else ./target).
+target_dir() { realpath -m "${CARGO_TARGET_DIR:-target}"; }

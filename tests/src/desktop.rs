@@ -104,7 +104,8 @@ pub struct DesktopApp {
 
 /// A child started as the leader of its own process group. Dropping it kills the whole
 /// group (tauri-driver, the WebKitWebDriver it starts and the app under test), also when a
-/// test fails half-way through starting them.
+/// test fails half-way through starting them, and returns once every process of the group
+/// has exited.
 struct ProcessGroup(Child);
 
 impl ProcessGroup {
@@ -116,13 +117,108 @@ impl ProcessGroup {
 
 impl Drop for ProcessGroup {
     fn drop(&mut self) {
-        let group = format!("-{}", self.0.id());
+        let group = self.0.id();
         let _ = Command::new("kill")
-            .args(["-KILL", "--", &group])
+            .args(["-KILL", "--", &format!("-{group}")])
             .stderr(Stdio::null())
             .status();
         let _ = self.0.wait();
+        // A killed process keeps its files, its D-Bus connection among them, until its last
+        // thread has torn down its address space: measured here, the app's bus name stayed
+        // up to 1.7 s after SIGKILL on a loaded machine, its main thread already a zombie.
+        // An app started meanwhile on the same bus finds its single-instance name taken,
+        // hands over to the dying one and exits. So dropped means gone.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !group_members(group).iter().all(ProcessInfo::has_exited) {
+            if Instant::now() >= deadline {
+                println!(
+                    "process group {group} still runs:\n{}",
+                    describe(&group_members(group))
+                );
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
+}
+
+/// A process as `/proc` shows it.
+struct ProcessInfo {
+    pid: u32,
+    command: String,
+    /// The state of each of its threads (`Z` once a thread has exited).
+    thread_states: Vec<char>,
+    exe: Option<PathBuf>,
+}
+
+impl ProcessInfo {
+    /// Every thread has exited (only a zombie waiting to be reaped is left): its files
+    /// are closed.
+    fn has_exited(&self) -> bool {
+        self.thread_states.iter().all(|state| *state == 'Z')
+    }
+}
+
+impl std::fmt::Display for ProcessInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let states: String = self.thread_states.iter().collect();
+        write!(f, "{} {} (threads {states})", self.pid, self.command)
+    }
+}
+
+/// The processes of a list, one a line, for failure messages.
+fn describe(processes: &[ProcessInfo]) -> String {
+    processes
+        .iter()
+        .map(|process| format!("  {process}\n"))
+        .collect()
+}
+
+/// The processes of process group `group`.
+fn group_members(group: u32) -> Vec<ProcessInfo> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let (command, state, pgrp) =
+                parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
+            (pgrp == group).then_some((pid, command, state))
+        })
+        .map(|(pid, command, state)| {
+            let mut thread_states: Vec<char> = std::fs::read_dir(format!("/proc/{pid}/task"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|task| {
+                    let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+                    Some(parse_stat(&stat)?.1)
+                })
+                .collect();
+            if thread_states.is_empty() {
+                thread_states.push(state);
+            }
+            ProcessInfo {
+                pid,
+                command,
+                thread_states,
+                exe: std::fs::read_link(format!("/proc/{pid}/exe")).ok(),
+            }
+        })
+        .collect()
+}
+
+/// The command name, state and process group of a `/proc/PID/stat` line
+/// ("PID (COMMAND) STATE PPID PGRP ...": the command may hold spaces and parentheses).
+fn parse_stat(stat: &str) -> Option<(String, char, u32)> {
+    let (head, rest) = stat.rsplit_once(") ")?;
+    let command = head.split_once(" (")?.1.to_owned();
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let pgrp = fields.nth(1)?.parse().ok()?;
+    Some((command, state, pgrp))
 }
 
 impl DesktopApp {
@@ -144,6 +240,9 @@ impl DesktopApp {
         home: TempDir,
         binary: &Path,
     ) -> Self {
+        // The bus drops a previous app's single-instance name a moment after that app is
+        // gone; an app that finds the name taken hands over to its owner and exits.
+        keyring.wait_until_name_is_free(SINGLE_INSTANCE_NAME, Duration::from_secs(30));
         let display = Display::start();
         let docker_config = home.path().join(".docker");
         std::fs::create_dir_all(&docker_config).unwrap();
@@ -184,7 +283,13 @@ impl DesktopApp {
             "tauri:options".into(),
             serde_json::json!({ "application": binary }),
         );
-        let webdriver = new_session(port, capabilities).await;
+        let launch = Launch {
+            group: driver.0.id(),
+            binary: binary.canonicalize().unwrap_or_else(|_| binary.to_owned()),
+            home: home.path(),
+            keyring,
+        };
+        let webdriver = new_session(port, capabilities, &launch).await;
         DesktopApp {
             webdriver,
             home,
@@ -289,8 +394,8 @@ impl DesktopApp {
         }
     }
 
-    /// Ends the WebDriver session (the app quits), stops the driver and its children, and
-    /// hands back HOME.
+    /// Ends the WebDriver session (the app quits), stops the driver and its children, waits
+    /// until they are gone, and hands back HOME.
     pub async fn quit(mut self) -> TempDir {
         let _ = tokio::time::timeout(Duration::from_secs(10), self.webdriver.clone().close()).await;
         std::mem::replace(&mut self.home, tempfile::tempdir().unwrap())
@@ -311,23 +416,79 @@ pub fn screenshot_dir() -> PathBuf {
     dir
 }
 
+/// The D-Bus name tauri-plugin-single-instance holds while hubkey runs (its identifier and
+/// `.SingleInstance`). A hubkey that finds it taken passes its arguments to the owner and
+/// exits: the "second launch focuses the running app" of `src-tauri/src/lib.rs`.
+pub const SINGLE_INSTANCE_NAME: &str = "dev.hubkey.desktop.SingleInstance";
+
+/// An app being started under tauri-driver, watched while its WebDriver session starts.
+struct Launch<'a> {
+    /// tauri-driver's process group: WebKitWebDriver and the app are in it.
+    group: u32,
+    binary: PathBuf,
+    home: &'a Path,
+    keyring: &'a KeyringSession,
+}
+
+impl Launch<'_> {
+    /// Resolves once the app has started and exited again. WebKitWebDriver does not notice
+    /// a browser that exits before it connects: the session request would never be answered.
+    async fn app_exited(&self) {
+        let mut started = false;
+        loop {
+            let running = group_members(self.group).iter().any(|process| {
+                process.exe.as_deref() == Some(&self.binary) && !process.has_exited()
+            });
+            if running {
+                started = true;
+            } else if started {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// What a failed start leaves to look at: the processes of the driver's group, who
+    /// owns the single-instance name, and the end of what the driver, WebKitWebDriver and
+    /// the app printed.
+    fn diagnosis(&self) -> String {
+        let owner = self.keyring.name_owner_pid(SINGLE_INSTANCE_NAME);
+        let log = std::fs::read_to_string(self.home.join("app.log")).unwrap_or_default();
+        let start = (log.len().saturating_sub(4000)..log.len())
+            .find(|&i| log.is_char_boundary(i))
+            .unwrap_or(log.len());
+        format!(
+            "processes of tauri-driver's group:\n{}{SINGLE_INSTANCE_NAME} owned by: {owner:?}\n\
+             app.log (end):\n{}",
+            describe(&group_members(self.group)),
+            &log[start..]
+        )
+    }
+}
+
 /// Opens a WebDriver session through tauri-driver. tauri-driver listens before the
-/// WebKitWebDriver behind it does, so a refused or cut-off first request is retried.
+/// WebKitWebDriver behind it does, so a refused or cut-off first request is retried. Fails
+/// at once, with what the app printed, when the app exits before the session starts.
 async fn new_session(
     port: u16,
     capabilities: serde_json::Map<String, serde_json::Value>,
+    launch: &Launch<'_>,
 ) -> Client {
     // Generous: on a loaded machine WebKit alone can take tens of seconds to start.
     let deadline = Instant::now() + Duration::from_secs(90);
+    let url = format!("http://127.0.0.1:{port}");
     loop {
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        let attempt = tokio::time::timeout(
-            Duration::from_secs(60),
-            ClientBuilder::new(connector)
-                .capabilities(capabilities.clone())
-                .connect(&format!("http://127.0.0.1:{port}")),
-        )
-        .await;
+        let mut builder = ClientBuilder::new(connector);
+        builder.capabilities(capabilities.clone());
+        let session = builder.connect(&url);
+        let attempt = tokio::select! {
+            attempt = tokio::time::timeout(Duration::from_secs(60), session) => attempt,
+            () = launch.app_exited() => panic!(
+                "the app exited before its WebDriver session started\n{}",
+                launch.diagnosis()
+            ),
+        };
         match attempt {
             Ok(Ok(client)) => return client,
             Ok(Err(fantoccini::error::NewSessionError::FailedC(err)))
@@ -336,8 +497,14 @@ async fn new_session(
                 println!("WebDriver not ready yet ({err}); retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            Ok(Err(err)) => panic!("no WebDriver session on the app: {err}"),
-            Err(_) => panic!("the WebDriver session did not start within 60 s"),
+            Ok(Err(err)) => panic!(
+                "no WebDriver session on the app: {err}\n{}",
+                launch.diagnosis()
+            ),
+            Err(_) => panic!(
+                "the WebDriver session did not start within 60 s\n{}",
+                launch.diagnosis()
+            ),
         }
     }
 }

@@ -181,6 +181,11 @@ impl KeyringSession {
 
     /// The PID of the process owning `org.freedesktop.secrets` on this bus, if any.
     fn secret_service_pid(&self) -> Option<u32> {
+        self.name_owner_pid("org.freedesktop.secrets")
+    }
+
+    /// The PID of the process owning the well-known `name` on this bus, if any.
+    pub fn name_owner_pid(&self, name: &str) -> Option<u32> {
         let output = self
             .command("dbus-send")
             .args([
@@ -190,7 +195,7 @@ impl KeyringSession {
                 "--print-reply",
                 "/org/freedesktop/DBus",
                 "org.freedesktop.DBus.GetConnectionUnixProcessID",
-                "string:org.freedesktop.secrets",
+                &format!("string:{name}"),
             ])
             .stdin(Stdio::null())
             .output()
@@ -203,6 +208,23 @@ impl KeyringSession {
             .skip_while(|word| *word != "uint32")
             .nth(1)
             .and_then(|pid| pid.parse().ok())
+    }
+
+    /// Waits up to `limit` until nobody owns `name` on this bus. The bus drops a process's
+    /// names only once the process has closed its connection, which a killed process does
+    /// late (see `desktop::ProcessGroup`). Panics naming the owner when it stays.
+    pub fn wait_until_name_is_free(&self, name: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while let Some(pid) = self.name_owner_pid(name) {
+            let command = std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .unwrap_or_default()
+                .replace('\0', " ");
+            assert!(
+                Instant::now() < deadline,
+                "{name} is still owned on the test bus after {limit:?}, by {pid} ({command})"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Locks the login collection, as a screen lock or "Lock keyring" does: its items stay
