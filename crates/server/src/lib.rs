@@ -52,6 +52,8 @@ pub struct Instance {
 /// Opens `data_dir` (created owner-only) with its keys, and the database at `database_url`
 /// (migrated).
 pub async fn open(data_dir: &Path, database_url: &str) -> Result<Instance, SetupError> {
+    // Before anything is created: a URL this server cannot serve leaves no trace.
+    Store::check_url(database_url)?;
     data_dir::create_private_dir(data_dir)?;
     let keys = ServerKeys::load_or_create(data_dir)?;
     let registry_keys = RegistryKeys::open(data_dir)?;

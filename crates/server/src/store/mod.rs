@@ -55,8 +55,9 @@ impl Store {
     /// Opens (creating if needed) and migrates the database at `url`
     /// (`sqlite://PATH` or `sqlite::memory:`).
     pub async fn open(url: &str) -> Result<Self, SetupError> {
+        Self::check_url(url)?;
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(|err| SetupError::Usage(format!("database URL {url:?}: {err}")))?
+            .map_err(|err| SetupError::Usage(format!("the SQLite database URL: {err}")))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -82,6 +83,33 @@ impl Store {
             .await
             .map_err(|err| SetupError::Database(format!("migration failed: {err}")))?;
         Ok(Store { pool })
+    }
+
+    /// Refuses a database URL this store cannot serve, before anything is opened or created.
+    /// SQLite's driver reads whatever it is given as a file name: `postgres://hk@db/hubkey` would
+    /// silently become a SQLite file named `postgres:/hk@db/hubkey` in the working directory, and
+    /// two servers meant to share a database would share that file by accident. The message
+    /// names only the scheme: a database URL may carry a password.
+    pub fn check_url(url: &str) -> Result<(), SetupError> {
+        let scheme = url
+            .split_once(':')
+            .map(|(scheme, _)| scheme)
+            .filter(|scheme| {
+                scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                    && scheme
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            });
+        match scheme {
+            Some(scheme) if scheme.eq_ignore_ascii_case("sqlite") => Ok(()),
+            Some(scheme) => Err(SetupError::Usage(format!(
+                "the database URL's scheme {scheme:?} is not one hubkeyd can serve: this version \
+                 stores its data in SQLite only (sqlite://PATH)"
+            ))),
+            None => Err(SetupError::Usage(
+                "the database URL has no scheme: write sqlite://PATH for a SQLite file".into(),
+            )),
+        }
     }
 
     /// Checks that the database answers.
@@ -176,5 +204,32 @@ impl AccountTokens<'_> {
     /// the account).
     pub fn stamp(&self) -> DateTime<Utc> {
         self.stamp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_sqlite_urls_are_served_and_refusals_do_not_repeat_the_url() {
+        for good in [
+            "sqlite://data/hubkeyd.db",
+            "sqlite::memory:",
+            "SQLite:/tmp/x.db",
+        ] {
+            assert!(Store::check_url(good).is_ok(), "{good}");
+        }
+        for (bad, says) in [
+            ("postgres://hk:s3cret@127.0.0.1:5432/hubkey", "\"postgres\""),
+            ("postgresql://hk:s3cret@db/hubkey", "\"postgresql\""),
+            ("mysql://root:s3cret@db/hubkey", "\"mysql\""),
+            ("/var/lib/hubkeyd/s3cret.db", "no scheme"),
+            ("s3cret.db", "no scheme"),
+        ] {
+            let message = Store::check_url(bad).unwrap_err().to_string();
+            assert!(message.contains(says), "{bad}: {message}");
+            assert!(!message.contains("s3cret"), "{bad}: {message}");
+        }
     }
 }

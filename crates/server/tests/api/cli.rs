@@ -44,6 +44,32 @@ async fn user_add_refuses_weak_passwords() {
 }
 
 #[tokio::test]
+async fn a_database_url_hubkeyd_cannot_serve_is_refused_not_made_a_sqlite_file() {
+    let data = DataDir::new();
+    let url = "postgres://hk:s3cret@127.0.0.1:1/hubkey";
+    for args in [
+        vec!["--database", url, "user", "list"],
+        vec!["--database", url, "serve", "--listen", "127.0.0.1:0"],
+    ] {
+        let output = data.run(&args, None).await;
+        assert_refused(&output, "a PostgreSQL URL");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("\"postgres\""), "{stderr}");
+        assert!(
+            !stderr.contains("s3cret"),
+            "the URL's password was repeated: {stderr}"
+        );
+    }
+    // Nothing was created: no SQLite file named after the URL (the commands run in the data
+    // directory), no default database, no keys.
+    let left: Vec<_> = std::fs::read_dir(data.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test]
 async fn user_add_refuses_a_duplicate_name() {
     let data = DataDir::new();
     data.add_user("ann", PASSWORD).await;

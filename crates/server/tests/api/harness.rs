@@ -59,6 +59,9 @@ impl DataDir {
             .arg("--data-dir")
             .arg(self.path())
             .args(args)
+            // In the data directory, so that nothing a command writes by mistake to its
+            // working directory lands in the source tree.
+            .current_dir(self.path())
             .env_remove("HUBKEYD_DATABASE_URL")
             .env_remove("HUBKEYD_DATA_DIR")
             .stdin(Stdio::piped())
