@@ -90,5 +90,6 @@ fn show_notification(app: &AppHandle, title: String, body: String) {
 
 #[cfg(not(target_os = "linux"))]
 fn show_notification(app: &AppHandle, title: String, body: String) {
+    use tauri_plugin_notification::NotificationExt;
     let _ = app.notification().builder().title(title).body(body).show();
 }
