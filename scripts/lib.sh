@@ -31,6 +31,13 @@ HUBKEY_TEST_PACKAGES=(docker-registry skopeo podman gnome-keyring libsecret-tool
 # README's API examples).
 HUBKEY_DEMO_PACKAGES=(docker-registry skopeo curl jq)
 
+# Debian packages that cross-build the desktop side for Windows (x86_64-pc-windows-gnu):
+# ring's C parts need the MinGW-w64 compiler.
+HUBKEY_CROSS_PACKAGES=(gcc-mingw-w64-x86-64)
+
+# The Windows target the desktop crates are compiled and linted for (scripts/test).
+HUBKEY_WINDOWS_TARGET=x86_64-pc-windows-gnu
+
 # banner TEXT...: a short heading before each step.
 banner() { printf '\n==> %s\n' "$*"; }
 
@@ -117,6 +124,16 @@ require_nextest() { cargo_ensure cargo-nextest cargo-nextest '^0.9'; }
 # require_tauri_driver: install tauri-driver (the WebDriver bridge of the GUI tests) if
 # missing; major 2, as the registry also serves 3.0 alphas.
 require_tauri_driver() { cargo_ensure tauri-driver tauri-driver '^2'; }
+
+# ensure_rust_target TRIPLE: add the Rust standard library for TRIPLE with rustup if missing.
+ensure_rust_target() {
+    local triple=$1
+    command -v rustup >/dev/null || {
+        echo "error: rustup is needed to add the Rust target $triple (install Rust with rustup)" >&2
+        return 1
+    }
+    rustup target list --installed | grep -qx "$triple" || run rustup target add "$triple"
+}
 
 # ensure_docker_cli: the e2e tests run the docker CLI (client only; no daemon is used).
 # Debian ships it in docker.io; a docker already on PATH (e.g. Docker's own packages) wins.
