@@ -128,7 +128,11 @@ impl HubClientBuilder {
     }
 }
 
-fn parse_base_url(text: &str) -> Result<Url, ClientError> {
+/// Checks and normalises a hub's address as every client does: an `http`/`https` URL with a
+/// host, without credentials, query or fragment, surrounding blanks ignored, its path ending
+/// in `/`. A refusal is [`ClientError::Url`], which never repeats the address. Callers that
+/// key things by a hub's address (the desktop app) parse it here once.
+pub fn parse_base_url(text: &str) -> Result<Url, ClientError> {
     let mut url = Url::parse(text.trim()).map_err(|err| ClientError::Url(err.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(ClientError::Url(format!(
