@@ -49,12 +49,13 @@ pub struct Instance {
     pub registry_keys: RegistryKeys,
 }
 
-/// Opens `data_dir` (created owner-only) with its keys, and the database at `database_url`
+/// Opens `data_dir` (created owner-only; refused when others can write it) with its keys, and the database at `database_url`
 /// (migrated).
 pub async fn open(data_dir: &Path, database_url: &str) -> Result<Instance, SetupError> {
     // Before anything is created: a URL this server cannot serve leaves no trace.
     Store::check_url(database_url)?;
     data_dir::create_private_dir(data_dir)?;
+    data_dir::check_not_shared(data_dir)?;
     let keys = ServerKeys::load_or_create(data_dir)?;
     let registry_keys = RegistryKeys::open(data_dir)?;
     let store = Store::open(database_url).await?;

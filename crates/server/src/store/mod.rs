@@ -66,11 +66,20 @@ impl Store {
             // 16 MiB of page cache per connection (SQLite's default is 2 MiB): the flush of
             // token uses touches rows spread over the whole table.
             .pragma("cache_size", "-16384");
-        if let Some(parent) = Path::new(options.get_filename()).parent() {
-            if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|err| SetupError::io(format!("creating {}", parent.display()), err))?;
+        let file = Path::new(options.get_filename());
+        // `sqlite::memory:` reaches here as a `file:` URI naming no file.
+        let in_memory =
+            file == Path::new(":memory:") || file.to_string_lossy().starts_with("file:");
+        if !in_memory {
+            if let Some(parent) = file.parent() {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(parent).map_err(|err| {
+                        SetupError::io(format!("creating {}", parent.display()), err)
+                    })?;
+                }
             }
+            // Before SQLite creates it with its default mode (0644 less the umask).
+            crate::data_dir::create_private_file(file)?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
