@@ -86,7 +86,8 @@ pub async fn run_server(
 
 /// Serves `state` on `listener` until `shutdown` completes: writes token uses every
 /// [`usage::FLUSH_INTERVAL`] while serving, and once more at the end, so a clean stop loses
-/// none.
+/// none; sweeps ended sessions and expired 2FA challenges every
+/// [`AppState::sweep_interval`].
 pub async fn run_app(
     state: AppState,
     listener: TcpListener,
@@ -94,8 +95,13 @@ pub async fn run_app(
 ) -> Result<(), SetupError> {
     let hub = state.hub.clone();
     let flusher = tokio::spawn(hub.usage().clone().flush_forever(hub.store().clone()));
+    let sweeper = tokio::spawn(
+        hub.clone()
+            .sweep_forever(state.clock(), state.sweep_interval()),
+    );
     let served = serve(listener, state, shutdown).await;
     flusher.abort();
+    sweeper.abort();
     hub.usage().flush(hub.store()).await?;
     served.map_err(|err| SetupError::io("serving", err))
 }

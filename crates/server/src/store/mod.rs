@@ -5,14 +5,18 @@
 //! implementation of the same statements, not a redesign. SQLite runs in WAL mode with
 //! `synchronous=FULL`: a write acknowledged to a client survives a crash.
 //!
-//! One file per feature, each adding to `impl Store`: `accounts`, `sessions` (and 2FA
-//! challenges), `tokens` (with their events and the pruning rule), `usage`,
-//! `repositories` and `throttle`. This module opens the database and keeps the one
-//! invariant every token change shares: the account's token lock ([`AccountTokens`]).
+//! One file per feature, each adding to `impl Store`: `accounts`, `sessions` (with 2FA
+//! challenges and the spent refresh tokens of reuse detection), `account_events`, `sweep`
+//! (deleting ended sessions and expired challenges), `tokens` (with their events and the
+//! pruning rule), `usage`, `repositories` and `throttle`. This module opens the database
+//! (its file owner-only) and keeps the one invariant every token change shares: the
+//! account's token lock ([`AccountTokens`]).
 
+mod account_events;
 mod accounts;
 mod repositories;
 mod sessions;
+mod sweep;
 mod throttle;
 mod tokens;
 mod usage;
@@ -28,7 +32,8 @@ use sqlx::{SqliteConnection, SqlitePool};
 use crate::error::{Error, Result, SetupError};
 
 pub use accounts::{UserRow, UserSummary};
-pub use sessions::SessionRow;
+pub use sessions::{EventOrigin, Refresh, RevokeReason, SessionRow};
+pub use sweep::Swept;
 pub use tokens::{
     decode_cursor, encode_cursor, NewToken, TokenOwner, TokenRow, TokenSpec, AUTO_TOKENS_KEPT,
 };
