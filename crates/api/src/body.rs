@@ -294,6 +294,93 @@ pub struct TokenEventPage {
     pub has_more: bool,
 }
 
+/// `PUT /v2/users/password` (our extension): change the signed-in account's password.
+/// Every other session of the account ends; with `revoke_tokens`, every personal access token
+/// of the account is deactivated too.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    pub new_password: String,
+    /// Also deactivate every personal access token of the account (default: they stay).
+    #[serde(default)]
+    pub revoke_tokens: bool,
+}
+
+/// Answer of `POST /v2/users/sessions/revoke-all` (our extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RevokedSessions {
+    /// Sessions that were live and are now ended, the caller's included.
+    pub revoked: u64,
+}
+
+/// What happened to an account's security (our extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountEventKind {
+    /// A spent refresh token was presented again: someone else may hold a copy, so the whole
+    /// session was ended.
+    RefreshReuse,
+    /// The password was changed (by the account or by the administrator).
+    PasswordChanged,
+    /// Sessions were ended on request ("sign out everywhere", or the administrator).
+    SessionsRevoked,
+    /// Two-factor authentication was turned on, off or re-keyed.
+    TwoFactorChanged,
+    /// Too many wrong second-factor codes: sign-in needs the password again.
+    SecondFactorLocked,
+}
+
+impl AccountEventKind {
+    pub const ALL: [AccountEventKind; 5] = [
+        AccountEventKind::RefreshReuse,
+        AccountEventKind::PasswordChanged,
+        AccountEventKind::SessionsRevoked,
+        AccountEventKind::TwoFactorChanged,
+        AccountEventKind::SecondFactorLocked,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountEventKind::RefreshReuse => "refresh_reuse",
+            AccountEventKind::PasswordChanged => "password_changed",
+            AccountEventKind::SessionsRevoked => "sessions_revoked",
+            AccountEventKind::TwoFactorChanged => "two_factor_changed",
+            AccountEventKind::SecondFactorLocked => "second_factor_locked",
+        }
+    }
+
+    pub fn from_stored(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == s)
+    }
+}
+
+/// One entry of the account's security feed (our extension).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AccountEvent {
+    /// Position of this event in the feed; pass it as `after` to read what follows.
+    pub cursor: String,
+    pub kind: AccountEventKind,
+    pub at: DateTime<Utc>,
+    /// The address the request that caused it came from, when a request did.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// The User-Agent of that request, when it sent one.
+    #[serde(default)]
+    pub user_agent: Option<String>,
+}
+
+/// `GET /v2/users/security-events` (our extension): oldest first, like the token events.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AccountEventPage {
+    pub events: Vec<AccountEvent>,
+    /// Where to continue: pass as `after` on the next call. Equal to the request's `after`
+    /// when nothing new happened. Opaque; increases as events are added.
+    pub cursor: String,
+    /// True when more events wait after `cursor`.
+    pub has_more: bool,
+}
+
 /// `GET /v2/hubkey/info` (our extension): where this hub's registry is, so a desktop app
 /// knows which registry host to point the docker CLI at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

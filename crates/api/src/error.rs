@@ -27,6 +27,10 @@ pub enum ErrorCode {
     /// expired, so the sign-in starts over with the password. (A wrong code is a 401 without a
     /// code, and the challenge stays usable.)
     ChallengeExpired,
+    /// 401: the session was revoked because one of its spent refresh tokens was presented again
+    /// (someone else may hold a copy), and on any later use of that session. Sign in again;
+    /// the account's security events say when and from where.
+    SessionRevoked,
     /// A code this build does not know (a newer server): treat the answer by its status.
     #[serde(other)]
     Unknown,

@@ -31,6 +31,11 @@ pub enum ClientError {
     /// [`ClientError::Unauthorized`], and the challenge can be tried again).
     #[error("the two-factor sign-in has expired; sign in again")]
     ChallengeExpired,
+    /// 401: the session was ended because one of its spent refresh tokens was used again, so
+    /// someone else may hold a copy of it. Sign in again, and look at the account's security
+    /// events ([`crate::HubClient::account_events`]).
+    #[error("the session was revoked because its refresh token was used twice; sign in again")]
+    SessionRevoked,
     /// 403: signed in, but not allowed to do this (e.g. a session made from an access token
     /// managing access tokens).
     #[error("not allowed: {message}")]
@@ -91,7 +96,8 @@ impl ClientError {
         match self {
             ClientError::Unauthorized { .. }
             | ClientError::SecondFactorRequired
-            | ClientError::ChallengeExpired => Some(401),
+            | ClientError::ChallengeExpired
+            | ClientError::SessionRevoked => Some(401),
             ClientError::Forbidden { .. } => Some(403),
             ClientError::NotFound { .. } => Some(404),
             ClientError::Invalid { .. } => Some(400),
@@ -233,10 +239,15 @@ impl Reply {
                 let challenge_expired = body
                     .as_ref()
                     .is_some_and(|body| body.code == Some(ErrorCode::ChallengeExpired));
+                let session_revoked = body
+                    .as_ref()
+                    .is_some_and(|body| body.code == Some(ErrorCode::SessionRevoked));
                 if second_factor {
                     ClientError::SecondFactorRequired
                 } else if challenge_expired {
                     ClientError::ChallengeExpired
+                } else if session_revoked {
+                    ClientError::SessionRevoked
                 } else {
                     ClientError::Unauthorized { message }
                 }
@@ -329,6 +340,20 @@ mod tests {
             reply(401, JSON, body).into_error(),
             ClientError::SecondFactorRequired
         );
+    }
+
+    #[test]
+    fn revoked_session_is_told_from_an_ended_one_by_its_code() {
+        let revoked =
+            r#"{"detail":"The session was revoked","message":"x","code":"session_revoked"}"#;
+        let err = reply(401, JSON, revoked).into_error();
+        assert_eq!(err, ClientError::SessionRevoked);
+        assert_eq!(err.status(), Some(401));
+        let ended = r#"{"detail":"The session has ended; sign in again","message":"x"}"#;
+        assert!(matches!(
+            reply(401, JSON, ended).into_error(),
+            ClientError::Unauthorized { .. }
+        ));
     }
 
     #[test]

@@ -18,9 +18,10 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use hubkey_api::{
-    AccessToken, AccessTokenPage, AuthTokenRequest, AuthTokenResponse, CreateAccessTokenRequest,
-    DesktopGenerateRequest, DesktopGenerateResponse, Health, HubInfo, LoginRequest, LoginResponse,
-    PatchAccessTokenRequest, PatchRepositoryRequest, RefreshRequest, Repository, TokenEventPage,
+    AccessToken, AccessTokenPage, AccountEventPage, AuthTokenRequest, AuthTokenResponse,
+    ChangePasswordRequest, CreateAccessTokenRequest, DesktopGenerateRequest,
+    DesktopGenerateResponse, Health, HubInfo, LoginRequest, LoginResponse, PatchAccessTokenRequest,
+    PatchRepositoryRequest, RefreshRequest, Repository, RevokedSessions, TokenEventPage,
     TwoFactorLoginRequest,
 };
 use reqwest::{header, Method, RequestBuilder};
@@ -244,6 +245,52 @@ impl HubClient {
         self.execute(self.authorized(Method::POST, "v2/users/logout")?)
             .await?
             .into_empty()
+    }
+
+    /// Changes the signed-in account's password (`PUT /v2/users/password`). Every other
+    /// session of the account ends; with `revoke_tokens` every access token of the account is
+    /// deactivated too. A wrong `current` password is [`ClientError::Unauthorized`] and counts
+    /// against the sign-in limits; a weak `new` one is [`ClientError::Invalid`].
+    pub async fn change_password(
+        &self,
+        current: &str,
+        new: &str,
+        revoke_tokens: bool,
+    ) -> Result<(), ClientError> {
+        let body = ChangePasswordRequest {
+            current_password: current.to_owned(),
+            new_password: new.to_owned(),
+            revoke_tokens,
+        };
+        self.execute(
+            self.authorized(Method::PUT, "v2/users/password")?
+                .json(&body),
+        )
+        .await?
+        .into_empty()
+    }
+
+    /// Ends every session of the account, this client's included ("sign out everywhere").
+    /// Answers how many sessions were live.
+    pub async fn revoke_all_sessions(&self) -> Result<u64, ClientError> {
+        let answer: RevokedSessions = self
+            .execute(self.authorized(Method::POST, "v2/users/sessions/revoke-all")?)
+            .await?
+            .into_json()?;
+        Ok(answer.revoked)
+    }
+
+    /// The account's security events (refresh-token reuse, password and 2FA changes, sessions
+    /// revoked) after `after` (from the start when `None`), oldest first.
+    pub async fn account_events(
+        &self,
+        after: Option<&str>,
+    ) -> Result<AccountEventPage, ClientError> {
+        let mut url = self.endpoint("v2/users/security-events")?;
+        if let Some(after) = after {
+            url.query_pairs_mut().append_pair("after", after);
+        }
+        self.get_json(url).await
     }
 
     /// Docker Hub's `/v2/auth/token`: a session from a password or a personal access token.

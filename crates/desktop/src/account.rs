@@ -158,7 +158,11 @@ impl Desktop {
         if let Some((client, uuid)) = auto_token {
             let mut deleted = client.delete_token(uuid).await;
             // The bearer of a long-lived app may have expired; the refresh token still works.
-            if let (Err(ClientError::Unauthorized { .. }), Some(stored)) = (&deleted, &stored) {
+            if let (
+                Err(ClientError::Unauthorized { .. } | ClientError::SessionRevoked),
+                Some(stored),
+            ) = (&deleted, &stored)
+            {
                 live = self.reopen(server, stored, &mut report).await;
                 if let Some(live) = &live {
                     deleted = live.client.delete_token(uuid).await;
@@ -174,7 +178,7 @@ impl Desktop {
         }
         if let Some(live) = &live {
             match live.client.logout().await {
-                Ok(()) | Err(ClientError::Unauthorized { .. }) => {}
+                Ok(()) | Err(ClientError::Unauthorized { .. } | ClientError::SessionRevoked) => {}
                 Err(err) => report.not_done.push(Leftover {
                     step: SignOutStep::RevokeSession,
                     message: DesktopError::from_client(server.as_str(), err).to_string(),
@@ -336,7 +340,7 @@ impl Desktop {
                 stored,
             )),
             // The session already ended; the auto token will be pruned by the server.
-            Err(ClientError::Unauthorized { .. }) => None,
+            Err(ClientError::Unauthorized { .. } | ClientError::SessionRevoked) => None,
             Err(err) => {
                 report.not_done.push(Leftover {
                     step: SignOutStep::DeleteAutoToken,

@@ -250,9 +250,9 @@ impl DesktopError {
     pub fn from_client(server: &str, err: ClientError) -> Self {
         let server = server.to_owned();
         match err {
-            ClientError::Unauthorized { .. } | ClientError::ChallengeExpired => {
-                DesktopError::SessionEnded
-            }
+            ClientError::Unauthorized { .. }
+            | ClientError::ChallengeExpired
+            | ClientError::SessionRevoked => DesktopError::SessionEnded,
             ClientError::SecondFactorRequired => DesktopError::ServerError {
                 status: Some(401),
                 message: "the server asked for a second factor where none can be given".into(),

@@ -64,7 +64,7 @@ impl Desktop {
     {
         let live = self.live(server).ok_or(DesktopError::SessionEnded)?;
         match op(live.client, live.auto_token_uuid).await {
-            Err(ClientError::Unauthorized { .. }) => {}
+            Err(ClientError::Unauthorized { .. } | ClientError::SessionRevoked) => {}
             answer => return answer.map_err(|err| DesktopError::from_client(server.as_str(), err)),
         }
         self.renew(server, live.generation).await?;
@@ -128,7 +128,7 @@ impl Desktop {
         let client = self.client(server)?;
         let session = match client.refresh(refresh_token).await {
             Ok(session) => session,
-            Err(ClientError::Unauthorized { .. }) => {
+            Err(ClientError::Unauthorized { .. } | ClientError::SessionRevoked) => {
                 self.erase_local(server, stored.registry.as_deref()).await;
                 self.drop_live(server);
                 return Err(DesktopError::SessionEnded);
