@@ -85,7 +85,7 @@ pub async fn run_server(
 
 /// Serves `state` on `listener` until `shutdown` completes: writes token uses every
 /// [`usage::FLUSH_INTERVAL`] while serving, and once more at the end, so a clean stop loses
-/// none.
+/// none; forgets old throttling state every [`throttle::SWEEP_EVERY`].
 pub async fn run_app(
     state: AppState,
     listener: TcpListener,
@@ -93,8 +93,10 @@ pub async fn run_app(
 ) -> Result<(), SetupError> {
     let hub = state.hub.clone();
     let flusher = tokio::spawn(hub.usage().clone().flush_forever(hub.store().clone()));
+    let sweeper = tokio::spawn(hub.throttle().clone().sweep_forever(state.clock()));
     let served = serve(listener, state, shutdown).await;
     flusher.abort();
+    sweeper.abort();
     hub.usage().flush(hub.store()).await?;
     served.map_err(|err| SetupError::io("serving", err))
 }
