@@ -60,11 +60,12 @@ impl Hub {
         let mut reservation = self
             .throttle
             .reserve(&Attempt::from_address(client.ip), now)?;
-        // The challenge's attempt is taken before the code is compared (at most
-        // CHALLENGE_ATTEMPTS codes per challenge, whatever the number in flight).
+        // Whose challenge it is, to hold the account's attempts in flight to a few before
+        // any is written; then the challenge's attempt is taken, in one statement, before the
+        // code is compared (at most CHALLENGE_ATTEMPTS codes, whatever the number in flight).
         let user = match self
             .store
-            .attempt_challenge(digest.as_str(), now, session::CHALLENGE_ATTEMPTS)
+            .challenge_owner(digest.as_str(), now, session::CHALLENGE_ATTEMPTS)
             .await?
         {
             Some(user_id) => self.store.user_by_id(&user_id).await?,
@@ -78,6 +79,14 @@ impl Hub {
             return Err(Error::ChallengeExpired);
         };
         reservation.add_account(&user.username, now)?;
+        let taken = self
+            .store
+            .attempt_challenge(digest.as_str(), now, session::CHALLENGE_ATTEMPTS)
+            .await?;
+        if taken.as_deref() != Some(user.id.as_str()) {
+            reservation.fail(now).await?;
+            return Err(Error::ChallengeExpired);
+        }
         // So is the account's attempt in a row; no address is exempt from this one.
         let Some(in_a_row) = self.store.second_factor_attempt(&user.id, now).await? else {
             let until = self.store.second_factor_blocked_until(&user.id).await?;

@@ -115,6 +115,25 @@ impl Store {
         Ok(())
     }
 
+    /// The user a live challenge with attempts left belongs to, read without taking an
+    /// attempt: to throttle by account before [`Store::attempt_challenge`], which decides.
+    pub async fn challenge_owner(
+        &self,
+        digest: &str,
+        now: DateTime<Utc>,
+        max_attempts: i64,
+    ) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT user_id FROM mfa_challenges \
+             WHERE digest = $1 AND expires_at > $2 AND attempts < $3",
+        )
+        .bind(digest)
+        .bind(millis(now))
+        .bind(max_attempts)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     /// Takes one of a live challenge's `max_attempts` before its code is compared: the user it
     /// belongs to, or None when it is unknown, expired or out of attempts. One statement, so
     /// that of any number of attempts in flight at most `max_attempts` get a user.
