@@ -383,6 +383,13 @@ async fn impossible_user_names_get_the_usual_answer_and_make_no_key() {
 /// Attacker addresses of the hour-long attack.
 const HOUR_ADDRESSES: usize = 1;
 
+/// What the throttle holds after the sweep its timer runs, at the server's time.
+async fn swept_footprint(server: &ClockedServer) -> hubkeyd::throttle::Footprint {
+    let throttle = server.hub().throttle();
+    throttle.sweep(server.clock.now()).await.expect("sweep");
+    throttle.footprint()
+}
+
 #[tokio::test]
 async fn an_hour_of_guessing_at_the_limits_leaves_bounded_memory_and_disk() {
     let mut server = ClockedServer::start().await;
@@ -418,13 +425,7 @@ async fn an_hour_of_guessing_at_the_limits_leaves_bounded_memory_and_disk() {
     }
     let failures = HOUR_ADDRESSES * rounds * 30;
     // What the timer's sweep keeps at the end of the hour (failures of the last hour).
-    server
-        .hub()
-        .throttle()
-        .sweep(server.clock.now())
-        .await
-        .expect("sweep");
-    let footprint = server.hub().throttle().footprint();
+    let footprint = swept_footprint(&server).await;
     let rss_after = rss_kib();
     server.stop_and_close().await;
     let db_after = db_bytes(&server).await;
@@ -452,13 +453,7 @@ async fn an_hour_of_guessing_at_the_limits_leaves_bounded_memory_and_disk() {
     // An hour after the attack, the timer's sweep has forgotten all of it.
     server.restart().await;
     server.advance(chrono::Duration::minutes(61));
-    server
-        .hub()
-        .throttle()
-        .sweep(server.clock.now())
-        .await
-        .expect("sweep");
-    let footprint = server.hub().throttle().footprint();
+    let footprint = swept_footprint(&server).await;
     assert_eq!(footprint.subjects, 0, "{footprint:?}");
     assert_eq!(footprint.failures, 0, "{footprint:?}");
 }
