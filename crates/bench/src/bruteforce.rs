@@ -7,10 +7,11 @@
 //! 3. one address against many accounts, one guess each in turn.
 //!
 //! It prints the guesses the server really evaluated (answered 401: the password was
-//! checked) per minute, the attempts refused with 429, and whether the real user gets in
-//! while the attack runs (halfway and at the end): with the password from the address they
-//! signed in from before the attack, with the password from a new address, and with a
-//! personal access token (a registry token exchange, as docker does) from the new address.
+//! checked; with [`CONCURRENCY`] requests in flight, at most the limit's worth) per minute,
+//! the attempts refused with 429, and whether the real user gets in while the attack runs
+//! (halfway and at the end): with the password from the address they signed in from before
+//! the attack, with the password from a new address, and with a personal access token (a
+//! registry token exchange, as docker does) from the new address.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -24,8 +25,9 @@ use crate::{Result, Server, PASSWORD, USER};
 const OTHER_ACCOUNTS: usize = 60;
 /// Source addresses of the second scenario.
 const MANY_ADDRESSES: u8 = 250;
-/// Attacker requests in flight at once.
-const CONCURRENCY: usize = 4;
+/// Attacker requests in flight at once: far more than any limit, so that a limit checked
+/// before its failures are counted would show its overshoot.
+const CONCURRENCY: usize = 1000;
 /// Where the real user signed in from before the attack (a known address).
 const REAL_USER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 9);
 /// Where the real user tries from for the first time during the attack.

@@ -87,7 +87,8 @@ pub async fn run_server(
 /// Serves `state` on `listener` until `shutdown` completes: writes token uses every
 /// [`usage::FLUSH_INTERVAL`] while serving, and once more at the end, so a clean stop loses
 /// none; sweeps ended sessions and expired 2FA challenges every
-/// [`AppState::sweep_interval`].
+/// [`AppState::sweep_interval`], and forgets old throttling state every
+/// [`throttle::SWEEP_EVERY`].
 pub async fn run_app(
     state: AppState,
     listener: TcpListener,
@@ -99,9 +100,11 @@ pub async fn run_app(
         hub.clone()
             .sweep_forever(state.clock(), state.sweep_interval()),
     );
+    let throttle_sweeper = tokio::spawn(hub.throttle().clone().sweep_forever(state.clock()));
     let served = serve(listener, state, shutdown).await;
     flusher.abort();
     sweeper.abort();
+    throttle_sweeper.abort();
     hub.usage().flush(hub.store()).await?;
     served.map_err(|err| SetupError::io("serving", err))
 }

@@ -4,21 +4,38 @@
 //! in the window ages out, and the limits are per subject, so the real user signing in from
 //! another address still gets in while an attacker's address is held back.
 //!
+//! **A limit of N evaluates at most N guesses, whatever the number in flight.** A password
+//! attempt takes a slot of each subject's limit under the same lock as the check
+//! ([`Throttle::reserve`]); the slot turns into a recorded failure when the guess is wrong
+//! ([`Reservation::fail`]) and is given back otherwise (dropping the [`Reservation`]). On top,
+//! no subject has more than [`MAX_IN_FLIGHT`] attempts in flight: beyond it, 429 at once.
+//! (One instance keeps the reservations in its memory; a multi-instance version would take
+//! them in the database instead, as the second factor's consecutive count already is:
+//! one conditional `UPDATE … RETURNING` per attempt.)
+//!
 //! An address the account fully signed in from in the last [`KNOWN_FOR`] is not held back by
 //! the account's limit (only by its own), so guesses spread over many addresses cannot lock
 //! the real user out of the places they sign in from; a valid personal access token is never
-//! held back by the account's limit either (see `Hub::prove`).
+//! held back by the account's limit either (see `Hub::prove`). The second factor has a rule
+//! of its own that no address escapes ([`SECOND_FACTOR_CONSECUTIVE`]).
 //!
-//! Failures are written to the database (a restart does not reset them) and mirrored in
-//! memory, so the check on every sign-in and every registry token request costs no query.
-//! The mirror is loaded at start; instances sharing a database do not yet see each other's
-//! failures until they restart.
+//! **What an attacker sends never sizes what is kept.** A subject is a 16-byte digest
+//! ([`Subject`]): of a user name that account creation would accept (any other name counts
+//! against the address only), of an IPv4 address, or of an IPv6 address's /64 (one host
+//! holds a whole /64). Failures are written to the database (a restart does not reset them)
+//! and mirrored in memory, so the check on every sign-in costs no query; a timer
+//! ([`Throttle::sweep_forever`]) forgets, in memory and in the database, failures older than
+//! the longest window, and known addresses older than [`KNOWN_FOR`]. The mirror is loaded
+//! at start; instances sharing a database do not yet see each other's failures until they
+//! restart.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Duration, Utc};
+use hubkey_api::clock::Clock;
+use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::store::{millis, Store};
@@ -30,28 +47,92 @@ pub struct Limit {
     pub window: Duration,
 }
 
-/// NIST 800-63B: at most 100 consecutive failures per account.
+/// Per account: 100 failures in any hour, from addresses the account never signed in from.
+///
+/// A sliding window, not NIST 800-63B's "100 consecutive failures" (which only a success
+/// resets): a count that never ages out would let anyone lock any account for good from
+/// addresses it does not know, and the real user on a new device could never sign in. The
+/// window bounds an online attacker to 2 400 guesses a day per account against a password
+/// that passed the policy (8 characters or more, not a common password). The second factor,
+/// a 6-digit code, does get a consecutive rule ([`SECOND_FACTOR_CONSECUTIVE`]).
 pub const PER_ACCOUNT: Limit = Limit {
     failures: 100,
     window: Duration::hours(1),
 };
 
-/// Per client address.
+/// Per client address (an IPv4 address or an IPv6 /64).
 pub const PER_ADDRESS: Limit = Limit {
     failures: 30,
     window: Duration::minutes(3),
 };
 
+/// Attempts one subject may have in flight at once; more are refused with 429 at once. A
+/// password check takes tens of milliseconds of a hashing thread: a person never has more.
+pub const MAX_IN_FLIGHT: u32 = 4;
+
+/// Wrong second-factor codes in a row (across challenges; only a full sign-in resets the
+/// count) after which the account's open challenges are void and every further code waits
+/// ([`SECOND_FACTOR_BACKOFF_STEP`]). The known-address exemption does not apply.
+pub const SECOND_FACTOR_CONSECUTIVE: i64 = 10;
+
+/// The wait after the n-th code in a row, n ≥ [`SECOND_FACTOR_CONSECUTIVE`]: this step times
+/// (n − 9)², at most [`SECOND_FACTOR_BACKOFF_MAX`] (1, 4, 9, 16… minutes, a day from the 47th
+/// code on). Computed by the statement that counts the attempt (`Store::second_factor_attempt`).
+pub const SECOND_FACTOR_BACKOFF_STEP: Duration = Duration::minutes(1);
+
+/// The longest second-factor wait.
+pub const SECOND_FACTOR_BACKOFF_MAX: Duration = Duration::days(1);
+
 /// How long a full sign-in keeps its address known to the account.
 pub const KNOWN_FOR: Duration = Duration::days(30);
+
+/// How often [`Throttle::sweep_forever`] forgets old failures and known addresses.
+pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The longest window: failures older than this no longer matter.
 fn horizon() -> Duration {
     PER_ACCOUNT.window.max(PER_ADDRESS.window)
 }
 
-/// Subjects tracked before a sweep drops those with no recent failure.
-const SWEEP_AT: usize = 50_000;
+/// A throttling subject: a fixed-size digest of an account name or a client network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Subject([u8; 16]);
+
+impl Subject {
+    fn of(kind: &[u8], bytes: &[u8]) -> Self {
+        let digest = Sha256::new()
+            .chain_update(kind)
+            .chain_update([0])
+            .chain_update(bytes)
+            .finalize();
+        let mut key = [0; 16];
+        key.copy_from_slice(&digest[..16]);
+        Subject(key)
+    }
+
+    /// The account named `username` (a name account creation accepts).
+    fn account(username: &str) -> Self {
+        Subject::of(b"account", username.as_bytes())
+    }
+
+    /// The client at `ip`: an IPv4 address (also when mapped into IPv6), or an IPv6 /64.
+    pub fn address(ip: IpAddr) -> Self {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => Subject::of(b"ipv4", &v4.octets()),
+            IpAddr::V6(v6) => Subject::of(b"ipv6/64", &v6.octets()[..8]),
+        }
+    }
+
+    /// The stored form.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The subject of a stored key, None when it is not one.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Subject)
+    }
+}
 
 /// Failed sign-in throttling: the failures and known addresses in memory, and the store
 /// they are written to, so callers hand it an [`Attempt`] and nothing else.
@@ -61,182 +142,368 @@ pub struct Throttle {
     memory: Memory,
 }
 
-/// Recent failures per subject, in time order; and the addresses each account signed in from.
+/// Recent failures and attempts in flight per subject; and the addresses each account
+/// signed in from.
 #[derive(Debug, Default)]
 struct Memory {
-    recent: Mutex<HashMap<String, VecDeque<i64>>>,
-    /// (account subject, address subject) → last full sign-in, Unix ms.
-    known: Mutex<HashMap<(String, String), i64>>,
+    subjects: Mutex<HashMap<Subject, Record>>,
+    /// (account, address) → last full sign-in, Unix ms.
+    known: Mutex<HashMap<(Subject, Subject), i64>>,
+}
+
+/// One subject's state. A subject has one limit, so it keeps at most that many failures
+/// (the newest): the check needs no more.
+#[derive(Debug, Default)]
+struct Record {
+    /// Unix ms, oldest first.
+    failures: VecDeque<i64>,
+    in_flight: u32,
+}
+
+/// What the throttle holds in memory, to state the bound an attacker can reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Footprint {
+    /// Subjects with a failure within the longest window, or an attempt in flight.
+    pub subjects: usize,
+    /// Failures kept over all subjects.
+    pub failures: usize,
+    /// (account, address) pairs known from full sign-ins.
+    pub known: usize,
+    /// The bytes these take: the maps' tables at their capacity and the failures' buffers
+    /// (not the allocator's own overhead).
+    pub bytes: usize,
 }
 
 impl Throttle {
     /// The failures of the last hour and the known addresses, from `store`, which later
     /// failures and sign-ins are written to.
     pub async fn load(store: Store, now: DateTime<Utc>) -> Result<Self> {
-        let mut recent: HashMap<String, VecDeque<i64>> = HashMap::new();
-        for (subject, at) in store.failures_since(now - horizon()).await? {
-            recent.entry(subject).or_default().push_back(at);
+        let failures = store.failures_since(now - horizon()).await?;
+        let addresses = store.sign_in_addresses_since(now - KNOWN_FOR).await?;
+        let memory = Memory::default();
+        {
+            let mut subjects = memory.subjects();
+            for (subject, at) in failures {
+                if let Some(subject) = Subject::from_bytes(&subject) {
+                    subjects.entry(subject).or_default().failures.push_back(at);
+                }
+            }
+            let mut known = memory.known();
+            for (account, address, at) in addresses {
+                if let (Some(account), Some(address)) =
+                    (Subject::from_bytes(&account), Subject::from_bytes(&address))
+                {
+                    known.insert((account, address), at);
+                }
+            }
         }
-        let known = store
-            .sign_in_addresses_since(now - KNOWN_FOR)
-            .await?
-            .into_iter()
-            .map(|(account, address, at)| ((account, address), at))
-            .collect();
-        Ok(Throttle {
-            store,
-            memory: Memory {
-                recent: Mutex::new(recent),
-                known: Mutex::new(known),
-            },
-        })
+        Ok(Throttle { store, memory })
     }
 
-    /// Refuses with 429 when either subject of `attempt` is over its limit at `now`; the
+    /// Takes a slot of each subject of `attempt` for one guess, or refuses with 429 when a
+    /// subject is over its limit or has [`MAX_IN_FLIGHT`] attempts in flight at `now`. The
     /// account's limit does not apply from an address the account signed in from in the last
     /// [`KNOWN_FOR`].
-    pub fn check(&self, attempt: &Attempt, now: DateTime<Utc>) -> Result<()> {
-        self.memory.check(attempt, now)
+    pub fn reserve(&self, attempt: &Attempt, now: DateTime<Utc>) -> Result<Reservation<'_>> {
+        let mut reservation = Reservation {
+            throttle: self,
+            attempt: Attempt {
+                account: None,
+                address: attempt.address,
+            },
+            reserved: Vec::with_capacity(2),
+        };
+        self.memory
+            .reserve(&[(attempt.address, PER_ADDRESS)], now)?;
+        reservation.reserved.push(attempt.address);
+        if let Some(account) = attempt.account {
+            reservation.add_account_subject(account, now)?;
+        }
+        Ok(reservation)
     }
 
-    /// Like [`Throttle::check`], with the address's limit only: for credentials that cannot
-    /// be guessed (a personal access token), where the account's limit would only let an
-    /// attacker's password guesses lock out the account's tokens.
+    /// Refuses with 429 when the address of `attempt` is over its limit, reserving nothing:
+    /// for credentials that cannot be guessed (a personal access token, a refresh token),
+    /// where neither the account's limit nor a cap on requests in flight should refuse the
+    /// account's own tokens (docker pulls, CI). Wrong ones still count ([`Throttle::fail`]).
     pub fn check_address(&self, attempt: &Attempt, now: DateTime<Utc>) -> Result<()> {
-        self.memory
-            .check_subjects(std::iter::once((&attempt.address, PER_ADDRESS)), now)
+        let subjects = self.memory.subjects();
+        match subjects.get(&attempt.address) {
+            Some(record) => record.admits(PER_ADDRESS, 0, now),
+            None => Ok(()),
+        }
     }
 
     /// Notes a full sign-in (password, and second factor when on): the address becomes
     /// known to the account for [`KNOWN_FOR`].
     pub async fn succeed(&self, attempt: &Attempt, now: DateTime<Utc>) -> Result<()> {
-        let Some(account) = &attempt.account else {
+        let Some(account) = attempt.account else {
             return Ok(());
         };
         let previous = self
             .memory
             .known()
-            .insert((account.clone(), attempt.address.clone()), millis(now));
+            .insert((account, attempt.address), millis(now));
         // One write per address a day is enough to keep it known.
         if previous.is_some_and(|at| at > millis(now - Duration::days(1))) {
             return Ok(());
         }
         self.store
-            .record_sign_in_address(account, &attempt.address, now, now - KNOWN_FOR)
+            .record_sign_in_address(account.as_bytes(), attempt.address.as_bytes(), now)
             .await
     }
 
-    /// Counts a failure against both subjects of `attempt`, in memory and in the store.
+    /// Counts a failure of an attempt that reserved nothing ([`Throttle::check_address`])
+    /// against its subjects, in memory and in the store.
     pub async fn fail(&self, attempt: &Attempt, now: DateTime<Utc>) -> Result<()> {
-        self.memory.fail(attempt, now);
-        let subjects: Vec<String> = attempt
-            .subjects()
-            .map(|(subject, _)| subject.clone())
-            .collect();
+        self.memory.fail(attempt, &[], now);
+        self.record(attempt, now).await
+    }
+
+    async fn record(&self, attempt: &Attempt, now: DateTime<Utc>) -> Result<()> {
+        let subjects: Vec<&[u8]> = attempt.subjects().map(|(s, _)| s.as_bytes()).collect();
+        self.store.record_failure(&subjects, now).await
+    }
+
+    /// Forgets failures older than the longest window and known addresses older than
+    /// [`KNOWN_FOR`], in memory (one pass under the lock) and in the database; also deletes
+    /// expired 2FA challenges.
+    pub async fn sweep(&self, now: DateTime<Utc>) -> Result<()> {
+        let forget_before = millis(now - horizon());
+        self.memory.subjects().retain(|_, record| {
+            while record
+                .failures
+                .front()
+                .is_some_and(|at| *at <= forget_before)
+            {
+                record.failures.pop_front();
+            }
+            record.in_flight > 0 || !record.failures.is_empty()
+        });
+        let unknown_before = millis(now - KNOWN_FOR);
+        self.memory.known().retain(|_, at| *at > unknown_before);
         self.store
-            .record_failure(&subjects, now, now - horizon())
+            .forget_throttling(now - horizon(), now - KNOWN_FOR, now)
             .await
+    }
+
+    /// Runs [`Throttle::sweep`] every [`SWEEP_EVERY`] on `clock`'s time, for ever.
+    pub async fn sweep_forever(self: Arc<Self>, clock: Clock) {
+        let mut ticker = tokio::time::interval(SWEEP_EVERY);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let started = std::time::Instant::now();
+            match self.sweep(clock.now()).await {
+                Ok(()) => tracing::debug!(
+                    took_ms = started.elapsed().as_millis(),
+                    footprint = ?self.footprint(),
+                    "throttle swept"
+                ),
+                Err(err) => {
+                    tracing::warn!(error = %err, "sweeping the throttle failed; will retry");
+                }
+            }
+        }
+    }
+
+    /// What is held in memory now.
+    pub fn footprint(&self) -> Footprint {
+        use std::mem::size_of;
+        let subjects = self.memory.subjects();
+        let known = self.memory.known();
+        let buffers: usize = subjects
+            .values()
+            .map(|record| record.failures.capacity() * size_of::<i64>())
+            .sum();
+        Footprint {
+            subjects: subjects.len(),
+            failures: subjects.values().map(|record| record.failures.len()).sum(),
+            known: known.len(),
+            bytes: subjects.capacity() * (size_of::<(Subject, Record)>() + 1)
+                + buffers
+                + known.capacity() * (size_of::<((Subject, Subject), i64)>() + 1),
+        }
+    }
+}
+
+/// Slots of an attempt's subjects, taken by [`Throttle::reserve`]: a wrong guess turns them
+/// into failures ([`Reservation::fail`]); dropped otherwise, they are given back (a right
+/// guess, an error, or a request abandoned before its answer, which tells nothing).
+#[derive(Debug)]
+#[must_use = "a reservation is given back when dropped"]
+pub struct Reservation<'a> {
+    throttle: &'a Throttle,
+    /// The subjects a failure counts against.
+    attempt: Attempt,
+    /// The subjects whose slot is held (the account's is not from a known address).
+    reserved: Vec<Subject>,
+}
+
+impl Reservation<'_> {
+    /// The attempt, as far as it is known (see [`Reservation::add_account`]).
+    pub fn attempt(&self) -> &Attempt {
+        &self.attempt
+    }
+
+    /// Extends an attempt that named no account (a 2FA code, whose challenge tells the
+    /// account) to `username`'s, under the same rules as [`Throttle::reserve`]. On 429 the
+    /// reservation keeps the subjects it had.
+    pub fn add_account(&mut self, username: &str, now: DateTime<Utc>) -> Result<()> {
+        self.add_account_subject(Subject::account(username), now)
+    }
+
+    fn add_account_subject(&mut self, account: Subject, now: DateTime<Utc>) -> Result<()> {
+        let memory = &self.throttle.memory;
+        let known = memory
+            .known()
+            .get(&(account, self.attempt.address))
+            .is_some_and(|at| *at > millis(now - KNOWN_FOR));
+        if !known {
+            memory.reserve(&[(account, PER_ACCOUNT)], now)?;
+            self.reserved.push(account);
+        }
+        self.attempt.account = Some(account);
+        Ok(())
+    }
+
+    /// The guess was wrong: its slots become failures of the attempt's subjects, in memory
+    /// at once and then in the store.
+    pub async fn fail(mut self, now: DateTime<Utc>) -> Result<()> {
+        let reserved = std::mem::take(&mut self.reserved);
+        self.throttle.memory.fail(&self.attempt, &reserved, now);
+        self.throttle.record(&self.attempt, now).await
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.reserved.is_empty() {
+            self.throttle.memory.release(&self.reserved);
+        }
     }
 }
 
 impl Memory {
-    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), i64>> {
-        self.known
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn known(&self) -> MutexGuard<'_, HashMap<(Subject, Subject), i64>> {
+        self.known.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<i64>>> {
-        self.recent
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn subjects(&self) -> MutexGuard<'_, HashMap<Subject, Record>> {
+        self.subjects.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn check(&self, attempt: &Attempt, now: DateTime<Utc>) -> Result<()> {
-        let known = attempt.account.as_ref().is_some_and(|account| {
-            self.known()
-                .get(&(account.clone(), attempt.address.clone()))
-                .is_some_and(|at| *at > millis(now - KNOWN_FOR))
-        });
-        let account = attempt
-            .account
-            .iter()
-            .filter(|_| !known)
-            .map(|account| (account, PER_ACCOUNT));
-        self.check_subjects(
-            std::iter::once((&attempt.address, PER_ADDRESS)).chain(account),
-            now,
-        )
-    }
-
-    fn fail(&self, attempt: &Attempt, now: DateTime<Utc>) {
-        let mut recent = self.lock();
-        let forget_before = millis(now - horizon());
-        for (subject, _) in attempt.subjects() {
-            let failures = recent.entry(subject.clone()).or_default();
-            while failures.front().is_some_and(|at| *at <= forget_before) {
-                failures.pop_front();
-            }
-            failures.push_back(millis(now));
-        }
-        if recent.len() > SWEEP_AT {
-            recent.retain(|_, failures| failures.back().is_some_and(|at| *at > forget_before));
-        }
-    }
-
-    /// Refuses with 429, with the wait, when a subject is over its limit at `now`.
-    fn check_subjects<'a>(
-        &self,
-        subjects: impl Iterator<Item = (&'a String, Limit)>,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let recent = self.lock();
-        let now_ms = millis(now);
+    /// Checks every subject, then takes a slot of each: all under one lock, so requests in
+    /// flight cannot all pass the same check.
+    fn reserve(&self, subjects: &[(Subject, Limit)], now: DateTime<Utc>) -> Result<()> {
+        let mut records = self.subjects();
         for (subject, limit) in subjects {
-            let Some(failures) = recent.get(subject) else {
-                continue;
-            };
-            let since = now_ms - limit.window.num_milliseconds();
-            let in_window: Vec<i64> = failures.iter().copied().filter(|at| *at > since).collect();
-            if in_window.len() >= limit.failures {
-                // Free again when enough of the oldest failures have aged out.
-                let freeing = in_window[in_window.len() - limit.failures];
-                let wait_ms = (freeing + limit.window.num_milliseconds() - now_ms).max(1000);
-                let retry_after = u64::try_from((wait_ms + 999) / 1000).unwrap_or(1);
-                return Err(Error::Throttled { retry_after });
+            if let Some(record) = records.get(subject) {
+                if record.in_flight >= MAX_IN_FLIGHT {
+                    return Err(Error::Throttled { retry_after: 1 });
+                }
+                record.admits(*limit, record.in_flight, now)?;
             }
+        }
+        for (subject, _) in subjects {
+            records.entry(*subject).or_default().in_flight += 1;
         }
         Ok(())
+    }
+
+    /// Gives back the slots of `reserved`; forgets a subject left with nothing.
+    fn release(&self, reserved: &[Subject]) {
+        let mut records = self.subjects();
+        for subject in reserved {
+            if let Some(record) = records.get_mut(subject) {
+                record.in_flight = record.in_flight.saturating_sub(1);
+                if record.in_flight == 0 && record.failures.is_empty() {
+                    records.remove(subject);
+                }
+            }
+        }
+    }
+
+    /// Counts a failure against every subject of `attempt`, turning the slots of `reserved`
+    /// into it.
+    fn fail(&self, attempt: &Attempt, reserved: &[Subject], now: DateTime<Utc>) {
+        let mut records = self.subjects();
+        for (subject, limit) in attempt.subjects() {
+            let record = records.entry(*subject).or_default();
+            if reserved.contains(subject) {
+                record.in_flight = record.in_flight.saturating_sub(1);
+            }
+            record.failures.push_back(millis(now));
+            while record.failures.len() > limit.failures {
+                record.failures.pop_front();
+            }
+        }
+    }
+}
+
+impl Record {
+    /// Refuses with 429, with the wait, when `limit` is reached by the failures in its window
+    /// at `now` plus the `in_flight` attempts that may become failures.
+    fn admits(&self, limit: Limit, in_flight: u32, now: DateTime<Utc>) -> Result<()> {
+        let now_ms = millis(now);
+        let window_ms = limit.window.num_milliseconds();
+        let since = now_ms - window_ms;
+        let in_window: Vec<i64> = self
+            .failures
+            .iter()
+            .copied()
+            .filter(|at| *at > since)
+            .collect();
+        let taken = in_window.len() + in_flight as usize;
+        if taken < limit.failures {
+            return Ok(());
+        }
+        // Free again when enough of the oldest failures have aged out; when attempts in
+        // flight alone fill the limit, as soon as one of them is given back.
+        let must_age_out = taken - limit.failures + 1;
+        let wait_ms = match in_window.get(must_age_out - 1) {
+            Some(freeing) => (freeing + window_ms - now_ms).max(1000),
+            None => 1000,
+        };
+        let retry_after = u64::try_from((wait_ms + 999) / 1000).unwrap_or(1);
+        Err(Error::Throttled { retry_after })
     }
 }
 
 /// The throttling subjects of one attempt.
 #[derive(Debug, Clone)]
 pub struct Attempt {
-    /// `None` when the attempt names no account (a forged 2FA challenge).
-    account: Option<String>,
-    address: String,
+    /// `None` when the attempt names no possible account (a forged 2FA challenge, a user name
+    /// account creation would refuse).
+    account: Option<Subject>,
+    address: Subject,
 }
 
 impl Attempt {
-    /// An attempt on `username` from `ip`. Unknown names count too, so the answer does not
-    /// tell which names exist.
-    pub fn new(username: &str, ip: IpAddr) -> Self {
+    /// An attempt on the account `username` from `ip`. Only for a name account creation
+    /// accepts (`hub::check_username`); unknown names count too, so the answer does not tell
+    /// which names exist.
+    pub fn on_account(username: &str, ip: IpAddr) -> Self {
         Attempt {
-            account: Some(format!("user:{}", username.to_lowercase())),
-            address: format!("ip:{ip}"),
+            account: Some(Subject::account(username)),
+            address: Subject::address(ip),
         }
     }
 
-    /// An attempt from `ip` that names no account.
+    /// An attempt from `ip` that names no possible account.
     pub fn from_address(ip: IpAddr) -> Self {
         Attempt {
             account: None,
-            address: format!("ip:{ip}"),
+            address: Subject::address(ip),
         }
     }
 
-    fn subjects(&self) -> impl Iterator<Item = (&String, Limit)> {
+    /// Whether the attempt names a possible account.
+    pub fn names_account(&self) -> bool {
+        self.account.is_some()
+    }
+
+    fn subjects(&self) -> impl Iterator<Item = (&Subject, Limit)> {
         std::iter::once((&self.address, PER_ADDRESS))
             .chain(self.account.iter().map(|account| (account, PER_ACCOUNT)))
     }
@@ -246,37 +513,82 @@ impl Attempt {
 mod tests {
     use super::*;
 
+    fn start() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000, 0).unwrap()
+    }
+
     #[test]
     fn an_address_over_its_limit_waits_until_its_oldest_failure_ages_out() {
         let throttle = Memory::default();
-        let start = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
-        let attacker = Attempt::new("ann", "127.0.0.9".parse().unwrap());
-        {
-            let mut recent = throttle.lock();
-            for i in 0..30 {
-                let at = millis(start + Duration::seconds(i));
-                recent
-                    .entry(attacker.address.clone())
-                    .or_default()
-                    .push_back(at);
-                recent
-                    .entry(attacker.account.clone().unwrap())
-                    .or_default()
-                    .push_back(at);
-            }
+        let start = start();
+        let attacker = Attempt::on_account("ann", "127.0.0.9".parse().unwrap());
+        for i in 0..30 {
+            throttle.fail(&attacker, &[], start + Duration::seconds(i));
         }
         let now = start + Duration::seconds(60);
-        match throttle.check(&attacker, now) {
+        let subjects = |attempt: &Attempt| -> Vec<(Subject, Limit)> {
+            attempt.subjects().map(|(s, l)| (*s, l)).collect()
+        };
+        match throttle.reserve(&subjects(&attacker), now) {
             Err(Error::Throttled { retry_after }) => assert_eq!(retry_after, 120),
             other => panic!("expected 429, got {other:?}"),
         }
         // The real user from another address is not held back.
-        assert!(throttle
-            .check(&Attempt::new("ann", "127.0.0.10".parse().unwrap()), now)
-            .is_ok());
+        let real = Attempt::on_account("ann", "127.0.0.10".parse().unwrap());
+        assert!(throttle.reserve(&subjects(&real), now).is_ok());
         // Three minutes after the first failure the address may try again.
         assert!(throttle
-            .check(&attacker, start + Duration::seconds(181))
+            .reserve(&subjects(&attacker), start + Duration::seconds(181))
             .is_ok());
+    }
+
+    #[test]
+    fn slots_in_flight_count_toward_the_limit_and_are_capped() {
+        let memory = Memory::default();
+        let address = [(Subject::address("127.0.0.9".parse().unwrap()), PER_ADDRESS)];
+        let now = start();
+        for _ in 0..MAX_IN_FLIGHT {
+            memory.reserve(&address, now).unwrap();
+        }
+        assert!(matches!(
+            memory.reserve(&address, now),
+            Err(Error::Throttled { retry_after: 1 })
+        ));
+        memory.release(&[address[0].0]);
+        memory.reserve(&address, now).unwrap();
+        // 27 failures and 3 in flight fill the 30: a fourth attempt waits for them.
+        let attempt = Attempt::from_address("127.0.0.9".parse().unwrap());
+        memory.release(&[address[0].0]);
+        for _ in 0..27 {
+            memory.fail(&attempt, &[], now);
+        }
+        assert!(matches!(
+            memory.reserve(&address, now),
+            Err(Error::Throttled { .. })
+        ));
+    }
+
+    #[test]
+    fn an_ipv6_host_is_its_64_and_a_mapped_ipv4_is_the_ipv4() {
+        let one: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let same_64: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:ffff".parse().unwrap();
+        let next_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(Subject::address(one), Subject::address(same_64));
+        assert_ne!(Subject::address(one), Subject::address(next_64));
+        assert_eq!(
+            Subject::address("::ffff:192.0.2.7".parse().unwrap()),
+            Subject::address("192.0.2.7".parse().unwrap())
+        );
+        assert_ne!(
+            Subject::address("192.0.2.7".parse().unwrap()),
+            Subject::address("192.0.2.8".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn a_subject_is_sixteen_bytes_whatever_the_name() {
+        let long = "a".repeat(64 * 1024);
+        assert_eq!(Subject::account(&long).as_bytes().len(), 16);
+        assert_ne!(Subject::account("ann"), Subject::account("bob"));
     }
 }

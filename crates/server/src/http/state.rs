@@ -67,6 +67,11 @@ impl AppState {
         self
     }
 
+    /// The server's clock, for tasks that run beside the requests.
+    pub fn clock(&self) -> Clock {
+        self.clock.clone()
+    }
+
     /// The `now` of a request.
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()

@@ -124,6 +124,12 @@ impl Hub {
         &self.store
     }
 
+    /// Failed sign-in throttling; the server sweeps it on a timer
+    /// ([`Throttle::sweep_forever`]).
+    pub fn throttle(&self) -> &Arc<Throttle> {
+        &self.throttle
+    }
+
     /// The log of token uses not yet written; the server flushes it periodically and on
     /// shutdown.
     pub fn usage(&self) -> &Arc<UsageLog> {

@@ -91,8 +91,9 @@ impl Hub {
         let (username, secret) = match credential {
             RegistryCredential::Anonymous => return Ok((Principal::Anonymous, None)),
             RegistryCredential::RefreshToken(secret) => {
+                // A refresh token cannot be guessed: checked, not reserved (see `prove`).
                 let attempt = Attempt::from_address(client.ip);
-                self.throttle.check(&attempt, now)?;
+                self.throttle.check_address(&attempt, now)?;
                 let token = match self.use_token(None, &secret, now).await {
                     Ok(token) => token,
                     Err(Error::Unauthorized(_)) => {

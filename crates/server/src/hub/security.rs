@@ -32,10 +32,10 @@ impl Hub {
     ) -> Result<()> {
         require_password_session(caller)?;
         password::check_policy(&new).map_err(|err| rename_field(err, "new_password"))?;
-        let attempt = Attempt::new(&caller.username, client.ip);
-        self.throttle.check(&attempt, now)?;
+        let attempt = Attempt::on_account(&caller.username, client.ip);
+        let reservation = self.throttle.reserve(&attempt, now)?;
         let user = self
-            .check_password(&attempt, &caller.username, current, now)
+            .check_password(reservation, &caller.username, current, now)
             .await?;
         let hash = self.hasher.hash(new).await?;
         let address = client.ip.to_string();

@@ -13,7 +13,7 @@ use super::{ClientInfo, Hub};
 use crate::error::{Error, Result};
 use crate::session::{self, Caller, SessionSource};
 use crate::store::{self, Refresh, RevokeReason, TokenOwner, UserRow};
-use crate::throttle::Attempt;
+use crate::throttle::{self, Attempt, Reservation};
 use crate::totp;
 
 impl Hub {
@@ -25,10 +25,10 @@ impl Hub {
         client: &ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<LoginResponse> {
-        let attempt = Attempt::new(username, client.ip);
-        self.throttle.check(&attempt, now)?;
+        let attempt = sign_in_attempt(username, client.ip);
+        let reservation = self.throttle.reserve(&attempt, now)?;
         let user = self
-            .check_password(&attempt, username, password, now)
+            .check_password(reservation, username, password, now)
             .await?;
         if user.totp_sealed.is_some() {
             let challenge = crate::random::random_secret();
@@ -57,11 +57,15 @@ impl Hub {
     ) -> Result<LoginResponse> {
         let digest = TokenDigest::of(challenge);
         // A forged or stale challenge counts against the address like a wrong password.
-        let from_address = Attempt::from_address(client.ip);
-        self.throttle.check(&from_address, now)?;
+        let mut reservation = self
+            .throttle
+            .reserve(&Attempt::from_address(client.ip), now)?;
+        // Whose challenge it is, to hold the account's attempts in flight to a few before
+        // any is written; then the challenge's attempt is taken, in one statement, before the
+        // code is compared (at most CHALLENGE_ATTEMPTS codes, whatever the number in flight).
         let user = match self
             .store
-            .challenge_user(digest.as_str(), now, session::CHALLENGE_ATTEMPTS)
+            .challenge_owner(digest.as_str(), now, session::CHALLENGE_ATTEMPTS)
             .await?
         {
             Some(user_id) => self.store.user_by_id(&user_id).await?,
@@ -71,29 +75,78 @@ impl Hub {
             let sealed = user.totp_sealed.clone()?;
             Some((user, sealed))
         }) else {
-            self.throttle.fail(&from_address, now).await?;
+            reservation.fail(now).await?;
             return Err(Error::ChallengeExpired);
         };
-        let attempt = Attempt::new(&user.username, client.ip);
-        self.throttle.check(&attempt, now)?;
-        let sealed = sealed.as_str();
-        let secret = self.keys.unseal(sealed)?;
-        let Some(step) = totp::verify(&secret, code, now.timestamp()) else {
-            self.store.fail_challenge(digest.as_str(), now).await?;
-            self.throttle.fail(&attempt, now).await?;
-            return Err(Error::Unauthorized("Incorrect verification code".into()));
+        reservation.add_account(&user.username, now)?;
+        let taken = self
+            .store
+            .attempt_challenge(digest.as_str(), now, session::CHALLENGE_ATTEMPTS)
+            .await?;
+        if taken.as_deref() != Some(user.id.as_str()) {
+            reservation.fail(now).await?;
+            return Err(Error::ChallengeExpired);
+        }
+        // So is the account's attempt in a row; no address is exempt from this one.
+        let Some(in_a_row) = self.store.second_factor_attempt(&user.id, now).await? else {
+            let until = self.store.second_factor_blocked_until(&user.id).await?;
+            let wait_ms = until.map_or(1000, |until| until - store::millis(now));
+            let retry_after = u64::try_from((wait_ms.max(1000) + 999) / 1000).unwrap_or(1);
+            return Err(Error::Throttled { retry_after });
         };
-        if !self.store.accept_totp_step(&user.id, step).await? {
-            self.throttle.fail(&attempt, now).await?;
-            return Err(Error::Unauthorized(
-                "This verification code was already used; wait for the next one".into(),
-            ));
+        let secret = self.keys.unseal(sealed.as_str())?;
+        let refused = match totp::verify(&secret, code, now.timestamp()) {
+            None => Some("Incorrect verification code"),
+            Some(step) => (!self.store.accept_totp_step(&user.id, step).await?)
+                .then_some("This verification code was already used; wait for the next one"),
+        };
+        if let Some(message) = refused {
+            if in_a_row >= throttle::SECOND_FACTOR_CONSECUTIVE {
+                self.store.void_challenges(&user.id).await?;
+                self.second_factor_locked(&user, in_a_row, client, now)
+                    .await?;
+            }
+            reservation.fail(now).await?;
+            return Err(Error::Unauthorized(message.into()));
         }
         if !self.store.consume_challenge(digest.as_str()).await? {
             return Err(Error::ChallengeExpired);
         }
-        self.throttle.succeed(&attempt, now).await?;
+        self.store.second_factor_signed_in(&user.id).await?;
+        self.throttle.succeed(reservation.attempt(), now).await?;
+        drop(reservation);
         self.open_password_session(&user.id, &user.username, now)
+            .await
+    }
+
+    /// The notice that `user`'s second factor was guessed wrong `in_a_row` times: their
+    /// challenges are void and further codes wait. Logged at warn each time (no code, no
+    /// secret); the owner is told once per run of wrong codes, by a `second_factor_locked`
+    /// account event (the app's security-events feed) naming where the codes came from.
+    async fn second_factor_locked(
+        &self,
+        user: &UserRow,
+        in_a_row: i64,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        tracing::warn!(
+            user = %user.username,
+            in_a_row,
+            at = %now,
+            "wrong second-factor codes in a row: open sign-ins voided, further codes must wait"
+        );
+        if in_a_row != throttle::SECOND_FACTOR_CONSECUTIVE {
+            return Ok(());
+        }
+        let address = client.ip.to_string();
+        self.store
+            .record_account_event(
+                &user.id,
+                hubkey_api::AccountEventKind::SecondFactorLocked,
+                client.event_origin(&address),
+                now,
+            )
             .await
     }
 
@@ -205,17 +258,22 @@ impl Hub {
         client: &ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<Proof> {
-        let attempt = Attempt::new(username, client.ip);
+        let attempt = sign_in_attempt(username, client.ip);
         if !looks_like_token(secret) {
-            self.throttle.check(&attempt, now)?;
+            let reservation = self.throttle.reserve(&attempt, now)?;
             let user = self
-                .check_password(&attempt, username, secret.clone(), now)
+                .check_password(reservation, username, secret.clone(), now)
                 .await?;
             return Ok(Proof::Password(user));
         }
         // A PAT cannot be guessed: the account's limit, which password guesses from many
-        // addresses fill, must not refuse the account's own tokens (docker pulls, CI).
+        // addresses fill, must not refuse the account's own tokens (docker pulls, CI), nor
+        // may a cap on requests in flight.
         self.throttle.check_address(&attempt, now)?;
+        if !attempt.names_account() {
+            self.throttle.fail(&attempt, now).await?;
+            return Err(Error::bad_credentials());
+        }
         match self.use_token(Some(username), secret, now).await {
             Ok(token) => Ok(Proof::Token(token)),
             Err(Error::Unauthorized(_)) => {
@@ -226,28 +284,32 @@ impl Hub {
         }
     }
 
-    /// The user `username` if `password` is theirs; otherwise counts a failure of `attempt`.
-    /// An unknown user costs the same time as a wrong password.
+    /// The user `username` if `password` is theirs; otherwise turns `reservation` into a
+    /// failure. An unknown or disabled user, or a name no account can have, costs the same
+    /// time as a wrong password.
     pub(super) async fn check_password(
         &self,
-        attempt: &Attempt,
+        reservation: Reservation<'_>,
         username: &str,
         password: Zeroizing<String>,
         now: DateTime<Utc>,
     ) -> Result<UserRow> {
         // A disabled account is an unknown one here: same time, same answer, same count.
-        let user = self
-            .store
-            .user_by_name(username)
-            .await?
-            .filter(|user| user.disabled_at.is_none());
+        let user = if reservation.attempt().names_account() {
+            self.store
+                .user_by_name(username)
+                .await?
+                .filter(|user| user.disabled_at.is_none())
+        } else {
+            None
+        };
         let stored = user.as_ref().map(|user| user.password_hash.clone());
         let (true, Some(user)) = (self.hasher.verify(password, stored).await?, user) else {
-            self.throttle.fail(attempt, now).await?;
+            reservation.fail(now).await?;
             return Err(Error::bad_credentials());
         };
         if user.totp_sealed.is_none() {
-            self.throttle.succeed(attempt, now).await?;
+            self.throttle.succeed(reservation.attempt(), now).await?;
         }
         Ok(user)
     }
@@ -340,6 +402,17 @@ impl Hub {
             session_id,
             source,
         })
+    }
+}
+
+/// The throttling subjects of a sign-in as `username` from `ip`: a name account creation
+/// would refuse names no account, and counts against the address only (no key is made of
+/// it), with the same answer as a wrong password.
+fn sign_in_attempt(username: &str, ip: std::net::IpAddr) -> Attempt {
+    if super::check_username(username).is_ok() {
+        Attempt::on_account(username, ip)
+    } else {
+        Attempt::from_address(ip)
     }
 }
 

@@ -268,15 +268,37 @@ impl Store {
         Ok(())
     }
 
-    /// The user a live challenge belongs to, if it is live and has attempts left.
-    pub async fn challenge_user(
+    /// The user a live challenge with attempts left belongs to, read without taking an
+    /// attempt: to throttle by account before [`Store::attempt_challenge`], which decides.
+    pub async fn challenge_owner(
         &self,
         digest: &str,
         now: DateTime<Utc>,
         max_attempts: i64,
     ) -> Result<Option<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT user_id FROM mfa_challenges WHERE digest = $1 AND expires_at > $2 AND attempts < $3",
+            "SELECT user_id FROM mfa_challenges \
+             WHERE digest = $1 AND expires_at > $2 AND attempts < $3",
+        )
+        .bind(digest)
+        .bind(millis(now))
+        .bind(max_attempts)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Takes one of a live challenge's `max_attempts` before its code is compared: the user it
+    /// belongs to, or None when it is unknown, expired or out of attempts. One statement, so
+    /// that of any number of attempts in flight at most `max_attempts` get a user.
+    pub async fn attempt_challenge(
+        &self,
+        digest: &str,
+        now: DateTime<Utc>,
+        max_attempts: i64,
+    ) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "UPDATE mfa_challenges SET attempts = attempts + 1 \
+             WHERE digest = $1 AND expires_at > $2 AND attempts < $3 RETURNING user_id",
         )
         .bind(digest)
         .bind(millis(now))
@@ -294,18 +316,12 @@ impl Store {
         Ok(result.rows_affected() == 1)
     }
 
-    /// Counts a wrong code against a challenge, and forgets expired challenges.
-    pub async fn fail_challenge(&self, digest: &str, now: DateTime<Utc>) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE mfa_challenges SET attempts = attempts + 1 WHERE digest = $1")
-            .bind(digest)
-            .execute(&mut *tx)
+    /// Voids every open challenge of `user_id`: the password is needed again.
+    pub async fn void_challenges(&self, user_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM mfa_challenges WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&self.pool)
             .await?;
-        sqlx::query("DELETE FROM mfa_challenges WHERE expires_at <= $1")
-            .bind(millis(now))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
         Ok(())
     }
 }

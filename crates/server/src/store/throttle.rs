@@ -1,14 +1,18 @@
-//! What failed-sign-in throttling keeps across restarts: recent failures per subject and the
-//! addresses each account fully signed in from.
+//! What failed-sign-in throttling keeps across restarts: recent failures per subject, the
+//! addresses each account fully signed in from, and each account's wrong second-factor codes
+//! in a row. Subjects are the throttle's 16-byte digests.
 
 use chrono::{DateTime, Utc};
 
 use super::{millis, Store};
 use crate::error::Result;
+use crate::throttle::{
+    SECOND_FACTOR_BACKOFF_MAX, SECOND_FACTOR_BACKOFF_STEP, SECOND_FACTOR_CONSECUTIVE,
+};
 
 impl Store {
     /// Every failure since `since`, oldest first: (subject, time).
-    pub async fn failures_since(&self, since: DateTime<Utc>) -> Result<Vec<(String, i64)>> {
+    pub async fn failures_since(&self, since: DateTime<Utc>) -> Result<Vec<(Vec<u8>, i64)>> {
         Ok(
             sqlx::query_as("SELECT subject, at FROM login_failures WHERE at > $1 ORDER BY at")
                 .bind(millis(since))
@@ -17,26 +21,42 @@ impl Store {
         )
     }
 
-    /// Records one failure for each subject, and forgets failures older than `forget_before`.
-    pub async fn record_failure(
-        &self,
-        subjects: &[String],
-        now: DateTime<Utc>,
-        forget_before: DateTime<Utc>,
-    ) -> Result<()> {
+    /// Records one failure for each subject. Old ones are deleted by
+    /// [`Store::forget_throttling`], for every subject at once.
+    pub async fn record_failure(&self, subjects: &[&[u8]], now: DateTime<Utc>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for subject in subjects {
             sqlx::query("INSERT INTO login_failures (subject, at) VALUES ($1, $2)")
-                .bind(subject)
+                .bind(*subject)
                 .bind(millis(now))
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM login_failures WHERE subject = $1 AND at <= $2")
-                .bind(subject)
-                .bind(millis(forget_before))
-                .execute(&mut *tx)
-                .await?;
         }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes failures at or before `failures_before`, known addresses last used at or
+    /// before `addresses_before`, and 2FA challenges expired at `now`.
+    pub async fn forget_throttling(
+        &self,
+        failures_before: DateTime<Utc>,
+        addresses_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM login_failures WHERE at <= $1")
+            .bind(millis(failures_before))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sign_in_addresses WHERE last_at <= $1")
+            .bind(millis(addresses_before))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM mfa_challenges WHERE expires_at <= $1")
+            .bind(millis(now))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -45,7 +65,7 @@ impl Store {
     pub async fn sign_in_addresses_since(
         &self,
         since: DateTime<Utc>,
-    ) -> Result<Vec<(String, String, i64)>> {
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>, i64)>> {
         Ok(sqlx::query_as(
             "SELECT account, address, last_at FROM sign_in_addresses WHERE last_at > $1",
         )
@@ -54,16 +74,13 @@ impl Store {
         .await?)
     }
 
-    /// Notes a full sign-in of `account` from `address` at `now`, and forgets those older
-    /// than `forget_before`.
+    /// Notes a full sign-in of `account` from `address` at `now`.
     pub async fn record_sign_in_address(
         &self,
-        account: &str,
-        address: &str,
+        account: &[u8],
+        address: &[u8],
         now: DateTime<Utc>,
-        forget_before: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO sign_in_addresses (account, address, last_at) VALUES ($1, $2, $3) \
              ON CONFLICT (account, address) DO UPDATE SET last_at = excluded.last_at",
@@ -71,13 +88,68 @@ impl Store {
         .bind(account)
         .bind(address)
         .bind(millis(now))
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?;
-        sqlx::query("DELETE FROM sign_in_addresses WHERE last_at <= $1")
-            .bind(millis(forget_before))
-            .execute(&mut *tx)
+        Ok(())
+    }
+
+    /// Counts a second-factor attempt of `user_id` at `now` before its code is compared, in
+    /// one statement (so attempts in flight cannot all pass): the number of attempts in a row
+    /// without a full sign-in, this one included, or None while the account waits (from the
+    /// [`SECOND_FACTOR_CONSECUTIVE`]-th on, each attempt sets the wait after it; see
+    /// [`SECOND_FACTOR_BACKOFF_STEP`]). A full sign-in deletes the count
+    /// ([`Store::second_factor_signed_in`]).
+    pub async fn second_factor_attempt(
+        &self,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>> {
+        let step = SECOND_FACTOR_BACKOFF_STEP.num_milliseconds();
+        let max = SECOND_FACTOR_BACKOFF_MAX.num_milliseconds();
+        // (n − 9)² steps for the n-th attempt; the square stops growing at the maximum.
+        let max_factor = (max / step).isqrt() + 1;
+        Ok(sqlx::query_scalar(
+            "INSERT INTO second_factor_failures (user_id, consecutive, last_at, blocked_until) \
+             VALUES ($1, 1, $2, CASE WHEN 1 >= $3 THEN $2 + $4 ELSE NULL END) \
+             ON CONFLICT (user_id) DO UPDATE SET \
+               consecutive = second_factor_failures.consecutive + 1, \
+               last_at = $2, \
+               blocked_until = CASE \
+                 WHEN second_factor_failures.consecutive + 1 < $3 THEN NULL \
+                 WHEN second_factor_failures.consecutive + 2 - $3 >= $6 THEN $2 + $5 \
+                 ELSE $2 + $4 * (second_factor_failures.consecutive + 2 - $3) \
+                   * (second_factor_failures.consecutive + 2 - $3) END \
+             WHERE second_factor_failures.consecutive < $3 \
+               OR second_factor_failures.blocked_until <= $2 \
+             RETURNING consecutive",
+        )
+        .bind(user_id)
+        .bind(millis(now))
+        .bind(SECOND_FACTOR_CONSECUTIVE)
+        .bind(step)
+        .bind(max)
+        .bind(max_factor)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Until when `user_id`'s second factor waits, Unix ms, if it does.
+    pub async fn second_factor_blocked_until(&self, user_id: &str) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT blocked_until FROM second_factor_failures WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .flatten())
+    }
+
+    /// A full sign-in: the wrong codes in a row start over.
+    pub async fn second_factor_signed_in(&self, user_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM second_factor_failures WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&self.pool)
             .await?;
-        tx.commit().await?;
         Ok(())
     }
 }

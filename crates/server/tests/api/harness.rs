@@ -205,6 +205,12 @@ impl TestServer {
         client_from(&self.url, last)
     }
 
+    /// A client that connects from `address` (any 127.x.y.z is loopback), for attacks from
+    /// more than 255 addresses.
+    pub fn client_at(&self, address: Ipv4Addr) -> HubClient {
+        client_at(&self.url, address)
+    }
+
     /// The data directory, for admin commands while the server runs.
     pub fn data(&self) -> &DataDir {
         &self.data
@@ -393,6 +399,7 @@ pub struct ClockedServer {
     pub url: String,
     /// The server's clock.
     pub clock: ManualClock,
+    hub: hubkeyd::Hub,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), hubkeyd::SetupError>>,
     data: DataDir,
@@ -408,29 +415,51 @@ impl ClockedServer {
         let start = chrono::DateTime::from_timestamp(real - real.rem_euclid(30) + 10, 0)
             .expect("a representable time");
         let clock = ManualClock::new(start);
-        let url = hubkeyd::data_dir::default_database_url(data.path());
-        let instance = hubkeyd::open(data.path(), &url)
-            .await
-            .expect("open the data directory");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("listener address");
-        let state = hubkeyd::AppState::new(instance.hub, hubkeyd::Site::default())
-            .with_clock(clock.clone().into())
-            // The sweep runs on the turned clock; tests wait for it, not for 10 minutes.
-            .with_sweep_interval(Duration::from_millis(50));
-        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(hubkeyd::run_app(state, listener, async {
-            let _ = stopped.await;
-        }));
+        let (url, hub, shutdown, task) = serve_clocked(&data, &clock).await;
         ClockedServer {
-            url: format!("http://{addr}"),
+            url,
             clock,
+            hub,
             shutdown: Some(shutdown),
             task,
             data,
         }
+    }
+
+    /// Stops the server (gracefully) and serves the same data directory again on the same
+    /// clock, as a restart of the process would; [`ClockedServer::url`] changes.
+    pub async fn restart(&mut self) {
+        self.stop_and_close().await;
+        let (url, hub, shutdown, task) = serve_clocked(&self.data, &self.clock).await;
+        self.url = url;
+        self.hub = hub;
+        self.shutdown = Some(shutdown);
+        self.task = task;
+    }
+
+    /// Stops the server and closes its database (SQLite folds the write-ahead log into the
+    /// file), so the file's size is the data's; [`ClockedServer::restart`] serves it again.
+    pub async fn stop_and_close(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+            let _ = (&mut self.task).await;
+            self.hub.store().close().await;
+        }
+    }
+
+    /// The served hub, for what only the process can see (the throttle's memory).
+    pub fn hub(&self) -> &hubkeyd::Hub {
+        &self.hub
+    }
+
+    /// The server's SQLite database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.data.db_path()
+    }
+
+    /// A client that connects from `address` (see [`TestServer::client_at`]).
+    pub fn client_at(&self, address: Ipv4Addr) -> HubClient {
+        client_at(&self.url, address)
     }
 
     /// A raw request (see [`TestServer::raw`]).
@@ -490,13 +519,48 @@ impl Drop for ClockedServer {
     }
 }
 
+/// Serves `data` on `clock` as `hubkeyd serve` does: the URL, the hub, the shutdown switch and
+/// the serving task.
+async fn serve_clocked(
+    data: &DataDir,
+    clock: &ManualClock,
+) -> (
+    String,
+    hubkeyd::Hub,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), hubkeyd::SetupError>>,
+) {
+    let url = hubkeyd::data_dir::default_database_url(data.path());
+    let instance = hubkeyd::open(data.path(), &url)
+        .await
+        .expect("open the data directory");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("listener address");
+    let hub = instance.hub.clone();
+    let state = hubkeyd::AppState::new(instance.hub, hubkeyd::Site::default())
+        .with_clock(clock.clone().into())
+        // The sweep runs on the turned clock; tests wait for it, not for 10 minutes.
+        .with_sweep_interval(Duration::from_millis(50));
+    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(hubkeyd::run_app(state, listener, async {
+        let _ = stopped.await;
+    }));
+    (format!("http://{addr}"), hub, shutdown, task)
+}
+
 fn client_of(url: &str) -> HubClient {
     HubClient::new(url).expect("client for the test server")
 }
 
 fn client_from(url: &str, last: u8) -> HubClient {
+    client_at(url, Ipv4Addr::new(127, 0, 0, last))
+}
+
+fn client_at(url: &str, address: Ipv4Addr) -> HubClient {
     HubClient::builder(url)
-        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)))
+        .local_address(IpAddr::V4(address))
         .build()
         .expect("client for the test server")
 }

@@ -11,6 +11,7 @@ mod crash;
 mod events;
 mod harness;
 mod hostile;
+mod limits;
 mod openapi;
 mod pruning;
 mod secrets;
