@@ -100,7 +100,7 @@ pub fn parse_basic(value: &str) -> Option<(String, Zeroizing<String>)> {
     security((), ("basic" = [])),
     responses(
         (status = 200, body = RegistryTokenResponse, description = "A token granting what was asked ∩ what the credential allows"),
-        (status = 400, body = RegistryErrorBody, description = "Malformed query or `scope`"),
+        (status = 400, body = RegistryErrorBody, description = "Malformed query, `service` or `scope` (distribution's grammar, names up to 255 characters), or more than 64 scopes"),
         (status = 401, body = RegistryErrorBody, description = "Wrong or malformed credentials",
             headers(("WWW-Authenticate" = String, description = "`Basic realm=\"hubkey\"`"))),
         (status = 429, body = RegistryErrorBody, description = "Too many failed sign-ins",

@@ -49,6 +49,13 @@ pub const USAGE_DAYS: i64 = 30;
 /// Tokens by digest, for the token check on every registry request.
 pub type TokenCache = LookupCache<Arc<TokenOwner>>;
 
+/// The token cache's bound: about 60 000 tokens of typical size (~550 bytes each with the
+/// overhead), far more than are in use at once on one server.
+pub const TOKEN_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+/// The repository visibility cache's bound: about 20 000 public repositories (only found
+/// rows are kept, so only repositories someone made public or private).
+pub const REPOSITORY_CACHE_BYTES: u64 = 4 * 1024 * 1024;
+
 /// The service: the store, the keys, the password hasher, the registry token signer, and
 /// the token-use cache and log.
 #[derive(Clone)]
@@ -79,9 +86,17 @@ impl Hub {
             keys,
             hasher,
             issuer: Arc::new(issuer),
-            tokens: Arc::new(TokenCache::default()),
+            // Token changes go through this process (forgotten at once); an admin command in
+            // another process does not change tokens.
+            tokens: Arc::new(TokenCache::new(TOKEN_CACHE_BYTES, None, |owner| {
+                owner.heap_size()
+            })),
             // `hubkeyd repo` changes visibility from another process: look again after a while.
-            repositories: Arc::new(LookupCache::with_max_age(REPOSITORY_CACHE_AGE)),
+            repositories: Arc::new(LookupCache::new(
+                REPOSITORY_CACHE_BYTES,
+                Some(REPOSITORY_CACHE_AGE),
+                |_| 0,
+            )),
             usage: Arc::new(UsageLog::default()),
             throttle: Arc::new(throttle),
             access_ttl: session::ACCESS_TTL,
@@ -103,6 +118,11 @@ impl Hub {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// What the token and repository caches hold (for tests and figures).
+    pub fn cache_usage(&self) -> (crate::cache::CacheUsage, crate::cache::CacheUsage) {
+        (self.tokens.usage(), self.repositories.usage())
     }
 
     /// The log of token uses not yet written; the server flushes it periodically and on

@@ -167,7 +167,7 @@ mod tests {
             .unwrap();
         let kid = signer.kid.clone();
         let issuer = TokenIssuer::new(signer).unwrap();
-        let access = access::parse_scopes("repository:ann/app:pull").unwrap();
+        let access = access::parse_scopes(&["repository:ann/app:pull"]).unwrap();
         let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         let issued = issuer
             .issue("ann", "hubkey-registry", &access, now)

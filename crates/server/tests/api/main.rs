@@ -13,5 +13,6 @@ mod harness;
 mod hostile;
 mod openapi;
 mod pruning;
+mod registry_scopes;
 mod secrets;
 mod tokens;
