@@ -8,6 +8,7 @@
 mod auth;
 mod cli;
 mod crash;
+mod cross_site;
 mod events;
 mod harness;
 mod hostile;
