@@ -12,6 +12,7 @@ mod cross_site;
 mod events;
 mod harness;
 mod hostile;
+mod key_rotation;
 mod openapi;
 mod pruning;
 mod registry_scopes;
