@@ -52,6 +52,10 @@ pub type TokenCache = LookupCache<Arc<TokenOwner>>;
 /// The token cache's bound: about 60 000 tokens of typical size (~550 bytes each with the
 /// overhead), far more than are in use at once on one server.
 pub const TOKEN_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+/// How long a cached token is trusted without looking again: how soon a running server sees
+/// a change another process made to it or its account. One indexed lookup per token and
+/// minute costs nothing on the hot path.
+pub const TOKEN_CACHE_AGE: std::time::Duration = std::time::Duration::from_secs(60);
 /// The repository visibility cache's bound: about 20 000 public repositories (only found
 /// rows are kept, so only repositories someone made public or private).
 pub const REPOSITORY_CACHE_BYTES: u64 = 4 * 1024 * 1024;
@@ -86,11 +90,13 @@ impl Hub {
             keys,
             hasher,
             issuer: Arc::new(issuer),
-            // Token changes go through this process (forgotten at once); an admin command in
-            // another process does not change tokens.
-            tokens: Arc::new(TokenCache::new(TOKEN_CACHE_BYTES, None, |owner| {
-                owner.heap_size()
-            })),
+            // Token changes through the API are forgotten at once; an admin command run in
+            // another process (on the account) is seen after TOKEN_CACHE_AGE.
+            tokens: Arc::new(TokenCache::new(
+                TOKEN_CACHE_BYTES,
+                Some(TOKEN_CACHE_AGE),
+                |owner| owner.heap_size(),
+            )),
             // `hubkeyd repo` changes visibility from another process: look again after a while.
             repositories: Arc::new(LookupCache::new(
                 REPOSITORY_CACHE_BYTES,
