@@ -56,11 +56,14 @@ impl Hub {
             .await?;
         let mut granted = Vec::with_capacity(requested.len());
         for resource in &requested {
-            // Only a name that could be a repository of an account is looked up (a name with
-            // a registry host in front is not: no account owns a host).
-            let is_public = match (resource.kind.as_str(), resource.name.split_once('/')) {
-                ("repository", Some((namespace, name)))
-                    if check_username(namespace).is_ok() && check_repository_name(name).is_ok() =>
+            // Visibility is looked up only when it changes the grant (not for the owner), and
+            // only for a name that can be an account's repository (not one with a registry
+            // host in front: no account owns a host).
+            let is_public = match resource.name.split_once('/') {
+                Some((namespace, name))
+                    if access::depends_on_visibility(&principal, resource)
+                        && check_username(namespace).is_ok()
+                        && check_repository_name(name).is_ok() =>
                 {
                     self.is_public(namespace, name).await?
                 }

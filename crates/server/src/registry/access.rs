@@ -192,6 +192,25 @@ pub fn namespace_of(repository: &str) -> Option<&str> {
     repository.split_once('/').map(|(namespace, _)| namespace)
 }
 
+/// Whether [`grant`] of `requested` to `principal` depends on the repository being public: not
+/// for the namespace's owner with more than public-read rights, who gets the same either way.
+/// The hub looks visibility up only when it does (a private repository has no cached answer:
+/// misses are never cached, so the owner's pulls and pushes would each cost a query).
+pub fn depends_on_visibility(principal: &Principal, requested: &ResourceActions) -> bool {
+    if requested.kind != "repository" {
+        return false;
+    }
+    let owner = namespace_of(&requested.name);
+    match principal {
+        Principal::Anonymous => true,
+        Principal::Password { username } => owner != Some(username.as_str()),
+        Principal::Token { username, scopes } => {
+            owner != Some(username.as_str())
+                || Scope::widest(scopes).is_none_or(|widest| widest == Scope::PublicRead)
+        }
+    }
+}
+
 /// The actions `principal` gets on `requested`, given whether the repository is public.
 /// Only `repository` resources are granted; other types (`registry:catalog:*`) get nothing,
 /// since a catalog would list other accounts' private repositories.
@@ -375,6 +394,44 @@ mod tests {
         assert!(grant(&token(&[Scope::Admin]), &unowned, false)
             .actions
             .is_empty());
+    }
+
+    #[test]
+    fn visibility_is_looked_up_only_when_it_changes_the_grant() {
+        let principals = [
+            Principal::Anonymous,
+            Principal::Password {
+                username: "ann".into(),
+            },
+            token(&[]),
+            token(&[Scope::PublicRead]),
+            token(&[Scope::Read]),
+            token(&[Scope::Write]),
+            token(&[Scope::Admin]),
+        ];
+        let mut skipped = 0;
+        for principal in &principals {
+            for ask in [
+                "repository:ann/app:pull,push,delete,*",
+                "repository:bob/app:pull,push",
+                "repository:app:pull",
+                "registry:catalog:*",
+            ] {
+                let ask = scope(ask);
+                if !depends_on_visibility(principal, &ask) {
+                    skipped += 1;
+                    assert_eq!(
+                        grant(principal, &ask, true),
+                        grant(principal, &ask, false),
+                        "{principal:?} {ask:?}"
+                    );
+                }
+            }
+        }
+        assert!(
+            skipped >= 8,
+            "the owner's and the catalog's lookups are skipped"
+        );
     }
 
     #[test]
