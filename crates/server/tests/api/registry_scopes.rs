@@ -23,6 +23,16 @@ fn longest_name(n: u64) -> String {
     format!("{prefix}{}", "a".repeat(MAX_NAME - prefix.len()))
 }
 
+/// The status of an anonymous `GET /token?QUERY`.
+async fn anonymous_status(http: &reqwest::Client, url: &str, query: &str) -> u16 {
+    http.get(format!("{url}/token?{query}"))
+        .send()
+        .await
+        .expect("request")
+        .status()
+        .as_u16()
+}
+
 /// The status of one raw HTTP/1.1 request written on its own connection (for request lines
 /// longer than an HTTP client library will build).
 async fn raw_status(url: &str, request: &[u8]) -> u16 {
@@ -183,14 +193,8 @@ async fn anonymous_scope_floods_get_400s_and_memory_stays_bounded() {
         "VmRSS grew from {before} KiB to {after} KiB"
     );
     // Still serving the real thing.
-    let answer = http
-        .get(format!(
-            "{url}/token?service=registry&scope=repository:ann/app:pull"
-        ))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(answer.status(), 200);
+    let query = "service=registry&scope=repository:ann/app:pull";
+    assert_eq!(anonymous_status(&http, &url, query).await, 200);
 }
 
 #[tokio::test]
@@ -233,12 +237,9 @@ async fn scope_errors_are_registry_shaped_400s_naming_the_limit() {
         "scope=repository:localhost:5000/ann/app:pull".to_owned(),
         "scope=registry:catalog:*".to_owned(),
     ] {
-        let answer = http
-            .get(format!("{}/token?service=registry&{query}", server.url))
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(answer.status(), 200, "{query:.80}");
+        let query = format!("service=registry&{query}");
+        let status = anonymous_status(&http, &server.url, &query).await;
+        assert_eq!(status, 200, "{query:.80}");
     }
 }
 
@@ -247,15 +248,8 @@ async fn lookups_that_find_nothing_are_not_cached() {
     let server = ClockedServer::start().await;
     let http = reqwest::Client::new();
     for n in 0..500 {
-        let answer = http
-            .get(format!(
-                "{}/token?scope=repository:ghost/r{n}:pull",
-                server.url
-            ))
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(answer.status(), 200);
+        let query = format!("scope=repository:ghost/r{n}:pull");
+        assert_eq!(anonymous_status(&http, &server.url, &query).await, 200);
     }
     let (tokens, repositories) = server.hub.cache_usage();
     assert_eq!(
@@ -270,15 +264,8 @@ async fn lookups_that_find_nothing_are_not_cached() {
         .await
         .expect("make ann/app public");
     for _ in 0..10 {
-        let answer = http
-            .get(format!(
-                "{}/token?scope=repository:ann/app:pull",
-                server.url
-            ))
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(answer.status(), 200);
+        let query = "scope=repository:ann/app:pull";
+        assert_eq!(anonymous_status(&http, &server.url, query).await, 200);
     }
     let (_, repositories) = server.hub.cache_usage();
     assert_eq!(repositories.entries, 1, "{repositories:?}");
