@@ -217,7 +217,7 @@ fn ceiling(duration: Duration) -> Result<f64> {
     let dir = tempfile::tempdir()?;
     let keys = hubkeyd::registry::keys::RegistryKeys::open(dir.path())?;
     let issuer = hubkeyd::registry::TokenIssuer::new(keys.signer()?)?;
-    let access = hubkeyd::registry::access::parse_scopes("repository:bench/app:pull")?;
+    let access = hubkeyd::registry::access::parse_scopes(&["repository:bench/app:pull"])?;
     let token = PlainToken::generate();
     let started = Instant::now();
     let mut done = 0u64;

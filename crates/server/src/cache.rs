@@ -1,93 +1,203 @@
-//! A cache of store answers for the hot path, keyed by string, that forgets an entry the
-//! moment what it describes changes.
+//! A cache of store answers for the hot path, keyed by string, bounded by its weight in
+//! bytes, that never keeps a miss and forgets an entry the moment what it describes changes.
 //!
 //! The registry token endpoint checks a PAT on every `docker pull`; the hub keeps the tokens
 //! recently looked up (by digest) and repository visibility here. The caches are per process:
 //! instances sharing a database would need to tell each other about changes (not built yet).
+//!
+//! The map itself is moka's (a concurrent TinyLFU cache, as Caffeine's): a size bound by
+//! weight with an admission policy that keeps frequently used entries when a flood of one-off
+//! keys arrives, and per-entry time to live, were what the hand-written map lacked (it was
+//! bounded by entry count only, and emptied itself whole when full).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use moka::sync::Cache;
 
 use crate::error::Result;
 
-/// Answers of the store kept in memory for the hot path, keyed by string. An entry is
-/// dropped the moment what it describes changes ([`LookupCache::forget`], called after the
-/// change commits); a load that began before such a change does not put the old answer back.
-#[derive(Debug)]
+/// What an entry costs besides its key and value's heap parts: moka's own bookkeeping and
+/// the hash table slot, rounded up.
+const ENTRY_OVERHEAD: usize = 128;
+
+/// Answers of the store kept in memory for the hot path, keyed by string. Only found answers
+/// (`Some`) are kept: a lookup of something that does not exist costs a query every time, so
+/// made-up keys cannot fill the cache. An entry is dropped the moment what it describes
+/// changes ([`LookupCache::forget`], called after the change commits); a load that began
+/// before such a change does not put the old answer back.
 pub struct LookupCache<V> {
-    entries: RwLock<HashMap<String, (V, Instant)>>,
+    entries: Cache<String, V>,
     /// Bumped by every [`LookupCache::forget`].
     generation: AtomicU64,
-    capacity: usize,
-    /// Entries older than this are loaded again; `None` keeps them until forgotten.
-    max_age: Option<Duration>,
+    /// Held shared while a loaded answer is inserted, exclusively while forgetting, so an
+    /// insert cannot slip between a forget's generation bump and its removal.
+    inserting: RwLock<()>,
 }
 
-impl<V> Default for LookupCache<V> {
-    fn default() -> Self {
+impl<V> std::fmt::Debug for LookupCache<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LookupCache")
+            .field("entries", &self.entries.entry_count())
+            .field("weighted_size", &self.entries.weighted_size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<V: Clone + Send + Sync + 'static> LookupCache<V> {
+    /// A cache of at most `max_bytes` (keys, values' heap parts as `heap_size` tells them, and
+    /// a fixed overhead per entry). With `time_to_live`, an entry is loaded again once that
+    /// old: for answers another process may change.
+    pub fn new(max_bytes: u64, time_to_live: Option<Duration>, heap_size: fn(&V) -> usize) -> Self {
+        let weigher = move |key: &String, value: &V| -> u32 {
+            let bytes = key.len() + std::mem::size_of::<V>() + ENTRY_OVERHEAD + heap_size(value);
+            u32::try_from(bytes).unwrap_or(u32::MAX)
+        };
+        let mut builder = Cache::builder().max_capacity(max_bytes).weigher(weigher);
+        if let Some(ttl) = time_to_live {
+            builder = builder.time_to_live(ttl);
+        }
         LookupCache {
-            entries: RwLock::new(HashMap::new()),
+            entries: builder.build(),
             generation: AtomicU64::new(0),
-            capacity: 100_000,
-            max_age: None,
+            inserting: RwLock::new(()),
         }
     }
-}
 
-impl<V> LookupCache<V> {
-    /// A cache whose entries are loaded again once older than `max_age`, for answers that
-    /// another process may change.
-    pub fn with_max_age(max_age: Duration) -> Self {
-        LookupCache {
-            max_age: Some(max_age),
-            ..Self::default()
-        }
-    }
-}
-
-impl<V: Clone> LookupCache<V> {
-    /// The cached answer for `key`, or `load`'s; a `Some` answer is cached. When the cache is
-    /// full it is emptied and refills from later lookups.
+    /// The cached answer for `key`, or `load`'s; only a `Some` answer is cached.
     pub async fn get_or_load<F, Fut>(&self, key: &str, load: F) -> Result<Option<V>>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Option<V>>>,
     {
-        if let Some((hit, loaded_at)) = read(&self.entries).get(key) {
-            if self.max_age.is_none_or(|age| loaded_at.elapsed() < age) {
-                return Ok(Some(hit.clone()));
-            }
+        if let Some(hit) = self.entries.get(key) {
+            return Ok(Some(hit));
         }
         let generation = self.generation.load(Ordering::Acquire);
         let Some(loaded) = load().await? else {
             return Ok(None);
         };
-        let mut entries = write(&self.entries);
+        let _inserting = self
+            .inserting
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if self.generation.load(Ordering::Acquire) == generation {
-            if entries.len() >= self.capacity {
-                entries.clear();
-            }
-            entries.insert(key.to_owned(), (loaded.clone(), Instant::now()));
+            self.entries.insert(key.to_owned(), loaded.clone());
         }
         Ok(Some(loaded))
     }
 
     /// Drops `key`: call after committing any change to what it describes.
     pub fn forget(&self, key: &str) {
-        let mut entries = write(&self.entries);
+        let _forgetting = self
+            .inserting
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.generation.fetch_add(1, Ordering::AcqRel);
-        entries.remove(key);
+        self.entries.invalidate(key);
+    }
+
+    /// How many entries and bytes (by the weigher) are kept, after pending evictions ran.
+    pub fn usage(&self) -> CacheUsage {
+        self.entries.run_pending_tasks();
+        CacheUsage {
+            entries: self.entries.entry_count(),
+            bytes: self.entries.weighted_size(),
+        }
     }
 }
 
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+/// What a cache holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheUsage {
+    pub entries: u64,
+    pub bytes: u64,
 }
 
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache(max_bytes: u64) -> LookupCache<String> {
+        LookupCache::new(max_bytes, None, String::len)
+    }
+
+    #[tokio::test]
+    async fn misses_are_not_kept() {
+        let cache = cache(1 << 20);
+        for i in 0..1000 {
+            let found = cache
+                .get_or_load(&format!("nobody-{i}"), || async { Ok(None) })
+                .await
+                .unwrap();
+            assert!(found.is_none());
+        }
+        assert_eq!(cache.usage().entries, 0);
+    }
+
+    #[tokio::test]
+    async fn the_weight_bound_holds_under_a_flood_of_large_entries() {
+        let cache = cache(64 * 1024);
+        for i in 0..2000 {
+            let key = format!("{i}-{}", "k".repeat(1000));
+            cache
+                .get_or_load(&key, || async { Ok(Some("v".repeat(1000))) })
+                .await
+                .unwrap();
+        }
+        let usage = cache.usage();
+        assert!(usage.bytes <= 64 * 1024, "{usage:?}");
+        assert!(usage.entries < 40, "{usage:?}");
+    }
+
+    #[tokio::test]
+    async fn forget_drops_an_entry_and_a_hit_needs_no_load() {
+        let cache = cache(1 << 20);
+        let loaded = cache
+            .get_or_load("a", || async { Ok(Some("one".to_owned())) })
+            .await
+            .unwrap();
+        assert_eq!(loaded.as_deref(), Some("one"));
+        let hit = cache
+            .get_or_load("a", || async { panic!("a hit loads nothing") })
+            .await
+            .unwrap();
+        assert_eq!(hit.as_deref(), Some("one"));
+        cache.forget("a");
+        let again = cache
+            .get_or_load("a", || async { Ok(Some("two".to_owned())) })
+            .await
+            .unwrap();
+        assert_eq!(again.as_deref(), Some("two"));
+    }
+
+    #[tokio::test]
+    async fn a_load_that_raced_a_forget_is_not_kept() {
+        let cache = cache(1 << 20);
+        let stale = cache
+            .get_or_load("a", || async {
+                cache.forget("a");
+                Ok(Some("stale".to_owned()))
+            })
+            .await
+            .unwrap();
+        assert_eq!(stale.as_deref(), Some("stale"));
+        assert_eq!(cache.usage().entries, 0);
+    }
+
+    #[tokio::test]
+    async fn entries_expire_after_their_time_to_live() {
+        let cache = LookupCache::new(1 << 20, Some(Duration::from_millis(50)), String::len);
+        cache
+            .get_or_load("a", || async { Ok(Some("old".to_owned())) })
+            .await
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(80));
+        let fresh = cache
+            .get_or_load("a", || async { Ok(Some("new".to_owned())) })
+            .await
+            .unwrap();
+        assert_eq!(fresh.as_deref(), Some("new"));
+    }
 }

@@ -3,8 +3,12 @@
 //! [`UsageLog`] collects `last_used` and per-day counts in memory and writes them in one
 //! transaction every [`FLUSH_INTERVAL`] (at most that much is lost on a crash); readers merge
 //! the unflushed uses in, so the token list and the pruning rule always see the latest use.
+//! A batch a flush has taken stays visible until it is written (`in_flight`), and one flush
+//! runs at a time: a flush called while another is writing waits for it, so when the pruning
+//! rule's own flush returns, every use recorded before it is in the database.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,7 +24,19 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_secs(2);
 #[derive(Debug, Default)]
 pub struct UsageLog {
     pending: Mutex<HashMap<String, PendingUse>>,
+    /// The batch a flush took and is writing; readers merge it in until it is written.
+    in_flight: Mutex<HashMap<String, PendingUse>>,
+    /// Held by a flush from taking its batch until it is written (or given back).
+    writing: tokio::sync::Mutex<()>,
+    /// Test hook: a flush that took a batch waits here (shared) before writing it, so a test
+    /// holding it exclusively ([`UsageLog::hold_writes`]) keeps a flush in flight.
+    gate: tokio::sync::RwLock<()>,
+    /// Non-empty batches taken so far (for the test hook).
+    batches_taken: AtomicU64,
 }
+
+/// While held, every flush that has taken its batch waits before writing it.
+pub type WriteHold<'a> = tokio::sync::RwLockWriteGuard<'a, ()>;
 
 /// Days since the Unix epoch of `at`, in UTC.
 pub fn epoch_day(at: DateTime<Utc>) -> i64 {
@@ -36,30 +52,60 @@ impl UsageLog {
         *entry.days.entry(epoch_day(now)).or_insert(0) += 1;
     }
 
-    /// The unflushed uses of `uuid`, if any.
+    /// The unflushed uses of `uuid`, if any: those recorded since the last flush and those a
+    /// flush is writing. (A reader that read the store just before a flush committed may
+    /// count that flush's uses twice for a moment; `last_used` is a maximum and stays right.)
     pub fn pending(&self, uuid: &str) -> Option<PendingUse> {
-        lock(&self.pending).get(uuid).cloned()
+        let pending = lock(&self.pending);
+        let in_flight = lock(&self.in_flight);
+        match (pending.get(uuid), in_flight.get(uuid)) {
+            (None, None) => None,
+            (Some(one), None) | (None, Some(one)) => Some(one.clone()),
+            (Some(newer), Some(older)) => {
+                let mut merged = older.clone();
+                merge(&mut merged, newer.clone());
+                Some(merged)
+            }
+        }
+    }
+
+    /// Test hook: holds every flush between taking its batch and writing it, until the
+    /// returned guard is dropped (a slow disk, made deterministic).
+    #[doc(hidden)]
+    pub async fn hold_writes(&self) -> WriteHold<'_> {
+        self.gate.write().await
+    }
+
+    /// Test hook: how many non-empty batches flushes have taken so far.
+    #[doc(hidden)]
+    pub fn batches_taken(&self) -> u64 {
+        self.batches_taken.load(Ordering::Acquire)
     }
 
     /// Writes every pending use in one transaction. On failure the uses are kept for the
     /// next attempt.
     pub async fn flush(&self, store: &Store) -> Result<()> {
-        let batch = std::mem::take(&mut *lock(&self.pending));
+        let _writing = self.writing.lock().await;
+        let batch = {
+            let mut pending = lock(&self.pending);
+            let batch = std::mem::take(&mut *pending);
+            lock(&self.in_flight).clone_from(&batch);
+            batch
+        };
         if batch.is_empty() {
             return Ok(());
         }
-        if let Err(err) = store.record_uses(&batch).await {
-            let mut pending = lock(&self.pending);
+        self.batches_taken.fetch_add(1, Ordering::AcqRel);
+        drop(self.gate.read().await);
+        let written = store.record_uses(&batch).await;
+        let mut pending = lock(&self.pending);
+        if written.is_err() {
             for (uuid, unwritten) in batch {
-                let entry = pending.entry(uuid).or_default();
-                entry.last_used = entry.last_used.max(unwritten.last_used);
-                for (day, uses) in unwritten.days {
-                    *entry.days.entry(day).or_insert(0) += uses;
-                }
+                merge(pending.entry(uuid).or_default(), unwritten);
             }
-            return Err(err);
         }
-        Ok(())
+        lock(&self.in_flight).clear();
+        written
     }
 
     /// Flushes every [`FLUSH_INTERVAL`] until the log is dropped elsewhere; run as a task.
@@ -72,6 +118,14 @@ impl UsageLog {
                 tracing::warn!(error = %err, "writing token uses failed; will retry");
             }
         }
+    }
+}
+
+/// Adds `other`'s uses to `into`.
+fn merge(into: &mut PendingUse, other: PendingUse) {
+    into.last_used = into.last_used.max(other.last_used);
+    for (day, uses) in other.days {
+        *into.days.entry(day).or_insert(0) += uses;
     }
 }
 

@@ -1,5 +1,6 @@
 //! The HTTP edge: routes, extractors, error bodies and the OpenAPI document.
 
+pub mod cross_site;
 pub mod error;
 pub mod extract;
 pub mod registry;
@@ -169,7 +170,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/token",
-            get(registry::token_get).post(registry::token_post),
+            get(registry::token_get).post(registry::token_post).layer(
+                axum::middleware::from_fn_with_state(state.clone(), cross_site::refuse_cross_site),
+            ),
         )
         .route(
             "/v2/repositories/{namespace}/{name}",

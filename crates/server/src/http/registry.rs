@@ -100,7 +100,8 @@ pub fn parse_basic(value: &str) -> Option<(String, Zeroizing<String>)> {
     security((), ("basic" = [])),
     responses(
         (status = 200, body = RegistryTokenResponse, description = "A token granting what was asked ∩ what the credential allows"),
-        (status = 400, body = RegistryErrorBody, description = "Malformed query or `scope`"),
+        (status = 400, body = RegistryErrorBody, description = "Malformed query, `service` or `scope` (distribution's grammar, names up to 255 characters), or more than 64 scopes"),
+        (status = 403, body = RegistryErrorBody, description = "A browser's cross-site request (`Origin` of another site, or `Sec-Fetch-Site: cross-site`/`same-site`), refused before anything is read"),
         (status = 401, body = RegistryErrorBody, description = "Wrong or malformed credentials",
             headers(("WWW-Authenticate" = String, description = "`Basic realm=\"hubkey\"`"))),
         (status = 429, body = RegistryErrorBody, description = "Too many failed sign-ins",
@@ -145,6 +146,7 @@ pub async fn token_get(
     responses(
         (status = 200, body = RegistryTokenResponse, description = "A token granting what was asked ∩ what the credential allows"),
         (status = 400, body = RegistryErrorBody, description = "Unknown `grant_type`, malformed form or `scope`, or a body that is not UTF-8"),
+        (status = 403, body = RegistryErrorBody, description = "A browser's cross-site request (`Origin` of another site, or `Sec-Fetch-Site: cross-site`/`same-site`), refused before the body is read"),
         (status = 401, body = RegistryErrorBody, description = "Wrong credentials or refresh token",
             headers(("WWW-Authenticate" = String, description = "`Basic realm=\"hubkey\"`"))),
         (status = 413, body = RegistryErrorBody, description = "Body over 64 KiB"),

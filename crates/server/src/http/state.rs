@@ -77,6 +77,11 @@ impl AppState {
         self.clock.now()
     }
 
+    /// The URL clients reach this server at, when configured.
+    pub fn public_url(&self) -> Option<&str> {
+        self.public_url.as_deref()
+    }
+
     /// The base of absolute links in answers.
     pub fn base_url(&self, headers: &HeaderMap) -> String {
         if let Some(url) = &self.public_url {

@@ -56,16 +56,23 @@ impl ClientInfo {
     }
 }
 
-/// How long a looked-up token is trusted before it is read again: the longest a token of an
-/// account disabled from the CLI (another process) keeps working. Changes made through the
-/// API are seen at once.
-pub const TOKEN_CACHE_AGE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Days of usage shown with each token.
 pub const USAGE_DAYS: i64 = 30;
 
 /// Tokens by digest, for the token check on every registry request.
 pub type TokenCache = LookupCache<Arc<TokenOwner>>;
+
+/// The token cache's bound: about 60 000 tokens of typical size (~550 bytes each with the
+/// overhead), far more than are in use at once on one server.
+pub const TOKEN_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+/// How long a cached token is trusted without looking again: the longest a token of an
+/// account disabled from the CLI (another process) keeps working. Changes made through the
+/// API are seen at once. One indexed lookup per token every 5 s is nothing on the hot path.
+pub const TOKEN_CACHE_AGE: std::time::Duration = std::time::Duration::from_secs(5);
+/// The repository visibility cache's bound: about 20 000 public repositories (only found
+/// rows are kept, so only repositories someone made public or private).
+pub const REPOSITORY_CACHE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The service: the store, the keys, the password hasher, the registry token signer, and
 /// the token-use cache and log.
@@ -97,10 +104,19 @@ impl Hub {
             keys,
             hasher,
             issuer: Arc::new(issuer),
-            // A CLI command in another process may disable the owner: look again after a while.
-            tokens: Arc::new(TokenCache::with_max_age(TOKEN_CACHE_AGE)),
+            // Token changes through the API are forgotten at once; an admin command run in
+            // another process (on the account) is seen after TOKEN_CACHE_AGE.
+            tokens: Arc::new(TokenCache::new(
+                TOKEN_CACHE_BYTES,
+                Some(TOKEN_CACHE_AGE),
+                |owner| owner.heap_size(),
+            )),
             // `hubkeyd repo` changes visibility from another process: look again after a while.
-            repositories: Arc::new(LookupCache::with_max_age(REPOSITORY_CACHE_AGE)),
+            repositories: Arc::new(LookupCache::new(
+                REPOSITORY_CACHE_BYTES,
+                Some(REPOSITORY_CACHE_AGE),
+                |_| 0,
+            )),
             usage: Arc::new(UsageLog::default()),
             throttle: Arc::new(throttle),
             access_ttl: session::ACCESS_TTL,
@@ -128,6 +144,11 @@ impl Hub {
     /// ([`Throttle::sweep_forever`]).
     pub fn throttle(&self) -> &Arc<Throttle> {
         &self.throttle
+    }
+
+    /// What the token and repository caches hold (for tests and figures).
+    pub fn cache_usage(&self) -> (crate::cache::CacheUsage, crate::cache::CacheUsage) {
+        (self.tokens.usage(), self.repositories.usage())
     }
 
     /// The log of token uses not yet written; the server flushes it periodically and on

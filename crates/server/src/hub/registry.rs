@@ -6,7 +6,7 @@ use hubkey_api::RegistryTokenResponse;
 use zeroize::Zeroizing;
 
 use super::sign_in::{refuse_password_with_2fa, Proof};
-use super::{ClientInfo, Hub};
+use super::{check_repository_name, check_username, ClientInfo, Hub};
 use crate::error::{Error, Result};
 use crate::registry::access::{self, Principal};
 use crate::throttle::Attempt;
@@ -46,20 +46,27 @@ impl Hub {
         client: &ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<RegistryTokenResponse> {
-        let mut requested = Vec::new();
-        for scope in &request.scopes {
-            requested.extend(
-                access::parse_scopes(scope)
-                    .map_err(|err| Error::invalid("scope", err.to_string()))?,
-            );
-        }
+        // Checked before the credential or any lookup: a malformed or oversized request
+        // costs nothing but this parse.
+        let requested = access::parse_scopes(&request.scopes)
+            .map_err(|err| Error::invalid("scope", err.to_string()))?;
+        check_service(&request.service)?;
         let (principal, refresh_token) = self
             .registry_principal(request.credential, request.offline, client, now)
             .await?;
         let mut granted = Vec::with_capacity(requested.len());
         for resource in &requested {
-            let is_public = match (resource.kind.as_str(), resource.name.split_once('/')) {
-                ("repository", Some((namespace, name))) => self.is_public(namespace, name).await?,
+            // Visibility is looked up only when it changes the grant (not for the owner), and
+            // only for a name that can be an account's repository (not one with a registry
+            // host in front: no account owns a host).
+            let is_public = match resource.name.split_once('/') {
+                Some((namespace, name))
+                    if access::depends_on_visibility(&principal, resource)
+                        && check_username(namespace).is_ok()
+                        && check_repository_name(name).is_ok() =>
+                {
+                    self.is_public(namespace, name).await?
+                }
                 _ => false,
             };
             granted.push(access::grant(&principal, resource, is_public));
@@ -126,5 +133,21 @@ impl Hub {
                 Ok((principal, None))
             }
         }
+    }
+}
+
+/// The longest `service` name accepted (it becomes the token's audience).
+pub const MAX_SERVICE: usize = 255;
+
+/// A service name is printable ASCII of at most [`MAX_SERVICE`] characters: it is copied into
+/// the signed token.
+fn check_service(service: &str) -> Result<()> {
+    if service.len() <= MAX_SERVICE && service.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "service",
+            format!("use at most {MAX_SERVICE} printable ASCII characters"),
+        ))
     }
 }

@@ -19,9 +19,7 @@ impl Hub {
         let public = self
             .repositories
             .get_or_load(&key, || async {
-                Ok(Some(
-                    self.store.repository_is_public(namespace, name).await?,
-                ))
+                self.store.repository_is_public(namespace, name).await
             })
             .await?;
         Ok(public.unwrap_or(false))
@@ -91,21 +89,7 @@ impl Hub {
 /// Repository names below the namespace: path components of lowercase letters and digits,
 /// with single `.`, `_` or `-` between them, joined by `/`.
 pub fn check_repository_name(name: &str) -> Result<()> {
-    // distribution's grammar: alphanumeric runs joined by `.`, `_`, `__` or any run of `-`.
-    let separator_ok =
-        |run: &str| matches!(run, "." | "_" | "__") || run.bytes().all(|b| b == b'-');
-    let component_ok = |part: &str| {
-        part.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && part.ends_with(|c: char| c.is_ascii_alphanumeric())
-            && part.bytes().all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
-            })
-            && part
-                .split(|c: char| c.is_ascii_alphanumeric())
-                .filter(|run| !run.is_empty())
-                .all(separator_ok)
-    };
-    if name.len() <= 200 && name.split('/').all(component_ok) {
+    if name.len() <= 200 && crate::registry::access::is_repository_path(name) {
         Ok(())
     } else {
         Err(Error::invalid(

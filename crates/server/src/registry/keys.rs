@@ -6,6 +6,12 @@
 //! certificate kept until the tokens it signed have expired. The certificate bundle a
 //! registry trusts (`rootcertbundle`) holds all three certificates, so a rotation is:
 //! `stage`, deploy the bundle, `promote`, wait out the token lifetime, `retire`.
+//!
+//! Crash safety: every file is replaced whole (written to a temporary file, synced, renamed,
+//! the folder synced), a certificate is written before its key, and `promote` copies before
+//! it removes. The signer takes whichever of the three certificates belongs to `signing.key`.
+//! So after a crash at any point, the key hubkeyd signs with has its certificate in the
+//! bundle deployed after `stage`, and running the interrupted command again finishes it.
 
 use std::path::{Path, PathBuf};
 
@@ -76,8 +82,11 @@ impl RegistryKeys {
             dir: data_dir::registry_keys(data_dir),
         };
         data_dir::create_private_dir(&keys.dir)?;
-        if !keys.cert_path(Slot::Signing).exists() {
-            keys.generate(Slot::Signing)?;
+        // A signing key is only ever replaced whole, never removed: none means none was made
+        // yet (or its first creation stopped after the certificate).
+        if !keys.key_path(Slot::Signing).exists() {
+            let mut steps = Steps::default();
+            keys.generate(Slot::Signing, &mut steps)?;
         }
         Ok(keys)
     }
@@ -94,7 +103,13 @@ impl RegistryKeys {
             &rng,
         )
         .map_err(|err| SetupError::Key(format!("registry signing key: {err}")))?;
-        let cert_der = pem_to_der(&read(&self.cert_path(Slot::Signing))?)?;
+        let cert_der = self.certificate_of(&pair)?.ok_or_else(|| {
+            SetupError::Key(
+                "the registry signing key has no certificate in the bundle: the registry would \
+                 not trust its tokens; restore the data directory's registry/ folder"
+                    .into(),
+            )
+        })?;
         Ok(Signer {
             key,
             rng,
@@ -103,16 +118,52 @@ impl RegistryKeys {
         })
     }
 
-    /// The PEM bundle of every certificate a registry should trust now.
+    /// The PEM bundle of every certificate a registry should trust now (each once).
     pub fn bundle(&self) -> Result<String, SetupError> {
         let mut bundle = String::new();
-        for slot in [Slot::Signing, Slot::Next, Slot::Previous] {
-            let path = self.cert_path(slot);
-            if path.exists() {
-                bundle.push_str(&read(&path)?);
+        for (_, pem) in self.certificates()? {
+            if !bundle.contains(&pem) {
+                bundle.push_str(&pem);
             }
         }
         Ok(bundle)
+    }
+
+    /// The certificates present, by slot, as PEM.
+    fn certificates(&self) -> Result<Vec<(Slot, String)>, SetupError> {
+        let mut out = Vec::new();
+        for slot in [Slot::Signing, Slot::Next, Slot::Previous] {
+            if let Some(pem) = read_optional(&self.cert_path(slot))? {
+                out.push((slot, pem));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The certificate (DER) of `pair` among the three slots, if any.
+    fn certificate_of(&self, pair: &KeyPair) -> Result<Option<Vec<u8>>, SetupError> {
+        Ok(self.slot_of(pair)?.map(|(_, der)| der))
+    }
+
+    /// The first slot whose certificate certifies `pair`'s public key, with the DER.
+    fn slot_of(&self, pair: &KeyPair) -> Result<Option<(Slot, Vec<u8>)>, SetupError> {
+        for (slot, pem) in self.certificates()? {
+            let der = pem_to_der(&pem)?;
+            if certifies(&der, pair) {
+                return Ok(Some((slot, der)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn key_pair(&self, slot: Slot) -> Result<Option<KeyPair>, SetupError> {
+        let path = self.key_path(slot);
+        read_optional(&path)?
+            .map(|pem| {
+                KeyPair::from_pem(&pem)
+                    .map_err(|err| SetupError::Key(format!("{}: {err}", path.display())))
+            })
+            .transpose()
     }
 
     /// The key ids in the bundle, with their slot names, for `hubkeyd registry-key show`.
@@ -132,48 +183,108 @@ impl RegistryKeys {
         Ok(out)
     }
 
-    /// Rotation step 1: creates the next key, whose certificate joins the bundle.
+    /// Rotation step 1: creates the next key, whose certificate joins the bundle. Written
+    /// certificate first: a crash in between leaves a certificate without a key, which a second
+    /// `stage` replaces.
     pub fn stage(&self) -> Result<(), SetupError> {
-        if self.key_path(Slot::Next).exists() {
-            return Err(SetupError::Usage(
-                "a next key is already staged; promote it first".into(),
-            ));
+        let mut steps = Steps::default();
+        if let Some(next) = self.key_pair(Slot::Next)? {
+            if self.slot_of(&next)?.is_some() {
+                return Err(SetupError::Usage(
+                    "a next key is already staged; promote it first".into(),
+                ));
+            }
         }
-        self.generate(Slot::Next)
+        self.generate(Slot::Next, &mut steps)
     }
 
     /// Rotation step 2: the next key signs from now on; the old certificate stays in the
     /// bundle as `previous` until retired. Restart hubkeyd afterwards.
+    ///
+    /// Each step replaces or removes one file durably, in an order that keeps the signing
+    /// key's certificate in the bundle at every moment: the old certificate is copied to
+    /// `previous`, the next certificate to `signing`, then the next key to `signing`, and only
+    /// then are the `next` files removed. Run again after a crash, it finishes the rotation.
     pub fn promote(&self) -> Result<(), SetupError> {
-        if !self.key_path(Slot::Next).exists() {
+        let mut steps = Steps::default();
+        let signing = self
+            .key_pair(Slot::Signing)?
+            .ok_or_else(|| SetupError::Key("the registry signing key is missing".into()))?;
+        let Some(next) = self.key_pair(Slot::Next)? else {
+            // Interrupted after the next key was removed: only its certificate is left.
+            let leftover = read_optional(&self.cert_path(Slot::Next))?;
+            if let Some(pem) = leftover {
+                if certifies(&pem_to_der(&pem)?, &signing) {
+                    return remove_durably(&self.cert_path(Slot::Next), &mut steps);
+                }
+            }
             return Err(SetupError::Usage(
                 "no key is staged: run `registry-key stage` first".into(),
             ));
-        }
-        if self.cert_path(Slot::Previous).exists() {
+        };
+        let next_pem = read(&self.cert_path(Slot::Next))?;
+        if !certifies(&pem_to_der(&next_pem)?, &next) {
             return Err(SetupError::Usage(
-                "retire the previous certificate first".into(),
+                "the staged key has no certificate: run `registry-key stage` again".into(),
             ));
         }
-        rename(
-            &self.cert_path(Slot::Signing),
-            &self.cert_path(Slot::Previous),
-        )?;
-        std::fs::remove_file(self.key_path(Slot::Signing))
-            .map_err(|err| SetupError::io("removing the old signing key", err))?;
-        rename(&self.key_path(Slot::Next), &self.key_path(Slot::Signing))?;
-        rename(&self.cert_path(Slot::Next), &self.cert_path(Slot::Signing))
+        if signing.public_key_der() != next.public_key_der() {
+            let (_, old_der) = self.slot_of(&signing)?.ok_or_else(|| {
+                SetupError::Key("the registry signing key has no certificate".into())
+            })?;
+            let old_pem = der_to_pem(&old_der);
+            match read_optional(&self.cert_path(Slot::Previous))? {
+                Some(previous) if pem_to_der(&previous)? == old_der => {}
+                Some(_) => {
+                    return Err(SetupError::Usage(
+                        "retire the previous certificate first".into(),
+                    ))
+                }
+                None => {
+                    write_durably(&self.cert_path(Slot::Previous), &old_pem, false, &mut steps)?;
+                }
+            }
+            write_durably(&self.cert_path(Slot::Signing), &next_pem, false, &mut steps)?;
+            write_durably(
+                &self.key_path(Slot::Signing),
+                &read(&self.key_path(Slot::Next))?,
+                true,
+                &mut steps,
+            )?;
+        }
+        remove_durably(&self.key_path(Slot::Next), &mut steps)?;
+        remove_durably(&self.cert_path(Slot::Next), &mut steps)
     }
 
-    /// Rotation step 3: drops the previous certificate from the bundle.
+    /// Rotation step 3: drops the previous certificate from the bundle. Refused while the
+    /// signing key's certificate is nowhere else (a promote that was interrupted: run it
+    /// again first).
     pub fn retire(&self) -> Result<(), SetupError> {
+        let mut steps = Steps::default();
         let path = self.cert_path(Slot::Previous);
         if !path.exists() {
             return Err(SetupError::Usage(
                 "there is no previous certificate to retire".into(),
             ));
         }
-        std::fs::remove_file(&path).map_err(|err| SetupError::io(path.display(), err))
+        let signing = self
+            .key_pair(Slot::Signing)?
+            .ok_or_else(|| SetupError::Key("the registry signing key is missing".into()))?;
+        let elsewhere = self
+            .certificates()?
+            .into_iter()
+            .filter(|(slot, _)| *slot != Slot::Previous)
+            .map(|(_, pem)| pem_to_der(&pem))
+            .collect::<Result<Vec<_>, _>>()?
+            .iter()
+            .any(|der| certifies(der, &signing));
+        if !elsewhere {
+            return Err(SetupError::Usage(
+                "a promote was interrupted: run `registry-key promote` again before retiring"
+                    .into(),
+            ));
+        }
+        remove_durably(&path, &mut steps)
     }
 
     fn key_path(&self, slot: Slot) -> PathBuf {
@@ -184,7 +295,7 @@ impl RegistryKeys {
         self.dir.join(format!("{}.crt", slot.stem()))
     }
 
-    fn generate(&self, slot: Slot) -> Result<(), SetupError> {
+    fn generate(&self, slot: Slot, steps: &mut Steps) -> Result<(), SetupError> {
         let internal =
             |err: rcgen::Error| SetupError::Key(format!("generating a registry key: {err}"));
         let pair = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(internal)?;
@@ -196,9 +307,9 @@ impl RegistryKeys {
         params.not_before = now - time::Duration::days(1);
         params.not_after = now + time::Duration::days(3650);
         let cert = params.self_signed(&pair).map_err(internal)?;
-        write_private(&self.key_path(slot), &pair.serialize_pem())?;
-        std::fs::write(self.cert_path(slot), cert.pem())
-            .map_err(|err| SetupError::io("writing the registry certificate", err))
+        // The certificate first: a key is never without its certificate.
+        write_durably(&self.cert_path(slot), &cert.pem(), false, steps)?;
+        write_durably(&self.key_path(slot), &pair.serialize_pem(), true, steps)
     }
 }
 
@@ -229,24 +340,114 @@ fn read(path: &Path) -> Result<String, SetupError> {
     std::fs::read_to_string(path).map_err(|err| SetupError::io(path.display(), err))
 }
 
-fn rename(from: &Path, to: &Path) -> Result<(), SetupError> {
-    std::fs::rename(from, to)
-        .map_err(|err| SetupError::io(format!("{} → {}", from.display(), to.display()), err))
+fn read_optional(path: &Path) -> Result<Option<String>, SetupError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(SetupError::io(path.display(), err)),
+    }
 }
 
-fn write_private(path: &Path, text: &str) -> Result<(), SetupError> {
+fn der_to_pem(der: &[u8]) -> String {
+    let encoded = data_encoding::BASE64.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in encoded.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
+/// Whether the certificate `der` is `pair`'s: a certificate holds its subject's public key
+/// verbatim (ours are self-signed, so no other key is in it).
+fn certifies(der: &[u8], pair: &KeyPair) -> bool {
+    let public = pair.public_key_raw();
+    !public.is_empty() && der.windows(public.len()).any(|window| window == public)
+}
+
+/// The steps of one rotation command, counted so a test can stop the process after any of
+/// them: with `HUBKEYD_TEST_CRASH_AFTER_STEP=N` (debug builds only), the process aborts right
+/// after its Nth durable file change, as a crash or a power cut would stop it.
+#[derive(Debug, Default)]
+struct Steps {
+    done: u32,
+}
+
+impl Steps {
+    fn done(&mut self) {
+        self.done += 1;
+        #[cfg(debug_assertions)]
+        if std::env::var("HUBKEYD_TEST_CRASH_AFTER_STEP")
+            .ok()
+            .and_then(|n| n.parse::<u32>().ok())
+            == Some(self.done)
+        {
+            std::process::abort();
+        }
+    }
+}
+
+/// Replaces `path` with `text` whole: a temporary file beside it, synced, renamed over it,
+/// and the folder synced, so after a crash the file holds the old text or the new, never a
+/// part. `private` files are created 0600.
+fn write_durably(
+    path: &Path,
+    text: &str,
+    private: bool,
+    steps: &mut Steps,
+) -> Result<(), SetupError> {
     use std::io::Write;
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = std::path::PathBuf::from(temporary);
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, if private { 0o600 } else { 0o644 });
     options
-        .open(path)
+        .open(&temporary)
         .and_then(|mut file| {
             file.write_all(text.as_bytes())?;
             file.sync_all()
         })
-        .map_err(|err| SetupError::io(path.display(), err))
+        .map_err(|err| SetupError::io(temporary.display(), err))?;
+    std::fs::rename(&temporary, path).map_err(|err| {
+        SetupError::io(format!("{} → {}", temporary.display(), path.display()), err)
+    })?;
+    sync_parent(path)?;
+    steps.done();
+    Ok(())
+}
+
+/// Replaces `path` with `text` whole and durably (see the rotation's steps), for other files a
+/// registry reads, such as its certificate bundle.
+pub fn replace_file(path: &Path, text: &str) -> Result<(), SetupError> {
+    write_durably(path, text, false, &mut Steps::default())
+}
+
+/// Removes `path` (already gone is fine) and syncs its folder.
+fn remove_durably(path: &Path, steps: &mut Steps) -> Result<(), SetupError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(SetupError::io(path.display(), err)),
+    }
+    sync_parent(path)?;
+    steps.done();
+    Ok(())
+}
+
+/// Makes a rename or removal in `path`'s folder durable.
+fn sync_parent(path: &Path) -> Result<(), SetupError> {
+    let Some(dir) = path.parent() else {
+        return Ok(());
+    };
+    #[cfg(unix)]
+    std::fs::File::open(dir)
+        .and_then(|folder| folder.sync_all())
+        .map_err(|err| SetupError::io(dir.display(), err))?;
+    Ok(())
 }
 
 #[cfg(test)]

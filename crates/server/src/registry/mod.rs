@@ -129,7 +129,8 @@ pub fn write_registry_config(
     std::fs::create_dir_all(out.join("storage")).map_err(io)?;
     let out = std::fs::canonicalize(out).map_err(io)?;
     let bundle_path = out.join("hubkeyd-certs.pem");
-    std::fs::write(&bundle_path, bundle).map_err(io)?;
+    // Replaced whole: a registry restarting meanwhile reads the old bundle or the new.
+    keys::replace_file(&bundle_path, bundle)?;
     let mut secret = [0u8; 24];
     OsRng.fill_bytes(&mut secret);
     let config = format!(
@@ -167,7 +168,7 @@ mod tests {
             .unwrap();
         let kid = signer.kid.clone();
         let issuer = TokenIssuer::new(signer).unwrap();
-        let access = access::parse_scopes("repository:ann/app:pull").unwrap();
+        let access = access::parse_scopes(&["repository:ann/app:pull"]).unwrap();
         let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         let issued = issuer
             .issue("ann", "hubkey-registry", &access, now)

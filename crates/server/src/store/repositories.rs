@@ -6,16 +6,16 @@ use super::{millis, Store};
 use crate::error::Result;
 
 impl Store {
-    /// Whether `namespace/name` is public; unknown repositories are private.
-    pub async fn repository_is_public(&self, namespace: &str, name: &str) -> Result<bool> {
-        let public: Option<bool> = sqlx::query_scalar(
+    /// Whether `namespace/name` is public, or `None` when nothing is recorded for it (then it
+    /// is private).
+    pub async fn repository_is_public(&self, namespace: &str, name: &str) -> Result<Option<bool>> {
+        Ok(sqlx::query_scalar(
             "SELECT is_public FROM repositories WHERE namespace = $1 AND name = $2",
         )
         .bind(namespace)
         .bind(name)
         .fetch_optional(&self.pool)
-        .await?;
-        Ok(public.unwrap_or(false))
+        .await?)
     }
 
     /// Sets the visibility of `namespace/name`.

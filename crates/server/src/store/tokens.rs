@@ -90,6 +90,30 @@ pub struct TokenOwner {
     pub user_disabled: bool,
 }
 
+impl TokenOwner {
+    /// The bytes this answer holds, for the token cache's weight bound.
+    pub fn heap_size(&self) -> usize {
+        let row = &self.token;
+        std::mem::size_of::<Self>()
+            + [
+                &row.uuid,
+                &row.user_id,
+                &row.digest,
+                &row.hint,
+                &row.label,
+                &row.scopes,
+                &row.origin,
+                &row.client_id,
+                &row.creator_ip,
+                &row.creator_ua,
+                &self.username,
+            ]
+            .iter()
+            .map(|text| text.capacity())
+            .sum::<usize>()
+    }
+}
+
 /// One row of the events feed.
 #[derive(Debug, Clone, FromRow)]
 struct EventRow {

@@ -200,6 +200,17 @@ impl TestServer {
         client_of(&self.url)
     }
 
+    /// The server's resident memory (`VmRSS` of `/proc/PID/status`), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc/PID/status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("a VmRSS line")
+    }
+
     /// A client that connects from `127.0.0.<last>`, so the server sees another address.
     pub fn client_from(&self, last: u8) -> HubClient {
         client_from(&self.url, last)
@@ -399,7 +410,8 @@ pub struct ClockedServer {
     pub url: String,
     /// The server's clock.
     pub clock: ManualClock,
-    hub: hubkeyd::Hub,
+    /// The server's service, shared with the running server (for its test hooks).
+    pub hub: hubkeyd::Hub,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), hubkeyd::SetupError>>,
     data: DataDir,

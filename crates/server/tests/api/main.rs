@@ -8,12 +8,15 @@
 mod auth;
 mod cli;
 mod crash;
+mod cross_site;
 mod events;
 mod harness;
 mod hostile;
+mod key_rotation;
 mod limits;
 mod openapi;
 mod pruning;
+mod registry_scopes;
 mod secrets;
 mod sessions;
 mod tokens;

@@ -234,3 +234,57 @@ async fn concurrent_desktop_generate_leaves_the_five_newest() {
         "the survivors are the last five in the feed"
     );
 }
+
+/// Issue 14 item 14: a use taken by a background flush that has not written it yet still
+/// counts for pruning. The flush is held between taking its batch and writing it (the test
+/// hook of a slow disk); `desktop-generate` runs meanwhile, and must prune the least recently
+/// used auto token, not the one just used.
+#[tokio::test]
+async fn pruning_sees_the_uses_a_flush_is_still_writing() {
+    let server = ClockedServer::start().await;
+    let ann = server.user("ann").await;
+    let mut auto = Vec::new();
+    for _ in 0..5 {
+        auto.push(generate(&ann).await);
+    }
+    // Use order t0, t1, t2, t3, t4, all written: t0 is the least recently used…
+    for token in &auto {
+        use_token(&server, &token.token).await;
+    }
+    let usage = server.hub.usage().clone();
+    usage.flush(server.hub.store()).await.expect("flush");
+    // …until it is used again: now t1 is.
+    let hold = usage.hold_writes().await;
+    let taken = usage.batches_taken();
+    use_token(&server, &auto[0].token).await;
+    let flushing = {
+        let usage = usage.clone();
+        let store = server.hub.store().clone();
+        tokio::spawn(async move { usage.flush(&store).await })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while usage.batches_taken() == taken {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no flush took the use"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // The use is now in a flush's hands, not yet written. Sign in again meanwhile.
+    let sixth = {
+        let ann = ann.clone();
+        tokio::spawn(async move { generate(&ann).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    drop(hold);
+    let sixth = sixth.await.expect("desktop-generate task");
+    flushing.await.expect("flush task").expect("flush");
+    let left = auto_tokens(&ann).await;
+    let pruned: Vec<usize> = (0..5).filter(|&i| !left.contains(&auto[i].uuid)).collect();
+    assert_eq!(
+        pruned,
+        vec![1],
+        "the least recently used (t1) goes, not t0 whose use was being written"
+    );
+    assert!(left.contains(&sixth.uuid));
+}
