@@ -49,7 +49,7 @@ impl AppState {
         self
     }
 
-    /// The server's clock.
+    /// The server's clock, for tasks that run beside the requests.
     pub fn clock(&self) -> Clock {
         self.clock.clone()
     }
@@ -65,11 +65,6 @@ impl AppState {
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
-    }
-
-    /// The server's clock, for tasks that run beside the requests.
-    pub fn clock(&self) -> Clock {
-        self.clock.clone()
     }
 
     /// The `now` of a request.
