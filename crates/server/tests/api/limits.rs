@@ -317,7 +317,9 @@ async fn ten_consecutive_wrong_codes_void_the_challenges_and_back_off_even_from_
         .filter(|event| event.kind == hubkey_api::AccountEventKind::SecondFactorLocked)
         .collect();
     assert_eq!(locked.len(), 1, "{:?}", events.events);
-    assert_eq!(locked[0].address.as_deref(), Some("127.0.0.1"));
+    // The tenth wrong code came from one of the test's loopback addresses.
+    let from = locked[0].address.as_deref().unwrap_or_default();
+    assert!(from.starts_with("127.0.0."), "{from:?}");
     server.advance(chrono::Duration::seconds(30));
     let wrong = wrong_codes(&secret, server.unix_now(), 9);
     for pair in wrong.chunks(5) {
