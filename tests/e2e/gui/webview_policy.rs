@@ -1,6 +1,7 @@
 //! What the webview may do: the Tauri configuration grants only what the UI uses (its own
 //! commands and the app's own event), the CSP is strict, nothing is loaded from elsewhere;
-//! and in the running app, the webview cannot reach a server on its own.
+//! and in the running app, the webview cannot reach a server on its own nor be navigated away
+//! from the app's own pages.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -159,5 +160,77 @@ async fn the_webview_cannot_reach_a_server_or_load_remote_content() {
     let outcome: Vec<String> = serde_json::from_value(outcome).unwrap();
     assert!(outcome[0].starts_with("refused"), "{outcome:?}");
     assert_eq!(outcome[1], "refused", "{outcome:?}");
+    app.quit().await;
+}
+
+/// The page's address and whether it is still the document the test marked.
+async fn where_the_page_is(app: &DesktopApp) -> (String, bool) {
+    let answer = tokio::time::timeout(
+        Duration::from_secs(10),
+        app.webdriver.execute(
+            "return [String(location.href), window.__hubkey_test_mark === 1];",
+            vec![],
+        ),
+    )
+    .await
+    .expect("the page answered")
+    .unwrap();
+    let (href, marked): (String, bool) = serde_json::from_value(answer).unwrap();
+    (href, marked)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webview_cannot_be_navigated_away_from_the_app() {
+    let keyring = KeyringSession::start();
+    keyring.install_env();
+    let hub = hub_with_registry().await;
+    let app = DesktopApp::start(&keyring, &hub.url).await;
+    app.sign_in_page().wait().await;
+    app.webdriver
+        .execute("window.__hubkey_test_mark = 1;", vec![])
+        .await
+        .unwrap();
+    let (home, _) = where_the_page_is(&app).await;
+    assert!(home.starts_with("tauri://localhost"), "{home}");
+
+    // A page of the live hubkeyd (it answers this test), and a public site, reached the ways
+    // a page can leave: a script setting the location, a link the person clicks, a form.
+    let elsewhere = format!("{}/v2/hubkey/info", hub.url);
+    assert!(hub.client().health().await.is_ok());
+    let attempts = [
+        "location.href = arguments[0];",
+        "location.replace(arguments[0]);",
+        "const a = document.createElement('a'); a.href = arguments[0]; a.textContent = 'x'; \
+         document.body.appendChild(a); a.click();",
+        "const f = document.createElement('form'); f.method = 'get'; f.action = arguments[0]; \
+         document.body.appendChild(f); f.submit();",
+    ];
+    for (n, script) in attempts.iter().enumerate() {
+        let target = if n % 2 == 0 {
+            elsewhere.clone()
+        } else {
+            "https://example.com/".to_owned()
+        };
+        app.webdriver
+            .execute(script, vec![target.clone().into()])
+            .await
+            .unwrap();
+        // A navigation that is allowed replaces the document within a moment; watch for 2 s.
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let (href, marked) = where_the_page_is(&app).await;
+            assert_eq!(href, home, "{script} → {target}: the window left the app");
+            assert!(marked, "{script} → {target}: the document was replaced");
+        }
+    }
+    // WebDriver's own "navigate to" is refused the same way (it may report an error or
+    // time out; either way the page stays).
+    let _ = tokio::time::timeout(Duration::from_secs(10), app.webdriver.goto(&elsewhere)).await;
+    let (href, marked) = where_the_page_is(&app).await;
+    assert_eq!(href, home, "WebDriver navigated the window away");
+    assert!(marked);
+    // The app still works: its own page answers and shows the sign-in screen.
+    app.sign_in_page().wait().await;
+    app.screenshot("navigation-refused").await;
     app.quit().await;
 }
