@@ -267,7 +267,11 @@ async fn a_sign_in_reads_the_session_entry_once_with_or_without_a_second_factor(
     assert_eq!(reads(), 2);
     assert_eq!(auto_tokens(&hub).await.len(), 1);
 
-    let secret = hub.hub.enable_totp("ann").await.unwrap();
+    let secret = hub
+        .hub
+        .enable_totp("ann", chrono::Utc::now())
+        .await
+        .unwrap();
     let step = app
         .sign_in(&server(&hub.url), "ann", PASSWORD)
         .await
@@ -285,7 +289,11 @@ async fn a_sign_in_reads_the_session_entry_once_with_or_without_a_second_factor(
 #[tokio::test]
 async fn two_factor_sign_in_asks_for_the_code_and_refuses_a_wrong_one() {
     let hub = hub().await;
-    let secret = hub.hub.enable_totp("ann").await.unwrap();
+    let secret = hub
+        .hub
+        .enable_totp("ann", chrono::Utc::now())
+        .await
+        .unwrap();
     let keyring = keyring();
     let home = DockerHome::new();
     let desktop = desktop(&keyring, &home);
@@ -321,7 +329,7 @@ async fn two_factor_sign_in_asks_for_the_code_and_refuses_a_wrong_one() {
 async fn an_expired_two_factor_challenge_starts_the_sign_in_over() {
     let clock = hubkeyd::clock::ManualClock::new(Utc::now());
     let hub = hub_on(clock.clone(), |hub| hub).await;
-    let secret = hub.hub.enable_totp("ann").await.unwrap();
+    let secret = hub.hub.enable_totp("ann", clock.now()).await.unwrap();
     let (keyring, home) = (keyring(), DockerHome::new());
     let desktop = desktop(&keyring, &home);
     let step = desktop

@@ -133,7 +133,11 @@ async fn two_factor_sign_in_takes_the_code_in_the_window() {
     let keyring = KeyringSession::start();
     keyring.install_env();
     let hub = hub_with_registry().await;
-    let secret = hub.hub.enable_totp("ann").await.unwrap();
+    let secret = hub
+        .hub
+        .enable_totp("ann", chrono::Utc::now())
+        .await
+        .unwrap();
     let app = DesktopApp::start(&keyring, &hub.url).await;
     let sign_in = app.sign_in_page();
     sign_in.submit_password("ann", PASSWORD).await;

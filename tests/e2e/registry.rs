@@ -357,7 +357,10 @@ async fn password_works_at_the_registry_until_2fa_is_on() {
         granted(&hub, "ann", PASSWORD, "repository:ann/x:pull,push").await,
         ["pull", "push"]
     );
-    hub.hub.enable_totp("ann").await.unwrap();
+    hub.hub
+        .enable_totp("ann", chrono::Utc::now())
+        .await
+        .unwrap();
     let refused = reqwest::Client::new()
         .get(format!("{}/token?scope=repository:ann/x:pull", hub.url))
         .basic_auth("ann", Some(PASSWORD))

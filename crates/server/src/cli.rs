@@ -116,10 +116,24 @@ pub enum UserCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
-    /// Turn on TOTP two-factor authentication and print the secret.
+    /// Turn on TOTP two-factor authentication (or give it a new secret) and print the
+    /// secret; every session of the account ends.
     Totp { name: String },
     /// List users.
     List,
+    /// Disable an account: no sign-in, its tokens and sessions refused, its sessions ended.
+    Disable { name: String },
+    /// Enable a disabled account again (its ended sessions stay ended).
+    Enable { name: String },
+    /// Set a new password, read from standard input; every session of the account ends.
+    ResetPassword {
+        name: String,
+        /// Read the password from standard input (the only way: never on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// End every session of an account (its access tokens stay).
+    RevokeSessions { name: String },
 }
 
 impl Global {
@@ -272,7 +286,7 @@ async fn user(hub: &Hub, command: UserCommand) -> Result<()> {
             writeln!(out, "created user {name}").map_err(write_err)?;
         }
         UserCommand::Totp { name } => {
-            let secret = Zeroizing::new(hub.enable_totp(&name).await?);
+            let secret = Zeroizing::new(hub.enable_totp(&name, Utc::now()).await?);
             writeln!(out, "{}", totp::otpauth_uri(&name, secret.as_slice())).map_err(write_err)?;
             writeln!(out, "secret: {}", totp::secret_base32(secret.as_slice()))
                 .map_err(write_err)?;
@@ -280,13 +294,32 @@ async fn user(hub: &Hub, command: UserCommand) -> Result<()> {
         UserCommand::List => {
             for user in hub.store().list_users().await? {
                 let twofa = if user.totp_enabled { "on" } else { "off" };
+                let disabled = if user.disabled { "\tdisabled" } else { "" };
                 writeln!(
                     out,
-                    "{}\t2fa={twofa}\ttokens={}",
+                    "{}\t2fa={twofa}\ttokens={}{disabled}",
                     user.username, user.tokens
                 )
                 .map_err(write_err)?;
             }
+        }
+        UserCommand::Disable { name } => {
+            let ended = hub.set_user_disabled(&name, true, Utc::now()).await?;
+            writeln!(out, "disabled {name}; ended {ended} sessions").map_err(write_err)?;
+        }
+        UserCommand::Enable { name } => {
+            hub.set_user_disabled(&name, false, Utc::now()).await?;
+            writeln!(out, "enabled {name}").map_err(write_err)?;
+        }
+        UserCommand::ResetPassword { name, .. } => {
+            let password = read_password()?;
+            let ended = hub.reset_password(&name, password, Utc::now()).await?;
+            writeln!(out, "reset the password of {name}; ended {ended} sessions")
+                .map_err(write_err)?;
+        }
+        UserCommand::RevokeSessions { name } => {
+            let ended = hub.revoke_user_sessions(&name, Utc::now()).await?;
+            writeln!(out, "ended {ended} sessions of {name}").map_err(write_err)?;
         }
     }
     Ok(())

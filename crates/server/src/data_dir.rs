@@ -1,10 +1,12 @@
 //! The data directory's layout, in one place: where it is by default, which files and
-//! folders it holds, and that it is created readable by its owner only.
+//! folders it holds, that it is created readable by its owner only, and that the server
+//! refuses one that others can write (they could replace the database or the keys).
 //!
 //! ```text
 //! DATA_DIR/            mode 0700
 //!   server.key         the master key (sessions, sealed TOTP secrets), mode 0600
-//!   hubkeyd.db         the SQLite database, unless --database names another
+//!   hubkeyd.db         the SQLite database, unless --database names another, mode 0600
+//!                      (with its -wal and -shm files, which SQLite gives the same mode)
 //!   registry/          the registry token signing keys (see registry::keys), mode 0700
 //! ```
 
@@ -51,4 +53,56 @@ pub fn create_private_dir(dir: &Path) -> Result<(), SetupError> {
     builder
         .create(dir)
         .map_err(|err| SetupError::io(format!("creating {}", dir.display()), err))
+}
+
+/// Refuses a data directory that users other than its owner can write: they could swap the
+/// database or the keys under the server. The message names the folder and the fix.
+pub fn check_not_shared(dir: &Path) -> Result<(), SetupError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)
+            .map_err(|err| SetupError::io(format!("reading {}", dir.display()), err))?
+            .permissions()
+            .mode();
+        if mode & 0o022 != 0 {
+            return Err(SetupError::Usage(format!(
+                "the data directory {} can be written by other users (mode {:o}): they could \
+                 replace its database or keys. Run `chmod 700 {}` (or choose another \
+                 --data-dir) and start again",
+                dir.display(),
+                mode & 0o777,
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Creates the file at `path` readable and writable by its owner only (0600, whatever the
+/// umask), or takes an existing one down to 0600: the database holds password hashes.
+/// SQLite gives its `-wal` and `-shm` files the mode of the database file.
+pub fn create_private_file(path: &Path) -> Result<(), SetupError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .map_err(|err| SetupError::io(format!("creating {}", path.display()), err))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The mode given to open() is narrowed by the umask but never widened; a file made
+        // before (by an older hubkeyd, or another tool) may be wider.
+        for suffix in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            if file.exists() {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(
+                    |err| SetupError::io(format!("restricting {}", file.display()), err),
+                )?;
+            }
+        }
+    }
+    Ok(())
 }

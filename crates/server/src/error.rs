@@ -19,6 +19,10 @@ pub enum Error {
     /// over. A 401 whose body says so in `code`, so a client tells it from a wrong code.
     #[error("The two-factor challenge is invalid or has expired; sign in again")]
     ChallengeExpired,
+    /// The session was revoked because one of its spent refresh tokens was presented again:
+    /// someone else may hold a copy. A 401 whose body says so in `code`.
+    #[error("The session was revoked because its refresh token was used twice; sign in again")]
+    SessionRevoked,
     /// The password was right and the account wants its second factor.
     #[error("second factor required")]
     SecondFactorRequired { login_2fa_token: String },

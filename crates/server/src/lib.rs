@@ -49,12 +49,13 @@ pub struct Instance {
     pub registry_keys: RegistryKeys,
 }
 
-/// Opens `data_dir` (created owner-only) with its keys, and the database at `database_url`
+/// Opens `data_dir` (created owner-only; refused when others can write it) with its keys, and the database at `database_url`
 /// (migrated).
 pub async fn open(data_dir: &Path, database_url: &str) -> Result<Instance, SetupError> {
     // Before anything is created: a URL this server cannot serve leaves no trace.
     Store::check_url(database_url)?;
     data_dir::create_private_dir(data_dir)?;
+    data_dir::check_not_shared(data_dir)?;
     let keys = ServerKeys::load_or_create(data_dir)?;
     let registry_keys = RegistryKeys::open(data_dir)?;
     let store = Store::open(database_url).await?;
@@ -85,7 +86,8 @@ pub async fn run_server(
 
 /// Serves `state` on `listener` until `shutdown` completes: writes token uses every
 /// [`usage::FLUSH_INTERVAL`] while serving, and once more at the end, so a clean stop loses
-/// none.
+/// none; sweeps ended sessions and expired 2FA challenges every
+/// [`AppState::sweep_interval`].
 pub async fn run_app(
     state: AppState,
     listener: TcpListener,
@@ -93,8 +95,13 @@ pub async fn run_app(
 ) -> Result<(), SetupError> {
     let hub = state.hub.clone();
     let flusher = tokio::spawn(hub.usage().clone().flush_forever(hub.store().clone()));
+    let sweeper = tokio::spawn(
+        hub.clone()
+            .sweep_forever(state.clock(), state.sweep_interval()),
+    );
     let served = serve(listener, state, shutdown).await;
     flusher.abort();
+    sweeper.abort();
     hub.usage().flush(hub.store()).await?;
     served.map_err(|err| SetupError::io("serving", err))
 }

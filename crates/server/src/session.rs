@@ -12,11 +12,23 @@ use crate::keys::ServerKeys;
 
 /// Lifetime of a bearer JWT.
 pub const ACCESS_TTL: Duration = Duration::minutes(15);
-/// Lifetime of a password session (extended by each refresh).
+/// Lifetime of a password session, from its sign-in: refreshing renews the bearer and the
+/// refresh token, never the session, so a stolen refresh token is worth 30 days at most. NIST
+/// SP 800-63B §4.1.3 asks a password-only (AAL1) session to authenticate again at least once
+/// per 30 days whatever its activity; the app holds a PAT for the docker CLI, so signing in
+/// again monthly costs one password entry and no pull.
 pub const SESSION_TTL: Duration = Duration::days(30);
-/// How long a rotated refresh token still works once more, for a client that never got the
-/// answer carrying its replacement.
+/// How long a rotated refresh token may still be presented, once, for a client that never
+/// got the answer carrying its replacement. Any other presentation of a spent refresh token
+/// revokes the session.
 pub const REFRESH_GRACE: Duration = Duration::minutes(5);
+/// How long an ended (revoked or expired) session is kept before the sweep deletes it: while
+/// kept, its spent refresh tokens and bearers are answered `session_revoked` rather than
+/// "unknown", so a client learns why it was signed out (bearers live 15 minutes, a desktop
+/// app may sleep for days).
+pub const SESSION_RETENTION: Duration = Duration::days(7);
+/// How often the server sweeps ended sessions and expired 2FA challenges.
+pub const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
 /// Lifetime of a session minted from a PAT (no refresh token).
 pub const PAT_SESSION_TTL: Duration = Duration::minutes(15);
 /// Lifetime of a 2FA challenge.

@@ -221,7 +221,7 @@ async fn no_secret_reaches_a_file_or_the_webview_except_the_show_once_value() {
     std::env::set_var("HUBKEY_IPC_AUDIT", "1");
     let hub = hub_with_registry().await;
     hub.add_user(USER, PASSWORD).await;
-    let totp_secret = hub.hub.enable_totp(USER).await.unwrap();
+    let totp_secret = hub.hub.enable_totp(USER, chrono::Utc::now()).await.unwrap();
     let app = DesktopApp::start(&keyring, &hub.url).await;
 
     // Sign in with the password, then the authenticator's code.

@@ -18,6 +18,7 @@ impl Error {
             Error::Invalid { .. } => StatusCode::BAD_REQUEST,
             Error::Unauthorized(_)
             | Error::ChallengeExpired
+            | Error::SessionRevoked
             | Error::SecondFactorRequired { .. } => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
@@ -43,6 +44,10 @@ impl IntoResponse for Error {
             Error::ChallengeExpired => unauthorized(ErrorBody::with_code(
                 Error::ChallengeExpired.to_string(),
                 ErrorCode::ChallengeExpired,
+            )),
+            Error::SessionRevoked => unauthorized(ErrorBody::with_code(
+                Error::SessionRevoked.to_string(),
+                ErrorCode::SessionRevoked,
             )),
             Error::Throttled { retry_after } => (
                 status,

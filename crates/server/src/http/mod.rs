@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use hubkey_api::ErrorBody;
 use tower_http::timeout::TimeoutLayer;
@@ -31,6 +31,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
     info(title = "hubkeyd", description = "Docker Hub compatible personal-access-token API, with hubkey's extensions."),
     paths(
         routes::healthz, routes::info, routes::login, routes::login_2fa, routes::refresh, routes::logout,
+        routes::change_password, routes::revoke_all_sessions, routes::account_events,
         routes::auth_token, routes::create_token, routes::list_tokens, routes::get_token,
         routes::patch_token, routes::delete_token, routes::desktop_generate, routes::events,
         registry::token_get, registry::token_post, registry::get_repository,
@@ -144,6 +145,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/users/2fa-login", post(routes::login_2fa))
         .route("/v2/users/refresh", post(routes::refresh))
         .route("/v2/users/logout", post(routes::logout))
+        .route("/v2/users/password", put(routes::change_password))
+        .route(
+            "/v2/users/sessions/revoke-all",
+            post(routes::revoke_all_sessions),
+        )
+        .route("/v2/users/security-events", get(routes::account_events))
         .route("/v2/auth/token", post(routes::auth_token))
         .route(
             "/v2/access-tokens",

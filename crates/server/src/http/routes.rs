@@ -5,10 +5,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use hubkey_api::{
-    AccessToken, AccessTokenPage, AuthTokenRequest, AuthTokenResponse, CreateAccessTokenRequest,
-    DesktopGenerateRequest, DesktopGenerateResponse, ErrorBody, Health, HubInfo, LoginRequest,
-    LoginResponse, PatchAccessTokenRequest, RefreshRequest, TokenEventPage, TwoFactorLoginRequest,
-    ValidationErrorBody,
+    AccessToken, AccessTokenPage, AccountEventPage, AuthTokenRequest, AuthTokenResponse,
+    ChangePasswordRequest, CreateAccessTokenRequest, DesktopGenerateRequest,
+    DesktopGenerateResponse, ErrorBody, Health, HubInfo, LoginRequest, LoginResponse,
+    PatchAccessTokenRequest, RefreshRequest, RevokedSessions, TokenEventPage,
+    TwoFactorLoginRequest, ValidationErrorBody,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -89,15 +90,90 @@ pub async fn login_2fa(
     responses(
         (status = 200, body = LoginResponse),
         (status = 400, body = ValidationErrorBody),
-        (status = 401, body = ErrorBody, description = "Used, revoked or expired refresh token"),
+        (status = 401, body = ErrorBody, description = "Unknown, revoked or expired refresh token; or a spent one presented again, which revoked its whole session (`\"code\": \"session_revoked\"`; the one exception: the token a rotation replaced, once, within 5 minutes)"),
     ))]
 pub async fn refresh(
     State(state): State<AppState>,
+    client: ClientInfo,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> Result<Json<LoginResponse>> {
     state
         .hub
-        .refresh(&body.refresh_token, state.now())
+        .refresh(&body.refresh_token, &client, state.now())
+        .await
+        .map(Json)
+}
+
+/// Changes the signed-in account's password (our extension). Every other session of the
+/// account ends; with `revoke_tokens` every personal access token is deactivated too.
+#[utoipa::path(put, path = "/v2/users/password", tag = "users", security(("bearer" = [])),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 204, description = "Changed; the other sessions are ended"),
+        (status = 400, body = ValidationErrorBody, description = "Malformed body, or a new password the policy refuses (`new_password`)"),
+        (status = 401, body = ErrorBody, description = "Wrong current password (counted like a failed sign-in), or no valid bearer"),
+        (status = 403, body = ErrorBody, description = "Session made from a personal access token"),
+        (status = 429, body = ErrorBody, description = "Too many failed sign-ins from this address or for this account",
+            headers(("Retry-After" = u64, description = "Seconds until a new attempt is counted"))),
+    ))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    client: ClientInfo,
+    ApiJson(body): ApiJson<ChangePasswordRequest>,
+) -> Result<StatusCode> {
+    let current = Zeroizing::new(body.current_password);
+    let new = Zeroizing::new(body.new_password);
+    state
+        .hub
+        .change_password(
+            &caller,
+            current,
+            new,
+            body.revoke_tokens,
+            &client,
+            state.now(),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ends every session of the account, the caller's included (our extension: "sign out
+/// everywhere"). Access tokens stay.
+#[utoipa::path(post, path = "/v2/users/sessions/revoke-all", tag = "users", security(("bearer" = [])),
+    responses(
+        (status = 200, body = RevokedSessions, description = "Every session ended"),
+        (status = 403, body = ErrorBody, description = "Session made from a personal access token"),
+    ))]
+pub async fn revoke_all_sessions(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    client: ClientInfo,
+) -> Result<Json<RevokedSessions>> {
+    let revoked = state
+        .hub
+        .revoke_all_sessions(&caller, &client, state.now())
+        .await?;
+    Ok(Json(RevokedSessions { revoked }))
+}
+
+/// What happened to the account's security since a cursor (our extension): refresh-token
+/// reuse, password and 2FA changes, sessions revoked. Oldest first.
+#[utoipa::path(get, path = "/v2/users/security-events", tag = "users", security(("bearer" = [])),
+    params(EventsQuery),
+    responses(
+        (status = 200, body = AccountEventPage),
+        (status = 400, body = ValidationErrorBody, description = "`after` is not a cursor of this server, or `limit` out of range"),
+        (status = 403, body = ErrorBody, description = "Session made from a personal access token"),
+    ))]
+pub async fn account_events(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    ApiQuery(query): ApiQuery<EventsQuery>,
+) -> Result<Json<AccountEventPage>> {
+    state
+        .hub
+        .account_events(&caller, query.after.as_deref(), query.limit.unwrap_or(100))
         .await
         .map(Json)
 }

@@ -24,6 +24,7 @@ pub struct AppState {
     public_url: Option<Arc<str>>,
     pub registry_host: Option<Arc<str>>,
     clock: Clock,
+    sweep_interval: std::time::Duration,
 }
 
 impl AppState {
@@ -36,7 +37,26 @@ impl AppState {
                 .map(|url| Arc::from(url.trim_end_matches('/'))),
             registry_host: site.registry_host.map(Arc::from),
             clock: Clock::system(),
+            sweep_interval: crate::session::SWEEP_INTERVAL,
         }
+    }
+
+    /// The same state sweeping ended sessions every `interval` instead of
+    /// [`crate::session::SWEEP_INTERVAL`] (tests turn the clock and want the sweep soon).
+    #[must_use]
+    pub fn with_sweep_interval(mut self, interval: std::time::Duration) -> Self {
+        self.sweep_interval = interval;
+        self
+    }
+
+    /// The server's clock.
+    pub fn clock(&self) -> Clock {
+        self.clock.clone()
+    }
+
+    /// How often ended sessions and expired challenges are swept.
+    pub fn sweep_interval(&self) -> std::time::Duration {
+        self.sweep_interval
     }
 
     /// The same state on another clock: tests run the server on a

@@ -23,7 +23,13 @@ impl Hub {
     }
 
     /// Turns on TOTP for a user (replacing any earlier secret) and returns the new secret.
-    pub async fn enable_totp(&self, username: &str) -> Result<[u8; totp::SECRET_LEN]> {
+    /// Every session of the account ends (one opened with the old factor, or none, must not
+    /// outlive the change) and a `two_factor_changed` event is recorded.
+    pub async fn enable_totp(
+        &self,
+        username: &str,
+        now: DateTime<Utc>,
+    ) -> Result<[u8; totp::SECRET_LEN]> {
         let user = self
             .store
             .user_by_name(username)
@@ -31,7 +37,7 @@ impl Hub {
             .ok_or_else(|| Error::NotFound(format!("no user named {username:?}")))?;
         let secret = totp::new_secret();
         self.store
-            .set_totp(&user.id, &self.keys.seal(&secret)?)
+            .set_totp(&user.id, &self.keys.seal(&secret)?, now)
             .await?;
         Ok(secret)
     }

@@ -3,12 +3,15 @@
 //!
 //! One file per feature, each adding to `impl Hub`: `accounts` (admin), `sign_in`
 //! (sessions, 2FA, and [`Hub::authenticate`], where every authenticated request starts),
+//! `security` (containing a compromised account: password change, sign-out everywhere,
+//! disabling, the security events and the sweep of ended sessions),
 //! `tokens` (with their events and pruning), `usage` (the PAT check on the hot path and
 //! the usage figures), `registry` (the registry's `/token`) and `repositories`.
 
 mod accounts;
 mod registry;
 mod repositories;
+mod security;
 mod sign_in;
 mod tokens;
 mod usage;
@@ -24,7 +27,7 @@ use crate::keys::ServerKeys;
 use crate::password::PasswordHasher;
 use crate::registry::TokenIssuer;
 use crate::session::{self, Caller, SessionSource};
-use crate::store::{Store, TokenOwner};
+use crate::store::{EventOrigin, Store, TokenOwner};
 use crate::throttle::Throttle;
 use crate::usage::UsageLog;
 
@@ -42,6 +45,21 @@ pub struct ClientInfo {
     pub ip: IpAddr,
     pub user_agent: String,
 }
+
+impl ClientInfo {
+    /// Where an account event this request causes came from (`address`: the IP as text).
+    pub fn event_origin<'a>(&'a self, address: &'a str) -> EventOrigin<'a> {
+        EventOrigin {
+            address: Some(address),
+            user_agent: Some(self.user_agent.as_str()).filter(|agent| !agent.is_empty()),
+        }
+    }
+}
+
+/// How long a looked-up token is trusted before it is read again: the longest a token of an
+/// account disabled from the CLI (another process) keeps working. Changes made through the
+/// API are seen at once.
+pub const TOKEN_CACHE_AGE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Days of usage shown with each token.
 pub const USAGE_DAYS: i64 = 30;
@@ -79,7 +97,8 @@ impl Hub {
             keys,
             hasher,
             issuer: Arc::new(issuer),
-            tokens: Arc::new(TokenCache::default()),
+            // A CLI command in another process may disable the owner: look again after a while.
+            tokens: Arc::new(TokenCache::with_max_age(TOKEN_CACHE_AGE)),
             // `hubkeyd repo` changes visibility from another process: look again after a while.
             repositories: Arc::new(LookupCache::with_max_age(REPOSITORY_CACHE_AGE)),
             usage: Arc::new(UsageLog::default()),

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use super::{ClientInfo, Hub};
 use crate::error::{Error, Result};
 use crate::session::{self, Caller, SessionSource};
-use crate::store::{self, TokenOwner, UserRow};
+use crate::store::{self, Refresh, RevokeReason, TokenOwner, UserRow};
 use crate::throttle::Attempt;
 use crate::totp;
 
@@ -98,24 +98,51 @@ impl Hub {
     }
 
     /// `POST /v2/users/refresh`: a new bearer and a new refresh token for a live session.
-    pub async fn refresh(&self, refresh_token: &str, now: DateTime<Utc>) -> Result<LoginResponse> {
+    /// The replaced refresh token may be presented once more within [`session::REFRESH_GRACE`]
+    /// (a lost answer); any other use of a spent refresh token revokes the whole session
+    /// (`session_revoked`) and records a `refresh_reuse` event from `client`.
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<LoginResponse> {
         let next = crate::random::random_secret();
-        let session = self
+        let address = client.ip.to_string();
+        let refreshed = self
             .store
             .rotate_refresh(
                 TokenDigest::of(refresh_token).as_str(),
                 TokenDigest::of(&next).as_str(),
                 now,
-                now + session::SESSION_TTL,
                 now - session::REFRESH_GRACE,
+                client.event_origin(&address),
             )
-            .await?
-            .ok_or_else(|| Error::Unauthorized("The session has ended; sign in again".into()))?;
+            .await?;
+        let session = match refreshed {
+            Refresh::Rotated(session) => session,
+            Refresh::Reused { session, newly } => {
+                if newly {
+                    tracing::warn!(
+                        session = %session.id,
+                        address = %client.ip,
+                        "a spent refresh token was presented again: session revoked"
+                    );
+                }
+                return Err(Error::SessionRevoked);
+            }
+            Refresh::Unknown => {
+                return Err(Error::Unauthorized(
+                    "The session has ended; sign in again".into(),
+                ))
+            }
+        };
         let user = self
             .store
             .user_by_id(&session.user_id)
             .await?
-            .ok_or_else(|| Error::Unauthorized("The account no longer exists".into()))?;
+            .filter(|user| user.disabled_at.is_none())
+            .ok_or_else(|| Error::Unauthorized("The session has ended; sign in again".into()))?;
         let caller = Caller {
             user_id: user.id,
             username: user.username,
@@ -131,7 +158,9 @@ impl Hub {
 
     /// `POST /v2/users/logout`: ends the caller's session and its refresh token.
     pub async fn logout(&self, caller: &Caller, now: DateTime<Utc>) -> Result<()> {
-        self.store.revoke_session(&caller.session_id, now).await
+        self.store
+            .revoke_session(&caller.session_id, now, RevokeReason::Logout)
+            .await
     }
 
     /// `POST /v2/auth/token`: a bearer from a password (accounts without 2FA) or a PAT.
@@ -199,14 +228,19 @@ impl Hub {
 
     /// The user `username` if `password` is theirs; otherwise counts a failure of `attempt`.
     /// An unknown user costs the same time as a wrong password.
-    async fn check_password(
+    pub(super) async fn check_password(
         &self,
         attempt: &Attempt,
         username: &str,
         password: Zeroizing<String>,
         now: DateTime<Utc>,
     ) -> Result<UserRow> {
-        let user = self.store.user_by_name(username).await?;
+        // A disabled account is an unknown one here: same time, same answer, same count.
+        let user = self
+            .store
+            .user_by_name(username)
+            .await?
+            .filter(|user| user.disabled_at.is_none());
         let stored = user.as_ref().map(|user| user.password_hash.clone());
         let (true, Some(user)) = (self.hasher.verify(password, stored).await?, user) else {
             self.throttle.fail(attempt, now).await?;
@@ -218,19 +252,27 @@ impl Hub {
         Ok(user)
     }
 
-    /// Resolves a bearer JWT to its caller, refusing expired and revoked sessions.
+    /// Resolves a bearer JWT to its caller, refusing expired and revoked sessions and
+    /// disabled accounts. A session revoked for refresh-token reuse is `session_revoked`.
     pub async fn authenticate(&self, bearer: &str, now: DateTime<Utc>) -> Result<Caller> {
         let claims = session::verify(&self.keys, bearer, now)?;
         let session = self
             .store
             .session(&claims.sid)
             .await?
-            .filter(|s| {
-                s.revoked_at.is_none()
-                    && s.expires_at > store::millis(now)
-                    && s.user_id == claims.uid
-            })
+            .filter(|s| s.user_id == claims.uid)
             .ok_or_else(|| Error::Unauthorized("The session has ended; sign in again".into()))?;
+        if session.revoked_for_reuse() {
+            return Err(Error::SessionRevoked);
+        }
+        if session.revoked_at.is_some()
+            || session.expires_at <= store::millis(now)
+            || session.user_disabled
+        {
+            return Err(Error::Unauthorized(
+                "The session has ended; sign in again".into(),
+            ));
+        }
         Ok(Caller {
             user_id: session.user_id,
             username: claims.sub,
@@ -277,7 +319,8 @@ impl Hub {
         expires_at: DateTime<Utc>,
     ) -> Result<Caller> {
         let session_id = Uuid::new_v4().to_string();
-        self.store
+        let opened = self
+            .store
             .insert_session(
                 &session_id,
                 user_id,
@@ -287,6 +330,10 @@ impl Hub {
                 expires_at,
             )
             .await?;
+        if !opened {
+            // Disabled between the check of its secret and now.
+            return Err(Error::bad_credentials());
+        }
         Ok(Caller {
             user_id: user_id.to_owned(),
             username: username.to_owned(),

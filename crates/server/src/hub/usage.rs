@@ -41,6 +41,7 @@ impl Hub {
             Some(found) if username.is_some_and(|name| name != found.username) => {
                 Some("belongs to another account")
             }
+            Some(found) if found.user_disabled => Some("account disabled"),
             Some(found) if found.token.is_expired(now) => Some("expired"),
             Some(found) if !found.token.is_active => Some("inactive"),
             Some(_) => None,

@@ -4,6 +4,10 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use uuid::Uuid;
 
+use hubkey_api::AccountEventKind;
+
+use super::account_events::insert_account_event;
+use super::sessions::{revoke_all_in, EventOrigin, RevokeReason};
 use super::{millis, Store};
 use crate::error::{Error, Result};
 
@@ -14,6 +18,8 @@ pub struct UserRow {
     pub username: String,
     pub password_hash: String,
     pub totp_sealed: Option<String>,
+    /// When the administrator disabled the account (Unix ms); `None` while it is enabled.
+    pub disabled_at: Option<i64>,
 }
 
 /// A user with counts, for `hubkeyd user list`.
@@ -21,6 +27,7 @@ pub struct UserRow {
 pub struct UserSummary {
     pub username: String,
     pub totp_enabled: bool,
+    pub disabled: bool,
     pub tokens: i64,
 }
 
@@ -54,7 +61,7 @@ impl Store {
     /// The user with this name, if any. Names are compared exactly.
     pub async fn user_by_name(&self, username: &str) -> Result<Option<UserRow>> {
         Ok(sqlx::query_as(
-            "SELECT id, username, password_hash, totp_sealed FROM users WHERE username = $1",
+            "SELECT id, username, password_hash, totp_sealed, disabled_at FROM users WHERE username = $1",
         )
         .bind(username)
         .fetch_optional(&self.pool)
@@ -64,7 +71,7 @@ impl Store {
     /// The user with this id, if any.
     pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>> {
         Ok(sqlx::query_as(
-            "SELECT id, username, password_hash, totp_sealed FROM users WHERE id = $1",
+            "SELECT id, username, password_hash, totp_sealed, disabled_at FROM users WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -75,6 +82,7 @@ impl Store {
     pub async fn list_users(&self) -> Result<Vec<UserSummary>> {
         Ok(sqlx::query_as(
             "SELECT u.username, (u.totp_sealed IS NOT NULL) AS totp_enabled, \
+                    (u.disabled_at IS NOT NULL) AS disabled, \
                     (SELECT COUNT(*) FROM access_tokens t WHERE t.user_id = u.id) AS tokens \
              FROM users u ORDER BY u.username",
         )
@@ -82,14 +90,82 @@ impl Store {
         .await?)
     }
 
-    /// Turns TOTP on with a new sealed secret; earlier codes no longer count.
-    pub async fn set_totp(&self, user_id: &str, sealed: &str) -> Result<()> {
+    /// Turns TOTP on with a new sealed secret; earlier codes no longer count. Every session
+    /// of the account ends and a `two_factor_changed` event is recorded, in one transaction:
+    /// a session opened before the change never outlives it.
+    pub async fn set_totp(&self, user_id: &str, sealed: &str, now: DateTime<Utc>) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE users SET totp_sealed = $1, totp_last_step = NULL WHERE id = $2")
             .bind(sealed)
             .bind(user_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(())
+        let revoked =
+            revoke_all_in(&mut tx, user_id, None, now, RevokeReason::TwoFactorChanged).await?;
+        insert_account_event(
+            &mut tx,
+            user_id,
+            AccountEventKind::TwoFactorChanged,
+            EventOrigin::default(),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    /// Replaces the password hash; every session of the account but `keep` ends and a
+    /// `password_changed` event from `origin` is recorded, in one transaction. Answers how many
+    /// sessions ended.
+    pub async fn set_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+        keep: Option<&str>,
+        origin: EventOrigin<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        let revoked =
+            revoke_all_in(&mut tx, user_id, keep, now, RevokeReason::PasswordChanged).await?;
+        insert_account_event(
+            &mut tx,
+            user_id,
+            AccountEventKind::PasswordChanged,
+            origin,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    /// Disables the account (no sign-in, no token, no session works; every session ends) or
+    /// enables it again (sessions stay ended). Answers how many sessions ended.
+    pub async fn set_disabled(
+        &self,
+        user_id: &str,
+        disabled: bool,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2")
+            .bind(disabled.then(|| millis(now)))
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        let revoked = if disabled {
+            revoke_all_in(&mut tx, user_id, None, now, RevokeReason::AccountDisabled).await?
+        } else {
+            0
+        };
+        tx.commit().await?;
+        Ok(revoked)
     }
 
     /// Records that the TOTP code of `step` was used. False when that step or a later one was

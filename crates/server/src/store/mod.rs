@@ -5,14 +5,18 @@
 //! implementation of the same statements, not a redesign. SQLite runs in WAL mode with
 //! `synchronous=FULL`: a write acknowledged to a client survives a crash.
 //!
-//! One file per feature, each adding to `impl Store`: `accounts`, `sessions` (and 2FA
-//! challenges), `tokens` (with their events and the pruning rule), `usage`,
-//! `repositories` and `throttle`. This module opens the database and keeps the one
-//! invariant every token change shares: the account's token lock ([`AccountTokens`]).
+//! One file per feature, each adding to `impl Store`: `accounts`, `sessions` (with 2FA
+//! challenges and the spent refresh tokens of reuse detection), `account_events`, `sweep`
+//! (deleting ended sessions and expired challenges), `tokens` (with their events and the
+//! pruning rule), `usage`, `repositories` and `throttle`. This module opens the database
+//! (its file owner-only) and keeps the one invariant every token change shares: the
+//! account's token lock ([`AccountTokens`]).
 
+mod account_events;
 mod accounts;
 mod repositories;
 mod sessions;
+mod sweep;
 mod throttle;
 mod tokens;
 mod usage;
@@ -28,7 +32,8 @@ use sqlx::{SqliteConnection, SqlitePool};
 use crate::error::{Error, Result, SetupError};
 
 pub use accounts::{UserRow, UserSummary};
-pub use sessions::SessionRow;
+pub use sessions::{EventOrigin, Refresh, RevokeReason, SessionRow};
+pub use sweep::Swept;
 pub use tokens::{
     decode_cursor, encode_cursor, NewToken, TokenOwner, TokenRow, TokenSpec, AUTO_TOKENS_KEPT,
 };
@@ -66,11 +71,20 @@ impl Store {
             // 16 MiB of page cache per connection (SQLite's default is 2 MiB): the flush of
             // token uses touches rows spread over the whole table.
             .pragma("cache_size", "-16384");
-        if let Some(parent) = Path::new(options.get_filename()).parent() {
-            if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|err| SetupError::io(format!("creating {}", parent.display()), err))?;
+        let file = Path::new(options.get_filename());
+        // `sqlite::memory:` reaches here as a `file:` URI naming no file.
+        let in_memory =
+            file == Path::new(":memory:") || file.to_string_lossy().starts_with("file:");
+        if !in_memory {
+            if let Some(parent) = file.parent() {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(parent).map_err(|err| {
+                        SetupError::io(format!("creating {}", parent.display()), err)
+                    })?;
+                }
             }
+            // Before SQLite creates it with its default mode (0644 less the umask).
+            crate::data_dir::create_private_file(file)?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(8)

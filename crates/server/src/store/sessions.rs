@@ -1,8 +1,10 @@
 //! Sessions and the 2FA challenges of sign-ins in progress.
 
 use chrono::{DateTime, Utc};
-use sqlx::FromRow;
+use hubkey_api::AccountEventKind;
+use sqlx::{FromRow, SqliteConnection};
 
+use super::account_events::insert_account_event;
 use super::{millis, Store};
 use crate::error::Result;
 
@@ -14,10 +16,74 @@ pub struct SessionRow {
     pub source: String,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// Why it was revoked ([`RevokeReason`]'s stored form).
+    pub revoked_reason: Option<String>,
+    /// Whether its account is disabled (read by [`Store::session`] only).
+    #[sqlx(default)]
+    pub user_disabled: bool,
 }
 
+impl SessionRow {
+    /// True when the session was revoked because one of its spent refresh tokens came back.
+    pub fn revoked_for_reuse(&self) -> bool {
+        self.revoked_reason.as_deref() == Some(RevokeReason::RefreshReuse.as_str())
+    }
+}
+
+/// Why a session was revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeReason {
+    /// Its own sign-out.
+    Logout,
+    /// A spent refresh token of it was presented again.
+    RefreshReuse,
+    /// "Sign out everywhere", by the account or the administrator.
+    RevokedAll,
+    /// The account's password changed.
+    PasswordChanged,
+    /// The account's second factor changed.
+    TwoFactorChanged,
+    /// The administrator disabled the account.
+    AccountDisabled,
+}
+
+impl RevokeReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevokeReason::Logout => "logout",
+            RevokeReason::RefreshReuse => "refresh_reuse",
+            RevokeReason::RevokedAll => "revoked_all",
+            RevokeReason::PasswordChanged => "password_changed",
+            RevokeReason::TwoFactorChanged => "two_factor_changed",
+            RevokeReason::AccountDisabled => "account_disabled",
+        }
+    }
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, Clone)]
+pub enum Refresh {
+    /// It was the session's current token, or its replaced token within the one grace use:
+    /// the session now answers to the new token.
+    Rotated(SessionRow),
+    /// It was a token the session had handed out and no longer accepts: the session is
+    /// revoked (`newly`: by this call, which recorded the `refresh_reuse` event).
+    Reused { session: SessionRow, newly: bool },
+    /// No session ever handed it out, or its session ended for another reason.
+    Unknown,
+}
+
+/// Where a request came from, for the account events it causes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventOrigin<'a> {
+    pub address: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+const SESSION_COLUMNS: &str = "id, user_id, source, expires_at, revoked_at, revoked_reason";
+
 impl Store {
-    /// Stores a new session.
+    /// Stores a new session, unless its account is disabled (then false).
     pub async fn insert_session(
         &self,
         id: &str,
@@ -26,10 +92,11 @@ impl Store {
         refresh_digest: Option<&str>,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
-    ) -> Result<()> {
-        sqlx::query(
+    ) -> Result<bool> {
+        let inserted = sqlx::query(
             "INSERT INTO sessions (id, user_id, source, refresh_digest, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+             SELECT $1, $2, $3, $4, $5, $6 \
+             WHERE EXISTS (SELECT 1 FROM users WHERE id = $2 AND disabled_at IS NULL)",
         )
         .bind(id)
         .bind(user_id)
@@ -39,64 +106,150 @@ impl Store {
         .bind(millis(expires_at))
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(inserted.rows_affected() == 1)
     }
 
-    /// The session with this id, if any.
+    /// The session with this id, if any, and whether its account is disabled.
     pub async fn session(&self, id: &str) -> Result<Option<SessionRow>> {
         Ok(sqlx::query_as(
-            "SELECT id, user_id, source, expires_at, revoked_at FROM sessions WHERE id = $1",
+            "SELECT s.id, s.user_id, s.source, s.expires_at, s.revoked_at, s.revoked_reason, \
+                    (u.disabled_at IS NOT NULL) AS user_disabled \
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
         .await?)
     }
 
-    /// Swaps a live session's refresh token for a new one and extends it. Returns the session
-    /// when `old_digest` names a live one: its current refresh token, or the one the last
-    /// rotation replaced if that rotation was after `grace_since` (the client never got the
-    /// answer, so it tries again with the token it has; the token of the lost answer stops
-    /// working). The grace runs from the rotation and is not extended by using it. A used,
-    /// revoked or expired refresh token gives None.
+    /// Exchanges a refresh token, in one write transaction (so concurrent presentations of
+    /// one token are decided one after another):
+    ///
+    /// - the session's current token: `new_digest` replaces it, and the replaced one may be
+    ///   presented once more until `grace_since` passes its rotation (a client that never got
+    ///   the answer asks again with the token it has);
+    /// - that replaced token, for its one grace use: `new_digest` replaces the current token,
+    ///   the lost answer's, which is spent from now on;
+    /// - any other token the session handed out (spent): the session is revoked at once, with
+    ///   an `refresh_reuse` account event from `origin` (OAuth 2.0 Security BCP §4.14: the thief
+    ///   or the client presents a spent token, and neither keeps the session).
+    ///
+    /// The session's lifetime never changes: it ends when it was set to at sign-in.
     pub async fn rotate_refresh(
         &self,
         old_digest: &str,
         new_digest: &str,
         now: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
         grace_since: DateTime<Utc>,
-    ) -> Result<Option<SessionRow>> {
-        // Every SET expression reads the row as it was before the update.
-        Ok(sqlx::query_as(
-            "UPDATE sessions SET \
-               previous_refresh_digest = CASE WHEN refresh_digest = $3 \
-                 THEN refresh_digest ELSE previous_refresh_digest END, \
-               rotated_at = CASE WHEN refresh_digest = $3 THEN $4 ELSE rotated_at END, \
-               refresh_digest = $1, expires_at = $2 \
-             WHERE (refresh_digest = $3 OR (previous_refresh_digest = $3 AND rotated_at > $5)) \
-               AND revoked_at IS NULL AND expires_at > $4 \
-             RETURNING id, user_id, source, expires_at, revoked_at",
-        )
+        origin: EventOrigin<'_>,
+    ) -> Result<Refresh> {
+        let mut tx = self.pool.begin().await?;
+        // A write first: the transaction holds the write lock from here to its commit.
+        let rotated: Option<SessionRow> = sqlx::query_as(&format!(
+            "UPDATE sessions SET previous_refresh_digest = refresh_digest, rotated_at = $3, \
+               grace_used = FALSE, refresh_digest = $1 \
+             WHERE refresh_digest = $2 AND revoked_at IS NULL AND expires_at > $3 \
+             RETURNING {SESSION_COLUMNS}"
+        ))
         .bind(new_digest)
-        .bind(millis(expires_at))
         .bind(old_digest)
         .bind(millis(now))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(session) = rotated {
+            mark_spent(&mut tx, old_digest, &session.id).await?;
+            tx.commit().await?;
+            return Ok(Refresh::Rotated(session));
+        }
+        let replaced: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT id, refresh_digest FROM sessions \
+             WHERE previous_refresh_digest = $1 AND grace_used = FALSE AND rotated_at > $2 \
+               AND revoked_at IS NULL AND expires_at > $3",
+        )
+        .bind(old_digest)
         .bind(millis(grace_since))
-        .fetch_optional(&self.pool)
-        .await?)
+        .bind(millis(now))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((id, lost)) = replaced {
+            if let Some(lost) = lost {
+                mark_spent(&mut tx, &lost, &id).await?;
+            }
+            let session: SessionRow = sqlx::query_as(&format!(
+                "UPDATE sessions SET refresh_digest = $1, grace_used = TRUE WHERE id = $2 \
+                 RETURNING {SESSION_COLUMNS}"
+            ))
+            .bind(new_digest)
+            .bind(&id)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Ok(Refresh::Rotated(session));
+        }
+        let owner: Option<String> =
+            sqlx::query_scalar("SELECT session_id FROM spent_refresh_tokens WHERE digest = $1")
+                .bind(old_digest)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(id) = owner else {
+            tx.commit().await?;
+            return Ok(Refresh::Unknown);
+        };
+        let newly = revoke_in(&mut tx, &id, now, RevokeReason::RefreshReuse).await?;
+        let session: SessionRow = sqlx::query_as(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"
+        ))
+        .bind(&id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if newly {
+            insert_account_event(
+                &mut tx,
+                &session.user_id,
+                AccountEventKind::RefreshReuse,
+                origin,
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        if newly || session.revoked_for_reuse() {
+            Ok(Refresh::Reused { session, newly })
+        } else {
+            // Ended earlier for another reason (a sign-out, its expiry): nothing to protect.
+            Ok(Refresh::Unknown)
+        }
     }
 
-    /// Revokes a session and its refresh token.
-    pub async fn revoke_session(&self, id: &str, now: DateTime<Utc>) -> Result<()> {
-        sqlx::query(
-            "UPDATE sessions SET revoked_at = $1, refresh_digest = NULL, \
-             previous_refresh_digest = NULL WHERE id = $2 AND revoked_at IS NULL",
-        )
-        .bind(millis(now))
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
+    /// Revokes a session and its refresh tokens.
+    pub async fn revoke_session(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        reason: RevokeReason,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        revoke_in(&mut tx, id, now, reason).await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// Revokes every live session of the account but `except` (all of them for `None`), and
+    /// records `event` (when given) in the same transaction. Answers how many were live.
+    pub async fn revoke_sessions(
+        &self,
+        user_id: &str,
+        except: Option<&str>,
+        now: DateTime<Utc>,
+        reason: RevokeReason,
+        event: Option<(AccountEventKind, EventOrigin<'_>)>,
+    ) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let revoked = revoke_all_in(&mut tx, user_id, except, now, reason).await?;
+        if let Some((kind, origin)) = event {
+            insert_account_event(&mut tx, user_id, kind, origin, now).await?;
+        }
+        tx.commit().await?;
+        Ok(revoked)
     }
 
     /// Stores a 2FA challenge.
@@ -155,4 +308,75 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Records that `digest` was handed out by session `session_id` and is no longer accepted.
+async fn mark_spent(conn: &mut SqliteConnection, digest: &str, session_id: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO spent_refresh_tokens (digest, session_id) VALUES ($1, $2) \
+         ON CONFLICT (digest) DO NOTHING",
+    )
+    .bind(digest)
+    .bind(session_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Revokes one session inside a transaction; its current refresh token joins the spent ones
+/// (so presenting it later names this session). True when it was not revoked before.
+pub(super) async fn revoke_in(
+    conn: &mut SqliteConnection,
+    id: &str,
+    now: DateTime<Utc>,
+    reason: RevokeReason,
+) -> Result<bool> {
+    sqlx::query(
+        "INSERT INTO spent_refresh_tokens (digest, session_id) \
+         SELECT refresh_digest, id FROM sessions WHERE id = $1 AND refresh_digest IS NOT NULL \
+         ON CONFLICT (digest) DO NOTHING",
+    )
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    let revoked = sqlx::query(
+        "UPDATE sessions SET revoked_at = $1, revoked_reason = $2, refresh_digest = NULL, \
+           previous_refresh_digest = NULL \
+         WHERE id = $3 AND revoked_at IS NULL",
+    )
+    .bind(millis(now))
+    .bind(reason.as_str())
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(revoked.rows_affected() == 1)
+}
+
+/// Revokes every live session of `user_id` but `except`, inside a transaction, and forgets
+/// the account's 2FA challenges (a sign-in half done before the change does not finish).
+/// Answers how many sessions were live.
+pub(super) async fn revoke_all_in(
+    conn: &mut SqliteConnection,
+    user_id: &str,
+    except: Option<&str>,
+    now: DateTime<Utc>,
+    reason: RevokeReason,
+) -> Result<u64> {
+    let revoked = sqlx::query(
+        "UPDATE sessions SET revoked_at = $1, revoked_reason = $2, refresh_digest = NULL, \
+           previous_refresh_digest = NULL \
+         WHERE user_id = $3 AND ($4 IS NULL OR id <> $4) AND revoked_at IS NULL \
+           AND expires_at > $1",
+    )
+    .bind(millis(now))
+    .bind(reason.as_str())
+    .bind(user_id)
+    .bind(except)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM mfa_challenges WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(revoked.rows_affected())
 }

@@ -85,6 +85,9 @@ pub struct TokenOwner {
     #[sqlx(flatten)]
     pub token: TokenRow,
     pub username: String,
+    /// The owner's account is disabled: the token is refused whatever its state.
+    #[sqlx(default)]
+    pub user_disabled: bool,
 }
 
 /// One row of the events feed.
@@ -286,6 +289,18 @@ impl Store {
         Ok(())
     }
 
+    /// The locked account's active tokens (expired ones included: they could be renewed by
+    /// nothing, but deactivating them too leaves no doubt).
+    pub async fn active_tokens_in(tokens: &mut AccountTokens<'_>) -> Result<Vec<TokenRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM access_tokens WHERE user_id = $1 AND is_active = TRUE \
+             ORDER BY created_at"
+        ))
+        .bind(&tokens.user_id)
+        .fetch_all(&mut *tokens.conn)
+        .await?)
+    }
+
     /// Deletes one of the locked account's tokens.
     pub async fn delete_token(tokens: &mut AccountTokens<'_>, uuid: &str) -> Result<()> {
         sqlx::query("DELETE FROM access_tokens WHERE uuid = $1 AND user_id = $2")
@@ -301,7 +316,7 @@ impl Store {
         Ok(sqlx::query_as(
             "SELECT t.uuid, t.user_id, t.digest, t.hint, t.label, t.scopes, t.origin, t.client_id, \
                     t.creator_ip, t.creator_ua, t.created_at, t.last_used, t.expires_at, \
-                    t.is_active, u.username \
+                    t.is_active, u.username, (u.disabled_at IS NOT NULL) AS user_disabled \
              FROM access_tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = $1",
         )
         .bind(digest)

@@ -113,13 +113,17 @@ async fn refresh_rotates_the_refresh_token() {
         .refresh_token
         .unwrap();
 
-    // Once the client used its new token, the one it replaced is gone for good.
-    assert_eq!(status_of(client.refresh(&first_refresh).await), 401);
-    assert_eq!(status_of(client.refresh("not-a-refresh-token").await), 401);
     client
         .refresh(&third)
         .await
         .expect("the newest refresh token works");
+    assert_eq!(status_of(client.refresh("not-a-refresh-token").await), 401);
+    // Once the client used its new token, the one it replaced is spent: presenting it again
+    // means someone else holds a copy, and the whole session ends.
+    assert_eq!(
+        client.refresh(&first_refresh).await.unwrap_err(),
+        ClientError::SessionRevoked
+    );
 }
 
 #[tokio::test]
@@ -143,12 +147,24 @@ async fn a_lost_refresh_answer_can_be_asked_again_with_the_old_token() {
         .list_tokens(1, 10)
         .await
         .expect("the session works");
-    // The lost answer's token is worthless now; the newest one works.
-    assert_eq!(status_of(client.refresh(&lost).await), 401);
-    client
+    // The newest token works; the old one had its one grace use.
+    let newest = client
         .refresh(&again.refresh_token.unwrap())
         .await
         .expect("the newest refresh token works");
+    // The lost answer's token never reached the client: if it turns up, someone else has it,
+    // and the session ends for everyone.
+    assert_eq!(
+        client.refresh(&lost).await.unwrap_err(),
+        ClientError::SessionRevoked
+    );
+    assert_eq!(
+        client
+            .refresh(&newest.refresh_token.unwrap())
+            .await
+            .unwrap_err(),
+        ClientError::SessionRevoked
+    );
 }
 
 #[tokio::test]
@@ -508,7 +524,7 @@ async fn failures_from_many_addresses_throttle_the_account() {
 }
 
 #[tokio::test]
-async fn the_old_refresh_token_works_again_only_within_five_minutes_of_its_rotation() {
+async fn the_old_refresh_token_works_once_more_only_within_five_minutes_of_its_rotation() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("hubkeyd.db").display());
     let hub = hubkeyd::open(dir.path(), &url).await.unwrap().hub;
@@ -530,25 +546,34 @@ async fn the_old_refresh_token_works_again_only_within_five_minutes_of_its_rotat
         )
     };
     let refresh_token = |answer: hubkey_api::LoginResponse| answer.refresh_token.unwrap();
+    let revoked = |result: hubkeyd::Result<hubkey_api::LoginResponse>| {
+        matches!(result, Err(hubkeyd::Error::SessionRevoked))
+    };
 
-    // Asked again 4 minutes after the rotation: still fine, and using it does not extend it.
+    // Asked again 4 minutes after the rotation: fine, once; a second time revokes.
     let old = refresh_token(login(start).await.unwrap());
-    hub.refresh(&old, minutes(0)).await.unwrap();
-    hub.refresh(&old, minutes(4))
-        .await
-        .expect("within the grace");
-    assert!(
-        hub.refresh(&old, minutes(6)).await.is_err(),
-        "past the grace"
+    hub.refresh(&old, &client, minutes(0)).await.unwrap();
+    let again = refresh_token(
+        hub.refresh(&old, &client, minutes(4))
+            .await
+            .expect("within the grace"),
     );
+    assert!(revoked(hub.refresh(&old, &client, minutes(4)).await));
+    assert!(revoked(hub.refresh(&again, &client, minutes(4)).await));
 
-    // Six minutes after its rotation the old token is refused, the session itself lives on.
+    // Six minutes after its rotation the old token has no grace left: it is a spent token
+    // presented again, and the session ends.
     let old = refresh_token(login(start).await.unwrap());
-    let newest = refresh_token(hub.refresh(&old, minutes(0)).await.unwrap());
-    assert!(hub.refresh(&old, minutes(6)).await.is_err());
-    hub.refresh(&newest, minutes(7))
+    let newest = refresh_token(hub.refresh(&old, &client, minutes(0)).await.unwrap());
+    assert!(revoked(hub.refresh(&old, &client, minutes(6)).await));
+    assert!(revoked(hub.refresh(&newest, &client, minutes(7)).await));
+
+    // Without a replay, the newest token keeps working.
+    let old = refresh_token(login(start).await.unwrap());
+    let newest = refresh_token(hub.refresh(&old, &client, minutes(0)).await.unwrap());
+    hub.refresh(&newest, &client, minutes(7))
         .await
-        .expect("the newest token still works");
+        .expect("the newest token works");
 }
 
 /// 100 failed password logins of `name`, 25 from each of four addresses (`first`..`first+3`):

@@ -145,6 +145,83 @@ async fn database_flag_overrides_the_default_location() {
     assert!(!data.db_path().exists(), "the default database is not used");
 }
 
+#[cfg(unix)]
+#[tokio::test]
+async fn database_files_are_owner_only_whatever_the_umask() {
+    use std::io::BufRead;
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::{Command, Stdio};
+
+    let data = DataDir::new();
+    // `serve` under umask 000, so that the database has its -wal and -shm files open.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(r#"umask 000; exec "$0" --data-dir "$1" serve --listen 127.0.0.1:0"#)
+        .arg(env!("CARGO_BIN_EXE_hubkeyd"))
+        .arg(data.path())
+        .current_dir(data.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn hubkeyd under sh");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read the listening line");
+    assert!(line.starts_with("listening on"), "{line}");
+    let db = data.db_path();
+    let modes: Vec<(String, u32)> = ["", "-wal", "-shm"]
+        .iter()
+        .map(|suffix| {
+            let path = format!("{}{suffix}", db.display());
+            let mode = std::fs::metadata(&path)
+                .unwrap_or_else(|err| panic!("{path}: {err}"))
+                .permissions()
+                .mode();
+            (path, mode & 0o777)
+        })
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    for (path, mode) in modes {
+        assert_eq!(mode, 0o600, "{path} has mode {mode:o}");
+    }
+
+    // A database made by an older hubkeyd with a wider mode is narrowed when opened.
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let output = data.run(&["user", "list"], None).await;
+    assert_success(&output, "user list");
+    let mode = std::fs::metadata(&db).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "an existing database is narrowed to 0600");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_data_directory_others_can_write_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let data = DataDir::new();
+    for mode in [0o777, 0o770, 0o702] {
+        std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+        for args in [
+            vec!["user", "list"],
+            vec!["serve", "--listen", "127.0.0.1:0"],
+        ] {
+            let output = data.run(&args, None).await;
+            assert_refused(&output, "a data directory others can write");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                stderr.contains(&data.path().display().to_string()),
+                "{stderr}"
+            );
+            assert!(stderr.contains("chmod 700"), "{stderr}");
+        }
+    }
+    assert!(!data.db_path().exists(), "nothing was created");
+    std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_success(&data.run(&["user", "list"], None).await, "user list");
+}
+
 #[tokio::test]
 async fn sigterm_stops_the_server_cleanly() {
     let mut server = TestServer::start().await;
@@ -173,6 +250,9 @@ async fn openapi_document_lists_every_path() {
         ("/v2/users/2fa-login", &["post"]),
         ("/v2/users/refresh", &["post"]),
         ("/v2/users/logout", &["post"]),
+        ("/v2/users/password", &["put"]),
+        ("/v2/users/sessions/revoke-all", &["post"]),
+        ("/v2/users/security-events", &["get"]),
         ("/v2/auth/token", &["post"]),
         ("/v2/access-tokens", &["get", "post"]),
         ("/v2/access-tokens/{uuid}", &["get", "patch", "delete"]),

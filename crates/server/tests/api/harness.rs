@@ -417,7 +417,9 @@ impl ClockedServer {
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("listener address");
         let state = hubkeyd::AppState::new(instance.hub, hubkeyd::Site::default())
-            .with_clock(clock.clone().into());
+            .with_clock(clock.clone().into())
+            // The sweep runs on the turned clock; tests wait for it, not for 10 minutes.
+            .with_sweep_interval(Duration::from_millis(50));
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(hubkeyd::run_app(state, listener, async {
             let _ = stopped.await;
@@ -455,6 +457,11 @@ impl ClockedServer {
     /// A client of this server without a session.
     pub fn client(&self) -> HubClient {
         client_of(&self.url)
+    }
+
+    /// The data directory the server runs on.
+    pub fn data(&self) -> &DataDir {
+        &self.data
     }
 
     /// Adds an account through the CLI while the server runs.

@@ -23,7 +23,7 @@ const OVERSIZED: usize = 100 * 1024;
 
 /// The routes that take a JSON body, with a body they would accept apart from the test's
 /// change. `{uuid}` is replaced by a real token's uuid.
-const JSON_ROUTES: [(&str, &str); 8] = [
+const JSON_ROUTES: [(&str, &str); 9] = [
     ("POST", "/v2/users/login"),
     ("POST", "/v2/users/2fa-login"),
     ("POST", "/v2/users/refresh"),
@@ -32,6 +32,7 @@ const JSON_ROUTES: [(&str, &str); 8] = [
     ("PATCH", "/v2/access-tokens/{uuid}"),
     ("POST", "/v2/access-tokens/desktop-generate"),
     ("PATCH", "/v2/repositories/ann/app"),
+    ("PUT", "/v2/users/password"),
 ];
 
 /// Asserts a 4xx of `status` with the JSON body of the route's family:
@@ -191,6 +192,9 @@ async fn non_utf8_headers_and_paths_are_clear_4xx_json() {
         ("POST", "/v2/access-tokens/desktop-generate".to_owned()),
         ("GET", "/v2/repositories/ann/app".to_owned()),
         ("POST", "/v2/users/logout".to_owned()),
+        ("PUT", "/v2/users/password".to_owned()),
+        ("POST", "/v2/users/sessions/revoke-all".to_owned()),
+        ("GET", "/v2/users/security-events".to_owned()),
     ] {
         let answer = send(
             &server,
@@ -340,6 +344,7 @@ async fn unknown_json_fields_are_a_400_naming_the_field() {
         r#"{"is_active":false,"is_admin":true}"#,
         r#"{"device_name":"box","is_admin":true}"#,
         r#"{"is_private":false,"is_admin":true}"#,
+        r#"{"current_password":"x","new_password":"y","is_admin":true}"#,
     ];
     for ((method, route), body) in JSON_ROUTES.iter().zip(bodies) {
         let path = route.replace("{uuid}", &uuid);

@@ -14,4 +14,5 @@ mod hostile;
 mod openapi;
 mod pruning;
 mod secrets;
+mod sessions;
 mod tokens;

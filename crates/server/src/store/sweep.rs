@@ -1,0 +1,44 @@
+//! Forgetting what no longer matters: ended sessions (with their spent refresh tokens) once
+//! reuse detection has no more use for them, and expired 2FA challenges.
+
+use chrono::{DateTime, Utc};
+
+use super::{millis, Store};
+use crate::error::Result;
+
+/// Rows one sweep deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub sessions: u64,
+    pub challenges: u64,
+}
+
+impl Store {
+    /// Deletes the sessions that ended (revoked or expired) before `ended_before`, with their
+    /// spent refresh tokens, and the 2FA challenges expired at `now`.
+    pub async fn sweep(&self, ended_before: DateTime<Utc>, now: DateTime<Utc>) -> Result<Swept> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "DELETE FROM spent_refresh_tokens WHERE session_id IN (SELECT id FROM sessions \
+               WHERE revoked_at < $1 OR expires_at < $1)",
+        )
+        .bind(millis(ended_before))
+        .execute(&mut *tx)
+        .await?;
+        let sessions = sqlx::query("DELETE FROM sessions WHERE revoked_at < $1 OR expires_at < $1")
+            .bind(millis(ended_before))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let challenges = sqlx::query("DELETE FROM mfa_challenges WHERE expires_at <= $1")
+            .bind(millis(now))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(Swept {
+            sessions,
+            challenges,
+        })
+    }
+}
