@@ -423,7 +423,9 @@ async fn an_ended_session_is_cleaned_up_on_restore() {
         .restore(&server(&hub.url))
         .await
         .unwrap_err();
-    assert_eq!(err, DesktopError::SessionEnded);
+    // The spent token presented again: the server revoked the session for its reuse, and
+    // the app says so.
+    assert_eq!(err, DesktopError::SessionRevoked);
     assert!(session_entry(&keyring, &hub).is_none());
     assert!(stored_token(&keyring).is_none());
     assert!(home.json().get("credHelpers").is_none());
