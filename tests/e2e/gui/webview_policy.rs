@@ -177,10 +177,12 @@ async fn after_attempt(app: &DesktopApp, attempt: &str, target: &str) -> (String
         Duration::from_secs(15),
         app.webdriver.execute_async(&script, vec![target.into()]),
     )
-    .await
-    .unwrap_or_else(|_| panic!("{attempt} → {target}: the page did not answer"))
-    .unwrap_or_else(|err| panic!("{attempt} → {target}: {err}"));
-    serde_json::from_value(answer).unwrap()
+    .await;
+    match answer {
+        Ok(Ok(answer)) => serde_json::from_value(answer).unwrap(),
+        Ok(Err(err)) => panic!("{attempt} → {target}: {err}"),
+        Err(_) => panic!("{attempt} → {target}: the page did not answer"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
