@@ -527,7 +527,9 @@ async fn an_unparsable_docker_config_is_left_alone_and_sign_in_still_works() {
         .await
         .unwrap();
     assert_eq!(std::fs::read(home.config()).unwrap(), original);
-    assert_eq!(report.not_done.len(), 1, "{report:?}");
+    // The app wrote nothing to the file, so its sign-out has nothing there to undo (before
+    // it kept a record of what it wrote, it reported the entry it could not look for).
+    assert!(report.not_done.is_empty(), "{report:?}");
 }
 
 #[tokio::test]
