@@ -5,7 +5,9 @@
 // Tauri hands commands their arguments deserialised, by value.
 #![allow(clippy::needless_pass_by_value)]
 
-use hubkey_desktop::{Account, Desktop, ServerUrl, SignInStep, SignOutReport};
+use hubkey_desktop::{
+    Account, Desktop, HandOff, PasswordChanged, ServerUrl, SignInStep, SignOutReport, Unencrypted,
+};
 use serde::Serialize;
 use tauri::{AppHandle, State};
 use tauri_plugin_autostart::ManagerExt;
@@ -80,9 +82,18 @@ pub async fn sign_in(
     server_url: String,
     username: String,
     password: String,
+    send_unencrypted: bool,
 ) -> Result<SignInStep> {
     let server = ServerUrl::parse(&server_url)?;
-    let step = desktop.sign_in(&server, &username, &password).await?;
+    // The person ticked "Send my password unencrypted" after the warning the refusal shows.
+    let unencrypted = if send_unencrypted {
+        Unencrypted::Allow
+    } else {
+        Unencrypted::Refuse
+    };
+    let step = desktop
+        .sign_in_with(&server, &username, &password, unencrypted)
+        .await?;
     if let SignInStep::SignedIn(account) = &step {
         lifecycle::signed_in(&app, account);
     }
@@ -100,9 +111,43 @@ pub async fn submit_code(
     Ok(account)
 }
 
+/// The person agreed to replace `current`, the docker credential helper the Account screen
+/// showed for the registry; answers the hand-off as it now is.
+#[tauri::command]
+pub async fn replace_docker_helper(
+    app: AppHandle,
+    desktop: State<'_, Desktop>,
+    current: String,
+) -> Result<HandOff> {
+    let server = settings::server_url(&app)?;
+    Ok(desktop.replace_docker_helper(&server, &current).await?)
+}
+
 #[tauri::command]
 pub async fn sign_out(app: AppHandle) -> Result<SignOutReport> {
     lifecycle::sign_out(&app, SignedOutBy::Ui).await
+}
+
+/// Ends every session of the account (this one too), then signs out here.
+#[tauri::command]
+pub async fn sign_out_everywhere(app: AppHandle) -> Result<SignOutReport> {
+    lifecycle::sign_out_everywhere(&app).await
+}
+
+/// Changes the account's password; this session stays, every other one ends.
+#[tauri::command]
+pub async fn change_password(
+    app: AppHandle,
+    desktop: State<'_, Desktop>,
+    current: String,
+    new: String,
+    repeated: String,
+    deactivate_tokens: bool,
+) -> Result<PasswordChanged> {
+    let server = settings::server_url(&app)?;
+    Ok(desktop
+        .change_password(&server, &current, &new, &repeated, deactivate_tokens)
+        .await?)
 }
 
 /// Sets the seconds between polls of the events feed (10 to 3600).

@@ -4,6 +4,9 @@
 //! as JSON text) in the page-global array `window.__HUBKEY_IPC_AUDIT__`, which a WebDriver
 //! client reads. Without the variable the plugin adds nothing.
 //!
+//! Compiled only with the `ipc-audit` feature (off by default, refused in release builds; see
+//! `lib.rs`): the GUI tests' binary is built with it, a shipped app has no trace of it.
+//!
 //! It observes what the page already holds and sends nothing anywhere. Tauri defines its IPC
 //! internals as read-only properties, so the script hooks the two places every answer goes
 //! through: `fetch` to the `ipc:` protocol (to learn which callback belongs to which

@@ -5,9 +5,11 @@
 mod ascii_json;
 mod commands;
 mod error;
+#[cfg(feature = "ipc-audit")]
 mod ipc_audit;
 mod lifecycle;
 mod memory;
+mod navigation;
 mod security;
 mod settings;
 mod tray;
@@ -23,14 +25,25 @@ pub use commands::AppSettings;
 pub use error::CommandError;
 pub use hubkey_desktop::ErrorBody;
 
+// The IPC audit copies show-once values into the page: it exists for the GUI tests' debug
+// build and must never reach a shipped (release) binary.
+#[cfg(all(feature = "ipc-audit", not(debug_assertions)))]
+compile_error!(
+    "the `ipc-audit` feature is for test builds only: it must not be enabled in a release build"
+);
+
 /// Runs the app until Quit (closing the window only hides it: the app stays in the tray).
 pub fn run() {
-    let outcome = tauri::Builder::default()
+    let builder = tauri::Builder::default()
         // First: a second launch only focuses the running instance.
         .plugin(tauri_plugin_single_instance::init(|app, _, _| {
             tray::show_window(app);
         }))
-        .plugin(ipc_audit::init())
+        // The window shows only the app's own pages.
+        .plugin(navigation::guard());
+    #[cfg(feature = "ipc-audit")]
+    let builder = builder.plugin(ipc_audit::init());
+    let outcome = builder
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_autostart::init(
@@ -59,7 +72,10 @@ pub fn run() {
             commands::restore,
             commands::sign_in,
             commands::submit_code,
+            commands::replace_docker_helper,
             commands::sign_out,
+            commands::sign_out_everywhere,
+            commands::change_password,
             commands::set_watch_interval,
             commands::set_notifications,
             commands::set_start_at_login,

@@ -6,7 +6,7 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use hubkey_desktop::{Account, Desktop, SignOutReport};
+use hubkey_desktop::{Account, Desktop, DesktopError, ErrorBody, NotificationEvent, SignOutReport};
 use tauri::async_runtime::JoinHandle;
 use tauri::{AppHandle, Manager};
 
@@ -32,14 +32,15 @@ impl Lifecycle {
 }
 
 /// Who ended the session, which decides whether the UI must be told.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum SignedOutBy {
     /// The UI's own Sign out: it shows the outcome itself.
     Ui,
     /// The tray's Sign out.
     Tray,
-    /// The server (the watcher found the session ended; the core erased its traces).
-    Server,
+    /// The server, with why (the watcher found the session ended; the core erased its
+    /// traces).
+    Server(DesktopError),
 }
 
 /// `account` is signed in: the tray names it and the watcher polls its feed (replacing any
@@ -52,8 +53,8 @@ pub fn signed_in(app: &AppHandle, account: &Account) {
         account.username.clone(),
     );
     let task = tauri::async_runtime::spawn(async move {
-        watcher::run(&handle, &server, &username).await;
-        signed_out(&handle, SignedOutBy::Server);
+        let ended = watcher::run(&handle, &server, &username).await;
+        signed_out(&handle, SignedOutBy::Server(ended));
     });
     app.state::<Lifecycle>().replace(Some(task));
 }
@@ -69,6 +70,16 @@ pub async fn sign_out(app: &AppHandle, by: SignedOutBy) -> Result<SignOutReport,
     Ok(report?)
 }
 
+/// The Account screen's "Sign out everywhere": every session of the account ends on the
+/// server, then this app signs out as [`sign_out`] does.
+pub async fn sign_out_everywhere(app: &AppHandle) -> Result<SignOutReport, CommandError> {
+    let server = settings::server_url(app)?;
+    app.state::<Lifecycle>().replace(None);
+    let report = app.state::<Desktop>().sign_out_everywhere(&server).await;
+    signed_out(app, SignedOutBy::Ui);
+    Ok(report?)
+}
+
 /// The tray's Sign out item.
 pub fn sign_out_from_tray(app: &AppHandle) {
     let app = app.clone();
@@ -77,10 +88,24 @@ pub fn sign_out_from_tray(app: &AppHandle) {
     });
 }
 
-/// The app's state once signed out.
+/// The app's state once signed out. A session the server revoked for a reused refresh
+/// token is told twice: a notification now, and the sign-in screen's notice.
 fn signed_out(app: &AppHandle, by: SignedOutBy) {
     tray::set_account(app, None);
-    if by != SignedOutBy::Ui {
-        ui_event::emit(app, UiEvent::SignedOut);
+    match by {
+        SignedOutBy::Ui => {}
+        SignedOutBy::Tray => ui_event::emit(app, UiEvent::SignedOut { notice: None }),
+        SignedOutBy::Server(ended) => {
+            if ended == DesktopError::SessionRevoked {
+                watcher::notify_event(app, &NotificationEvent::SessionRevoked);
+            }
+            let notice = ErrorBody::from(&ended);
+            ui_event::emit(
+                app,
+                UiEvent::SignedOut {
+                    notice: Some(notice),
+                },
+            );
+        }
     }
 }

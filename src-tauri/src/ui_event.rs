@@ -1,6 +1,7 @@
 //! The one event the app sends the webview unasked (`hubkey://ui`), and its one sender: the
 //! tray, the watcher and the session's lifecycle all tell the UI through [`emit`].
 
+use hubkey_desktop::ErrorBody;
 use serde::Serialize;
 use tauri::{AppHandle, Emitter};
 use ts_rs::TS;
@@ -9,14 +10,18 @@ use ts_rs::TS;
 pub const UI_EVENT: &str = "hubkey://ui";
 
 /// What the app asks the UI to do, sent as the [`UI_EVENT`] event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[ts(export)]
 pub enum UiEvent {
     /// Show the Security screen.
     OpenSecurity,
-    /// The session ended outside the UI (the tray, or the server): show the sign-in screen.
-    SignedOut,
+    /// The session ended outside the UI (the tray, or the server): show the sign-in screen,
+    /// with `notice` when the server ended it (why, for a person).
+    SignedOut {
+        /// Why the server ended the session; `null` for the tray's Sign out.
+        notice: Option<ErrorBody>,
+    },
     /// The events feed says the account's tokens changed: a list on screen is out of date.
     TokensChanged,
 }

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+#[cfg(target_os = "linux")]
+use hubkey_desktop::escape_markup;
 use hubkey_desktop::{next_delay, poll_once, Desktop, DesktopError, NotificationEvent, ServerUrl};
 use tauri::{AppHandle, Manager};
 
@@ -13,8 +15,9 @@ use crate::ui_event::{self, UiEvent};
 use crate::{settings, tray};
 
 /// Polls the events feed of `username` on `server` until the server ends the session (its
-/// local traces are then gone); other failures back off and try again.
-pub async fn run(app: &AppHandle, server: &ServerUrl, username: &str) {
+/// local traces are then gone), and answers how it ended ([`DesktopError::SessionEnded`] or
+/// [`DesktopError::SessionRevoked`]); other failures back off and try again.
+pub async fn run(app: &AppHandle, server: &ServerUrl, username: &str) -> DesktopError {
     let mut failures = 0u32;
     loop {
         let cursor = settings::watch_cursor(app, server, username).unwrap_or_default();
@@ -40,7 +43,9 @@ pub async fn run(app: &AppHandle, server: &ServerUrl, username: &str) {
                     ui_event::emit(app, UiEvent::TokensChanged);
                 }
             }
-            Err(DesktopError::SessionEnded) => return,
+            Err(ended @ (DesktopError::SessionEnded | DesktopError::SessionRevoked)) => {
+                return ended
+            }
             Err(_) => failures = failures.saturating_add(1),
         }
         let interval =
@@ -63,7 +68,8 @@ pub fn notify_event(app: &AppHandle, event: &NotificationEvent) {
 /// A notification whose click opens the Security screen. On Linux it is sent straight to the
 /// desktop's notification server (org.freedesktop.Notifications) with a default action, on a
 /// thread of its own that waits for the click or the close; the notification plugin offers no
-/// click there.
+/// click there. The body may be rendered as markup there, and carries server data (token
+/// labels): it is escaped ([`escape_markup`]).
 #[cfg(target_os = "linux")]
 fn show_notification(app: &AppHandle, title: String, body: String) {
     let app = app.clone();
@@ -73,7 +79,7 @@ fn show_notification(app: &AppHandle, title: String, body: String) {
             let shown = notify_rust::Notification::new()
                 .appname("hubkey")
                 .summary(&title)
-                .body(&body)
+                .body(&escape_markup(&body))
                 .action("default", "Open Security")
                 .show();
             // No notification server: nothing to show or to wait for.

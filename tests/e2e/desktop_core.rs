@@ -423,7 +423,9 @@ async fn an_ended_session_is_cleaned_up_on_restore() {
         .restore(&server(&hub.url))
         .await
         .unwrap_err();
-    assert_eq!(err, DesktopError::SessionEnded);
+    // The spent token presented again: the server revoked the session for its reuse, and
+    // the app says so.
+    assert_eq!(err, DesktopError::SessionRevoked);
     assert!(session_entry(&keyring, &hub).is_none());
     assert!(stored_token(&keyring).is_none());
     assert!(home.json().get("credHelpers").is_none());
@@ -525,7 +527,9 @@ async fn an_unparsable_docker_config_is_left_alone_and_sign_in_still_works() {
         .await
         .unwrap();
     assert_eq!(std::fs::read(home.config()).unwrap(), original);
-    assert_eq!(report.not_done.len(), 1, "{report:?}");
+    // The app wrote nothing to the file, so its sign-out has nothing there to undo (before
+    // it kept a record of what it wrote, it reported the entry it could not look for).
+    assert!(report.not_done.is_empty(), "{report:?}");
 }
 
 #[tokio::test]

@@ -195,3 +195,137 @@ async fn a_sign_out_the_server_did_not_hear_is_told_on_the_sign_in_screen() {
     );
     app.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_account_screen_changes_the_password_and_signs_out_everywhere() {
+    let keyring = KeyringSession::start();
+    keyring.install_env();
+    let hub = hub_with_registry().await;
+    let app = DesktopApp::start(&keyring, &hub.url).await;
+    let home = app.sign_in_page().sign_in("ann", PASSWORD).await;
+    let elsewhere = hub.sign_in("ann", PASSWORD).await;
+    const NEW: &str = "another long passphrase 5";
+
+    let (code, text) = home
+        .change_password("not the password", NEW, NEW, false)
+        .await
+        .unwrap_err();
+    assert_eq!(code.as_deref(), Some("invalid_input"), "{text}");
+    assert!(text.contains("current password is not right"), "{text}");
+    let said = home
+        .change_password(PASSWORD, NEW, NEW, false)
+        .await
+        .unwrap();
+    assert!(
+        said.contains("Every other session of your account was signed out"),
+        "{said}"
+    );
+    app.screenshot("password-changed").await;
+    assert!(
+        elsewhere.list_all_tokens().await.is_err(),
+        "the other session ended"
+    );
+    // This app is still signed in: its Security screen lists the tokens.
+    let security = app.nav().security().await;
+    security.wait_for_rows().await;
+    let home = app.nav().account().await;
+
+    // Sign out everywhere: a second session, then the confirmed action ends both.
+    let elsewhere = hub.sign_in("ann", NEW).await;
+    let (asked, sign_in) = home.sign_out_everywhere().await;
+    assert!(asked.contains("Every session of ann ends"), "{asked}");
+    sign_in.wait().await;
+    assert!(elsewhere.list_all_tokens().await.is_err());
+    let ann = hub.sign_in("ann", NEW).await;
+    assert!(ann
+        .list_all_tokens()
+        .await
+        .unwrap()
+        .iter()
+        .all(|t| t.generated_by != Origin::Auto));
+    assert!(
+        hubkey_keyring::docker::get(&hubkey_keyring::OsKeyring::new(), REGISTRY)
+            .unwrap()
+            .is_none()
+    );
+    app.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_asks_before_replacing_the_persons_docker_credential_helper() {
+    let keyring = KeyringSession::start();
+    keyring.install_env();
+    let hub = hub_with_registry().await;
+    let app = DesktopApp::start(&keyring, &hub.url).await;
+    let config = app.docker_config.join("config.json");
+    let original = format!("{{\"credHelpers\": {{\"{REGISTRY}\": \"desktop\"}}}}");
+    std::fs::write(&config, &original).unwrap();
+
+    let home = app.sign_in_page().sign_in("ann", PASSWORD).await;
+    assert_eq!(
+        home.hand_off_state().await.as_deref(),
+        Some("ask_to_replace")
+    );
+    assert_eq!(
+        home.replace_question().await,
+        format!("Replace the docker credential helper for {REGISTRY} (currently “desktop”)?")
+    );
+    app.screenshot("replace-helper-question").await;
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), original);
+
+    home.replace_helper().await;
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    assert_eq!(written["credHelpers"][REGISTRY], "hubkey");
+
+    home.sign_out().await;
+    let restored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    assert_eq!(restored["credHelpers"][REGISTRY], "desktop");
+    app.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_http_server_on_the_network_gets_the_password_only_after_the_warning() {
+    let keyring = KeyringSession::start();
+    keyring.install_env();
+    // This computer's network address, not loopback (a route's source; no packet is sent).
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    let Some(address) = socket
+        .connect("192.0.2.1:9")
+        .ok()
+        .and_then(|()| socket.local_addr().ok())
+        .map(|local| local.ip())
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+    else {
+        println!("no non-loopback address here: skipped");
+        return;
+    };
+    let site = hubkeyd::Site {
+        public_url: None,
+        registry_host: Some(REGISTRY.into()),
+    };
+    let hub = Hubkeyd::start_with(tempfile::tempdir().unwrap(), "0.0.0.0:0", site).await;
+    hub.add_user("ann", PASSWORD).await;
+    let port = hub.url.rsplit(':').next().unwrap();
+    let url = format!("http://{address}:{port}");
+    let app = DesktopApp::start(&keyring, &url).await;
+
+    let sign_in = app.sign_in_page();
+    assert!(!sign_in.warns_unencrypted().await);
+    sign_in.submit_password("ann", PASSWORD).await;
+    assert_eq!(
+        sign_in.error_code().await.as_deref(),
+        Some("unencrypted_server")
+    );
+    assert!(sign_in.warns_unencrypted().await);
+    app.screenshot("sign-in-unencrypted-warning").await;
+    // Nothing reached the server: no auto token was made.
+    let ann = hub.sign_in("ann", PASSWORD).await;
+    assert!(ann.list_all_tokens().await.unwrap().is_empty());
+
+    sign_in.choose_to_send_unencrypted().await;
+    let home = sign_in.sign_in("ann", PASSWORD).await;
+    assert_eq!(home.hand_off_state().await.as_deref(), Some("done"));
+    app.quit().await;
+}

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod account_safety;
 mod credential_helper;
 mod desktop_core;
 mod faults;

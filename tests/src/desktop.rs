@@ -3,7 +3,8 @@
 //!
 //! Needs: `Xvfb` (xvfb), `WebKitWebDriver` (webkit2gtk-driver), `tauri-driver`
 //! (`cargo install tauri-driver --locked`), and the app built with
-//! `cargo build -p hubkey` (scripts/test does both).
+//! `cargo build -p hubkey --features ipc-audit` (scripts/test does both; the feature, which the
+//! secrets scan needs, is for debug builds only).
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -84,7 +85,7 @@ pub fn app_binary() -> PathBuf {
     let binary = exe.parent().unwrap().parent().unwrap().join("hubkey");
     assert!(
         binary.exists(),
-        "{} is missing: build it with `cargo build -p hubkey`",
+        "{} is missing: build it with `cargo build -p hubkey --features ipc-audit`",
         binary.display()
     );
     binary

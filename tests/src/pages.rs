@@ -167,6 +167,23 @@ impl<'a> SignInPage<'a> {
             .unwrap()
     }
 
+    /// Whether the warning about an unencrypted server and its "Send my password
+    /// unencrypted" choice show, once the form is there.
+    pub async fn warns_unencrypted(&self) -> bool {
+        self.wait().await;
+        count(
+            self.app,
+            "[data-testid=unencrypted-warning] #send-unencrypted",
+        )
+        .await
+            > 0
+    }
+
+    /// Ticks "Send my password unencrypted".
+    pub async fn choose_to_send_unencrypted(&self) {
+        self.app.click("#send-unencrypted").await;
+    }
+
     /// Types a user name and password and submits them.
     pub async fn submit_password(&self, username: &str, password: &str) {
         self.app.fill("#username", username).await;
@@ -230,6 +247,62 @@ impl<'a> HomePage<'a> {
     /// Signs out and waits for the sign-in screen.
     pub async fn sign_out(&self) -> SignInPage<'a> {
         click_to_sign_in(self.app, "#sign-out").await
+    }
+
+    /// Clicks "Sign out everywhere…", answers its confirmation with yes, and waits for the
+    /// sign-in screen; answers what the confirmation said.
+    pub async fn sign_out_everywhere(&self) -> (String, SignInPage<'a>) {
+        self.app.click("#sign-out-everywhere").await;
+        let asked = self
+            .app
+            .text("#sign-out-everywhere-dialog [data-testid=confirm-text]")
+            .await;
+        (
+            asked,
+            click_to_sign_in(self.app, "#confirm-sign-out-everywhere").await,
+        )
+    }
+
+    /// The question about replacing the person's docker credential helper, once shown.
+    pub async fn replace_question(&self) -> String {
+        self.app.text("[data-testid=replace-question]").await
+    }
+
+    /// Answers the question with Replace, and waits for the hand-off to be done.
+    pub async fn replace_helper(&self) {
+        self.app.click("#replace-helper").await;
+        self.app
+            .wait_for("[data-testid=hand-off][data-state=done]")
+            .await;
+    }
+
+    /// Fills and submits "Change password" (`deactivate_tokens` ticks its box, which starts
+    /// unticked); answers what the screen then says (`Ok` with the confirmation, `Err` with
+    /// the error's code and text).
+    pub async fn change_password(
+        &self,
+        current: &str,
+        new: &str,
+        repeated: &str,
+        deactivate_tokens: bool,
+    ) -> Result<String, (Option<String>, String)> {
+        self.app.fill("#current-password", current).await;
+        self.app.fill("#new-password", new).await;
+        self.app.fill("#repeat-password", repeated).await;
+        // The box starts unticked (and is unticked again after a change).
+        if deactivate_tokens {
+            self.app.click("#deactivate-tokens").await;
+        }
+        self.app.click("#change-password").await;
+        let answer = self
+            .app
+            .wait_for("[data-testid=password-changed], [data-testid=password-error]")
+            .await;
+        let text = answer.text().await.unwrap();
+        match answer.attr("data-code").await.unwrap() {
+            Some(code) => Err((Some(code), text)),
+            None => Ok(text),
+        }
     }
 }
 

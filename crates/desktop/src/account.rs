@@ -14,28 +14,56 @@ use zeroize::Zeroizing;
 
 use crate::desktop::{lock, Desktop, KeptSignIn, LiveSession, PendingCode};
 use crate::error::DesktopError;
+use crate::hand_off::DockerEntry;
 use crate::outcome::{
     Account, HandOff, Leftover, SignInStep, SignOutReport, SignOutStep, SkipReason,
 };
 use crate::secrets::StoredSession;
-use crate::server_url::ServerUrl;
+use crate::server_url::{ServerUrl, Unencrypted};
 
 /// The registry name the docker CLI uses for Docker Hub's credentials.
 pub const DOCKER_HUB_REGISTRY: &str = "https://index.docker.io/v1/";
 /// The client name the auto token is created with (part of its label on the server).
 pub const CLIENT_NAME: &str = "hubkey";
 
+/// What a sign-out ends on the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// This session.
+    ThisDevice,
+    /// Every session of the account.
+    Everywhere,
+}
+
 impl Desktop {
-    /// The password step. With a second factor on, the answer is
-    /// [`SignInStep::CodeRequired`] and the challenge waits in the core for
-    /// [`Desktop::submit_code`]; otherwise the account is provisioned (see
-    /// [`Desktop::submit_code`]) and returned.
+    /// The password step, refusing a plain `http://` server beyond this computer (see
+    /// [`Desktop::sign_in_with`]).
     pub async fn sign_in(
         &self,
         server: &ServerUrl,
         username: &str,
         password: &str,
     ) -> Result<SignInStep, DesktopError> {
+        self.sign_in_with(server, username, password, Unencrypted::Refuse)
+            .await
+    }
+
+    /// The password step. With a second factor on, the answer is
+    /// [`SignInStep::CodeRequired`] and the challenge waits in the core for
+    /// [`Desktop::submit_code`]; otherwise the account is provisioned (see
+    /// [`Desktop::submit_code`]) and returned.
+    ///
+    /// A server reached over plain HTTP across a network is
+    /// [`DesktopError::UnencryptedServer`] unless `unencrypted` allows it: the password
+    /// goes nowhere before the person chose that.
+    pub async fn sign_in_with(
+        &self,
+        server: &ServerUrl,
+        username: &str,
+        password: &str,
+        unencrypted: Unencrypted,
+    ) -> Result<SignInStep, DesktopError> {
+        server.check_transport(unencrypted)?;
         let username = username.trim();
         if username.is_empty() || password.is_empty() {
             return Err(DesktopError::InvalidInput {
@@ -48,9 +76,14 @@ impl Desktop {
         // before anything is created on the server: an auto token made for a keyring that
         // then fails would still have pruned another device's oldest auto token.
         let kept = match self.read_session(server).await {
-            Ok(stored) => {
-                KeptSignIn(stored.map(|stored| (stored.username.clone(), stored.auto_token_uuid)))
-            }
+            Ok(stored) => KeptSignIn {
+                auto_token: stored
+                    .as_ref()
+                    .map(|stored| (stored.username.clone(), stored.auto_token_uuid)),
+                docker_entry: stored.as_ref().and_then(|stored| {
+                    Some((stored.registry.clone()?, stored.docker_entry.clone()))
+                }),
+            },
             Err(SecretError::Corrupt(_)) => KeptSignIn::default(),
             Err(err) => return Err(err.into()),
         };
@@ -132,6 +165,25 @@ impl Desktop {
     /// local cleanup; the report lists every step that could not be done. Only a keyring
     /// that cannot even be read is an error, as then nothing is known about what to clean.
     pub async fn sign_out(&self, server: &ServerUrl) -> Result<SignOutReport, DesktopError> {
+        self.end_session(server, Ending::ThisDevice).await
+    }
+
+    /// "Sign out everywhere": as [`Desktop::sign_out`], but instead of ending only this
+    /// session, every session of the account ends (`POST /v2/users/sessions/revoke-all`),
+    /// on every device. When that fails, the report says so (step `revoke_session`) and the
+    /// local cleanup happens all the same.
+    pub async fn sign_out_everywhere(
+        &self,
+        server: &ServerUrl,
+    ) -> Result<SignOutReport, DesktopError> {
+        self.end_session(server, Ending::Everywhere).await
+    }
+
+    async fn end_session(
+        &self,
+        server: &ServerUrl,
+        ending: Ending,
+    ) -> Result<SignOutReport, DesktopError> {
         *lock(&self.pending) = None;
         let mut report = SignOutReport::default();
         let live = self.drop_live(server);
@@ -176,22 +228,55 @@ impl Desktop {
                 }),
             }
         }
-        if let Some(live) = &live {
-            match live.client.logout().await {
+        match (ending, &live) {
+            (Ending::ThisDevice, Some(live)) => match live.client.logout().await {
                 Ok(()) | Err(ClientError::Unauthorized { .. } | ClientError::SessionRevoked) => {}
                 Err(err) => report.not_done.push(Leftover {
                     step: SignOutStep::RevokeSession,
                     message: DesktopError::from_client(server.as_str(), err).to_string(),
                 }),
+            },
+            (Ending::ThisDevice, None) => {}
+            (Ending::Everywhere, _) => {
+                let mut revoked = match &live {
+                    Some(live) => live.client.revoke_all_sessions().await.map(|_| ()),
+                    None => Err(ClientError::Unauthorized {
+                        message: String::new(),
+                    }),
+                };
+                // An expired bearer revokes nothing: renew it once and ask again.
+                if let (Err(ClientError::Unauthorized { .. }), Some(stored)) = (&revoked, &stored) {
+                    if let Some(renewed) = self.reopen(server, stored, &mut report).await {
+                        revoked = renewed.client.revoke_all_sessions().await.map(|_| ());
+                    }
+                }
+                if let Err(err) = revoked {
+                    let why = match err {
+                        ClientError::Unauthorized { .. } | ClientError::SessionRevoked => {
+                            "this session had already ended".to_owned()
+                        }
+                        err => DesktopError::from_client(server.as_str(), err).to_string(),
+                    };
+                    report.not_done.push(Leftover {
+                        step: SignOutStep::RevokeSession,
+                        message: format!(
+                            "Your other sessions could not be ended ({why}); sign in and try \"Sign out everywhere\" again."
+                        ),
+                    });
+                }
             }
         }
-        let registry = live
-            .as_ref()
-            .and_then(|live| live.registry.clone())
-            .or_else(|| stored.as_ref().and_then(|stored| stored.registry.clone()));
-        report
-            .not_done
-            .extend(self.erase_local(server, registry.as_deref()).await);
+        let (registry, docker_entry) = match (&live, &stored) {
+            (Some(live), _) if live.registry.is_some() => {
+                (live.registry.clone(), live.docker_entry.clone())
+            }
+            (_, Some(stored)) => (stored.registry.clone(), stored.docker_entry.clone()),
+            (_, None) => (None, DockerEntry::NotWritten),
+        };
+        report.not_done.extend(
+            self.erase_local(server, registry.as_deref(), &docker_entry)
+                .await,
+        );
         Ok(report)
     }
 
@@ -206,6 +291,7 @@ impl Desktop {
         kept: KeptSignIn,
     ) -> Result<Account, DesktopError> {
         let client = anonymous.with_token(session.token.clone());
+        let earlier_entry = self.earlier_docker_entry(server, &kept);
         let previous = self.previous_auto_token(server, username, kept);
         let (registry, no_registry) = self.discover_registry(server, &client).await;
         let generated = match &registry {
@@ -226,25 +312,47 @@ impl Desktop {
         };
         let auto_token_uuid = generated.as_ref().map(|generated| generated.uuid);
 
+        let saved = match (&registry, generated) {
+            (Some(registry), Some(generated)) => self
+                .save_docker_credential(registry, username, Zeroizing::new(generated.token))
+                .await
+                .map_err(DesktopError::from),
+            _ => Ok(()),
+        };
+        // The hand-off goes before the session is kept, which records what it did to
+        // `config.json`; a keyring that then fails undoes it with the rest.
+        let (docker_hand_off, docker_entry) = match &registry {
+            Some(registry) if saved.is_ok() => {
+                let earlier = earlier_entry
+                    .filter(|(earlier, _)| earlier == registry)
+                    .map(|(_, entry)| entry);
+                self.hand_off(Some(registry.as_str()), earlier.as_ref())
+            }
+            _ => (
+                HandOff::Skipped {
+                    reason: SkipReason::NoRegistry,
+                    message: no_registry,
+                },
+                None,
+            ),
+        };
+        let docker_entry = docker_entry.unwrap_or(DockerEntry::NotWritten);
         let stored = StoredSession {
             server_url: server.to_string(),
             username: username.to_owned(),
             refresh_token: session.refresh_token.clone(),
             auto_token_uuid,
             registry: registry.clone(),
-        };
-        let saved = match (&registry, generated) {
-            (Some(registry), Some(generated)) => {
-                self.save_docker_credential(registry, username, Zeroizing::new(generated.token))
-                    .await
-            }
-            _ => Ok(()),
+            docker_entry: docker_entry.clone(),
         };
         let saved = match saved {
             Ok(()) => self.save_session(server, &stored).await,
-            Err(err) => Err(err.into()),
+            Err(err) => Err(err),
         };
         if let Err(err) = saved {
+            if let (Some(registry), Some(previous)) = (&registry, docker_entry.to_restore()) {
+                let _ = self.docker_config.release(registry, previous);
+            }
             if let Some(uuid) = auto_token_uuid {
                 let _ = client.delete_token(uuid).await;
             }
@@ -256,13 +364,6 @@ impl Desktop {
             let _ = client.delete_token(previous).await;
         }
 
-        let docker_hand_off = match &registry {
-            Some(registry) => self.hand_off(Some(registry)),
-            None => HandOff::Skipped {
-                reason: SkipReason::NoRegistry,
-                message: no_registry,
-            },
-        };
         self.install_live(
             server,
             LiveSession {
@@ -270,6 +371,7 @@ impl Desktop {
                 username: username.to_owned(),
                 auto_token_uuid,
                 registry: registry.clone(),
+                docker_entry,
                 generation: 0,
             },
         );
@@ -279,6 +381,19 @@ impl Desktop {
             registry,
             docker_hand_off,
         })
+    }
+
+    /// The registry and `config.json` record of an earlier session with `server` here, which
+    /// a new sign-in to the same registry inherits: the live session's, else the keyring's.
+    fn earlier_docker_entry(
+        &self,
+        server: &ServerUrl,
+        kept: &KeptSignIn,
+    ) -> Option<(String, DockerEntry)> {
+        let live = self
+            .live(server)
+            .and_then(|live| Some((live.registry?, live.docker_entry)));
+        live.or_else(|| kept.docker_entry.clone())
     }
 
     /// The auto token of an earlier session of the same account here, to delete it: the
@@ -292,7 +407,7 @@ impl Desktop {
         let live = self
             .live(server)
             .map(|live| (live.username, live.auto_token_uuid));
-        live.or(kept.0)
+        live.or(kept.auto_token)
             .filter(|(earlier_user, _)| earlier_user == username)
             .and_then(|(_, uuid)| uuid)
     }

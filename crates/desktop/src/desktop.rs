@@ -19,6 +19,7 @@ use zeroize::Zeroizing;
 
 use crate::docker_config::DockerConfig;
 use crate::error::DesktopError;
+use crate::hand_off::DockerEntry;
 use crate::server_url::ServerUrl;
 use hubkey_api::clock::Clock;
 
@@ -29,6 +30,8 @@ pub(crate) struct LiveSession {
     pub(crate) username: String,
     pub(crate) auto_token_uuid: Option<Uuid>,
     pub(crate) registry: Option<String>,
+    /// Who wrote the registry's `config.json` entry (as the keyring's session says).
+    pub(crate) docker_entry: DockerEntry,
     /// Which bearer this is: each sign-in, restore and renewal installs a new one, so a
     /// request refused with an older bearer knows the renewal already happened.
     pub(crate) generation: u64,
@@ -42,10 +45,16 @@ pub(crate) struct PendingCode {
     pub(crate) kept: KeptSignIn,
 }
 
-/// What the keyring said of an earlier sign-in to the server, read once at the password step:
-/// its user and auto token, for the new sign-in to delete that token when it is the same user.
+/// What the keyring said of an earlier sign-in to the server, read once at the password step.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct KeptSignIn(pub(crate) Option<(String, Option<Uuid>)>);
+pub(crate) struct KeptSignIn {
+    /// Its user and auto token, for the new sign-in to delete that token when it is the same
+    /// user.
+    pub(crate) auto_token: Option<(String, Option<Uuid>)>,
+    /// Its registry and who wrote that registry's `config.json` entry, which the new sign-in
+    /// inherits when it hands off the same registry.
+    pub(crate) docker_entry: Option<(String, DockerEntry)>,
+}
 
 /// The desktop app's core: one secret store, one docker `config.json`, one device name.
 /// Methods take `&self`; the state is behind short-lived locks, never held across a request.

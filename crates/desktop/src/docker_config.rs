@@ -1,7 +1,8 @@
 //! The docker CLI's `config.json`: pointing one registry host at our credential helper.
 //!
-//! The file belongs to the user. Invariants: every key we do not own keeps its value and its
-//! place; a file that does not parse as a JSON object is never written; a write is atomic (a
+//! The file belongs to the user. Invariants: another helper's entry is never replaced unless
+//! the person agreed to replace that very entry, and letting go puts it back; every key we do
+//! not own keeps its value and its place; a file that does not parse as a JSON object is never written; a write is atomic (a
 //! temporary file in the same directory, fsynced, renamed over the original) and keeps the
 //! file's permission bits; a new file is created with mode 0600.
 
@@ -37,6 +38,22 @@ pub enum DockerConfigError {
         /// The operating system's error.
         source: io::Error,
     },
+}
+
+/// What [`DockerConfig::claim`] found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The entry now names [`HELPER`]; `previous` is the helper it replaced (`None`: there
+    /// was no entry), to put back when hubkey lets go.
+    Written {
+        /// The helper the person had, which they agreed to replace.
+        previous: Option<String>,
+    },
+    /// The entry already named [`HELPER`]; nothing was written.
+    AlreadyOurs,
+    /// Another helper is set and the person has not agreed to replace it; nothing was
+    /// written.
+    TakenBy(String),
 }
 
 /// What a change did to `config.json`.
@@ -81,69 +98,80 @@ impl DockerConfig {
         &self.path
     }
 
-    /// Sets `credHelpers[registry_host] = helper`, creating the file (and its directory) when
-    /// absent. Everything else in the file is kept.
-    pub fn point_at_helper(
+    /// Points `registry_host` at [`HELPER`], creating the file (and its directory) when
+    /// absent; everything else in the file is kept. An entry naming another helper is the
+    /// person's: it is replaced only when it is `replacing` (what the person was shown and
+    /// agreed to replace), else it stays and the answer is [`Claim::TakenBy`].
+    pub fn claim(
         &self,
         registry_host: &str,
-        helper: &str,
+        replacing: Option<&str>,
+    ) -> Result<Claim, DockerConfigError> {
+        let mut config = self.read()?.unwrap_or_default();
+        let previous = match self.entry(&config, registry_host)? {
+            None => None,
+            Some(helper) if helper == HELPER => return Ok(Claim::AlreadyOurs),
+            Some(helper) if Some(helper.as_str()) == replacing => Some(helper),
+            Some(helper) => return Ok(Claim::TakenBy(helper)),
+        };
+        set_helper(&mut config, registry_host, HELPER);
+        self.write(&config)?;
+        Ok(Claim::Written { previous })
+    }
+
+    /// Undoes [`DockerConfig::claim`]: when `registry_host` still names [`HELPER`], puts
+    /// `previous` back, or removes the entry (and `credHelpers` itself when that leaves it
+    /// empty) when there was none. An entry naming another helper is the person's and stays;
+    /// a missing file is left missing.
+    pub fn release(
+        &self,
+        registry_host: &str,
+        previous: Option<&str>,
     ) -> Result<Change, DockerConfigError> {
         let Some(mut config) = self.read()? else {
-            let mut config = Map::new();
-            set_helper(&mut config, registry_host, helper);
-            self.write(&config)?;
-            return Ok(Change::Written);
+            return Ok(Change::Unchanged);
         };
-        let helpers = match config.get(CRED_HELPERS) {
-            None => None,
-            Some(Value::Object(helpers)) => Some(helpers),
-            Some(_) => return Err(self.unparsable()),
-        };
-        if helpers.and_then(|helpers| helpers.get(registry_host))
-            == Some(&Value::String(helper.to_owned()))
-        {
+        if self.entry(&config, registry_host)?.as_deref() != Some(HELPER) {
             return Ok(Change::Unchanged);
         }
-        set_helper(&mut config, registry_host, helper);
+        match previous {
+            Some(previous) => set_helper(&mut config, registry_host, previous),
+            None => {
+                if let Some(Value::Object(helpers)) = config.get_mut(CRED_HELPERS) {
+                    helpers.shift_remove(registry_host);
+                    if helpers.is_empty() {
+                        config.shift_remove(CRED_HELPERS);
+                    }
+                }
+            }
+        }
         self.write(&config)?;
         Ok(Change::Written)
     }
 
-    /// Removes `credHelpers[registry_host]` when it names [`HELPER`] (another helper's entry
-    /// is the user's), and `credHelpers` itself when that leaves it empty. A missing file is
-    /// left missing.
-    pub fn remove_helper(&self, registry_host: &str) -> Result<Change, DockerConfigError> {
-        let Some(mut config) = self.read()? else {
-            return Ok(Change::Unchanged);
-        };
-        let helpers = match config.get_mut(CRED_HELPERS) {
-            None => return Ok(Change::Unchanged),
-            Some(Value::Object(helpers)) => helpers,
-            Some(_) => return Err(self.unparsable()),
-        };
-        if helpers.get(registry_host) != Some(&Value::String(HELPER.to_owned())) {
-            return Ok(Change::Unchanged);
+    /// The helper `config` names for `registry_host`; a `credHelpers` that is not an object
+    /// of strings is not a configuration the docker CLI reads, so neither do we.
+    fn entry(
+        &self,
+        config: &Map<String, Value>,
+        registry_host: &str,
+    ) -> Result<Option<String>, DockerConfigError> {
+        match config.get(CRED_HELPERS) {
+            None => Ok(None),
+            Some(Value::Object(helpers)) => match helpers.get(registry_host) {
+                None => Ok(None),
+                Some(Value::String(helper)) => Ok(Some(helper.clone())),
+                Some(_) => Err(self.unparsable()),
+            },
+            Some(_) => Err(self.unparsable()),
         }
-        helpers.shift_remove(registry_host);
-        if helpers.is_empty() {
-            config.shift_remove(CRED_HELPERS);
-        }
-        self.write(&config)?;
-        Ok(Change::Written)
     }
 
     /// The helper `config.json` names for `registry_host`, if any.
     pub fn helper_for(&self, registry_host: &str) -> Result<Option<String>, DockerConfigError> {
-        let Some(config) = self.read()? else {
-            return Ok(None);
-        };
-        match config.get(CRED_HELPERS) {
+        match self.read()? {
             None => Ok(None),
-            Some(Value::Object(helpers)) => Ok(helpers
-                .get(registry_host)
-                .and_then(Value::as_str)
-                .map(str::to_owned)),
-            Some(_) => Err(self.unparsable()),
+            Some(config) => self.entry(&config, registry_host),
         }
     }
 
@@ -256,8 +284,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = config_in(&dir);
         assert_eq!(
-            config.point_at_helper(HOST, HELPER).unwrap(),
-            Change::Written
+            config.claim(HOST, None).unwrap(),
+            Claim::Written { previous: None }
         );
         assert_eq!(
             read_value(config.path()),
@@ -276,7 +304,7 @@ mod tests {
         fs::write(config.path(), original).unwrap();
         fs::set_permissions(config.path(), fs::Permissions::from_mode(0o644)).unwrap();
 
-        config.point_at_helper(HOST, HELPER).unwrap();
+        config.claim(HOST, None).unwrap();
         let after = read_value(config.path());
         let keys: Vec<&String> = after.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["zeta", "auths", "credHelpers", "alpha"]);
@@ -286,7 +314,7 @@ mod tests {
         assert_eq!(after["credHelpers"][HOST], "hubkey");
         assert_eq!(mode(config.path()), 0o644);
 
-        config.remove_helper(HOST).unwrap();
+        config.release(HOST, None).unwrap();
         assert_eq!(
             read_value(config.path()),
             serde_json::from_str::<Value>(original).unwrap()
@@ -304,16 +332,17 @@ mod tests {
             b"[1, 2]",
             b"\"text\"",
             b"{\"credHelpers\": 5}",
+            b"{\"credHelpers\": {\"127.0.0.1:5000\": 5}}",
             b"\xff\xfe",
         ] {
             fs::write(config.path(), original).unwrap();
-            let err = config.point_at_helper(HOST, HELPER).unwrap_err();
+            let err = config.claim(HOST, None).unwrap_err();
             assert!(
                 matches!(err, DockerConfigError::Unparsable { .. }),
                 "{err:?}"
             );
             assert!(matches!(
-                config.remove_helper(HOST),
+                config.release(HOST, None),
                 Err(DockerConfigError::Unparsable { .. })
             ));
             assert_eq!(fs::read(config.path()).unwrap(), original);
@@ -326,7 +355,7 @@ mod tests {
         let config = config_in(&dir);
         fs::create_dir_all(config.path().parent().unwrap()).unwrap();
         fs::write(config.path(), "  \n").unwrap();
-        config.point_at_helper(HOST, HELPER).unwrap();
+        config.claim(HOST, None).unwrap();
         assert_eq!(
             read_value(config.path()),
             serde_json::json!({"credHelpers": {HOST: "hubkey"}})
@@ -340,15 +369,57 @@ mod tests {
         fs::create_dir_all(config.path().parent().unwrap()).unwrap();
         let original = format!(r#"{{"credHelpers": {{"{HOST}": "desktop"}}}}"#);
         fs::write(config.path(), &original).unwrap();
-        assert_eq!(config.remove_helper(HOST).unwrap(), Change::Unchanged);
+        assert_eq!(config.release(HOST, None).unwrap(), Change::Unchanged);
         assert_eq!(fs::read_to_string(config.path()).unwrap(), original);
+    }
+
+    #[test]
+    fn another_helpers_entry_is_replaced_only_with_consent_and_put_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_in(&dir);
+        fs::create_dir_all(config.path().parent().unwrap()).unwrap();
+        let original = format!(
+            r#"{{"auths": {{}}, "credHelpers": {{"gcr.io": "gcloud", "{HOST}": "desktop"}}}}"#
+        );
+        fs::write(config.path(), &original).unwrap();
+
+        // Unasked, or agreed for another helper than the one there now: nothing is written.
+        for replacing in [None, Some("pass"), Some("hubkey")] {
+            assert_eq!(
+                config.claim(HOST, replacing).unwrap(),
+                Claim::TakenBy("desktop".into())
+            );
+            assert_eq!(fs::read_to_string(config.path()).unwrap(), original);
+        }
+        // Agreed: replaced, and what was there is said.
+        assert_eq!(
+            config.claim(HOST, Some("desktop")).unwrap(),
+            Claim::Written {
+                previous: Some("desktop".into())
+            }
+        );
+        assert_eq!(config.helper_for(HOST).unwrap().as_deref(), Some(HELPER));
+        assert_eq!(config.claim(HOST, None).unwrap(), Claim::AlreadyOurs);
+        // Letting go puts it back, in its place.
+        assert_eq!(
+            config.release(HOST, Some("desktop")).unwrap(),
+            Change::Written
+        );
+        assert_eq!(
+            ordered(&read_value(config.path())),
+            ordered(&serde_json::from_str::<Value>(&original).unwrap())
+        );
+        // The entry is the person's again: letting go once more changes nothing.
+        let after = fs::read(config.path()).unwrap();
+        assert_eq!(config.release(HOST, None).unwrap(), Change::Unchanged);
+        assert_eq!(fs::read(config.path()).unwrap(), after);
     }
 
     #[test]
     fn remove_without_a_file_creates_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let config = config_in(&dir);
-        assert_eq!(config.remove_helper(HOST).unwrap(), Change::Unchanged);
+        assert_eq!(config.release(HOST, None).unwrap(), Change::Unchanged);
         assert!(!config.path().exists());
     }
 
@@ -359,9 +430,7 @@ mod tests {
         fs::write(&target, r#"{"a": 1}"#).unwrap();
         let link = dir.path().join("config.json");
         std::os::unix::fs::symlink(&target, &link).unwrap();
-        DockerConfig::new(&link)
-            .point_at_helper(HOST, HELPER)
-            .unwrap();
+        DockerConfig::new(&link).claim(HOST, None).unwrap();
         assert!(fs::symlink_metadata(&link)
             .unwrap()
             .file_type()
@@ -429,7 +498,7 @@ mod tests {
             let original = Value::Object(original);
             fs::write(config.path(), serde_json::to_vec_pretty(&original).unwrap()).unwrap();
 
-            config.point_at_helper(HOST, HELPER).unwrap();
+            config.claim(HOST, None).unwrap();
             let after = read_value(config.path());
             let after_object = after.as_object().unwrap();
             let original_object = original.as_object().unwrap();
@@ -449,7 +518,7 @@ mod tests {
                 }
             }
 
-            config.remove_helper(HOST).unwrap();
+            config.release(HOST, None).unwrap();
             let restored = read_value(config.path());
             let had_helpers = original_object
                 .get(CRED_HELPERS)

@@ -74,9 +74,20 @@ pub enum DesktopError {
         /// The file.
         path: PathBuf,
     },
+    /// The server is reached over plain HTTP across a network, and the person did not choose
+    /// to send their password unencrypted.
+    #[error("{server} is not on this computer and does not use https://, so your password and tokens would cross the network unencrypted, readable by anyone on the way. Use its https:// address, or choose to send your password unencrypted.")]
+    UnencryptedServer {
+        /// The server address.
+        server: String,
+    },
     /// The session ended (expired, revoked, or signed out elsewhere): sign in again.
     #[error("Your session has ended; sign in again.")]
     SessionEnded,
+    /// The server ended the session because one of its spent refresh tokens was used again:
+    /// someone else may hold a copy of this sign-in.
+    #[error("Your session was ended because its sign-in was used from elsewhere. Sign in again, then change your password.")]
+    SessionRevoked,
     /// The server failed or refused in an unexpected way. A failure of the server itself (a
     /// 5xx, or no status) is transient: the message says to try again.
     #[error("The server failed{}: {message}{}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default(), retry_advice(*status))]
@@ -137,8 +148,12 @@ pub enum ErrorCode {
     KeyringTimeout,
     /// [`DesktopError::DockerConfigUnparsable`].
     DockerConfigUnparsable,
+    /// [`DesktopError::UnencryptedServer`].
+    UnencryptedServer,
     /// [`DesktopError::SessionEnded`].
     SessionEnded,
+    /// [`DesktopError::SessionRevoked`].
+    SessionRevoked,
     /// [`DesktopError::ServerError`].
     ServerError,
     /// [`DesktopError::InvalidInput`].
@@ -164,7 +179,9 @@ impl ErrorCode {
             ErrorCode::KeyringUnavailable => "keyring_unavailable",
             ErrorCode::KeyringTimeout => "keyring_timeout",
             ErrorCode::DockerConfigUnparsable => "docker_config_unparsable",
+            ErrorCode::UnencryptedServer => "unencrypted_server",
             ErrorCode::SessionEnded => "session_ended",
+            ErrorCode::SessionRevoked => "session_revoked",
             ErrorCode::ServerError => "server_error",
             ErrorCode::InvalidInput => "invalid_input",
             ErrorCode::FileNotWritten => "file_not_written",
@@ -226,7 +243,9 @@ impl DesktopError {
             DesktopError::KeyringUnavailable { .. } => ErrorCode::KeyringUnavailable,
             DesktopError::KeyringTimeout => ErrorCode::KeyringTimeout,
             DesktopError::DockerConfigUnparsable { .. } => ErrorCode::DockerConfigUnparsable,
+            DesktopError::UnencryptedServer { .. } => ErrorCode::UnencryptedServer,
             DesktopError::SessionEnded => ErrorCode::SessionEnded,
+            DesktopError::SessionRevoked => ErrorCode::SessionRevoked,
             DesktopError::ServerError { .. } => ErrorCode::ServerError,
             DesktopError::InvalidInput { .. } => ErrorCode::InvalidInput,
             DesktopError::FileNotWritten { .. } => ErrorCode::FileNotWritten,
@@ -250,9 +269,10 @@ impl DesktopError {
     pub fn from_client(server: &str, err: ClientError) -> Self {
         let server = server.to_owned();
         match err {
-            ClientError::Unauthorized { .. }
-            | ClientError::ChallengeExpired
-            | ClientError::SessionRevoked => DesktopError::SessionEnded,
+            ClientError::Unauthorized { .. } | ClientError::ChallengeExpired => {
+                DesktopError::SessionEnded
+            }
+            ClientError::SessionRevoked => DesktopError::SessionRevoked,
             ClientError::SecondFactorRequired => DesktopError::ServerError {
                 status: Some(401),
                 message: "the server asked for a second factor where none can be given".into(),

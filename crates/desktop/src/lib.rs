@@ -18,6 +18,7 @@ mod error;
 pub mod export;
 mod hand_off;
 mod outcome;
+mod password;
 mod secrets;
 mod server_url;
 mod session;
@@ -32,12 +33,13 @@ pub use error::{DesktopError, ErrorBody, ErrorCode};
 pub use export::ExportFormat;
 pub use hubkey_api::clock::{Clock, ManualClock};
 pub use outcome::{Account, HandOff, Leftover, SignInStep, SignOutReport, SignOutStep, SkipReason};
+pub use password::PasswordChanged;
 pub use secrets::{session_account, SESSION_ACCOUNT_PREFIX};
-pub use server_url::{ServerUrl, DOCKER_HUB};
+pub use server_url::{is_loopback_host, ServerUrl, Unencrypted, DOCKER_HUB};
 pub use settings_file::{SettingsError, SettingsFile};
 pub use tokens::{
     CreatedToken, DayUse, TokenChunk, TokenOrigin, TokenRow, TokenScope, TokenStatus, CHUNK_ROWS,
 };
 pub use watcher::{
-    next_delay, poll_once, NotificationEvent, PrunedToken, WatchCursor, WatchOutcome,
+    escape_markup, next_delay, poll_once, NotificationEvent, PrunedToken, WatchCursor, WatchOutcome,
 };

@@ -47,6 +47,17 @@ pub enum HandOff {
         /// The file that says so.
         config_path: PathBuf,
     },
+    /// Another credential helper is set for the registry in `config.json`; it was left as
+    /// it is. The UI asks the person whether to replace it
+    /// ([`crate::Desktop::replace_docker_helper`]).
+    AskToReplace {
+        /// The registry host.
+        registry: String,
+        /// The helper `config.json` names for it now.
+        current: String,
+        /// The file that says so.
+        config_path: PathBuf,
+    },
     /// The docker CLI was not set up; the sign-in itself succeeded.
     Skipped {
         /// Why, for the UI to branch on.

@@ -16,6 +16,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::desktop::Desktop;
 use crate::docker_config::DockerConfigError;
 use crate::error::DesktopError;
+use crate::hand_off::DockerEntry;
 use crate::outcome::{Leftover, SignOutStep};
 use crate::server_url::ServerUrl;
 
@@ -38,6 +39,10 @@ pub(crate) struct StoredSession {
     pub(crate) refresh_token: Option<String>,
     pub(crate) auto_token_uuid: Option<Uuid>,
     pub(crate) registry: Option<String>,
+    /// Who wrote the registry's `config.json` entry; absent in sessions kept by earlier
+    /// versions.
+    #[serde(default)]
+    pub(crate) docker_entry: DockerEntry,
 }
 
 impl Drop for StoredSession {
@@ -95,12 +100,13 @@ impl Desktop {
             .await
     }
 
-    /// Erases the session entry, the docker credential of `registry` and its `config.json`
-    /// entry; returns what failed.
+    /// Erases the session entry and the docker credential of `registry`, and undoes what
+    /// hubkey did to its `config.json` entry, as `docker_entry` records; returns what failed.
     pub(crate) async fn erase_local(
         &self,
         server: &ServerUrl,
         registry: Option<&str>,
+        docker_entry: &DockerEntry,
     ) -> Vec<Leftover> {
         let mut not_done = Vec::new();
         if let Some(registry) = registry {
@@ -114,7 +120,11 @@ impl Desktop {
                     message: DesktopError::from(err).to_string(),
                 });
             }
-            if let Err(err) = self.docker_config.remove_helper(registry) {
+            let released = match docker_entry.to_restore() {
+                Some(previous) => self.docker_config.release(registry, previous).map(|_| ()),
+                None => Ok(()),
+            };
+            if let Err(err) = released {
                 not_done.push(Leftover {
                     step: SignOutStep::DockerConfig,
                     message: match err {

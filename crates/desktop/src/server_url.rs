@@ -3,6 +3,7 @@
 //! one spelling and never parses a string again.
 
 use std::fmt;
+use std::net::IpAddr;
 
 use hubkey_client::ClientError;
 use serde::{Serialize, Serializer};
@@ -17,6 +18,38 @@ pub const DOCKER_HUB: &str = "https://hub.docker.com";
 /// Serialises as that string.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ServerUrl(String);
+
+/// Whether a sign-in may send the password to a server over plain HTTP beyond this computer:
+/// only when the person chose so, after a warning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Unencrypted {
+    /// Refuse a plain `http://` server that is not on this computer (the default).
+    #[default]
+    Refuse,
+    /// The person chose to send their password and tokens unencrypted to this server.
+    Allow,
+}
+
+/// Whether `host` (as a URL spells it: a name, an IPv4 address or a bracketed IPv6 address)
+/// is this computer: `localhost`, 127.0.0.0/8, `::1`, or an IPv4 loopback address mapped into
+/// IPv6. Traffic to it never crosses a network. Other names under `.localhost` are not
+/// counted: the client resolves names through the system, which may send them elsewhere.
+pub fn is_loopback_host(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") || host.eq_ignore_ascii_case("localhost.") {
+        return true;
+    }
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|inner| inner.strip_suffix(']'))
+        .unwrap_or(host);
+    match bare.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => v4.is_loopback(),
+        Ok(IpAddr::V6(v6)) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Err(_) => false,
+    }
+}
 
 impl ServerUrl {
     /// Checks and normalises `text` by the client's own rules
@@ -46,6 +79,32 @@ impl ServerUrl {
     /// The address as the core keys it, without a trailing `/`.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether a password sent here would cross a network in clear: a plain `http://`
+    /// address whose host is not this computer ([`is_loopback_host`]).
+    pub fn is_unencrypted_remote(&self) -> bool {
+        let Some(rest) = self.0.strip_prefix("http://") else {
+            return false;
+        };
+        let authority = rest.split('/').next().unwrap_or_default();
+        // The host, without the port (a bracketed IPv6 address keeps its colons).
+        let host = match authority.rfind(']') {
+            Some(end) => &authority[..=end],
+            None => authority.split(':').next().unwrap_or_default(),
+        };
+        !is_loopback_host(host)
+    }
+
+    /// Refuses this server for a sign-in when it [is reached unencrypted over a
+    /// network](Self::is_unencrypted_remote) and the person did not choose to allow that.
+    pub fn check_transport(&self, unencrypted: Unencrypted) -> Result<(), DesktopError> {
+        if self.is_unencrypted_remote() && unencrypted == Unencrypted::Refuse {
+            return Err(DesktopError::UnencryptedServer {
+                server: self.0.clone(),
+            });
+        }
+        Ok(())
     }
 
     /// Whether this is Docker Hub, which has no discovery document.
@@ -114,6 +173,79 @@ mod tests {
             let message = err.to_string();
             assert!(!message.contains("s3cret"), "{message}");
             assert!(message.contains("not a usable server address"), "{message}");
+        }
+    }
+
+    #[test]
+    fn loopback_hosts_are_this_computer_and_nothing_else_is() {
+        for host in [
+            "localhost",
+            "LOCALHOST",
+            "localhost.",
+            "127.0.0.1",
+            "127.1.2.3",
+            "127.255.255.254",
+            "[::1]",
+            "::1",
+            "[0:0:0:0:0:0:0:1]",
+            "[::ffff:127.0.0.1]",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "hub.example",
+            "localhost.evil.example",
+            "evil.localhost",
+            "mylocalhost",
+            "0.0.0.0",
+            "128.0.0.1",
+            "10.0.0.1",
+            "192.168.1.10",
+            "169.254.0.1",
+            "[::]",
+            "[::2]",
+            "[fe80::1]",
+            "[::ffff:10.0.0.1]",
+            "[::127.0.0.1]",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn only_plain_http_beyond_this_computer_is_unencrypted_remote() {
+        for local in [
+            "http://127.0.0.1:5080",
+            "http://localhost:5080/",
+            "http://[::1]:5080",
+            "http://127.0.0.2",
+            "http://[::ffff:127.0.0.1]:80/hub",
+            "https://hub.example",
+            "https://10.0.0.1:8443",
+            "https://hub.docker.com",
+        ] {
+            let server = ServerUrl::parse(local).unwrap();
+            assert!(!server.is_unencrypted_remote(), "{local}");
+            assert_eq!(server.check_transport(Unencrypted::Refuse), Ok(()));
+        }
+        for remote in [
+            "http://hub.example",
+            "http://hub.example:5080/prefix",
+            "http://10.0.0.1:5080",
+            "http://[fe80::1]:5080",
+            "http://[2001:db8::1]/",
+            "http://localhost.evil.example",
+            "http://127.0.0.1.nip.example",
+        ] {
+            let server = ServerUrl::parse(remote).unwrap();
+            assert!(server.is_unencrypted_remote(), "{remote}");
+            let refused = server.check_transport(Unencrypted::Refuse).unwrap_err();
+            assert_eq!(refused.code(), crate::ErrorCode::UnencryptedServer);
+            let message = refused.to_string();
+            assert!(message.contains(server.as_str()), "{message}");
+            assert!(message.contains("unencrypted"), "{message}");
+            assert_eq!(server.check_transport(Unencrypted::Allow), Ok(()));
         }
     }
 

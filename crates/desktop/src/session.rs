@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::desktop::{lock, Desktop, LiveSession};
 use crate::error::DesktopError;
+use crate::hand_off::DockerEntry;
 use crate::outcome::Account;
 use crate::secrets::StoredSession;
 use crate::server_url::ServerUrl;
@@ -26,6 +27,7 @@ impl LiveSession {
             username: stored.username.clone(),
             auto_token_uuid: stored.auto_token_uuid,
             registry: stored.registry.clone(),
+            docker_entry: stored.docker_entry.clone(),
             generation: 0,
         }
     }
@@ -75,7 +77,8 @@ impl Desktop {
     }
 
     /// Replaces the bearer of generation `stale` with a fresh one, unless another request
-    /// already did. A session the server ended is [`DesktopError::SessionEnded`] (and its
+    /// already did. A session the server ended is [`DesktopError::SessionEnded`], or
+    /// [`DesktopError::SessionRevoked`] when it ended it for a reused refresh token (and its
     /// local traces are gone, see [`Desktop::restore`]).
     async fn renew(&self, server: &ServerUrl, stale: u64) -> Result<(), DesktopError> {
         let _one_at_a_time = self.renewing.lock().await;
@@ -99,6 +102,13 @@ impl Desktop {
         lock(&self.live).insert(server.clone(), live);
     }
 
+    /// Records who wrote the `config.json` entry of the live session with `server`.
+    pub(crate) fn set_live_docker_entry(&self, server: &ServerUrl, docker_entry: DockerEntry) {
+        if let Some(live) = lock(&self.live).get_mut(server) {
+            live.docker_entry = docker_entry;
+        }
+    }
+
     /// Forgets the live session with `server` (the bearer is dropped, nothing else).
     pub(crate) fn drop_live(&self, server: &ServerUrl) -> Option<LiveSession> {
         lock(&self.live).remove(server)
@@ -107,8 +117,9 @@ impl Desktop {
     /// Brings back the session kept in the keyring after a restart: `Ok(None)` when there is
     /// none. The session is refreshed (and the new refresh token stored); when the server
     /// says it has ended, every local trace (keyring entries, `config.json` entry) is removed
-    /// and the answer is [`DesktopError::SessionEnded`]. Other failures (an unreachable
-    /// server) keep everything for a later try. The hand-off is applied again, so a
+    /// and the answer is [`DesktopError::SessionEnded`] ([`DesktopError::SessionRevoked`]
+    /// when the server revoked it because its refresh token was used twice). Other failures
+    /// (an unreachable server) keep everything for a later try. The hand-off is applied again, so a
     /// `config.json` fixed since sign-in is set up now.
     pub async fn restore(&self, server: &ServerUrl) -> Result<Option<Account>, DesktopError> {
         let stored = match self.read_session(server).await {
@@ -116,35 +127,41 @@ impl Desktop {
             Ok(None) => return Ok(None),
             Err(SecretError::Corrupt(_)) => {
                 // Nothing usable to refresh; what it pointed at is unknown.
-                self.erase_local(server, None).await;
+                self.erase_local(server, None, &DockerEntry::NotWritten)
+                    .await;
                 return Err(DesktopError::SessionEnded);
             }
             Err(err) => return Err(err.into()),
         };
         let Some(refresh_token) = stored.refresh_token.as_deref() else {
-            self.erase_local(server, stored.registry.as_deref()).await;
+            self.erase_local(server, stored.registry.as_deref(), &stored.docker_entry)
+                .await;
             return Err(DesktopError::SessionEnded);
         };
         let client = self.client(server)?;
         let session = match client.refresh(refresh_token).await {
             Ok(session) => session,
-            Err(ClientError::Unauthorized { .. } | ClientError::SessionRevoked) => {
-                self.erase_local(server, stored.registry.as_deref()).await;
+            Err(err @ (ClientError::Unauthorized { .. } | ClientError::SessionRevoked)) => {
+                self.erase_local(server, stored.registry.as_deref(), &stored.docker_entry)
+                    .await;
                 self.drop_live(server);
-                return Err(DesktopError::SessionEnded);
+                // Revoked for a reuse of its refresh token: the person is told why.
+                return Err(DesktopError::from_client(server.as_str(), err));
             }
             Err(err) => return Err(DesktopError::from_client(server.as_str(), err)),
         };
-        let live = LiveSession::of_stored(client.with_token(session.token.clone()), &stored);
+        let (docker_hand_off, docker_entry) =
+            self.hand_off(stored.registry.as_deref(), Some(&stored.docker_entry));
         let renewed = StoredSession {
             server_url: server.to_string(),
             username: stored.username.clone(),
             refresh_token: session.refresh_token.clone(),
             auto_token_uuid: stored.auto_token_uuid,
             registry: stored.registry.clone(),
+            docker_entry: docker_entry.unwrap_or_else(|| stored.docker_entry.clone()),
         };
         self.save_session(server, &renewed).await?;
-        let docker_hand_off = self.hand_off(live.registry.as_deref());
+        let live = LiveSession::of_stored(client.with_token(session.token.clone()), &renewed);
         self.install_live(server, live);
         Ok(Some(Account {
             server_url: server.clone(),

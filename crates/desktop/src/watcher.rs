@@ -59,6 +59,9 @@ pub enum NotificationEvent {
         /// When it expires.
         expires_at: DateTime<Utc>,
     },
+    /// The server ended the session because its refresh token was used again elsewhere; the
+    /// app signed out.
+    SessionRevoked,
 }
 
 impl NotificationEvent {
@@ -72,6 +75,7 @@ impl NotificationEvent {
                 format!("{} old auto tokens were removed", tokens.len())
             }
             NotificationEvent::ExpiringSoon { .. } => "A token expires soon".to_owned(),
+            NotificationEvent::SessionRevoked => "You were signed out of hubkey".to_owned(),
         }
     }
 
@@ -103,8 +107,30 @@ impl NotificationEvent {
                 "{label} expires on {}.",
                 expires_at.format("%Y-%m-%d %H:%M UTC")
             ),
+            NotificationEvent::SessionRevoked => crate::DesktopError::SessionRevoked.to_string(),
         }
     }
+}
+
+/// `text` as a notification body for a server that renders markup. The freedesktop
+/// notification spec lets the body carry a markup subset (`<b>`, `<a href>`, `<img src>`), and
+/// servers that render it would turn a token label such as `<a href="…">` into a link or an
+/// image; so `&`, `<`, `>`, `"` and `'` are written as their entities, which every server shows
+/// as the characters themselves. Every notification body goes through here on Linux; the
+/// other platforms' notifications are plain text.
+pub fn escape_markup(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&apos;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
 }
 
 /// The result of one poll: the cursor to keep and what to tell.
@@ -244,6 +270,42 @@ mod tests {
             body.contains("docker desktop on pc (docker-desktop, last used 1970-01-01 00:00 UTC)"),
             "{body}"
         );
+    }
+
+    #[test]
+    fn markup_in_a_label_is_escaped_for_the_notification_body() {
+        let label = r#"<a href="https://evil.example/?a=1&b=2">it's</a><img src='x'>"#;
+        let event = NotificationEvent::ExpiringSoon {
+            label: label.into(),
+            expires_at: DateTime::from_timestamp(0, 0).unwrap(),
+        };
+        let body = escape_markup(&event.body());
+        assert_eq!(
+            body,
+            "&lt;a href=&quot;https://evil.example/?a=1&amp;b=2&quot;&gt;it&apos;s&lt;/a&gt;\
+             &lt;img src=&apos;x&apos;&gt; expires on 1970-01-01 00:00 UTC."
+        );
+        assert!(!body.contains(['<', '>', '"', '\'']), "{body}");
+        // Text without markup characters is unchanged, also beyond ASCII.
+        assert_eq!(escape_markup("ann's laptop"), "ann&apos;s laptop");
+        assert_eq!(escape_markup("Zoë 🐳 \u{202e}x"), "Zoë 🐳 \u{202e}x");
+        // Escaping is done once: an entity in a label shows as typed.
+        assert_eq!(escape_markup("&amp;"), "&amp;amp;");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escaped_text_has_no_markup_and_unescapes_to_the_original(text in ".*") {
+            let escaped = escape_markup(&text);
+            proptest::prop_assert!(!escaped.contains(['<', '>', '"', '\'']));
+            let unescaped = escaped
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&amp;", "&");
+            proptest::prop_assert_eq!(unescaped, text);
+        }
     }
 
     #[test]

@@ -200,7 +200,8 @@ async fn ipc_deliveries(app: &DesktopApp) -> Vec<Delivery> {
         .unwrap();
     assert!(
         !log.is_null(),
-        "the app did not install the IPC audit (is HUBKEY_IPC_AUDIT=1 reaching it?)"
+        "the app did not install the IPC audit: build it with `cargo build -p hubkey --features ipc-audit` \
+         (and is HUBKEY_IPC_AUDIT=1 reaching it?)"
     );
     log.as_array()
         .expect("an array")
@@ -420,4 +421,83 @@ fn the_scan_finds_a_secret_in_the_forms_it_leaks_in() {
 
 fn needles_of(bytes: &[u8]) -> Vec<Needle> {
     needles("the TOTP secret", binary_forms(bytes))
+}
+
+/// The hubkey package's features, as cargo reads them.
+fn app_features() -> serde_json::Map<String, serde_json::Value> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../src-tauri/Cargo.toml");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--no-deps",
+            "--offline",
+            "--format-version",
+            "1",
+        ])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let package = metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|package| package["name"] == "hubkey")
+        .expect("the hubkey package");
+    package["features"].as_object().unwrap().clone()
+}
+
+/// The IPC audit copies show-once values into the page: a shipped build must not have it.
+/// Grepping a release binary takes a release build (minutes here), so this holds the two
+/// facts that keep it out: the feature is off by default (also through the features the
+/// default turns on), and a build with it but without debug assertions does not compile.
+#[test]
+fn the_ipc_audit_is_compiled_only_into_test_builds() {
+    let features = app_features();
+    assert!(features.contains_key("ipc-audit"), "{features:?}");
+    let mut pending = vec!["default".to_owned()];
+    let mut seen = Vec::new();
+    while let Some(feature) = pending.pop() {
+        assert_ne!(feature, "ipc-audit", "the default build has the IPC audit");
+        if seen.contains(&feature) {
+            continue;
+        }
+        for next in features
+            .get(&feature)
+            .and_then(|f| f.as_array())
+            .into_iter()
+            .flatten()
+        {
+            pending.push(next.as_str().unwrap().to_owned());
+        }
+        seen.push(feature);
+    }
+    let lib = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../src-tauri/src/lib.rs"),
+    )
+    .unwrap();
+    let lines: Vec<&str> = lib.lines().map(str::trim).collect();
+    let guard = lines
+        .iter()
+        .position(|line| *line == r#"#[cfg(all(feature = "ipc-audit", not(debug_assertions)))]"#)
+        .expect("the release guard's cfg");
+    assert!(
+        lines[guard + 1].starts_with("compile_error!("),
+        "the release guard is not a compile_error: {}",
+        lines[guard + 1]
+    );
+    // Every use of the module sits behind the feature.
+    for (n, line) in lines.iter().enumerate() {
+        if line.contains("ipc_audit") && !line.starts_with("//") {
+            assert_eq!(
+                lines[n - 1],
+                r#"#[cfg(feature = "ipc-audit")]"#,
+                "lib.rs:{}: {line} is not behind the feature",
+                n + 1
+            );
+        }
+    }
 }

@@ -236,3 +236,42 @@ async fn clicking_the_pruning_notification_opens_security() {
     assert_eq!(server.received().len(), 1, "{:?}", server.received());
     app.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn markup_in_a_token_label_reaches_the_notification_escaped() {
+    let keyring = KeyringSession::start();
+    keyring.install_env();
+    std::env::set_var("HUBKEY_WATCH_INTERVAL_SECS", "1");
+    let server = NotificationServer::start(&keyring);
+    let hub = hub_with_registry().await;
+    // A token whose label is markup a notification server would render as a link and an
+    // image, expiring within the week the watcher warns about.
+    let label =
+        r#"<a href="https://evil.example/">pay</a> & <img src='https://evil.example/t.png'>"#;
+    hub.sign_in("ann", PASSWORD)
+        .await
+        .create_token(&hubkey_api::CreateAccessTokenRequest {
+            token_label: label.into(),
+            scopes: vec![hubkey_api::Scope::Read],
+            expires_at: Some(chrono::Utc::now() + chrono::TimeDelta::days(2)),
+        })
+        .await
+        .unwrap();
+    let app = DesktopApp::start(&keyring, &hub.url).await;
+    app.sign_in_page().sign_in("ann", PASSWORD).await;
+
+    let shown = server
+        .wait_for(Duration::from_secs(20), |n| {
+            n.summary == "A token expires soon"
+        })
+        .await
+        .unwrap_or_else(|| panic!("no expiry notification: {:?}", server.received()));
+    let escaped = "&lt;a href=&quot;https://evil.example/&quot;&gt;pay&lt;/a&gt; &amp; \
+                   &lt;img src=&apos;https://evil.example/t.png&apos;&gt;";
+    assert!(
+        shown.body.starts_with(&format!("{escaped} expires on ")),
+        "{shown:?}"
+    );
+    assert!(!shown.body.contains(['<', '>', '"', '\'']), "{shown:?}");
+    app.quit().await;
+}

@@ -1,6 +1,7 @@
 //! What the webview may do: the Tauri configuration grants only what the UI uses (its own
 //! commands and the app's own event), the CSP is strict, nothing is loaded from elsewhere;
-//! and in the running app, the webview cannot reach a server on its own.
+//! and in the running app, the webview cannot reach a server on its own nor be navigated away
+//! from the app's own pages.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -159,5 +160,66 @@ async fn the_webview_cannot_reach_a_server_or_load_remote_content() {
     let outcome: Vec<String> = serde_json::from_value(outcome).unwrap();
     assert!(outcome[0].starts_with("refused"), "{outcome:?}");
     assert_eq!(outcome[1], "refused", "{outcome:?}");
+    app.quit().await;
+}
+
+/// Runs `attempt` (a script that tries to leave the page for `arguments[0]`) in the page,
+/// then, 1.5 s later in that same page, answers its address and whether it is still the
+/// document the test marked. A navigation that happens ends the script's page: the answer
+/// then never comes (or is an error), and the test fails.
+async fn after_attempt(app: &DesktopApp, attempt: &str, target: &str) -> (String, bool) {
+    let script = format!(
+        "const done = arguments[arguments.length - 1]; \
+         try {{ {attempt} }} catch (e) {{}} \
+         setTimeout(() => done([String(location.href), window.__hubkey_test_mark === 1]), 1500);"
+    );
+    let answer = tokio::time::timeout(
+        Duration::from_secs(15),
+        app.webdriver.execute_async(&script, vec![target.into()]),
+    )
+    .await;
+    match answer {
+        Ok(Ok(answer)) => serde_json::from_value(answer).unwrap(),
+        Ok(Err(err)) => panic!("{attempt} → {target}: {err}"),
+        Err(_) => panic!("{attempt} → {target}: the page did not answer"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webview_cannot_be_navigated_away_from_the_app() {
+    let keyring = KeyringSession::start();
+    keyring.install_env();
+    let hub = hub_with_registry().await;
+    let app = DesktopApp::start(&keyring, &hub.url).await;
+    app.sign_in_page().wait().await;
+    app.webdriver
+        .execute("window.__hubkey_test_mark = 1;", vec![])
+        .await
+        .unwrap();
+    let home = app.webdriver.current_url().await.unwrap().to_string();
+    assert!(home.starts_with("tauri://localhost"), "{home}");
+
+    // A page of the live hubkeyd (it answers this test), and a public site, reached the ways
+    // a page can leave: a script setting the location, a link the person clicks, a form.
+    let elsewhere = format!("{}/v2/hubkey/info", hub.url);
+    assert!(hub.client().health().await.is_ok());
+    let attempts = [
+        "location.href = arguments[0];",
+        "location.replace(arguments[0]);",
+        "const a = document.createElement('a'); a.href = arguments[0]; a.textContent = 'x'; \
+         document.body.appendChild(a); a.click();",
+        "const f = document.createElement('form'); f.method = 'get'; f.action = arguments[0]; \
+         document.body.appendChild(f); f.submit();",
+    ];
+    for target in [elsewhere.as_str(), "https://example.com/"] {
+        for attempt in attempts {
+            let (href, marked) = after_attempt(&app, attempt, target).await;
+            assert_eq!(href, home, "{attempt} → {target}: the window left the app");
+            assert!(marked, "{attempt} → {target}: the document was replaced");
+        }
+    }
+    // The app still works: its own page answers and shows the sign-in screen.
+    app.sign_in_page().wait().await;
+    app.screenshot("navigation-refused").await;
     app.quit().await;
 }

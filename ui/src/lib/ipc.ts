@@ -9,6 +9,8 @@ import type { ErrorBody } from './bindings/ErrorBody';
 import type { ErrorCode } from './bindings/ErrorCode';
 import type { ExportFormat } from './bindings/ExportFormat';
 import type { ExportReport } from './bindings/ExportReport';
+import type { HandOff } from './bindings/HandOff';
+import type { PasswordChanged } from './bindings/PasswordChanged';
 import type { SignInStep } from './bindings/SignInStep';
 import type { SignOutReport } from './bindings/SignOutReport';
 import type { TokenChunk } from './bindings/TokenChunk';
@@ -18,7 +20,7 @@ import type { UiEvent } from './bindings/UiEvent';
 
 export type { UiEvent };
 export type {
-  Account, AppSettings, CreatedToken, ErrorCode, ExportFormat, ExportReport, SignInStep, SignOutReport, TokenRow,
+  Account, AppSettings, CreatedToken, ErrorCode, ExportFormat, ExportReport, HandOff, PasswordChanged, SignInStep, SignOutReport, TokenRow,
   TokenScope,
 };
 
@@ -42,7 +44,9 @@ const ERROR_CODES: Record<ErrorCode, true> = {
   keyring_unavailable: true,
   keyring_timeout: true,
   docker_config_unparsable: true,
+  unencrypted_server: true,
   session_ended: true,
+  session_revoked: true,
   server_error: true,
   invalid_input: true,
   file_not_written: true,
@@ -102,13 +106,23 @@ export const ipc = {
   setServer: (serverUrl: string) => invoke<AppSettings>('set_server', { serverUrl }),
   /** Signs in with the session the keyring kept, if any. */
   restore: () => invoke<Account | null>('restore'),
-  /** The password step: signed in, or a code is required. */
-  signIn: (serverUrl: string, username: string, password: string) =>
-    invoke<SignInStep>('sign_in', { serverUrl, username, password }),
+  /** The password step: signed in, or a code is required. A plain `http://` server beyond
+   *  this computer is refused (`unencrypted_server`) unless `sendUnencrypted`, the person's
+   *  choice after that warning. */
+  signIn: (serverUrl: string, username: string, password: string, sendUnencrypted = false) =>
+    invoke<SignInStep>('sign_in', { serverUrl, username, password, sendUnencrypted }),
   /** The two-factor step. */
   submitCode: (code: string) => invoke<Account>('submit_code', { code }),
+  /** Replaces `current`, the docker credential helper the person agreed to replace; answers
+   *  the hand-off as it now is. */
+  replaceDockerHelper: (current: string) => invoke<HandOff>('replace_docker_helper', { current }),
   /** Signs out: this device's token, the session, the keyring and docker entries. */
   signOut: () => invoke<SignOutReport>('sign_out'),
+  /** Ends every session of the account on every device, then signs out here as `signOut`. */
+  signOutEverywhere: () => invoke<SignOutReport>('sign_out_everywhere'),
+  /** Changes the password; this session stays, every other one ends. */
+  changePassword: (current: string, newPassword: string, repeated: string, deactivateTokens: boolean) =>
+    invoke<PasswordChanged>('change_password', { current, new: newPassword, repeated, deactivateTokens }),
   /** Every token of the account, newest first (no secrets). */
   listTokens: () => listTokens(),
   /** Deactivates or reactivates a token; answers the row as the server now has it. */

@@ -15,6 +15,7 @@ function commands(change: Partial<SessionCommands> = {}): SessionCommands {
   return {
     restore: async () => ann,
     signOut: async () => ({ not_done: [] }),
+    signOutEverywhere: async () => ({ not_done: [] }),
     ...change,
   };
 }
@@ -107,8 +108,44 @@ describe('Session', () => {
     expect(session.screen).toBe('security');
     session.handle({ kind: 'tokens_changed' });
     expect(session.account).toEqual(ann);
-    session.handle({ kind: 'signed_out' });
+    session.handle({ kind: 'signed_out', notice: null });
     expect(session.account).toBeNull();
     expect(session.notice).toBeNull();
+  });
+
+  it('shows why the server ended the session on the sign-in screen', () => {
+    const session = new Session(commands());
+    session.signedIn(ann);
+    const revoked = { code: 'session_revoked', message: 'Your session was ended…' } as const;
+    session.handle({ kind: 'signed_out', notice: revoked });
+    expect(session.account).toBeNull();
+    expect(session.notice).toEqual(revoked);
+  });
+
+  it('signs out everywhere through its own command', async () => {
+    const calls: string[] = [];
+    const session = new Session(
+      commands({
+        signOut: async () => (calls.push('here'), { not_done: [] }),
+        signOutEverywhere: async () => (calls.push('everywhere'), partial),
+      }),
+    );
+    session.signedIn(ann);
+    expect(await session.signOut(true)).toBeNull();
+    expect(calls).toEqual(['everywhere']);
+    expect(session.account).toBeNull();
+    expect(session.notice).toEqual(partialSignOut(partial));
+  });
+
+  it('takes the hand-off the person chose, and ignores one after sign-out', () => {
+    const session = new Session(commands());
+    session.signedIn(ann);
+    const done = { state: 'done', registry: '127.0.0.1:5000', config_path: '/h/.docker/config.json' } as const;
+    session.handedOff(done);
+    expect(session.account?.docker_hand_off).toEqual(done);
+    expect(session.account?.username).toBe('ann');
+    session.signedOut();
+    session.handedOff(done);
+    expect(session.account).toBeNull();
   });
 });

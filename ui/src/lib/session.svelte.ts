@@ -1,7 +1,9 @@
 // Who is signed in and which screen shows, outside any component: the app's restore at
 // launch, sign-in, sign-out (with what it could not do), and what the tray asks of the UI.
 // A notice set at sign-out survives the switch to the sign-in screen, which shows it.
-import { asCommandError, ipc, type Account, type CommandError, type SignOutReport, type UiEvent } from './ipc';
+import {
+  asCommandError, ipc, type Account, type CommandError, type HandOff, type SignOutReport, type UiEvent,
+} from './ipc';
 
 /** The signed-in screens. */
 export type Screen = 'home' | 'security' | 'settings';
@@ -14,7 +16,7 @@ export interface Notice {
 }
 
 /** The commands the session uses (the real `ipc`, or a fake in the unit tests). */
-export type SessionCommands = Pick<typeof ipc, 'restore' | 'signOut'>;
+export type SessionCommands = Pick<typeof ipc, 'restore' | 'signOut' | 'signOutEverywhere'>;
 
 /** The notice for a sign-out that left steps undone, or null when it did everything. Each
  *  reason is told once (a server that did not answer fails several steps alike). */
@@ -61,6 +63,11 @@ export class Session {
     this.screen = 'home';
   }
 
+  /** The docker hand-off of the signed-in account changed (the person answered its question). */
+  handedOff(handOff: HandOff) {
+    if (this.account) this.account = { ...this.account, docker_hand_off: handOff };
+  }
+
   /** Signed out, elsewhere or here: the sign-in screen, with `notice` if there is one. */
   signedOut(notice: Notice | null = null) {
     this.account = null;
@@ -69,11 +76,11 @@ export class Session {
 
   /** Signs out. Local entries are cleaned whatever the server says, so the person lands on
    *  the sign-in screen, told what was left undone; only a failure to sign out at all keeps
-   *  them signed in, and is answered. */
-  async signOut(): Promise<CommandError | null> {
+   *  them signed in, and is answered. `everywhere` ends every session of the account first. */
+  async signOut(everywhere = false): Promise<CommandError | null> {
     let report: SignOutReport;
     try {
-      report = await this.#commands.signOut();
+      report = await (everywhere ? this.#commands.signOutEverywhere() : this.#commands.signOut());
     } catch (failure) {
       return asCommandError(failure);
     }
@@ -89,7 +96,7 @@ export class Session {
   /** What the tray (or a notification) asks of the UI. */
   handle(event: UiEvent) {
     if (event.kind === 'open_security') this.screen = 'security';
-    else if (event.kind === 'signed_out') this.signedOut();
+    else if (event.kind === 'signed_out') this.signedOut(event.notice);
   }
 }
 

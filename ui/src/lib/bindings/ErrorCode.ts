@@ -4,4 +4,4 @@
  * The stable codes a failed command answers with: every way the UI may react. The UI gets
  * them as a generated TypeScript union, so a new code does not compile there until handled.
  */
-export type ErrorCode = "wrong_credentials" | "wrong_code" | "throttled" | "unreachable" | "tls" | "not_a_hub" | "keyring_unavailable" | "keyring_timeout" | "docker_config_unparsable" | "session_ended" | "server_error" | "invalid_input" | "file_not_written" | "local_io" | "settings_unavailable";
+export type ErrorCode = "wrong_credentials" | "wrong_code" | "throttled" | "unreachable" | "tls" | "not_a_hub" | "keyring_unavailable" | "keyring_timeout" | "docker_config_unparsable" | "unencrypted_server" | "session_ended" | "session_revoked" | "server_error" | "invalid_input" | "file_not_written" | "local_io" | "settings_unavailable";

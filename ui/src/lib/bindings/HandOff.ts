@@ -12,6 +12,18 @@ registry: string,
 /**
  * The file that says so.
  */
+config_path: string, } | { "state": "ask_to_replace", 
+/**
+ * The registry host.
+ */
+registry: string, 
+/**
+ * The helper `config.json` names for it now.
+ */
+current: string, 
+/**
+ * The file that says so.
+ */
 config_path: string, } | { "state": "skipped", 
 /**
  * Why, for the UI to branch on.
