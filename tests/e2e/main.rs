@@ -9,3 +9,4 @@ mod faults;
 mod gui;
 mod registry;
 mod watcher;
+mod wine;
