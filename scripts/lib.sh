@@ -24,19 +24,23 @@ HUBKEY_BUILD_PACKAGES=(pkg-config build-essential ca-certificates libdbus-1-dev
 # - wrk: scripts/bench's load generator, so a test machine can run the benchmark too.
 HUBKEY_TEST_PACKAGES=(docker-registry skopeo podman gnome-keyring libsecret-tools
     dbus-daemon dbus-bin dbus-x11 xvfb webkit2gtk-driver xdotool python3-dbus python3-gi
-    python3-venv sqlite3 curl wrk)
+    python3-venv sqlite3 curl wrk adduser)
 
 # Debian packages scripts/demo runs the product with, besides the build packages: the
 # registry behind hubkeyd, skopeo for the demo push, curl and jq for its checks (and the
 # README's API examples).
 HUBKEY_DEMO_PACKAGES=(docker-registry skopeo curl jq)
 
-# Debian packages that cross-build the desktop side for Windows (x86_64-pc-windows-gnu):
-# ring's C parts need the MinGW-w64 compiler.
-HUBKEY_CROSS_PACKAGES=(gcc-mingw-w64-x86-64)
+# Debian packages that cross-build the desktop side for Windows (x86_64-pc-windows-gnu) and
+# run what can run of it: ring's C parts need the MinGW-w64 compiler; Wine runs the Windows
+# credential helper against its Credential Manager (tests/e2e/wine.rs).
+HUBKEY_CROSS_PACKAGES=(gcc-mingw-w64-x86-64 wine64)
 
 # The Windows target the desktop crates are compiled and linted for (scripts/test).
 HUBKEY_WINDOWS_TARGET=x86_64-pc-windows-gnu
+
+# The macOS targets the desktop crates that need no Apple SDK are linted for (scripts/test).
+HUBKEY_MACOS_TARGETS=(aarch64-apple-darwin x86_64-apple-darwin)
 
 # banner TEXT...: a short heading before each step.
 banner() { printf '\n==> %s\n' "$*"; }

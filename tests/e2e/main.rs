@@ -8,5 +8,7 @@ mod credential_helper;
 mod desktop_core;
 mod faults;
 mod gui;
+mod package;
 mod registry;
 mod watcher;
+mod wine;

@@ -15,6 +15,7 @@ pub mod registry;
 pub mod server;
 pub mod tools;
 pub mod tray;
+pub mod wine;
 
 pub use oci::OciImage;
 pub use registry::Registry;

@@ -149,7 +149,8 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-/// rustls does not give reqwest a typed "TLS error", so the chain's words decide.
+/// Neither rustls nor the platform's TLS gives reqwest a typed "TLS error", so the chain's
+/// words decide.
 fn looks_like_tls(chain: &str) -> bool {
     let chain = chain.to_ascii_lowercase();
     ["certificate", "tls", "handshake", "ssl", "corrupt message"]

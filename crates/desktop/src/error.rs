@@ -319,6 +319,9 @@ impl From<SecretError> for DesktopError {
                 reason: format!("an entry in it cannot be read ({detail})"),
             },
             SecretError::Other(detail) => DesktopError::KeyringUnavailable { reason: detail },
+            too_large @ SecretError::TooLarge { .. } => DesktopError::KeyringUnavailable {
+                reason: too_large.to_string(),
+            },
         }
     }
 }

@@ -5,19 +5,36 @@
 //! Each registry has one entry, account [`account`]`(server_url)`, holding the JSON
 //! `{"ServerURL","Username","Secret"}` that the credential-helper protocol speaks. The
 //! keyring cannot enumerate entries, so [`INDEX_ACCOUNT`] keeps a non-secret index (server
-//! URLs and usernames) for [`list`]; [`store`] and [`erase`] keep it up to date. Two
-//! processes changing the index at the same instant can lose one update of the index (never
-//! of a credential); the next `store` of that registry repairs it.
+//! URLs and usernames) for [`list`]; [`store`] and [`erase`] keep it up to date. A keyring
+//! entry holds at most [`MAX_SECRET_BYTES`] (Windows Credential Manager's limit), so the index
+//! is kept in pages: `docker-index`, then `docker-index:2`, `docker-index:3`…, each a whole
+//! `{"registries": {...}}` document. Two processes changing the index at the same instant
+//! can lose one update of the index (never of a credential); the next `store` of that
+//! registry repairs it.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::{SecretError, SecretStore, Sensitive};
+use crate::{stored_size, SecretError, SecretStore, Sensitive, MAX_SECRET_BYTES};
 
-/// The keyring account of the index of docker credentials (URLs and usernames, no secrets).
+/// The keyring account of the index of docker credentials (URLs and usernames, no secrets):
+/// its first page.
 pub const INDEX_ACCOUNT: &str = "docker-index";
+
+/// The most index pages read or written: at least this many registries, as one registry's
+/// index entry always fits in a page (typically ten or more do).
+const MAX_INDEX_PAGES: usize = 32;
+
+/// The keyring account of index page `page` (1-based).
+fn index_account(page: usize) -> String {
+    if page == 1 {
+        INDEX_ACCOUNT.to_owned()
+    } else {
+        format!("{INDEX_ACCOUNT}:{page}")
+    }
+}
 
 const ACCOUNT_PREFIX: &str = "docker:";
 
@@ -111,6 +128,28 @@ pub fn store(
             "the registry server URL is empty".to_owned(),
         ));
     }
+    if server_url
+        .chars()
+        .chain(username.chars())
+        .any(char::is_control)
+    {
+        return Err(SecretError::Other(
+            "the registry server URL or username contains control characters".to_owned(),
+        ));
+    }
+    let account = account(server_url);
+    let indexed = Indexed {
+        server_url: server_url.to_owned(),
+        username: username.to_owned(),
+    };
+    // Checked before the credential is written, so a registry is never stored unlisted.
+    let alone = page_json(std::iter::once((&account, &indexed)))?;
+    if stored_size(&alone) > MAX_SECRET_BYTES {
+        return Err(SecretError::TooLarge {
+            account: INDEX_ACCOUNT.to_owned(),
+            bytes: stored_size(&alone),
+        });
+    }
     let entry = ProtocolCredentials {
         server_url,
         username,
@@ -120,13 +159,8 @@ pub fn store(
         serde_json::to_string(&entry)
             .map_err(|err| SecretError::Other(format!("cannot encode the entry: {err}")))?,
     );
-    let account = account(server_url);
     store.set(&account, &json)?;
     update_index(store, |index| {
-        let indexed = Indexed {
-            server_url: server_url.to_owned(),
-            username: username.to_owned(),
-        };
         index.registries.insert(account.clone(), indexed.clone()) != Some(indexed)
     })
 }
@@ -162,7 +196,9 @@ pub fn erase(store: &dyn SecretStore, server_url: &str) -> Result<(), SecretErro
 
 /// Every stored registry: server URL → username.
 pub fn list(store: &dyn SecretStore) -> Result<BTreeMap<String, String>, SecretError> {
-    let index = read_index(store)?.unwrap_or_default();
+    let index = read_index(store)?
+        .map(|(index, _)| index)
+        .unwrap_or_default();
     Ok(index
         .registries
         .into_values()
@@ -170,17 +206,25 @@ pub fn list(store: &dyn SecretStore) -> Result<BTreeMap<String, String>, SecretE
         .collect())
 }
 
-fn read_index(store: &dyn SecretStore) -> Result<Option<Index>, SecretError> {
-    let Some(stored) = store.get(INDEX_ACCOUNT)? else {
-        return Ok(None);
-    };
-    serde_json::from_str(stored.expose())
-        .map(Some)
-        .map_err(|err| {
-            SecretError::Corrupt(format!(
-                "the entry {INDEX_ACCOUNT} is not a hubkey index ({err})"
-            ))
-        })
+/// The index from all its pages, and how many pages there are; `None` when there is none.
+fn read_index(store: &dyn SecretStore) -> Result<Option<(Index, usize)>, SecretError> {
+    let mut index: Option<Index> = None;
+    let mut pages = 0;
+    for page in 1..=MAX_INDEX_PAGES {
+        let account = index_account(page);
+        let Some(stored) = store.get(&account)? else {
+            break;
+        };
+        let part: Index = serde_json::from_str(stored.expose()).map_err(|err| {
+            SecretError::Corrupt(format!("the entry {account} is not a hubkey index ({err})"))
+        })?;
+        index
+            .get_or_insert_with(Index::default)
+            .registries
+            .extend(part.registries);
+        pages = page;
+    }
+    Ok(index.map(|index| (index, pages)))
 }
 
 /// Applies `change` to the index and writes it back if `change` says it changed anything.
@@ -190,25 +234,68 @@ fn update_index(
     store: &dyn SecretStore,
     change: impl FnOnce(&mut Index) -> bool,
 ) -> Result<(), SecretError> {
-    let (mut index, exists) = match read_index(store) {
-        Ok(Some(index)) => (index, true),
-        Ok(None) => (Index::default(), false),
-        Err(SecretError::Corrupt(_)) => (Index::default(), true),
+    let (mut index, old_pages) = match read_index(store) {
+        Ok(Some(found)) => found,
+        Ok(None) => (Index::default(), 0),
+        Err(SecretError::Corrupt(_)) => (Index::default(), MAX_INDEX_PAGES),
         Err(err) => return Err(err),
     };
     if !change(&mut index) {
         return Ok(());
     }
-    if index.registries.is_empty() {
-        return if exists {
-            store.delete(INDEX_ACCOUNT)
-        } else {
-            Ok(())
-        };
+    let pages = paginate(&index)?;
+    for (number, page) in pages.iter().enumerate() {
+        store.set(&index_account(number + 1), page)?;
     }
-    let json = serde_json::to_string(&index)
-        .map_err(|err| SecretError::Other(format!("cannot encode the index: {err}")))?;
-    store.set(INDEX_ACCOUNT, &json)
+    // Pages the index no longer needs; the first missing one ends a read anyway.
+    for number in pages.len() + 1..=old_pages {
+        store.delete(&index_account(number))?;
+    }
+    Ok(())
+}
+
+/// The index as pages of at most [`MAX_SECRET_BYTES`] each (none for an empty index).
+fn paginate(index: &Index) -> Result<Vec<String>, SecretError> {
+    let mut pages = Vec::new();
+    let mut current: Vec<(&String, &Indexed)> = Vec::new();
+    for entry in &index.registries {
+        current.push(entry);
+        if stored_size(&page_json(current.iter().copied())?) > MAX_SECRET_BYTES {
+            // `store` checked that every entry fits in a page on its own.
+            current.pop();
+            if current.is_empty() {
+                return Err(SecretError::TooLarge {
+                    account: INDEX_ACCOUNT.to_owned(),
+                    bytes: stored_size(&page_json(std::iter::once(entry))?),
+                });
+            }
+            pages.push(page_json(current.drain(..))?);
+            current.push(entry);
+        }
+    }
+    if !current.is_empty() {
+        pages.push(page_json(current.into_iter())?);
+    }
+    if pages.len() > MAX_INDEX_PAGES {
+        return Err(SecretError::Other(format!(
+            "the docker credential index would need more than {MAX_INDEX_PAGES} keyring entries: \
+             erase the credentials of registries no longer used (docker logout)"
+        )));
+    }
+    Ok(pages)
+}
+
+/// One index page holding `entries`.
+fn page_json<'a>(
+    entries: impl Iterator<Item = (&'a String, &'a Indexed)>,
+) -> Result<String, SecretError> {
+    let page = Index {
+        registries: entries
+            .map(|(account, indexed)| (account.clone(), indexed.clone()))
+            .collect(),
+    };
+    serde_json::to_string(&page)
+        .map_err(|err| SecretError::Other(format!("cannot encode the index: {err}")))
 }
 
 #[cfg(test)]
@@ -342,5 +429,81 @@ mod tests {
         let keyring = MemoryStore::default();
         assert!(store(&keyring, " https:// ", "ann", "pat").is_err());
         assert!(keyring.get(INDEX_ACCOUNT).unwrap().is_none());
+    }
+
+    /// Every keyring entry the store holds, by account, for checking sizes.
+    fn entries(keyring: &MemoryStore) -> Vec<(String, usize)> {
+        let mut found = Vec::new();
+        for page in 1..=MAX_INDEX_PAGES + 1 {
+            if let Some(text) = keyring.get(&index_account(page)).unwrap() {
+                found.push((index_account(page), stored_size(text.expose())));
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn an_index_of_many_registries_is_paged_to_fit_credential_manager() {
+        let keyring = MemoryStore::default();
+        let registry =
+            |i: usize| format!("https://registry-{i:03}.{}.example:5000", "x".repeat(60));
+        for i in 0..120 {
+            store(&keyring, &registry(i), &format!("user{i}"), "hkpat_secret").unwrap();
+        }
+        let pages = entries(&keyring);
+        assert!(pages.len() > 1, "120 registries need more than one page");
+        for (account, size) in &pages {
+            assert!(*size <= MAX_SECRET_BYTES, "{account} takes {size} bytes");
+        }
+        let listed = list(&keyring).unwrap();
+        assert_eq!(listed.len(), 120);
+        assert_eq!(listed[&registry(119)], "user119");
+
+        // Erasing shrinks the index and removes the pages it no longer needs.
+        for i in 0..115 {
+            erase(&keyring, &registry(i)).unwrap();
+        }
+        assert_eq!(entries(&keyring).len(), 1);
+        assert_eq!(list(&keyring).unwrap().len(), 5);
+        for i in 115..120 {
+            erase(&keyring, &registry(i)).unwrap();
+        }
+        assert!(entries(&keyring).is_empty());
+    }
+
+    #[test]
+    fn what_cannot_fit_a_keyring_entry_is_refused_and_nothing_is_stored() {
+        let keyring = MemoryStore::default();
+        // A secret of 1 300 characters: its entry would pass Credential Manager's 2 560 bytes.
+        let err = store(&keyring, "127.0.0.1:5000", "ann", &"s".repeat(1300)).unwrap_err();
+        assert_eq!(err.code(), "keyring_too_large");
+        assert!(!err.to_string().contains("sss"), "{err}");
+        assert!(get(&keyring, "127.0.0.1:5000").unwrap().is_none());
+        assert!(list(&keyring).unwrap().is_empty());
+
+        // A server URL whose index entry alone would not fit in a page.
+        let long = format!("{}.example", "r".repeat(900));
+        let err = store(&keyring, &long, "ann", "pat").unwrap_err();
+        assert_eq!(err.code(), "keyring_too_large");
+        assert!(get(&keyring, &long).unwrap().is_none());
+        assert!(list(&keyring).unwrap().is_empty());
+
+        let err = store(&keyring, "127.0.0.1:5000", "ann\u{0}", "pat").unwrap_err();
+        assert!(err.to_string().contains("control characters"), "{err}");
+    }
+
+    #[test]
+    fn an_index_written_before_paging_is_read() {
+        let keyring = MemoryStore::default();
+        keyring
+            .set(
+                INDEX_ACCOUNT,
+                r#"{"registries":{"docker:127.0.0.1:5000":{"ServerURL":"127.0.0.1:5000","Username":"ann"}}}"#,
+            )
+            .unwrap();
+        assert_eq!(
+            list(&keyring).unwrap(),
+            BTreeMap::from([("127.0.0.1:5000".to_owned(), "ann".to_owned())])
+        );
     }
 }

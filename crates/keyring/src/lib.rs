@@ -18,10 +18,43 @@ use zeroize::Zeroizing;
 pub mod docker;
 mod os;
 
+// keyring 3 without a backend feature compiles with an in-memory mock: the session and the
+// docker credential would vanish with the process and the credential helper would find
+// nothing. crates/keyring/Cargo.toml names a backend for each of these targets only.
+#[cfg(not(any(target_os = "linux", target_os = "windows", target_os = "macos")))]
+compile_error!(
+    "hubkey-keyring has no keyring backend for this target: name one for it in \
+     crates/keyring/Cargo.toml (Linux: Secret Service, Windows: Credential Manager, \
+     macOS: Keychain)"
+);
+
 pub use os::OsKeyring;
 
 /// The keyring service name under which every hubkey entry is stored.
 pub const SERVICE: &str = "hubkey";
+
+/// The largest secret an entry may hold, in bytes of UTF-16: Windows Credential Manager keeps
+/// at most 2 560 bytes per credential (`CRED_MAX_CREDENTIAL_BLOB_SIZE`) and keyring writes
+/// text there as UTF-16, so 1 280 ASCII characters. Every store refuses larger secrets on
+/// every OS, so what works on Linux works on Windows.
+pub const MAX_SECRET_BYTES: usize = 2560;
+
+/// The size `secret` takes in the Windows Credential Manager, in bytes.
+pub fn stored_size(secret: &str) -> usize {
+    secret.encode_utf16().count() * 2
+}
+
+/// Refuses a secret for `account` larger than [`MAX_SECRET_BYTES`].
+fn check_size(account: &str, secret: &str) -> Result<(), SecretError> {
+    let bytes = stored_size(secret);
+    if bytes > MAX_SECRET_BYTES {
+        return Err(SecretError::TooLarge {
+            account: account.to_owned(),
+            bytes,
+        });
+    }
+    Ok(())
+}
 
 /// A secret string: `Debug` prints `<redacted>`, it cannot be serialised, and its memory is
 /// zeroed when dropped. Read it with [`Sensitive::expose`] at the one place that needs it.
@@ -63,6 +96,19 @@ pub enum SecretError {
     /// An entry holds something we did not write.
     #[error("a keyring entry was not written by hubkey: {0}")]
     Corrupt(String),
+    /// A secret larger than [`MAX_SECRET_BYTES`]: Windows Credential Manager could not keep
+    /// it, so no store takes it.
+    #[error(
+        "the keyring entry {account} would take {bytes} bytes, more than the {} a keyring \
+         entry may hold",
+        MAX_SECRET_BYTES
+    )]
+    TooLarge {
+        /// The entry's account name (never a secret).
+        account: String,
+        /// The size the secret would take, in bytes of UTF-16.
+        bytes: usize,
+    },
     /// Any other failure of the keyring.
     #[error("keyring error: {0}")]
     Other(String),
@@ -70,12 +116,13 @@ pub enum SecretError {
 
 impl SecretError {
     /// A stable code for the kind of failure, for UIs and scripts: `keyring_unavailable`,
-    /// `keyring_timeout`, `keyring_corrupt` or `keyring_error`.
+    /// `keyring_timeout`, `keyring_corrupt`, `keyring_too_large` or `keyring_error`.
     pub fn code(&self) -> &'static str {
         match self {
             SecretError::Unavailable { .. } => "keyring_unavailable",
             SecretError::TimedOut => "keyring_timeout",
             SecretError::Corrupt(_) => "keyring_corrupt",
+            SecretError::TooLarge { .. } => "keyring_too_large",
             SecretError::Other(_) => "keyring_error",
         }
     }
@@ -88,7 +135,8 @@ impl SecretError {
 pub trait SecretStore: Send + Sync {
     /// The secret stored for `account`, or `None` when there is none.
     fn get(&self, account: &str) -> Result<Option<Sensitive>, SecretError>;
-    /// Stores `secret` for `account`, replacing what was there.
+    /// Stores `secret` for `account`, replacing what was there. A secret larger than
+    /// [`MAX_SECRET_BYTES`] is refused with [`SecretError::TooLarge`], on every OS.
     fn set(&self, account: &str, secret: &str) -> Result<(), SecretError>;
     /// Removes the entry of `account`; succeeds when there is none.
     fn delete(&self, account: &str) -> Result<(), SecretError>;
@@ -131,6 +179,7 @@ impl SecretStore for MemoryStore {
     }
 
     fn set(&self, account: &str, secret: &str) -> Result<(), SecretError> {
+        check_size(account, secret)?;
         self.entries()?
             .insert(account.to_owned(), Sensitive::new(secret.to_owned()));
         Ok(())
@@ -175,6 +224,24 @@ mod tests {
     }
 
     #[test]
+    fn secrets_are_measured_as_credential_manager_keeps_them() {
+        let store = MemoryStore::default();
+        // 1 280 ASCII characters are 2 560 bytes of UTF-16: the largest that fits.
+        store.set("ann", &"a".repeat(1280)).unwrap();
+        let err = store.set("ann", &"a".repeat(1281)).unwrap_err();
+        assert!(
+            matches!(err, SecretError::TooLarge { bytes: 2562, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("ann") && err.to_string().contains("2560"));
+        // A character outside the BMP takes two UTF-16 units.
+        assert_eq!(stored_size("\u{1F511}"), 4);
+        assert_eq!(stored_size("é"), 2);
+        // The refused secret left the old one in place.
+        assert_eq!(store.get("ann").unwrap().unwrap().expose().len(), 1280);
+    }
+
+    #[test]
     fn error_codes_are_stable() {
         let unavailable = SecretError::Unavailable {
             reason: "no Secret Service".into(),
@@ -183,6 +250,11 @@ mod tests {
         assert_eq!(SecretError::TimedOut.code(), "keyring_timeout");
         assert_eq!(SecretError::Corrupt("x".into()).code(), "keyring_corrupt");
         assert_eq!(SecretError::Other("x".into()).code(), "keyring_error");
+        let too_large = SecretError::TooLarge {
+            account: "session:x".into(),
+            bytes: 2562,
+        };
+        assert_eq!(too_large.code(), "keyring_too_large");
         assert_eq!(
             unavailable.to_string(),
             "the keyring is not available: no Secret Service"

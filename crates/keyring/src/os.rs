@@ -72,6 +72,7 @@ impl SecretStore for OsKeyring {
     }
 
     fn set(&self, account: &str, secret: &str) -> Result<(), SecretError> {
+        crate::check_size(account, secret)?;
         let secret = Sensitive::new(secret.to_owned());
         self.call(account, move |entry| {
             entry.set_password(secret.expose()).map_err(from_keyring)
@@ -134,6 +135,11 @@ fn from_keyring(err: keyring::Error) -> SecretError {
             items.len()
         )),
         keyring::Error::NoEntry => SecretError::Other("no such keyring entry".to_owned()),
+        // check_size refuses these before the platform sees them; a platform limit on the
+        // account name (Windows: 32 767 characters of target name) ends here.
+        keyring::Error::TooLong(what, limit) => {
+            SecretError::Other(format!("the keyring refused a {what} longer than {limit}"))
+        }
         other => SecretError::Other(other.to_string()),
     }
 }
