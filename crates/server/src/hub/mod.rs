@@ -56,7 +56,6 @@ impl ClientInfo {
     }
 }
 
-
 /// Days of usage shown with each token.
 pub const USAGE_DAYS: i64 = 30;
 
