@@ -323,6 +323,38 @@ mod tests {
     }
 
     #[test]
+    fn docker_desktops_own_credential_store_is_left_alone() {
+        // Docker Desktop sets credsStore to its platform's store; hubkey adds credHelpers for
+        // its registry only, so every other registry keeps using that store.
+        for store in ["desktop", "osxkeychain", "wincred", "secretservice", "pass"] {
+            let dir = tempfile::tempdir().unwrap();
+            let config = config_in(&dir);
+            fs::create_dir_all(config.path().parent().unwrap()).unwrap();
+            let original = format!(
+                r#"{{"auths": {{"https://index.docker.io/v1/": {{}}, "{HOST}": {{}}}}, "credsStore": "{store}", "currentContext": "desktop-linux"}}"#
+            );
+            fs::write(config.path(), &original).unwrap();
+
+            config.claim(HOST, None).unwrap();
+            let after = read_value(config.path());
+            assert_eq!(after["credsStore"], store);
+            assert_eq!(after["credHelpers"], serde_json::json!({ HOST: "hubkey" }));
+            assert_eq!(after["auths"], read_value_of(&original)["auths"]);
+
+            config.release(HOST, None).unwrap();
+            assert_eq!(
+                read_value(config.path()),
+                read_value_of(&original),
+                "{store}"
+            );
+        }
+    }
+
+    fn read_value_of(text: &str) -> Value {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
     fn unparsable_files_are_never_written() {
         let dir = tempfile::tempdir().unwrap();
         let config = config_in(&dir);
