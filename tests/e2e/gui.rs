@@ -26,6 +26,22 @@ async fn hub_with_registry() -> Hubkeyd {
     hub
 }
 
+/// After a sign-out: the account has no auto token left and the keyring no docker credential
+/// for the registry.
+async fn assert_signed_out_of_docker(ann: &hubkey_client::HubClient) {
+    assert!(ann
+        .list_all_tokens()
+        .await
+        .unwrap()
+        .iter()
+        .all(|t| t.generated_by != Origin::Auto));
+    assert!(
+        hubkey_keyring::docker::get(&hubkey_keyring::OsKeyring::new(), REGISTRY)
+            .unwrap()
+            .is_none()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_hands_the_docker_cli_a_token_and_sign_out_takes_it_back() {
     let keyring = KeyringSession::start();
@@ -91,17 +107,7 @@ async fn sign_in_hands_the_docker_cli_a_token_and_sign_out_takes_it_back() {
     let home = app.nav().account().await;
 
     home.sign_out().await;
-    assert!(ann
-        .list_all_tokens()
-        .await
-        .unwrap()
-        .iter()
-        .all(|t| t.generated_by != Origin::Auto));
-    assert!(
-        hubkey_keyring::docker::get(&hubkey_keyring::OsKeyring::new(), REGISTRY)
-            .unwrap()
-            .is_none()
-    );
+    assert_signed_out_of_docker(&ann).await;
     let config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(app.docker_config.join("config.json")).unwrap())
             .unwrap();
@@ -237,17 +243,7 @@ async fn the_account_screen_changes_the_password_and_signs_out_everywhere() {
     sign_in.wait().await;
     assert!(elsewhere.list_all_tokens().await.is_err());
     let ann = hub.sign_in("ann", NEW).await;
-    assert!(ann
-        .list_all_tokens()
-        .await
-        .unwrap()
-        .iter()
-        .all(|t| t.generated_by != Origin::Auto));
-    assert!(
-        hubkey_keyring::docker::get(&hubkey_keyring::OsKeyring::new(), REGISTRY)
-            .unwrap()
-            .is_none()
-    );
+    assert_signed_out_of_docker(&ann).await;
     app.quit().await;
 }
 

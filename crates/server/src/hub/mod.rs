@@ -165,3 +165,26 @@ fn require_password_session(caller: &Caller) -> Result<()> {
         SessionSource::Pat => Err(Error::Forbidden(PAT_SESSION_FORBIDDEN.into())),
     }
 }
+
+/// Where a read of an events feed (tokens' or the account's) starts: the id of the event
+/// `after` names (none or empty: the start), once `limit` is checked against [`MAX_EVENTS`].
+fn feed_start(after: Option<&str>, limit: u32) -> Result<i64> {
+    let after_id = match after {
+        None | Some("") => 0,
+        Some(cursor) => crate::store::decode_cursor(cursor)
+            .ok_or_else(|| Error::invalid("after", "not a cursor this server gave out"))?,
+    };
+    if limit == 0 || limit > MAX_EVENTS {
+        return Err(Error::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_EVENTS}"),
+        ));
+    }
+    Ok(after_id)
+}
+
+/// Where a feed continues: the last event's cursor, or where the read started when nothing
+/// new happened.
+fn feed_cursor(last: Option<&str>, after_id: i64) -> String {
+    last.map_or_else(|| crate::store::encode_cursor(after_id), str::to_owned)
+}

@@ -8,12 +8,12 @@ use chrono::{DateTime, Utc};
 use hubkey_api::{AccountEventKind, AccountEventPage, TokenEventKind};
 use zeroize::Zeroizing;
 
-use super::{require_password_session, ClientInfo, Hub, MAX_EVENTS};
+use super::{feed_cursor, feed_start, require_password_session, ClientInfo, Hub};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::password;
 use crate::session::{self, Caller};
-use crate::store::{self, EventOrigin, RevokeReason, Store, Swept, UserRow};
+use crate::store::{EventOrigin, RevokeReason, Store, Swept, UserRow};
 use crate::throttle::Attempt;
 
 impl Hub {
@@ -89,25 +89,12 @@ impl Hub {
         limit: u32,
     ) -> Result<AccountEventPage> {
         require_password_session(caller)?;
-        let after_id = match after {
-            None | Some("") => 0,
-            Some(cursor) => store::decode_cursor(cursor)
-                .ok_or_else(|| Error::invalid("after", "not a cursor this server gave out"))?,
-        };
-        if limit == 0 || limit > MAX_EVENTS {
-            return Err(Error::invalid(
-                "limit",
-                format!("must be between 1 and {MAX_EVENTS}"),
-            ));
-        }
+        let after_id = feed_start(after, limit)?;
         let (events, has_more) = self
             .store
             .account_events_after(&caller.user_id, after_id, i64::from(limit))
             .await?;
-        let cursor = events.last().map_or_else(
-            || store::encode_cursor(after_id),
-            |event| event.cursor.clone(),
-        );
+        let cursor = feed_cursor(events.last().map(|event| event.cursor.as_str()), after_id);
         Ok(AccountEventPage {
             events,
             cursor,

@@ -8,10 +8,10 @@ use hubkey_api::{
 };
 use uuid::Uuid;
 
-use super::{require_password_session, ClientInfo, Hub, USAGE_DAYS};
+use super::{feed_cursor, feed_start, require_password_session, ClientInfo, Hub, USAGE_DAYS};
 use crate::error::{Error, Result};
 use crate::session::Caller;
-use crate::store::{self, NewToken, Store, TokenRow, TokenSpec};
+use crate::store::{NewToken, Store, TokenRow, TokenSpec};
 use crate::usage::epoch_day;
 
 /// Longest token label, in characters (Hub's limit).
@@ -274,26 +274,13 @@ impl Hub {
         now: DateTime<Utc>,
     ) -> Result<TokenEventPage> {
         require_password_session(caller)?;
-        let after_id = match after {
-            None | Some("") => 0,
-            Some(cursor) => store::decode_cursor(cursor)
-                .ok_or_else(|| Error::invalid("after", "not a cursor this server gave out"))?,
-        };
-        if limit == 0 || limit > MAX_EVENTS {
-            return Err(Error::invalid(
-                "limit",
-                format!("must be between 1 and {MAX_EVENTS}"),
-            ));
-        }
+        let after_id = feed_start(after, limit)?;
         self.store.note_expired_tokens(&caller.user_id, now).await?;
         let (events, has_more) = self
             .store
             .events_after(&caller.user_id, after_id, i64::from(limit))
             .await?;
-        let cursor = events.last().map_or_else(
-            || store::encode_cursor(after_id),
-            |event| event.cursor.clone(),
-        );
+        let cursor = feed_cursor(events.last().map(|event| event.cursor.as_str()), after_id);
         Ok(TokenEventPage {
             events,
             cursor,

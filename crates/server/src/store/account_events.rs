@@ -80,7 +80,7 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> Result<(Vec<AccountEvent>, bool)> {
-        let mut rows: Vec<AccountEventRow> = sqlx::query_as(
+        let rows: Vec<AccountEventRow> = sqlx::query_as(
             "SELECT id, kind, address, user_agent, at FROM account_events \
              WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3",
         )
@@ -89,8 +89,7 @@ impl Store {
         .bind(limit + 1)
         .fetch_all(&self.pool)
         .await?;
-        let has_more = rows.len() as i64 > limit;
-        rows.truncate(usize::try_from(limit).unwrap_or(0));
+        let (rows, has_more) = super::feed_page(rows, limit);
         Ok((
             rows.iter().filter_map(AccountEventRow::to_api).collect(),
             has_more,

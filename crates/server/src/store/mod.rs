@@ -50,6 +50,15 @@ pub fn millis(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
 }
 
+/// A feed page from `rows`, read with `LIMIT limit + 1`: the first `limit` rows, and whether
+/// more follow.
+fn feed_page<T>(mut rows: Vec<T>, limit: i64) -> (Vec<T>, bool) {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let has_more = rows.len() > limit;
+    rows.truncate(limit);
+    (rows, has_more)
+}
+
 fn time(millis: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(millis)
         .single()

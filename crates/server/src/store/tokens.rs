@@ -428,7 +428,7 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> Result<(Vec<TokenEvent>, bool)> {
-        let mut rows: Vec<EventRow> = sqlx::query_as(
+        let rows: Vec<EventRow> = sqlx::query_as(
             "SELECT id, kind, token_uuid, label, origin, client_id, last_used, at FROM token_events \
              WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3",
         )
@@ -437,8 +437,7 @@ impl Store {
         .bind(limit + 1)
         .fetch_all(&self.pool)
         .await?;
-        let has_more = rows.len() as i64 > limit;
-        rows.truncate(usize::try_from(limit).unwrap_or(0));
+        let (rows, has_more) = super::feed_page(rows, limit);
         Ok((rows.iter().filter_map(EventRow::to_api).collect(), has_more))
     }
 }
