@@ -3,11 +3,11 @@
 
 use chrono::{DateTime, Utc};
 use hubkey_api::{AccountEvent, AccountEventKind};
-use sqlx::{FromRow, SqliteConnection};
+use sqlx::FromRow;
 
 use super::sessions::EventOrigin;
 use super::tokens::encode_cursor;
-use super::{millis, time, Store};
+use super::{millis, time, DbConnection, Store};
 use crate::error::Result;
 
 /// Longest User-Agent kept with an event (a header can be far longer).
@@ -36,7 +36,7 @@ impl AccountEventRow {
 
 /// Appends an event to the account's feed inside the caller's transaction.
 pub(super) async fn insert_account_event(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     user_id: &str,
     kind: AccountEventKind,
     origin: EventOrigin<'_>,

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqlitePool;
 
 use crate::error::{Error, Result, SetupError};
 
@@ -38,6 +38,15 @@ pub use tokens::{
     decode_cursor, encode_cursor, NewToken, TokenOwner, TokenRow, TokenSpec, AUTO_TOKENS_KEPT,
 };
 pub use usage::PendingUse;
+
+/// The database driver every statement runs on. Store code names the connection and
+/// transaction through these aliases, never the driver's own types, so that the statements
+/// stay one set when a second backend joins.
+pub type Db = sqlx::Sqlite;
+/// A connection (or an open transaction, through `&mut *tx`) of [`Db`].
+pub type DbConnection = <Db as sqlx::Database>::Connection;
+/// An open transaction of [`Db`].
+pub type DbTransaction = sqlx::Transaction<'static, Db>;
 
 /// The database, opened and migrated.
 #[derive(Clone, Debug)]
@@ -147,7 +156,7 @@ impl Store {
     }
 
     /// Starts a transaction.
-    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+    pub async fn begin(&self) -> Result<DbTransaction> {
         Ok(self.pool.begin().await?)
     }
 
@@ -159,7 +168,7 @@ impl Store {
     /// follow commit order. Taking it first also means an SQLite transaction never has to
     /// upgrade a read lock, which could fail under contention.
     pub async fn lock_account_tokens<'tx>(
-        tx: &'tx mut SqliteConnection,
+        tx: &'tx mut DbConnection,
         user_id: &str,
         now: DateTime<Utc>,
     ) -> Result<AccountTokens<'tx>> {
@@ -212,7 +221,7 @@ impl Store {
 /// ```
 #[derive(Debug)]
 pub struct AccountTokens<'tx> {
-    conn: &'tx mut SqliteConnection,
+    conn: &'tx mut DbConnection,
     user_id: String,
     stamp: DateTime<Utc>,
 }

@@ -2,10 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use hubkey_api::AccountEventKind;
-use sqlx::{FromRow, SqliteConnection};
+use sqlx::FromRow;
 
 use super::account_events::insert_account_event;
-use super::{millis, Store};
+use super::{millis, DbConnection, Store};
 use crate::error::Result;
 
 /// A session as stored.
@@ -327,7 +327,7 @@ impl Store {
 }
 
 /// Records that `digest` was handed out by session `session_id` and is no longer accepted.
-async fn mark_spent(conn: &mut SqliteConnection, digest: &str, session_id: &str) -> Result<()> {
+async fn mark_spent(conn: &mut DbConnection, digest: &str, session_id: &str) -> Result<()> {
     sqlx::query(
         "INSERT INTO spent_refresh_tokens (digest, session_id) VALUES ($1, $2) \
          ON CONFLICT (digest) DO NOTHING",
@@ -342,7 +342,7 @@ async fn mark_spent(conn: &mut SqliteConnection, digest: &str, session_id: &str)
 /// Revokes one session inside a transaction; its current refresh token joins the spent ones
 /// (so presenting it later names this session). True when it was not revoked before.
 pub(super) async fn revoke_in(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     id: &str,
     now: DateTime<Utc>,
     reason: RevokeReason,
@@ -372,7 +372,7 @@ pub(super) async fn revoke_in(
 /// the account's 2FA challenges (a sign-in half done before the change does not finish).
 /// Answers how many sessions were live.
 pub(super) async fn revoke_all_in(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     user_id: &str,
     except: Option<&str>,
     now: DateTime<Utc>,

@@ -3,10 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use hubkey_api::{AccessToken, Origin, Scope, TokenEvent, TokenEventKind, TokenState};
-use sqlx::{FromRow, SqliteConnection};
+use sqlx::FromRow;
 use uuid::Uuid;
 
-use super::{millis, time, AccountTokens, Store};
+use super::{millis, time, AccountTokens, DbConnection, Store};
 use crate::error::Result;
 
 /// How many auto tokens an account keeps.
@@ -281,7 +281,7 @@ impl Store {
     }
 
     async fn find_token(
-        conn: &mut SqliteConnection,
+        conn: &mut DbConnection,
         user_id: &str,
         uuid: Uuid,
     ) -> Result<Option<TokenRow>> {
