@@ -1,8 +1,10 @@
 //! The HTTP edge: routes, extractors, error bodies and the OpenAPI document.
 
 pub mod cross_site;
+pub mod device_page;
 pub mod error;
 pub mod extract;
+pub mod oauth;
 pub mod registry;
 pub mod routes;
 mod state;
@@ -36,7 +38,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         routes::auth_token, routes::create_token, routes::list_tokens, routes::get_token,
         routes::patch_token, routes::delete_token, routes::desktop_generate, routes::events,
         registry::token_get, registry::token_post, registry::get_repository,
-        registry::patch_repository,
+        registry::patch_repository, oauth::device_code, oauth::token, device_page::show,
     ),
     modifiers(&BearerAuth, &CommonResponses),
 )]
@@ -153,6 +155,16 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v2/users/security-events", get(routes::account_events))
         .route("/v2/auth/token", post(routes::auth_token))
+        .route("/oauth/device/code", post(oauth::device_code))
+        .route("/oauth/token", post(oauth::token))
+        .route(
+            "/device",
+            get(device_page::show).post(device_page::submit_code),
+        )
+        .route("/device/sign-in", post(device_page::submit_sign_in))
+        .route("/device/2fa", post(device_page::submit_second_factor))
+        .route("/device/decide", post(device_page::submit_decision))
+        .route("/device/style.css", get(device_page::stylesheet))
         .route(
             "/v2/access-tokens",
             get(routes::list_tokens).post(routes::create_token),

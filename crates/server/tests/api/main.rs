@@ -9,6 +9,7 @@ mod auth;
 mod cli;
 mod crash;
 mod cross_site;
+mod device;
 mod events;
 mod harness;
 mod hostile;
