@@ -8,6 +8,7 @@ pub mod oauth;
 pub mod registry;
 pub mod routes;
 mod state;
+pub mod two_factor;
 
 pub use state::{AppState, Site};
 
@@ -39,6 +40,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         routes::patch_token, routes::delete_token, routes::desktop_generate, routes::events,
         registry::token_get, registry::token_post, registry::get_repository,
         registry::patch_repository, oauth::device_code, oauth::token, device_page::show,
+        two_factor::status, two_factor::enrol, two_factor::confirm, two_factor::disable,
+        two_factor::recovery_codes,
     ),
     modifiers(&BearerAuth, &CommonResponses),
 )]
@@ -154,6 +157,14 @@ pub fn router(state: AppState) -> Router {
             post(routes::revoke_all_sessions),
         )
         .route("/v2/users/security-events", get(routes::account_events))
+        .route("/v2/users/2fa", get(two_factor::status))
+        .route("/v2/users/2fa/enrol", post(two_factor::enrol))
+        .route("/v2/users/2fa/confirm", post(two_factor::confirm))
+        .route("/v2/users/2fa/disable", post(two_factor::disable))
+        .route(
+            "/v2/users/2fa/recovery-codes",
+            post(two_factor::recovery_codes),
+        )
         .route("/v2/auth/token", post(routes::auth_token))
         .route("/oauth/device/code", post(oauth::device_code))
         .route("/oauth/token", post(oauth::token))

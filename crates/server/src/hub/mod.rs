@@ -15,6 +15,7 @@ mod repositories;
 mod security;
 mod sign_in;
 mod tokens;
+mod two_factor;
 mod usage;
 
 use std::net::IpAddr;

@@ -14,7 +14,6 @@ use crate::error::{Error, Result};
 use crate::session::{self, Caller, SessionSource};
 use crate::store::{self, Refresh, RevokeReason, TokenOwner, UserRow};
 use crate::throttle::{self, Attempt, Reservation};
-use crate::totp;
 
 impl Hub {
     /// `POST /v2/users/login`: a session, or a 2FA challenge for accounts with TOTP.
@@ -125,12 +124,9 @@ impl Hub {
             let retry_after = u64::try_from((wait_ms.max(1000) + 999) / 1000).unwrap_or(1);
             return Err(Error::Throttled { retry_after });
         };
-        let secret = self.keys.unseal(sealed.as_str())?;
-        let refused = match totp::verify(&secret, code, now.timestamp()) {
-            None => Some("Incorrect verification code"),
-            Some(step) => (!self.store.accept_totp_step(&user.id, step).await?)
-                .then_some("This verification code was already used; wait for the next one"),
-        };
+        let refused = self
+            .refuse_second_factor(&user.id, &sealed, code, now)
+            .await?;
         if let Some(message) = refused {
             if in_a_row >= throttle::SECOND_FACTOR_CONSECUTIVE {
                 self.store.void_challenges(&user.id).await?;
@@ -153,7 +149,7 @@ impl Hub {
     /// challenges are void and further codes wait. Logged at warn each time (no code, no
     /// secret); the owner is told once per run of wrong codes, by a `second_factor_locked`
     /// account event (the app's security-events feed) naming where the codes came from.
-    async fn second_factor_locked(
+    pub(super) async fn second_factor_locked(
         &self,
         user: &UserRow,
         in_a_row: i64,

@@ -20,6 +20,7 @@ mod sessions;
 mod sweep;
 mod throttle;
 mod tokens;
+mod two_factor;
 mod usage;
 
 use std::path::Path;

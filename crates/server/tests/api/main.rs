@@ -21,3 +21,4 @@ mod registry_scopes;
 mod secrets;
 mod sessions;
 mod tokens;
+mod two_factor;
