@@ -224,7 +224,7 @@ fn secure_headers(out: &mut HeaderMap) {
     );
 }
 
-fn layout(title: &str, body: Markup) -> Markup {
+fn layout(title: &str, body: &Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -256,7 +256,7 @@ fn error_note(error: Option<&str>) -> Markup {
 fn enter_code(csrf: &str, error: Option<&str>) -> Markup {
     layout(
         "Connect a device",
-        html! {
+        &html! {
             p { "Enter the code your device shows." }
             (error_note(error))
             form method="post" action="/device" {
@@ -274,7 +274,7 @@ fn enter_code(csrf: &str, error: Option<&str>) -> Markup {
 fn sign_in(csrf: &str, grant: &DeviceGrant, error: Option<&str>) -> Markup {
     layout(
         "Sign in to approve",
-        html! {
+        &html! {
             p { "Sign in to connect the device showing " strong.code { (grant.user_code) } "." }
             (error_note(error))
             form method="post" action="/device/sign-in" {
@@ -293,7 +293,7 @@ fn sign_in(csrf: &str, grant: &DeviceGrant, error: Option<&str>) -> Markup {
 fn second_factor(csrf: &str, user_code: &str, challenge: &str, error: Option<&str>) -> Markup {
     layout(
         "Two-factor sign-in",
-        html! {
+        &html! {
             p { "Enter the 6-digit code from your authenticator app, or one of your recovery codes." }
             (error_note(error))
             form method="post" action="/device/2fa" {
@@ -323,7 +323,7 @@ fn confirm(csrf: &str, grant: &DeviceGrant, username: &str, now: DateTime<Utc>) 
     let unnamed = "(not given)";
     layout(
         "Approve this device?",
-        html! {
+        &html! {
             p { "Signed in as " strong { (username) } "." }
             p.check {
                 "Check that your device shows this code: "
@@ -357,7 +357,7 @@ fn confirm(csrf: &str, grant: &DeviceGrant, username: &str, now: DateTime<Utc>) 
 fn notice(title: &str, text: &str, again: bool) -> Markup {
     layout(
         title,
-        html! {
+        &html! {
             p { (text) }
             @if again {
                 p { a href="/device" { "Enter another code" } }

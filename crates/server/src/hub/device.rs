@@ -260,7 +260,7 @@ impl Hub {
                     Err(other) => Err(other),
                 }
             }
-            _ if poll.slowed => Ok(DevicePoll::SlowDown {
+            _ if poll.slowed != 0 => Ok(DevicePoll::SlowDown {
                 interval: poll.interval_s.unsigned_abs(),
             }),
             _ => Ok(DevicePoll::Pending),

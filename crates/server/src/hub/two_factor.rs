@@ -228,8 +228,7 @@ impl Hub {
                 &sealed,
                 step,
                 &digests,
-                Some(&caller.session_id),
-                client.event_origin(&address),
+                (Some(&caller.session_id), client.event_origin(&address)),
                 now,
             )
             .await?;

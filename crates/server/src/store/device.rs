@@ -45,8 +45,9 @@ pub struct DevicePollRow {
     pub status: String,
     pub expires_at: i64,
     pub interval_s: i64,
-    /// The poll came sooner than the interval in force before it (which it then grew).
-    pub slowed: bool,
+    /// 1 when the poll came sooner than the interval in force before it (which it then
+    /// grew). Read as an integer: a boolean result is `CAST(… AS INTEGER)` on both stores.
+    pub slowed: i64,
 }
 
 const GRANT_COLUMNS: &str = "user_code, client_id, client_name, device_name, os, \
@@ -107,7 +108,7 @@ impl Store {
                              THEN interval_s + $3 ELSE interval_s END), \
                last_poll_at = $2 \
              WHERE device_digest = $1 \
-             RETURNING status, expires_at, interval_s, slowed",
+             RETURNING status, expires_at, interval_s, CAST(slowed AS INTEGER) AS slowed",
         )
         .bind(device_digest)
         .bind(millis(now))

@@ -11,11 +11,18 @@ use super::{millis, DbConnection, Store};
 use crate::error::Result;
 
 /// Replaces the account's recovery codes with `digests`.
+///
+/// The account's row is written first, so that concurrent replacements of one account run
+/// one after another on PostgreSQL too (SQLite has one writer anyway).
 async fn replace_codes_in(
     conn: &mut DbConnection,
     user_id: &str,
     digests: &[Vec<u8>],
 ) -> Result<()> {
+    sqlx::query("UPDATE users SET totp_last_step = totp_last_step WHERE id = $1")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
         .bind(user_id)
         .execute(&mut *conn)
@@ -83,7 +90,8 @@ impl Store {
     }
 
     /// Puts the pending secret `sealed` in force (its first code's `step` used), with new
-    /// recovery codes; ends every session but `keep`. False when that enrolment is no longer
+    /// recovery codes; ends every session but `keep`, recording the change from `origin`.
+    /// False when that enrolment is no longer
     /// pending (confirmed by a racing request, replaced or expired).
     pub async fn confirm_totp(
         &self,
@@ -91,8 +99,7 @@ impl Store {
         sealed: &str,
         step: i64,
         recovery_digests: &[Vec<u8>],
-        keep: Option<&str>,
-        origin: EventOrigin<'_>,
+        (keep, origin): (Option<&str>, EventOrigin<'_>),
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
