@@ -611,3 +611,27 @@ async fn wrong_codes_are_a_clear_page_and_guessing_is_throttled_per_address() {
         200
     );
 }
+
+#[tokio::test]
+async fn the_sweep_deletes_device_grants_an_hour_after_they_expire() {
+    let server = ClockedServer::start().await;
+    let client = server.client();
+    let old = start(&client).await;
+    server.advance(chrono::Duration::minutes(30));
+    let newer = start(&client).await;
+    // Expired 20 minutes ago: kept, so a late poll still hears expired_token.
+    let swept = server.hub().sweep(server.clock.now()).await.unwrap();
+    assert_eq!(swept.device_grants, 0);
+    server.advance(chrono::Duration::minutes(41));
+    // The first expired 61 minutes ago, the second 31.
+    let swept = server.hub().sweep(server.clock.now()).await.unwrap();
+    assert_eq!(swept.device_grants, 1);
+    assert!(matches!(
+        client.poll_device_grant(&old.device_code).await.unwrap(),
+        DevicePoll::Refused { ref error, .. } if error == "invalid_grant"
+    ));
+    assert!(matches!(
+        client.poll_device_grant(&newer.device_code).await.unwrap(),
+        DevicePoll::Expired
+    ));
+}
