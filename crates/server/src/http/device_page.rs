@@ -482,7 +482,10 @@ pub struct PageQuery {
     user_code: Option<String>,
 }
 
-/// The verification page: the code form, or (with `?user_code=`) the next step for it.
+/// The verification page: the code form, or (with `?user_code=`) the next step for it. Its
+/// forms post to `/device`, `/device/sign-in`, `/device/2fa` and `/device/decide`: browser
+/// form targets behind the page's cookie and CSRF token (any other request gets a 403
+/// page), answering pages, so they are not API operations of this document.
 #[utoipa::path(get, path = "/device", tag = "oauth",
     params(("user_code" = Option<String>, Query, description = "The code the device shows (`XXXX-XXXX`, any case)")),
     responses(
