@@ -329,15 +329,19 @@ pub enum AccountEventKind {
     TwoFactorChanged,
     /// Too many wrong second-factor codes: sign-in needs the password again.
     SecondFactorLocked,
+    /// A device sign-in (RFC 8628) was approved on the verification page, from `address`:
+    /// the device gets a full session of the account.
+    DeviceApproved,
 }
 
 impl AccountEventKind {
-    pub const ALL: [AccountEventKind; 5] = [
+    pub const ALL: [AccountEventKind; 6] = [
         AccountEventKind::RefreshReuse,
         AccountEventKind::PasswordChanged,
         AccountEventKind::SessionsRevoked,
         AccountEventKind::TwoFactorChanged,
         AccountEventKind::SecondFactorLocked,
+        AccountEventKind::DeviceApproved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -347,6 +351,7 @@ impl AccountEventKind {
             AccountEventKind::SessionsRevoked => "sessions_revoked",
             AccountEventKind::TwoFactorChanged => "two_factor_changed",
             AccountEventKind::SecondFactorLocked => "second_factor_locked",
+            AccountEventKind::DeviceApproved => "device_approved",
         }
     }
 

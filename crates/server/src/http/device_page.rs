@@ -768,7 +768,7 @@ pub async fn submit_decision(
     };
     match state
         .hub
-        .decide_device_grant(&session, &form.user_code, approve, now)
+        .decide_device_grant(&session, &form.user_code, approve, &client, now)
         .await
     {
         Ok(true) => {

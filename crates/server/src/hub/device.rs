@@ -363,12 +363,14 @@ impl Hub {
 
     /// Approves or denies the grant of `user_code` for the account of page session
     /// `session_id`, which then ends (one sign-in, one decision). False when the grant was
-    /// decided already, has expired, or the page session has ended.
+    /// decided already, has expired, or the page session has ended. An approval is recorded
+    /// in the account's security events (`device_approved`, from the browser's address).
     pub async fn decide_device_grant(
         &self,
         session_id: &str,
         user_code: &str,
         approve: bool,
+        client: &ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let Some((user_id, username)) = self.device_page_user(session_id, now).await? else {
@@ -379,7 +381,13 @@ impl Hub {
         };
         let decided = self
             .store
-            .decide_device_grant(&code, &user_id, approve, now)
+            .decide_device_grant(
+                &code,
+                &user_id,
+                approve,
+                client.event_origin(&client.ip.to_string()),
+                now,
+            )
             .await?;
         if decided {
             tracing::info!(user = %username, approve, "device grant decided");

@@ -4,6 +4,10 @@
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
+use hubkey_api::AccountEventKind;
+
+use super::account_events::insert_account_event;
+use super::sessions::EventOrigin;
 use super::{millis, Store};
 use crate::error::Result;
 
@@ -137,15 +141,18 @@ impl Store {
         .flatten())
     }
 
-    /// Approves (or denies) a pending, unexpired grant for `user_id`. False when it was
-    /// decided already, has expired or does not exist: a grant is decided once.
+    /// Approves (or denies) a pending, unexpired grant for `user_id`; an approval records a
+    /// `device_approved` account event from `origin` in the same transaction. False when it
+    /// was decided already, has expired or does not exist: a grant is decided once.
     pub async fn decide_device_grant(
         &self,
         user_code: &str,
         user_id: &str,
         approve: bool,
+        origin: EventOrigin<'_>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let result = sqlx::query(
             "UPDATE device_grants SET status = $1, user_id = $2, decided_at = $3 \
              WHERE user_code = $4 AND status = 'pending' AND expires_at > $3",
@@ -154,8 +161,20 @@ impl Store {
         .bind(user_id)
         .bind(millis(now))
         .bind(user_code)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(result.rows_affected() == 1)
+        let decided = result.rows_affected() == 1;
+        if decided && approve {
+            insert_account_event(
+                &mut tx,
+                user_id,
+                AccountEventKind::DeviceApproved,
+                origin,
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(decided)
     }
 }

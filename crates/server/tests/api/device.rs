@@ -368,6 +368,14 @@ async fn an_approved_code_gives_one_full_session_of_the_approving_account() {
         .list_tokens(1, 10)
         .await
         .unwrap();
+    // The approval is in the account's security events, from the browser's address.
+    let events = ann.account_events(None).await.unwrap().events;
+    let approved: Vec<_> = events
+        .iter()
+        .filter(|event| event.kind == hubkey_api::AccountEventKind::DeviceApproved)
+        .collect();
+    assert_eq!(approved.len(), 1, "{events:?}");
+    assert_eq!(approved[0].address.as_deref(), Some("127.0.0.1"));
     // The page's own sign-in ended with the decision.
     assert_eq!(
         page.get(&format!("/device?user_code={}", grant.user_code))
