@@ -643,3 +643,61 @@ async fn the_sweep_deletes_device_grants_an_hour_after_they_expire() {
         DevicePoll::Expired
     ));
 }
+
+#[tokio::test]
+async fn approve_and_deny_racing_on_one_code_decide_it_once() {
+    let server = TestServer::start().await;
+    server.add_user("ann", PASSWORD).await;
+    let client = server.client();
+    for _ in 0..5 {
+        let grant = start(&client).await;
+        let code = grant.user_code.clone();
+        let mut pages = Vec::new();
+        for _ in 0..2 {
+            let mut page = PageAgent::new(&server.url);
+            page.get(&format!("/device?user_code={code}")).await;
+            page.post(
+                "/device/sign-in",
+                &[
+                    ("user_code", &code),
+                    ("username", "ann"),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await;
+            assert!(page.html.contains("Approve this device?"));
+            pages.push(page);
+        }
+        let tasks: Vec<_> = pages
+            .into_iter()
+            .zip(["approve", "deny"])
+            .map(|(mut page, decision)| {
+                let code = code.clone();
+                tokio::spawn(async move {
+                    let status = page
+                        .post(
+                            "/device/decide",
+                            &[("user_code", &code), ("decision", decision)],
+                        )
+                        .await;
+                    (decision, status)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            let (decision, status) = task.await.unwrap();
+            match status {
+                200 => winners.push(decision),
+                409 => {}
+                other => panic!("{decision}: {other}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "{winners:?}");
+        let poll = client.poll_device_grant(&grant.device_code).await.unwrap();
+        match winners[0] {
+            "approve" => assert!(matches!(poll, DevicePoll::Approved(_)), "{poll:?}"),
+            _ => assert!(matches!(poll, DevicePoll::Denied), "{poll:?}"),
+        }
+    }
+}
