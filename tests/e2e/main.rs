@@ -6,6 +6,7 @@
 mod account_safety;
 mod credential_helper;
 mod desktop_core;
+mod device_page;
 mod faults;
 mod gui;
 mod package;

@@ -329,15 +329,19 @@ pub enum AccountEventKind {
     TwoFactorChanged,
     /// Too many wrong second-factor codes: sign-in needs the password again.
     SecondFactorLocked,
+    /// A device sign-in (RFC 8628) was approved on the verification page, from `address`:
+    /// the device gets a full session of the account.
+    DeviceApproved,
 }
 
 impl AccountEventKind {
-    pub const ALL: [AccountEventKind; 5] = [
+    pub const ALL: [AccountEventKind; 6] = [
         AccountEventKind::RefreshReuse,
         AccountEventKind::PasswordChanged,
         AccountEventKind::SessionsRevoked,
         AccountEventKind::TwoFactorChanged,
         AccountEventKind::SecondFactorLocked,
+        AccountEventKind::DeviceApproved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -347,6 +351,7 @@ impl AccountEventKind {
             AccountEventKind::SessionsRevoked => "sessions_revoked",
             AccountEventKind::TwoFactorChanged => "two_factor_changed",
             AccountEventKind::SecondFactorLocked => "second_factor_locked",
+            AccountEventKind::DeviceApproved => "device_approved",
         }
     }
 
@@ -397,4 +402,124 @@ pub struct HubInfo {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Health {
     pub status: String,
+}
+
+/// OAuth 2.0 device authorization grant (RFC 8628), `POST /oauth/device/code`: the client and
+/// the device it runs on, as the verification page shows them to the person who approves.
+/// Form-encoded as the RFC says; JSON is accepted too.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct DeviceCodeRequest {
+    /// The OAuth client (e.g. `hubkey-desktop`, `hubkey-cli`); 1 to 64 printable characters.
+    pub client_id: String,
+    /// Recorded and ignored: an approved grant is a full session of the approving account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The application as a person knows it (e.g. "hubkey for Linux"); at most 100 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    /// The device's name (e.g. its host name); at most 100 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_name: Option<String>,
+    /// The device's operating system; at most 100 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+}
+
+/// RFC 8628 §3.2 device authorization response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeviceCodeResponse {
+    /// The secret the device polls `/oauth/token` with; single use.
+    pub device_code: String,
+    /// What the person types on the verification page, as `XXXX-XXXX`.
+    pub user_code: String,
+    /// `{server}/device`.
+    pub verification_uri: String,
+    /// `{server}/device?user_code=XXXX-XXXX`.
+    pub verification_uri_complete: String,
+    /// Seconds the codes live (600).
+    pub expires_in: u64,
+    /// Seconds to wait between polls (5).
+    pub interval: u64,
+}
+
+/// `POST /oauth/token` (form-encoded) with the device code grant.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct DeviceTokenRequest {
+    /// `urn:ietf:params:oauth:grant-type:device_code`.
+    pub grant_type: String,
+    pub device_code: String,
+    /// Optional; not checked against the grant's (kept for RFC clients that send it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+/// The grant type of RFC 8628 §3.4.
+pub const DEVICE_CODE_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// RFC 6749 §5.1: an approved device grant's session, the same a password sign-in opens (a
+/// bearer JWT for the API and a refresh token for `/v2/users/refresh`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeviceTokenResponse {
+    /// Bearer JWT for the API, valid for `expires_in` seconds.
+    pub access_token: String,
+    /// `Bearer`.
+    pub token_type: String,
+    pub expires_in: u64,
+    /// Exchanges for a new session at `/v2/users/refresh`; single use.
+    pub refresh_token: String,
+}
+
+/// RFC 6749 §5.2 error body of the OAuth endpoints: `error` is one of `invalid_request`,
+/// `invalid_client`, `unsupported_grant_type`, `invalid_grant`, `authorization_pending`,
+/// `slow_down`, `access_denied`, `expired_token`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OAuthErrorBody {
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
+    /// With `slow_down`: the interval now in force for this code, in seconds (our extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<u64>,
+}
+
+/// `POST /v2/users/2fa/enrol` (our extension): a new TOTP secret, not in force until
+/// confirmed with a first code.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TotpEnrolment {
+    /// The secret in RFC 4648 base32, for typing into an authenticator.
+    pub secret: String,
+    /// The `otpauth://totp/…` URI an authenticator imports (usually as a QR code).
+    pub otpauth_uri: String,
+    /// When this enrolment expires unless confirmed.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A TOTP code: `POST /v2/users/2fa/confirm` and `/v2/users/2fa/recovery-codes`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpCodeRequest {
+    /// The authenticator's current 6-digit code (or, where the operation says so, a recovery
+    /// code).
+    pub code: String,
+}
+
+/// `POST /v2/users/2fa/disable`: the password AND a current code or a recovery code.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisableTotpRequest {
+    pub password: String,
+    pub code: String,
+}
+
+/// Ten single-use recovery codes, shown this once; each works once in place of a TOTP code.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RecoveryCodes {
+    pub recovery_codes: Vec<String>,
+}
+
+/// `GET /v2/users/2fa`: whether the account has two-factor sign-in, and recovery codes left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TwoFactorStatus {
+    pub enabled: bool,
+    pub recovery_codes_left: u32,
 }

@@ -20,9 +20,11 @@ use std::time::Duration;
 use hubkey_api::{
     AccessToken, AccessTokenPage, AccountEventPage, AuthTokenRequest, AuthTokenResponse,
     ChangePasswordRequest, CreateAccessTokenRequest, DesktopGenerateRequest,
-    DesktopGenerateResponse, Health, HubInfo, LoginRequest, LoginResponse, PatchAccessTokenRequest,
-    PatchRepositoryRequest, RefreshRequest, Repository, RevokedSessions, TokenEventPage,
-    TwoFactorLoginRequest,
+    DesktopGenerateResponse, DeviceCodeRequest, DeviceCodeResponse, DeviceTokenResponse,
+    DisableTotpRequest, Health, HubInfo, LoginRequest, LoginResponse, OAuthErrorBody,
+    PatchAccessTokenRequest, PatchRepositoryRequest, RecoveryCodes, RefreshRequest, Repository,
+    RevokedSessions, TokenEventPage, TotpCodeRequest, TotpEnrolment, TwoFactorLoginRequest,
+    TwoFactorStatus,
 };
 use reqwest::{header, Method, RequestBuilder};
 use url::Url;
@@ -57,6 +59,32 @@ pub enum LoginOutcome {
         /// The challenge from the server's 401 answer.
         login_2fa_token: String,
     },
+}
+
+/// What a poll of a device authorization grant ([`HubClient::poll_device_grant`]) learnt.
+#[derive(Debug, Clone)]
+pub enum DevicePoll {
+    /// Not approved yet: poll again after the interval.
+    Pending,
+    /// Polled too fast: wait `interval` seconds between polls from now on (RFC 8628 §3.5).
+    SlowDown {
+        /// The interval now in force, in seconds.
+        interval: u64,
+    },
+    /// The person pressed Deny.
+    Denied,
+    /// The codes expired before anyone approved them: start again.
+    Expired,
+    /// The device code is unknown or was used already (`invalid_grant`), or the server
+    /// refused the request (`invalid_request`, `unsupported_grant_type`): `error` says which.
+    Refused {
+        /// The RFC 6749 error code.
+        error: String,
+        /// The server's explanation.
+        description: String,
+    },
+    /// Approved: a full session of the approving account.
+    Approved(DeviceTokenResponse),
 }
 
 /// A client of one hub. Cheap to clone (clones share one connection pool); a clone made by
@@ -520,6 +548,124 @@ impl HubClient {
         self.execute(self.anonymous(Method::GET, "openapi.json")?)
             .await?
             .into_json()
+    }
+
+    /// Starts a device authorization grant (`POST /oauth/device/code`, RFC 8628 §3.1): the
+    /// codes to show the person and to poll with.
+    pub async fn start_device_grant(
+        &self,
+        request: &DeviceCodeRequest,
+    ) -> Result<DeviceCodeResponse, ClientError> {
+        let reply = self
+            .execute(
+                self.anonymous(Method::POST, "oauth/device/code")?
+                    .form(request),
+            )
+            .await?;
+        if reply.status == reqwest::StatusCode::BAD_REQUEST {
+            if let Ok(body) = serde_json::from_slice::<OAuthErrorBody>(&reply.body) {
+                return Err(ClientError::Invalid {
+                    body: hubkey_api::ValidationErrorBody {
+                        fields: Default::default(),
+                        text: body.error_description.unwrap_or(body.error),
+                    },
+                });
+            }
+        }
+        reply.into_json()
+    }
+
+    /// Polls a device authorization grant once (`POST /oauth/token`, RFC 8628 §3.4). The
+    /// caller waits the grant's interval between polls (longer after
+    /// [`DevicePoll::SlowDown`]) and stops at anything but `Pending` and `SlowDown`.
+    pub async fn poll_device_grant(&self, device_code: &str) -> Result<DevicePoll, ClientError> {
+        let form = [
+            ("grant_type", hubkey_api::DEVICE_CODE_GRANT_TYPE),
+            ("device_code", device_code),
+        ];
+        let reply = self
+            .execute(self.anonymous(Method::POST, "oauth/token")?.form(&form))
+            .await?;
+        if reply.status == reqwest::StatusCode::BAD_REQUEST {
+            if let Ok(body) = serde_json::from_slice::<OAuthErrorBody>(&reply.body) {
+                return Ok(match body.error.as_str() {
+                    "authorization_pending" => DevicePoll::Pending,
+                    "slow_down" => DevicePoll::SlowDown {
+                        interval: body.interval.unwrap_or(10),
+                    },
+                    "access_denied" => DevicePoll::Denied,
+                    "expired_token" => DevicePoll::Expired,
+                    _ => DevicePoll::Refused {
+                        description: body.error_description.unwrap_or_default(),
+                        error: body.error,
+                    },
+                });
+            }
+        }
+        reply.into_json().map(DevicePoll::Approved)
+    }
+
+    /// Whether the account signs in with a second factor, and how many recovery codes are
+    /// left (`GET /v2/users/2fa`).
+    pub async fn two_factor_status(&self) -> Result<TwoFactorStatus, ClientError> {
+        self.execute(self.authorized(Method::GET, "v2/users/2fa")?)
+            .await?
+            .into_json()
+    }
+
+    /// Starts TOTP enrolment (`POST /v2/users/2fa/enrol`): a new secret, not in force until
+    /// [`HubClient::confirm_totp`]. Starting again replaces an unconfirmed one.
+    pub async fn start_totp_enrolment(&self) -> Result<TotpEnrolment, ClientError> {
+        self.execute(self.authorized(Method::POST, "v2/users/2fa/enrol")?)
+            .await?
+            .into_json()
+    }
+
+    /// Confirms the enrolment with the authenticator's first code (`POST /v2/users/2fa/confirm`):
+    /// two-factor sign-in is on, the account's other sessions end, and the ten recovery codes
+    /// are returned, this once.
+    pub async fn confirm_totp(&self, code: &str) -> Result<RecoveryCodes, ClientError> {
+        let body = TotpCodeRequest {
+            code: code.to_owned(),
+        };
+        self.execute(
+            self.authorized(Method::POST, "v2/users/2fa/confirm")?
+                .json(&body),
+        )
+        .await?
+        .into_json()
+    }
+
+    /// Turns two-factor sign-in off (`POST /v2/users/2fa/disable`) with the password and a
+    /// current code or a recovery code; the account's other sessions end.
+    pub async fn disable_totp(&self, password: &str, code: &str) -> Result<(), ClientError> {
+        let body = DisableTotpRequest {
+            password: password.to_owned(),
+            code: code.to_owned(),
+        };
+        self.execute(
+            self.authorized(Method::POST, "v2/users/2fa/disable")?
+                .json(&body),
+        )
+        .await?
+        .into_empty()
+    }
+
+    /// Replaces the recovery codes (`POST /v2/users/2fa/recovery-codes`) given a current code
+    /// (or a recovery code); the old ones stop working and the account's other sessions end.
+    pub async fn regenerate_recovery_codes(
+        &self,
+        code: &str,
+    ) -> Result<RecoveryCodes, ClientError> {
+        let body = TotpCodeRequest {
+            code: code.to_owned(),
+        };
+        self.execute(
+            self.authorized(Method::POST, "v2/users/2fa/recovery-codes")?
+                .json(&body),
+        )
+        .await?
+        .into_json()
     }
 
     fn endpoint(&self, path: &str) -> Result<Url, ClientError> {

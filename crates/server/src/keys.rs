@@ -24,6 +24,7 @@ const NONCE_LEN: usize = 12;
 pub struct ServerKeys {
     session_jwt: Zeroizing<[u8; 32]>,
     seal: Zeroizing<[u8; 32]>,
+    page: Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for ServerKeys {
@@ -49,12 +50,25 @@ impl ServerKeys {
         ServerKeys {
             session_jwt: derive(master, b"hubkeyd session jwt v1"),
             seal: derive(master, b"hubkeyd seal v1"),
+            page: derive(master, b"hubkeyd device page v1"),
         }
     }
 
     /// The HMAC key of session JWTs.
     pub fn session_jwt(&self) -> &[u8] {
         self.session_jwt.as_slice()
+    }
+
+    /// HMAC-SHA256 of `parts` (each length-prefixed) under the device verification page's
+    /// key: its cookie's signature and its forms' CSRF tokens.
+    pub fn page_mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.page.as_slice())
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        for part in parts {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
     }
 
     /// Encrypts `plain` for storage: hex of nonce ‖ ciphertext ‖ tag.

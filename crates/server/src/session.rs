@@ -33,6 +33,8 @@ pub const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(6
 pub const PAT_SESSION_TTL: Duration = Duration::minutes(15);
 /// Lifetime of a 2FA challenge.
 pub const CHALLENGE_TTL: Duration = Duration::minutes(5);
+/// Lifetime of the device verification page's sign-in (its cookie lives as long).
+pub const DEVICE_PAGE_TTL: Duration = Duration::minutes(10);
 /// Wrong codes a challenge survives.
 pub const CHALLENGE_ATTEMPTS: i64 = 5;
 
@@ -44,6 +46,10 @@ const ISSUER: &str = "hubkeyd";
 pub enum SessionSource {
     Password,
     Pat,
+    /// The device verification page's own short sign-in (a cookie, never a bearer): it may
+    /// only approve or deny device codes.
+    #[serde(rename = "device_page")]
+    DevicePage,
 }
 
 impl SessionSource {
@@ -51,6 +57,7 @@ impl SessionSource {
         match self {
             SessionSource::Password => "password",
             SessionSource::Pat => "pat",
+            SessionSource::DevicePage => "device_page",
         }
     }
 }

@@ -1,11 +1,14 @@
 //! The HTTP edge: routes, extractors, error bodies and the OpenAPI document.
 
 pub mod cross_site;
+pub mod device_page;
 pub mod error;
 pub mod extract;
+pub mod oauth;
 pub mod registry;
 pub mod routes;
 mod state;
+pub mod two_factor;
 
 pub use state::{AppState, Site};
 
@@ -36,7 +39,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         routes::auth_token, routes::create_token, routes::list_tokens, routes::get_token,
         routes::patch_token, routes::delete_token, routes::desktop_generate, routes::events,
         registry::token_get, registry::token_post, registry::get_repository,
-        registry::patch_repository,
+        registry::patch_repository, oauth::device_code, oauth::token, device_page::show,
+        two_factor::status, two_factor::enrol, two_factor::confirm, two_factor::disable,
+        two_factor::recovery_codes,
     ),
     modifiers(&BearerAuth, &CommonResponses),
 )]
@@ -152,7 +157,25 @@ pub fn router(state: AppState) -> Router {
             post(routes::revoke_all_sessions),
         )
         .route("/v2/users/security-events", get(routes::account_events))
+        .route("/v2/users/2fa", get(two_factor::status))
+        .route("/v2/users/2fa/enrol", post(two_factor::enrol))
+        .route("/v2/users/2fa/confirm", post(two_factor::confirm))
+        .route("/v2/users/2fa/disable", post(two_factor::disable))
+        .route(
+            "/v2/users/2fa/recovery-codes",
+            post(two_factor::recovery_codes),
+        )
         .route("/v2/auth/token", post(routes::auth_token))
+        .route("/oauth/device/code", post(oauth::device_code))
+        .route("/oauth/token", post(oauth::token))
+        .route(
+            "/device",
+            get(device_page::show).post(device_page::submit_code),
+        )
+        .route("/device/sign-in", post(device_page::submit_sign_in))
+        .route("/device/2fa", post(device_page::submit_second_factor))
+        .route("/device/decide", post(device_page::submit_decision))
+        .route("/device/style.css", get(device_page::stylesheet))
         .route(
             "/v2/access-tokens",
             get(routes::list_tokens).post(routes::create_token),

@@ -9,11 +9,13 @@
 //! the usage figures), `registry` (the registry's `/token`) and `repositories`.
 
 mod accounts;
+mod device;
 mod registry;
 mod repositories;
 mod security;
 mod sign_in;
 mod tokens;
+mod two_factor;
 mod usage;
 
 use std::net::IpAddr;
@@ -32,6 +34,9 @@ use crate::throttle::Throttle;
 use crate::usage::UsageLog;
 
 pub use accounts::check_username;
+pub use device::{
+    normalise_user_code, DeviceGrant, DeviceGrantStart, DevicePoll, GRANT_TTL, POLL_INTERVAL,
+};
 pub use registry::{RegistryCredential, RegistryTokenRequest};
 pub use repositories::{check_repository_name, REPOSITORY_CACHE_AGE};
 pub use tokens::{
@@ -135,6 +140,11 @@ impl Hub {
         u64::try_from(self.access_ttl.num_seconds()).unwrap_or(0)
     }
 
+    /// The server's derived keys (the verification page signs its cookie with them).
+    pub fn keys(&self) -> &ServerKeys {
+        &self.keys
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -162,7 +172,9 @@ impl Hub {
 fn require_password_session(caller: &Caller) -> Result<()> {
     match caller.source {
         SessionSource::Password => Ok(()),
-        SessionSource::Pat => Err(Error::Forbidden(PAT_SESSION_FORBIDDEN.into())),
+        SessionSource::Pat | SessionSource::DevicePage => {
+            Err(Error::Forbidden(PAT_SESSION_FORBIDDEN.into()))
+        }
     }
 }
 

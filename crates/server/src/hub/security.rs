@@ -160,7 +160,11 @@ impl Hub {
     /// (with their spent refresh tokens) and the 2FA challenges expired at `now`.
     pub async fn sweep(&self, now: DateTime<Utc>) -> Result<Swept> {
         self.store
-            .sweep(now - session::SESSION_RETENTION, now)
+            .sweep(
+                now - session::SESSION_RETENTION,
+                now,
+                now - super::device::GRANT_RETENTION,
+            )
             .await
     }
 
@@ -175,7 +179,8 @@ impl Hub {
                 Ok(swept) if swept != Swept::default() => tracing::debug!(
                     sessions = swept.sessions,
                     challenges = swept.challenges,
-                    "swept ended sessions and expired challenges"
+                    device_grants = swept.device_grants,
+                    "swept ended sessions, expired challenges and device grants"
                 ),
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "sweeping ended sessions failed"),

@@ -14,7 +14,6 @@ use crate::error::{Error, Result};
 use crate::session::{self, Caller, SessionSource};
 use crate::store::{self, Refresh, RevokeReason, TokenOwner, UserRow};
 use crate::throttle::{self, Attempt, Reservation};
-use crate::totp;
 
 impl Hub {
     /// `POST /v2/users/login`: a session, or a 2FA challenge for accounts with TOTP.
@@ -25,6 +24,21 @@ impl Hub {
         client: &ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<LoginResponse> {
+        let user = self.password_step(username, password, client, now).await?;
+        self.open_password_session(&user.id, &user.username, now)
+            .await
+    }
+
+    /// The password step of a sign-in, under the sign-in throttle: the account when it has
+    /// no second factor, else [`Error::SecondFactorRequired`] with a new challenge. Shared
+    /// by the API's login and the device verification page, which opens another session.
+    pub(super) async fn password_step(
+        &self,
+        username: &str,
+        password: Zeroizing<String>,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<UserRow> {
         let attempt = sign_in_attempt(username, client.ip);
         let reservation = self.throttle.reserve(&attempt, now)?;
         let user = self
@@ -43,8 +57,7 @@ impl Hub {
                 login_2fa_token: challenge,
             });
         }
-        self.open_password_session(&user.id, &user.username, now)
-            .await
+        Ok(user)
     }
 
     /// `POST /v2/users/2fa-login`: the second step of a login.
@@ -55,6 +68,23 @@ impl Hub {
         client: &ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<LoginResponse> {
+        let user = self
+            .second_factor_step(challenge, code, client, now)
+            .await?;
+        self.open_password_session(&user.id, &user.username, now)
+            .await
+    }
+
+    /// The second step of a sign-in: the account whose `challenge` it is, when `code` is its
+    /// current TOTP code or one of its unused recovery codes (used up by this). Shared by the
+    /// API's 2FA login and the device verification page.
+    pub(super) async fn second_factor_step(
+        &self,
+        challenge: &str,
+        code: &str,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<UserRow> {
         let digest = TokenDigest::of(challenge);
         // A forged or stale challenge counts against the address like a wrong password.
         let mut reservation = self
@@ -94,12 +124,9 @@ impl Hub {
             let retry_after = u64::try_from((wait_ms.max(1000) + 999) / 1000).unwrap_or(1);
             return Err(Error::Throttled { retry_after });
         };
-        let secret = self.keys.unseal(sealed.as_str())?;
-        let refused = match totp::verify(&secret, code, now.timestamp()) {
-            None => Some("Incorrect verification code"),
-            Some(step) => (!self.store.accept_totp_step(&user.id, step).await?)
-                .then_some("This verification code was already used; wait for the next one"),
-        };
+        let refused = self
+            .refuse_second_factor(&user.id, &sealed, code, now)
+            .await?;
         if let Some(message) = refused {
             if in_a_row >= throttle::SECOND_FACTOR_CONSECUTIVE {
                 self.store.void_challenges(&user.id).await?;
@@ -115,15 +142,14 @@ impl Hub {
         self.store.second_factor_signed_in(&user.id).await?;
         self.throttle.succeed(reservation.attempt(), now).await?;
         drop(reservation);
-        self.open_password_session(&user.id, &user.username, now)
-            .await
+        Ok(user)
     }
 
     /// The notice that `user`'s second factor was guessed wrong `in_a_row` times: their
     /// challenges are void and further codes wait. Logged at warn each time (no code, no
     /// secret); the owner is told once per run of wrong codes, by a `second_factor_locked`
     /// account event (the app's security-events feed) naming where the codes came from.
-    async fn second_factor_locked(
+    pub(super) async fn second_factor_locked(
         &self,
         user: &UserRow,
         in_a_row: i64,
@@ -324,6 +350,12 @@ impl Hub {
             .await?
             .filter(|s| s.user_id == claims.uid)
             .ok_or_else(|| Error::Unauthorized("The session has ended; sign in again".into()))?;
+        // A verification page's session never had a bearer minted for it: refuse one anyway.
+        if session.source == SessionSource::DevicePage.as_str() {
+            return Err(Error::Unauthorized(
+                "The session has ended; sign in again".into(),
+            ));
+        }
         if session.revoked_for_reuse() {
             return Err(Error::SessionRevoked);
         }
@@ -347,7 +379,7 @@ impl Hub {
         })
     }
 
-    async fn open_password_session(
+    pub(super) async fn open_password_session(
         &self,
         user_id: &str,
         username: &str,
@@ -371,7 +403,7 @@ impl Hub {
         })
     }
 
-    async fn open_session(
+    pub(super) async fn open_session(
         &self,
         user_id: &str,
         username: &str,

@@ -95,11 +95,14 @@ impl Store {
     /// a session opened before the change never outlives it.
     pub async fn set_totp(&self, user_id: &str, sealed: &str, now: DateTime<Utc>) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE users SET totp_sealed = $1, totp_last_step = NULL WHERE id = $2")
-            .bind(sealed)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE users SET totp_sealed = $1, totp_last_step = NULL, \
+               totp_pending_sealed = NULL, totp_pending_expires = NULL WHERE id = $2",
+        )
+        .bind(sealed)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
         let revoked =
             revoke_all_in(&mut tx, user_id, None, now, RevokeReason::TwoFactorChanged).await?;
         insert_account_event(

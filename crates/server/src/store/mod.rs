@@ -6,7 +6,7 @@
 //! `synchronous=FULL`: a write acknowledged to a client survives a crash.
 //!
 //! One file per feature, each adding to `impl Store`: `accounts`, `sessions` (with 2FA
-//! challenges and the spent refresh tokens of reuse detection), `account_events`, `sweep`
+//! challenges and the spent refresh tokens of reuse detection), `account_events`, `device` (RFC 8628 grants), `sweep`
 //! (deleting ended sessions and expired challenges), `tokens` (with their events and the
 //! pruning rule), `usage`, `repositories` and `throttle`. This module opens the database
 //! (its file owner-only) and keeps the one invariant every token change shares: the
@@ -14,11 +14,13 @@
 
 mod account_events;
 mod accounts;
+mod device;
 mod repositories;
 mod sessions;
 mod sweep;
 mod throttle;
 mod tokens;
+mod two_factor;
 mod usage;
 
 use std::path::Path;
@@ -32,6 +34,7 @@ use sqlx::SqlitePool;
 use crate::error::{Error, Result, SetupError};
 
 pub use accounts::{UserRow, UserSummary};
+pub use device::{DeviceGrantRow, DevicePollRow, NewDeviceGrant};
 pub use sessions::{EventOrigin, Refresh, RevokeReason, SessionRow};
 pub use sweep::Swept;
 pub use tokens::{

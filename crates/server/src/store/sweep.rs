@@ -1,5 +1,5 @@
 //! Forgetting what no longer matters: ended sessions (with their spent refresh tokens) once
-//! reuse detection has no more use for them, and expired 2FA challenges.
+//! reuse detection has no more use for them, expired 2FA challenges and expired device grants.
 
 use chrono::{DateTime, Utc};
 
@@ -11,12 +11,20 @@ use crate::error::Result;
 pub struct Swept {
     pub sessions: u64,
     pub challenges: u64,
+    pub device_grants: u64,
 }
 
 impl Store {
     /// Deletes the sessions that ended (revoked or expired) before `ended_before`, with their
-    /// spent refresh tokens, and the 2FA challenges expired at `now`.
-    pub async fn sweep(&self, ended_before: DateTime<Utc>, now: DateTime<Utc>) -> Result<Swept> {
+    /// spent refresh tokens, the 2FA challenges expired at `now`, and the device grants that
+    /// expired before `grants_expired_before` (kept a while after expiry so that a late poll
+    /// hears `expired_token`, not `invalid_grant`).
+    pub async fn sweep(
+        &self,
+        ended_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        grants_expired_before: DateTime<Utc>,
+    ) -> Result<Swept> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "DELETE FROM spent_refresh_tokens WHERE session_id IN (SELECT id FROM sessions \
@@ -35,10 +43,16 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        let device_grants = sqlx::query("DELETE FROM device_grants WHERE expires_at < $1")
+            .bind(millis(grants_expired_before))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         tx.commit().await?;
         Ok(Swept {
             sessions,
             challenges,
+            device_grants,
         })
     }
 }
