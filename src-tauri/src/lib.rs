@@ -60,6 +60,7 @@ pub fn run() {
             app.manage(desktop);
             app.manage(lifecycle::Lifecycle::default());
             tray::build(app.handle(), lifecycle::sign_out_from_tray)?;
+            watcher::listen_for_clicks(app.handle());
             // Not fatal: the Settings screen shows the switch and any error again.
             let _ = settings::refresh_start_at_login(app.handle());
             Ok(())

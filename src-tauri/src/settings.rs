@@ -191,8 +191,12 @@ pub fn set_watch_cursor<R: Runtime>(
 /// The start-at-login entry for the program this app runs from: the AppImage when it runs
 /// from one (the mounted program inside moves at every run), else the executable.
 fn login_item<R: Runtime>(app: &AppHandle<R>) -> Result<LoginItem, SettingsError> {
-    let exe = match app.env().appimage {
-        Some(appimage) => std::path::PathBuf::from(appimage),
+    #[cfg(target_os = "linux")]
+    let appimage = app.env().appimage.map(std::path::PathBuf::from);
+    #[cfg(not(target_os = "linux"))]
+    let appimage: Option<std::path::PathBuf> = None;
+    let exe = match appimage {
+        Some(appimage) => appimage,
         None => std::env::current_exe()
             .and_then(std::fs::canonicalize)
             .map_err(SettingsError::NoAppPath)?,
