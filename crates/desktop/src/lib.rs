@@ -14,6 +14,7 @@ mod account;
 mod atomic;
 mod desktop;
 pub mod docker_config;
+pub mod entry_bounds;
 mod error;
 pub mod export;
 mod hand_off;
