@@ -427,6 +427,8 @@ mod tests {
         }
     }
 
+    // Unix paths: `/cfg` is not absolute on Windows (no drive), so the XDG rule would skip it.
+    #[cfg(unix)]
     #[test]
     fn linux_entry_goes_to_xdg_config_home_when_absolute_else_home() {
         let item = linux("/usr/bin/hubkey", Some("/home/ann"), Some("/cfg"));
@@ -563,6 +565,42 @@ mod tests {
         assert!(!task_manager_allows(Some(&[3, 0, 0, 0, 1, 2, 3, 4])));
         assert!(!task_manager_allows(Some(&[7])));
         assert!(task_manager_allows(Some(&[])));
+    }
+
+    /// The real registry (the Windows CI job; Wine's registry by hand), under a value name of
+    /// its own so a developer's own start-at-login entry is left alone.
+    #[cfg(windows)]
+    #[test]
+    fn enable_refresh_and_disable_the_run_value() {
+        let item = |path: &str| LoginItem::RunValue {
+            name: "hubkey-unit-test",
+            command: format!("\"{path}\""),
+        };
+        let here = item(r"C:\Program Files\hubkey\hubkey.exe");
+        here.disable().unwrap();
+        assert_eq!(here.state().unwrap(), LoginState::Off);
+        here.enable().unwrap();
+        assert_eq!(here.state().unwrap(), LoginState::On);
+        let moved = item(r"C:\Users\ann\AppData\Local\hubkey\hubkey.exe");
+        assert_eq!(moved.state().unwrap(), LoginState::Elsewhere);
+        assert_eq!(moved.refresh().unwrap(), LoginState::On);
+        // The Task Manager's "disabled" mark: off, and refresh leaves it so.
+        windows_registry::CURRENT_USER
+            .create(WINDOWS_STARTUP_APPROVED_KEY)
+            .unwrap()
+            .set_bytes(
+                "hubkey-unit-test",
+                windows_registry::Type::Bytes,
+                &[3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            )
+            .unwrap();
+        assert_eq!(moved.refresh().unwrap(), LoginState::Off);
+        // The switch turns it on again, mark and all.
+        moved.enable().unwrap();
+        assert_eq!(moved.state().unwrap(), LoginState::On);
+        moved.disable().unwrap();
+        assert_eq!(moved.state().unwrap(), LoginState::Off);
+        moved.disable().unwrap();
     }
 
     #[test]
