@@ -10,12 +10,11 @@ use hubkey_desktop::{
 };
 use serde::Serialize;
 use tauri::{AppHandle, State};
-use tauri_plugin_autostart::ManagerExt;
 use ts_rs::TS;
 
 use crate::error::CommandError;
 use crate::lifecycle::{self, SignedOutBy};
-use crate::settings::{self, SettingsError};
+use crate::settings;
 
 /// What the Settings screen shows.
 #[derive(Debug, Clone, Serialize, TS)]
@@ -45,7 +44,7 @@ fn current_settings(app: &AppHandle, desktop: &Desktop) -> Result<AppSettings> {
         docker_config_path: desktop.docker_config_path().display().to_string(),
         watch_interval_secs: settings::watch_interval_secs(app)?,
         notifications: settings::notifications_enabled(app)?,
-        start_at_login: app.autolaunch().is_enabled().unwrap_or(false),
+        start_at_login: settings::start_at_login(app)?,
     })
 }
 
@@ -172,20 +171,14 @@ pub fn set_notifications(
     current_settings(&app, &desktop)
 }
 
-/// Starts the app at login, or stops doing so (tauri-plugin-autostart).
+/// Starts the app at login, or stops doing so (the OS's own entry, written from Rust).
 #[tauri::command]
 pub fn set_start_at_login(
     app: AppHandle,
     desktop: State<'_, Desktop>,
     on: bool,
 ) -> Result<AppSettings> {
-    let autostart = app.autolaunch();
-    let outcome = if on {
-        autostart.enable()
-    } else {
-        autostart.disable()
-    };
-    outcome.map_err(|err| SettingsError::StartAtLogin(err.to_string()))?;
+    settings::set_start_at_login(&app, on)?;
     current_settings(&app, &desktop)
 }
 

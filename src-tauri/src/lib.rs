@@ -46,10 +46,6 @@ pub fn run() {
     let outcome = builder
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_dialog::init())
-        .plugin(tauri_plugin_autostart::init(
-            tauri_plugin_autostart::MacosLauncher::LaunchAgent,
-            None,
-        ))
         .on_window_event(|window, event| {
             if let tauri::WindowEvent::CloseRequested { api, .. } = event {
                 api.prevent_close();
@@ -64,6 +60,9 @@ pub fn run() {
             app.manage(desktop);
             app.manage(lifecycle::Lifecycle::default());
             tray::build(app.handle(), lifecycle::sign_out_from_tray)?;
+            watcher::listen_for_clicks(app.handle());
+            // Not fatal: the Settings screen shows the switch and any error again.
+            let _ = settings::refresh_start_at_login(app.handle());
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![

@@ -1,13 +1,15 @@
 //! What the app remembers between runs (`settings.json` in the app's data dir): the server
 //! to sign in to, the polling interval, notifications on or off and the tray's attention
 //! state; `watcher.json` keeps the events-feed cursors (per server and user). Never a secret:
-//! those live in the keyring.
+//! those live in the keyring. Starting at login is kept where the OS reads it (the
+//! [`LoginItem`] of `hubkey_desktop::start_at_login`), so what the switch shows is what the OS
+//! will do, also after the person changed it with the OS's own tools.
 //!
 //! The files are [`SettingsFile`]s, written atomically on every change: tauri-plugin-store
 //! (used before) rewrote them in place, also 100 ms after each change and at exit, so a full
 //! disk emptied them and the app forgot its server and cursors.
 
-use hubkey_desktop::{DesktopError, ServerUrl, SettingsFile};
+use hubkey_desktop::{DesktopError, LoginItem, LoginState, Os, ServerUrl, SettingsFile};
 use serde_json::Value;
 use tauri::{AppHandle, Manager, Runtime};
 
@@ -26,9 +28,12 @@ pub enum SettingsError {
     /// The polling interval asked for is outside [`WATCH_INTERVAL_RANGE`].
     #[error("the polling interval must be between {} and {} seconds", WATCH_INTERVAL_RANGE.start(), WATCH_INTERVAL_RANGE.end())]
     IntervalOutOfRange,
-    /// Starting at login could not be switched (tauri-plugin-autostart's words).
-    #[error("{0}")]
-    StartAtLogin(String),
+    /// Starting at login could not be read or switched.
+    #[error(transparent)]
+    StartAtLogin(#[from] hubkey_desktop::StartAtLoginError),
+    /// The app cannot tell where its own program is (to start it at login).
+    #[error("cannot find hubkey's own program to start it at login: {0}")]
+    NoAppPath(#[source] std::io::Error),
     /// The remembered (or default) server address does not parse.
     #[error(transparent)]
     Server(DesktopError),
@@ -181,4 +186,51 @@ pub fn set_watch_cursor<R: Runtime>(
 ) -> Result<(), SettingsError> {
     let value = serde_json::to_value(cursor)?;
     set(app, WATCH_FILE, &watch_key(server_url, username), value)
+}
+
+/// The start-at-login entry for the program this app runs from: the AppImage when it runs
+/// from one (the mounted program inside moves at every run), else the executable.
+fn login_item<R: Runtime>(app: &AppHandle<R>) -> Result<LoginItem, SettingsError> {
+    #[cfg(target_os = "linux")]
+    let appimage = app.env().appimage.map(std::path::PathBuf::from);
+    #[cfg(not(target_os = "linux"))]
+    let appimage: Option<std::path::PathBuf> = None;
+    let exe = match appimage {
+        Some(appimage) => appimage,
+        None => std::env::current_exe()
+            .and_then(std::fs::canonicalize)
+            .map_err(SettingsError::NoAppPath)?,
+    };
+    let home = app.path().home_dir().ok();
+    let xdg_config_home = std::env::var_os("XDG_CONFIG_HOME").map(std::path::PathBuf::from);
+    Ok(LoginItem::new(
+        Os::current(),
+        &exe,
+        home.as_deref(),
+        xdg_config_home.as_deref(),
+    )?)
+}
+
+/// Whether the app starts at login (an entry that names an older path of the app counts:
+/// [`refresh_start_at_login`] repoints it).
+pub fn start_at_login<R: Runtime>(app: &AppHandle<R>) -> Result<bool, SettingsError> {
+    Ok(login_item(app)?.state()? != LoginState::Off)
+}
+
+/// Makes the app start at login, or stops it.
+pub fn set_start_at_login<R: Runtime>(app: &AppHandle<R>, on: bool) -> Result<(), SettingsError> {
+    let item = login_item(app)?;
+    if on {
+        item.enable()?;
+    } else {
+        item.disable()?;
+    }
+    Ok(())
+}
+
+/// At launch: an entry that starts the app from where it used to be (moved, updated, another
+/// AppImage) is pointed at this program; an absent or turned-off one is left alone.
+pub fn refresh_start_at_login<R: Runtime>(app: &AppHandle<R>) -> Result<(), SettingsError> {
+    login_item(app)?.refresh()?;
+    Ok(())
 }

@@ -5,10 +5,16 @@
 //!
 //! The tray only shows the session; signing out from it goes through the handler the app
 //! wires in ([`build`]), the same lifecycle the Account screen's button uses.
+//!
+//! A click on the icon itself follows each OS's habit ([`icon_click`]): the menu on macOS (a
+//! menu-bar extra, its icon a template so it follows the menu bar's light or dark look);
+//! the window on a left click and the menu on a right click on Windows; the menu only on
+//! Linux, where libappindicator reports no clicks at all.
 
+use hubkey_desktop::Os;
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
-use tauri::tray::TrayIconBuilder;
+use tauri::tray::{MouseButton, MouseButtonState, TrayIconBuilder, TrayIconEvent};
 use tauri::{AppHandle, Manager, Wry};
 
 use crate::settings;
@@ -62,6 +68,35 @@ impl TrayAction {
     }
 }
 
+/// What a click on the tray icon itself does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IconClick {
+    /// The OS opens the tray menu.
+    Menu,
+    /// The app shows its window.
+    OpenWindow,
+    /// Nothing.
+    Nothing,
+}
+
+/// What a click with `button` on the tray icon means on `os`.
+pub fn icon_click(os: Os, button: MouseButton) -> IconClick {
+    match (os, button) {
+        // libappindicator (StatusNotifierItem) reports no clicks: the desktop shows the menu.
+        (Os::Linux, _) => IconClick::Menu,
+        (Os::MacOs, MouseButton::Left | MouseButton::Right) => IconClick::Menu,
+        (Os::Windows, MouseButton::Left) => IconClick::OpenWindow,
+        (Os::Windows, MouseButton::Right) => IconClick::Menu,
+        (_, MouseButton::Middle) => IconClick::Nothing,
+    }
+}
+
+/// Whether the icon is a macOS template image (drawn by the menu bar in its own colour): the
+/// plain icon is; the attention icon keeps its colour, or its mark would not show.
+fn is_template(os: Os, attention: bool) -> bool {
+    os == Os::MacOs && !attention
+}
+
 /// The menu items whose text or state follows the session.
 struct TrayMenu {
     account: MenuItem<Wry>,
@@ -92,13 +127,28 @@ pub fn build(app: &AppHandle, on_sign_out: fn(&AppHandle)) -> tauri::Result<()> 
         ],
     )?;
     let attention = settings::tray_attention(app).unwrap_or(false);
+    let os = Os::current();
     TrayIconBuilder::with_id(TRAY_ID)
         .icon(icon(attention)?)
+        .icon_as_template(is_template(os, attention))
         .tooltip("hubkey")
         .menu(&menu)
+        .show_menu_on_left_click(icon_click(os, MouseButton::Left) == IconClick::Menu)
         .on_menu_event(move |app, event| {
             if let Some(action) = TrayAction::parse(event.id().as_ref()) {
                 perform(app, action, on_sign_out);
+            }
+        })
+        .on_tray_icon_event(move |tray, event| {
+            if let TrayIconEvent::Click {
+                button,
+                button_state: MouseButtonState::Up,
+                ..
+            } = event
+            {
+                if icon_click(os, button) == IconClick::OpenWindow {
+                    show_window(tray.app_handle());
+                }
             }
         })
         .build(app)?;
@@ -128,6 +178,7 @@ pub fn set_attention(app: &AppHandle, attention: bool) {
     let _ = settings::set_tray_attention(app, attention);
     if let (Some(tray), Ok(image)) = (app.tray_by_id(TRAY_ID), icon(attention)) {
         let _ = tray.set_icon(Some(image));
+        let _ = tray.set_icon_as_template(is_template(Os::current(), attention));
     }
 }
 
@@ -166,5 +217,27 @@ mod tests {
             assert_eq!(TrayAction::parse(action.id()), Some(action));
         }
         assert_eq!(TrayAction::parse("nope"), None);
+    }
+
+    #[test]
+    fn an_icon_click_follows_each_os() {
+        use MouseButton::{Left, Middle, Right};
+        assert_eq!(icon_click(Os::Windows, Left), IconClick::OpenWindow);
+        assert_eq!(icon_click(Os::Windows, Right), IconClick::Menu);
+        assert_eq!(icon_click(Os::MacOs, Left), IconClick::Menu);
+        assert_eq!(icon_click(Os::MacOs, Right), IconClick::Menu);
+        for button in [Left, Right, Middle] {
+            assert_eq!(icon_click(Os::Linux, button), IconClick::Menu);
+        }
+        assert_eq!(icon_click(Os::Windows, Middle), IconClick::Nothing);
+        assert_eq!(icon_click(Os::MacOs, Middle), IconClick::Nothing);
+    }
+
+    #[test]
+    fn only_the_plain_icon_is_a_macos_template() {
+        assert!(is_template(Os::MacOs, false));
+        assert!(!is_template(Os::MacOs, true));
+        assert!(!is_template(Os::Windows, false));
+        assert!(!is_template(Os::Linux, false));
     }
 }

@@ -84,18 +84,65 @@ fn show_notification(app: &AppHandle, title: String, body: String) {
                 .show();
             // No notification server: nothing to show or to wait for.
             if let Ok(handle) = shown {
-                handle.wait_for_action(|action| {
-                    if action == "default" {
-                        tray::open_security(&app);
-                    }
-                });
+                handle.wait_for_action(|action| on_notification_action(&app, action));
             }
         });
     drop(spawned);
 }
 
+/// Windows and macOS: tauri-plugin-notification, whose desktop side (2.6 and later) reports a
+/// click on the notification as the action `tap` to the handler [`listen_for_clicks`]
+/// registers: a toast's activation on Windows (while it is on screen, not from the Action
+/// Center), the notification centre's response on macOS, each waited for on a thread of its
+/// own.
 #[cfg(not(target_os = "linux"))]
 fn show_notification(app: &AppHandle, title: String, body: String) {
     use tauri_plugin_notification::NotificationExt;
     let _ = app.notification().builder().title(title).body(body).show();
+}
+
+/// Routes clicks on the notifications to [`on_notification_action`]; registered at start-up,
+/// before any notification (the plugin reports clicks only on notifications shown after).
+#[cfg(not(target_os = "linux"))]
+pub fn listen_for_clicks(app: &AppHandle) {
+    use tauri_plugin_notification::NotificationExt;
+    let handle = app.clone();
+    let _ = app.notification().on_action(move |performed| {
+        on_notification_action(&handle, performed.action_id());
+    });
+}
+
+/// On Linux every notification waits for its own click (see [`show_notification`]).
+#[cfg(target_os = "linux")]
+pub fn listen_for_clicks(_app: &AppHandle) {}
+
+/// Whether the action an OS reported for one of our notifications is a click on it: the
+/// Desktop Notifications Specification's `default` (Linux) or the notification plugin's `tap`
+/// (Windows, macOS). Buttons and closing are not.
+pub fn is_click(action: &str) -> bool {
+    matches!(action, "default" | "tap")
+}
+
+/// The one route of a notification click on every OS: the window, on the Security screen.
+pub fn on_notification_action(app: &AppHandle, action: &str) {
+    if is_click(action) {
+        tray::open_security(app);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_click;
+
+    #[test]
+    fn a_click_is_recognised_as_each_os_reports_it() {
+        assert!(is_click("default"), "Linux, org.freedesktop.Notifications");
+        assert!(
+            is_click("tap"),
+            "Windows and macOS, tauri-plugin-notification"
+        );
+        assert!(!is_click("__closed"));
+        assert!(!is_click("snooze"));
+        assert!(!is_click(""));
+    }
 }

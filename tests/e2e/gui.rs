@@ -3,6 +3,7 @@
 
 mod secrets;
 mod security;
+mod start_at_login;
 mod tray;
 mod webview_policy;
 

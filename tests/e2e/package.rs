@@ -340,3 +340,42 @@ async fn the_app_package_puts_the_helper_on_path_starts_to_sign_in_and_removes_c
     // The person's own data (the app's settings in their home) is theirs to keep.
     assert!(home.path().exists());
 }
+
+/// NSIS cannot run here: at least the Windows installer's hooks are where the bundle config
+/// says (resolved from src-tauri, as the bundler does), define the two macros Tauri's
+/// template inserts, add and remove the user PATH entry through PowerShell on the registry
+/// value (no 1024-character NSIS string holds the PATH), and name no path but $INSTDIR.
+#[test]
+fn the_windows_installer_hooks_put_the_install_folder_on_the_user_path() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let config: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.join("packaging/app/tauri.bundle.json")).unwrap(),
+    )
+    .unwrap();
+    let hooks = config["bundle"]["windows"]["nsis"]["installerHooks"]
+        .as_str()
+        .expect("bundle.windows.nsis.installerHooks");
+    let text = std::fs::read_to_string(root.join("src-tauri").join(hooks)).unwrap();
+    for needed in [
+        "!macro NSIS_HOOK_POSTINSTALL",
+        "!insertmacro HUBKEY_USER_PATH add",
+        "!macro NSIS_HOOK_PREUNINSTALL",
+        "!insertmacro HUBKEY_USER_PATH remove",
+        "\"HUBKEY_PATH_DIR\", t \"$INSTDIR\"",
+        "DoNotExpandEnvironmentNames",
+        "RegistryValueKind]::ExpandString",
+        "WM_SETTINGCHANGE",
+    ] {
+        assert!(text.contains(needed), "{hooks} lacks {needed}");
+    }
+    let code: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.trim_start().starts_with(';'))
+        .collect();
+    for forbidden in ["ReadRegStr", "WriteRegExpandStr", "StrCpy", "EnVar::"] {
+        assert!(
+            code.iter().all(|line| !line.contains(forbidden)),
+            "{hooks} uses {forbidden}"
+        );
+    }
+}

@@ -312,9 +312,39 @@ pub struct SettingsPage<'a> {
 }
 
 impl SettingsPage<'_> {
+    const START_AT_LOGIN: &'static str = "#start-at-login";
+
     /// Where the app says secrets are kept.
     pub async fn secret_store(&self) -> String {
         self.app.text("[data-testid=secret-store]").await
+    }
+
+    /// Whether the "Start hubkey when I log in" switch shows on.
+    pub async fn starts_at_login(&self) -> bool {
+        let switch = self.app.wait_for(Self::START_AT_LOGIN).await;
+        switch.prop("checked").await.unwrap().as_deref() == Some("true")
+    }
+
+    /// Flips the "Start hubkey when I log in" switch to `on`, as a person clicks it, and waits
+    /// (up to 20 s) until the app answered: the switch is enabled again and shows `on`.
+    pub async fn set_start_at_login(&self, on: bool) {
+        if self.starts_at_login().await != on {
+            self.app.click(Self::START_AT_LOGIN).await;
+        }
+        for _ in 0..200 {
+            let switch = self.app.wait_for(Self::START_AT_LOGIN).await;
+            let enabled = switch.is_enabled().await.unwrap();
+            if enabled && self.starts_at_login().await == on {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let error = self.app.webdriver.find(Locator::Css("[role=alert]")).await;
+        let said = match error {
+            Ok(element) => element.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        panic!("start at login did not turn {on} within 20 s: {said}");
     }
 }
 

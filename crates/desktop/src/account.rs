@@ -13,6 +13,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::desktop::{lock, Desktop, KeptSignIn, LiveSession, PendingCode};
+use crate::entry_bounds;
 use crate::error::DesktopError;
 use crate::hand_off::DockerEntry;
 use crate::outcome::{
@@ -70,6 +71,7 @@ impl Desktop {
                 message: "Enter your user name and your password.".into(),
             });
         }
+        entry_bounds::check_username(username)?;
         let client = self.client(server)?;
         *lock(&self.pending) = None;
         // A keyring that cannot be used is said before the password goes anywhere, and
@@ -290,6 +292,7 @@ impl Desktop {
         session: LoginResponse,
         kept: KeptSignIn,
     ) -> Result<Account, DesktopError> {
+        entry_bounds::check_refresh_token(server.as_str(), session.refresh_token.as_deref())?;
         let client = anonymous.with_token(session.token.clone());
         let earlier_entry = self.earlier_docker_entry(server, &kept);
         let previous = self.previous_auto_token(server, username, kept);
@@ -423,7 +426,13 @@ impl Desktop {
         }
         match client.info().await {
             Ok(info) => match info.registry_host.filter(|host| !host.trim().is_empty()) {
-                Some(host) => (Some(host), String::new()),
+                Some(host) => match entry_bounds::check_registry(&host) {
+                    Ok(()) => (Some(host), String::new()),
+                    Err(why) => (
+                        None,
+                        format!("{server} cannot be set up for the docker CLI: {why}."),
+                    ),
+                },
                 None => (
                     None,
                     format!("{server} announces no registry, so the docker CLI was not set up."),

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use crate::platform::Os;
+
 /// The key of `config.json` that maps registry hosts to credential helpers.
 pub const CRED_HELPERS: &str = "credHelpers";
 
@@ -65,20 +67,41 @@ pub enum Change {
     Unchanged,
 }
 
-/// Where the docker CLI reads its configuration, given the values of `DOCKER_CONFIG` and of
-/// the home directory: `$DOCKER_CONFIG/config.json` when that is set and not empty, else
-/// `<home>/.docker/config.json`; `None` without either.
-pub fn config_path(docker_config: Option<&OsStr>, home: Option<&Path>) -> Option<PathBuf> {
-    match docker_config.filter(|dir| !dir.is_empty()) {
-        Some(dir) => Some(Path::new(dir).join("config.json")),
-        None => home.map(|home| home.join(".docker").join("config.json")),
+/// Where the docker CLI on `os` reads its configuration, given the values of `DOCKER_CONFIG`,
+/// `HOME` and `USERPROFILE`, as the docker CLI decides it: `$DOCKER_CONFIG/config.json` when
+/// that is set and not empty (every OS), else `<home>/.docker/config.json` with the home
+/// folder Go's `os.UserHomeDir` gives the CLI: `USERPROFILE` on Windows (`HOME` is ignored
+/// there, as Git Bash and MSYS set it to another folder), `HOME` elsewhere; `None` when that
+/// is unset or empty.
+pub fn config_path(
+    os: Os,
+    docker_config: Option<&OsStr>,
+    home: Option<&OsStr>,
+    userprofile: Option<&OsStr>,
+) -> Option<PathBuf> {
+    if let Some(dir) = docker_config.filter(|dir| !dir.is_empty()) {
+        return Some(Path::new(dir).join("config.json"));
     }
+    let home = match os {
+        Os::Windows => userprofile,
+        Os::Linux | Os::MacOs => home,
+    };
+    home.filter(|home| !home.is_empty())
+        .map(|home| Path::new(home).join(".docker").join("config.json"))
 }
 
-/// [`config_path`] for this process's environment.
+/// [`config_path`] for this process's environment; without the home variable, the home folder
+/// the OS knows for the user (the password database, Windows' profile folder), as docker's
+/// own fallback on Unix does.
 pub fn config_path_from_env() -> Option<PathBuf> {
-    let docker_config = std::env::var_os("DOCKER_CONFIG");
-    config_path(docker_config.as_deref(), dirs::home_dir().as_deref())
+    let var = std::env::var_os;
+    config_path(
+        Os::current(),
+        var("DOCKER_CONFIG").as_deref(),
+        var("HOME").as_deref(),
+        var("USERPROFILE").as_deref(),
+    )
+    .or_else(|| dirs::home_dir().map(|home| home.join(".docker").join("config.json")))
 }
 
 /// One `config.json` file.
@@ -242,6 +265,7 @@ fn set_helper(config: &mut Map<String, Value>, registry_host: &str, helper: &str
 }
 
 #[cfg(test)]
+#[cfg(unix)] // file modes and symlinks are Unix's
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -262,21 +286,61 @@ mod tests {
     }
 
     #[test]
-    fn path_follows_docker_config_then_home() {
-        let home = Path::new("/home/ann");
+    fn docker_config_wins_on_every_os() {
+        for os in [Os::Linux, Os::MacOs, Os::Windows] {
+            assert_eq!(
+                config_path(
+                    os,
+                    Some(OsStr::new("/etc/dc")),
+                    Some(OsStr::new("/home/ann")),
+                    Some(OsStr::new(r"C:\Users\ann")),
+                ),
+                Some(PathBuf::from("/etc/dc/config.json")),
+                "{os:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn linux_and_macos_use_home_and_an_empty_docker_config_is_unset() {
+        for os in [Os::Linux, Os::MacOs] {
+            let expected = Some(PathBuf::from("/home/ann/.docker/config.json"));
+            let home = Some(OsStr::new("/home/ann"));
+            let profile = Some(OsStr::new(r"C:\Users\ann"));
+            assert_eq!(config_path(os, None, home, profile), expected);
+            assert_eq!(config_path(os, Some(OsStr::new("")), home, None), expected);
+            assert_eq!(config_path(os, None, None, profile), None, "{os:?}");
+            assert_eq!(config_path(os, None, Some(OsStr::new("")), None), None);
+        }
+    }
+
+    #[test]
+    fn windows_uses_userprofile_not_home() {
+        let profile = r"C:\Users\Ann Lee";
+        let expected = Some(Path::new(profile).join(".docker").join("config.json"));
+        // Git Bash sets HOME too, to another folder: the docker CLI does not read it.
         assert_eq!(
-            config_path(Some(OsStr::new("/etc/dc")), Some(home)),
-            Some(PathBuf::from("/etc/dc/config.json"))
+            config_path(
+                Os::Windows,
+                None,
+                Some(OsStr::new("/c/Users/ann")),
+                Some(OsStr::new(profile))
+            ),
+            expected
         );
         assert_eq!(
-            config_path(Some(OsStr::new("")), Some(home)),
-            Some(PathBuf::from("/home/ann/.docker/config.json"))
+            config_path(
+                Os::Windows,
+                Some(OsStr::new("")),
+                None,
+                Some(OsStr::new(profile))
+            ),
+            expected
         );
         assert_eq!(
-            config_path(None, Some(home)),
-            Some(PathBuf::from("/home/ann/.docker/config.json"))
+            config_path(Os::Windows, None, Some(OsStr::new("/home/ann")), None),
+            None
         );
-        assert_eq!(config_path(None, None), None);
     }
 
     #[test]

@@ -95,6 +95,8 @@ impl Desktop {
         server: &ServerUrl,
         current: &str,
     ) -> Result<HandOff, DesktopError> {
+        // The session entry keeps its name (crate::entry_bounds).
+        crate::entry_bounds::check_helper_name(current)?;
         let live = self.live(server).ok_or(DesktopError::SessionEnded)?;
         let Some(registry) = live.registry.clone() else {
             return Ok(self.hand_off(None, None).0);

@@ -14,15 +14,18 @@ mod account;
 mod atomic;
 mod desktop;
 pub mod docker_config;
+pub mod entry_bounds;
 mod error;
 pub mod export;
 mod hand_off;
 mod outcome;
 mod password;
+pub mod platform;
 mod secrets;
 mod server_url;
 mod session;
 mod settings_file;
+pub mod start_at_login;
 mod tokens;
 pub mod watcher;
 
@@ -34,9 +37,11 @@ pub use export::ExportFormat;
 pub use hubkey_api::clock::{Clock, ManualClock};
 pub use outcome::{Account, HandOff, Leftover, SignInStep, SignOutReport, SignOutStep, SkipReason};
 pub use password::PasswordChanged;
+pub use platform::Os;
 pub use secrets::{session_account, SESSION_ACCOUNT_PREFIX};
 pub use server_url::{is_loopback_host, ServerUrl, Unencrypted, DOCKER_HUB};
 pub use settings_file::{SettingsError, SettingsFile};
+pub use start_at_login::{LoginItem, LoginState, StartAtLoginError};
 pub use tokens::{
     CreatedToken, DayUse, TokenChunk, TokenOrigin, TokenRow, TokenScope, TokenStatus, CHUNK_ROWS,
 };

@@ -73,7 +73,17 @@ impl ServerUrl {
                 message: format!("{shown} is not a usable server address: {detail}"),
             }
         })?;
-        Ok(Self(url.as_str().trim_end_matches('/').to_owned()))
+        let normalised = url.as_str().trim_end_matches('/');
+        // The keyring's session entry holds it (crate::entry_bounds).
+        if normalised.len() > crate::entry_bounds::MAX_SERVER_URL_CHARS {
+            return Err(DesktopError::InvalidInput {
+                message: format!(
+                    "The address is longer than {} characters.",
+                    crate::entry_bounds::MAX_SERVER_URL_CHARS
+                ),
+            });
+        }
+        Ok(Self(normalised.to_owned()))
     }
 
     /// The address as the core keys it, without a trailing `/`.

@@ -150,6 +150,10 @@ impl Desktop {
             }
             Err(err) => return Err(DesktopError::from_client(server.as_str(), err)),
         };
+        crate::entry_bounds::check_refresh_token(
+            server.as_str(),
+            session.refresh_token.as_deref(),
+        )?;
         let (docker_hand_off, docker_entry) =
             self.hand_off(stored.registry.as_deref(), Some(&stored.docker_entry));
         let renewed = StoredSession {
