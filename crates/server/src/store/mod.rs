@@ -23,11 +23,14 @@ mod usage;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Once;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::any::{AnyPoolOptions, AnyTypeInfo, AnyTypeInfoKind, AnyValueRef};
+use sqlx::error::BoxDynError;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyPool, Executor};
 
 use crate::error::{Error, Result, SetupError};
 
@@ -39,10 +42,12 @@ pub use tokens::{
 };
 pub use usage::PendingUse;
 
-/// The database driver every statement runs on. Store code names the connection and
-/// transaction through these aliases, never the driver's own types, so that the statements
-/// stay one set when a second backend joins.
-pub type Db = sqlx::Sqlite;
+/// The database driver every statement runs on: sqlx's `Any`, which passes each statement to
+/// the SQLite or the PostgreSQL driver, chosen by the URL at start. Store code names the
+/// connection and transaction through these aliases, never a driver's own types, so that the
+/// statements stay one set for both backends (the SQL rules that keeps working are in
+/// ARCHITECTURE.md, "The store").
+pub type Db = sqlx::Any;
 /// A connection (or an open transaction, through `&mut *tx`) of [`Db`].
 pub type DbConnection = <Db as sqlx::Database>::Connection;
 /// An open transaction of [`Db`].
@@ -51,7 +56,49 @@ pub type DbTransaction = sqlx::Transaction<'static, Db>;
 /// The database, opened and migrated.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Which database a [`Store`] runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// An embedded SQLite file (the default), `sqlite://PATH`.
+    Sqlite,
+    /// A PostgreSQL server, `postgres://…` or `postgresql://…`.
+    Postgres,
+}
+
+/// A boolean result, read the same from both backends: PostgreSQL answers a BOOLEAN, SQLite an
+/// integer (sqlx's `Any` cannot read an SQLite BOOLEAN column at all, sqlx#2778, so store SQL
+/// selects booleans as `CAST(expr AS INTEGER)`). Row structs read a `bool` field through it with
+/// `#[sqlx(try_from = "Flag")]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flag(pub bool);
+
+impl From<Flag> for bool {
+    fn from(flag: Flag) -> bool {
+        flag.0
+    }
+}
+
+impl sqlx::Type<Db> for Flag {
+    fn type_info() -> AnyTypeInfo {
+        <i64 as sqlx::Type<Db>>::type_info()
+    }
+
+    fn compatible(ty: &AnyTypeInfo) -> bool {
+        ty.kind().is_integer() || matches!(ty.kind(), AnyTypeInfoKind::Bool)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Db> for Flag {
+    fn decode(value: AnyValueRef<'r>) -> std::result::Result<Self, BoxDynError> {
+        match <bool as sqlx::Decode<Db>>::decode(value.clone()) {
+            Ok(flag) => Ok(Flag(flag)),
+            Err(_) => Ok(Flag(<i64 as sqlx::Decode<Db>>::decode(value)? != 0)),
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch: how times are stored.
@@ -68,6 +115,18 @@ fn feed_page<T>(mut rows: Vec<T>, limit: i64) -> (Vec<T>, bool) {
     (rows, has_more)
 }
 
+/// The PRAGMAs every SQLite connection runs first: WAL with `synchronous=FULL` (a write
+/// acknowledged to a client survives a crash), foreign keys enforced, 15 s of waiting for the
+/// write lock, and 16 MiB of page cache per connection (SQLite's default is 2 MiB: the flush of
+/// token uses touches rows spread over the whole table).
+const SQLITE_PRAGMAS: &[&str] = &[
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = FULL",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA busy_timeout = 15000",
+    "PRAGMA cache_size = -16384",
+];
+
 fn time(millis: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(millis)
         .single()
@@ -75,20 +134,29 @@ fn time(millis: i64) -> DateTime<Utc> {
 }
 
 impl Store {
-    /// Opens (creating if needed) and migrates the database at `url`
-    /// (`sqlite://PATH` or `sqlite::memory:`).
+    /// Opens (creating if needed) and migrates the database at `url`: `sqlite://PATH`,
+    /// `sqlite::memory:`, or `postgres://…`/`postgresql://…` (the database must exist).
+    /// Migrating takes a PostgreSQL advisory lock (sqlx's migrator), so instances starting
+    /// together on one empty database migrate it once, one after another.
     pub async fn open(url: &str) -> Result<Self, SetupError> {
-        Self::check_url(url)?;
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let backend = Self::check_url(url)?;
+        let pool = match backend {
+            Backend::Sqlite => Self::open_sqlite(url).await?,
+            Backend::Postgres => Self::open_postgres(url).await?,
+        };
+        let migrated = match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await,
+        };
+        migrated.map_err(|err| SetupError::Database(format!("migration failed: {err}")))?;
+        Ok(Store { pool, backend })
+    }
+
+    async fn open_sqlite(url: &str) -> Result<AnyPool, SetupError> {
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(|err| SetupError::Usage(format!("the SQLite database URL: {err}")))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(15))
-            // 16 MiB of page cache per connection (SQLite's default is 2 MiB): the flush of
-            // token uses touches rows spread over the whole table.
-            .pragma("cache_size", "-16384");
+            .map_err(|err| SetupError::Usage(format!("the SQLite database URL: {err}")))?;
         let file = Path::new(options.get_filename());
         // `sqlite::memory:` reaches here as a `file:` URI naming no file.
         let in_memory =
@@ -101,20 +169,48 @@ impl Store {
                     })?;
                 }
             }
-            // Before SQLite creates it with its default mode (0644 less the umask).
+            // Before SQLite creates it with its default mode (0644 less the umask). It exists
+            // from here on, so the driver opens it without being told to create it.
             crate::data_dir::create_private_file(file)?;
         }
-        let pool = SqlitePoolOptions::new()
+        AnyPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
+            // `Any` opens SQLite from the URL alone, so each connection sets its PRAGMAs here.
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    for pragma in SQLITE_PRAGMAS {
+                        conn.execute(*pragma).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
             .await
-            .map_err(|err| SetupError::Database(format!("opening: {err}")))?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
+            .map_err(|err| SetupError::Database(format!("opening: {err}")))
+    }
+
+    async fn open_postgres(url: &str) -> Result<AnyPool, SetupError> {
+        AnyPoolOptions::new()
+            .max_connections(16)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(30))
+            // A connection is pinged before use (sqlx's default, kept explicit): one the server
+            // closed (a PostgreSQL restart) is dropped and replaced, so hubkeyd reconnects by
+            // itself and only requests already in flight see the loss.
+            .test_before_acquire(true)
+            .idle_timeout(Duration::from_secs(300))
+            .max_lifetime(Duration::from_secs(1800))
+            .connect(url)
             .await
-            .map_err(|err| SetupError::Database(format!("migration failed: {err}")))?;
-        Ok(Store { pool })
+            // The driver's message names the host and user at most, never the password; the
+            // URL itself is not repeated.
+            .map_err(|err| SetupError::Database(format!("opening the PostgreSQL database: {err}")))
+    }
+
+    /// Which database this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Refuses a database URL this store cannot serve, before anything is opened or created.
@@ -122,7 +218,7 @@ impl Store {
     /// silently become a SQLite file named `postgres:/hk@db/hubkey` in the working directory, and
     /// two servers meant to share a database would share that file by accident. The message
     /// names only the scheme: a database URL may carry a password.
-    pub fn check_url(url: &str) -> Result<(), SetupError> {
+    pub fn check_url(url: &str) -> Result<Backend, SetupError> {
         let scheme = url
             .split_once(':')
             .map(|(scheme, _)| scheme)
@@ -133,13 +229,21 @@ impl Store {
                         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
             });
         match scheme {
-            Some(scheme) if scheme.eq_ignore_ascii_case("sqlite") => Ok(()),
+            Some(scheme) if scheme.eq_ignore_ascii_case("sqlite") => Ok(Backend::Sqlite),
+            Some(scheme)
+                if scheme.eq_ignore_ascii_case("postgres")
+                    || scheme.eq_ignore_ascii_case("postgresql") =>
+            {
+                Ok(Backend::Postgres)
+            }
             Some(scheme) => Err(SetupError::Usage(format!(
-                "the database URL's scheme {scheme:?} is not one hubkeyd can serve: this version \
-                 stores its data in SQLite only (sqlite://PATH)"
+                "the database URL's scheme {scheme:?} is not one hubkeyd can serve: write \
+                 sqlite://PATH for a SQLite file or postgres://USER@HOST/DATABASE for PostgreSQL"
             ))),
             None => Err(SetupError::Usage(
-                "the database URL has no scheme: write sqlite://PATH for a SQLite file".into(),
+                "the database URL has no scheme: write sqlite://PATH for a SQLite file or \
+                 postgres://USER@HOST/DATABASE for PostgreSQL"
+                    .into(),
             )),
         }
     }
@@ -244,24 +348,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_sqlite_urls_are_served_and_refusals_do_not_repeat_the_url() {
-        for good in [
-            "sqlite://data/hubkeyd.db",
-            "sqlite::memory:",
-            "SQLite:/tmp/x.db",
+    fn sqlite_and_postgres_urls_are_served_and_refusals_do_not_repeat_the_url() {
+        for (good, backend) in [
+            ("sqlite://data/hubkeyd.db", Backend::Sqlite),
+            ("sqlite::memory:", Backend::Sqlite),
+            ("SQLite:/tmp/x.db", Backend::Sqlite),
+            ("postgres://hk:s3cret@127.0.0.1:5432/hubkey", Backend::Postgres),
+            ("postgresql://hk:s3cret@db/hubkey", Backend::Postgres),
+            ("PostgreSQL://hk@db/hubkey?sslmode=require", Backend::Postgres),
         ] {
-            assert!(Store::check_url(good).is_ok(), "{good}");
+            assert_eq!(Store::check_url(good).ok(), Some(backend), "{good}");
         }
         for (bad, says) in [
-            ("postgres://hk:s3cret@127.0.0.1:5432/hubkey", "\"postgres\""),
-            ("postgresql://hk:s3cret@db/hubkey", "\"postgresql\""),
             ("mysql://root:s3cret@db/hubkey", "\"mysql\""),
             ("/var/lib/hubkeyd/s3cret.db", "no scheme"),
             ("s3cret.db", "no scheme"),
         ] {
             let message = Store::check_url(bad).unwrap_err().to_string();
             assert!(message.contains(says), "{bad}: {message}");
-            assert!(!message.contains("s3cret"), "{bad}: {message}");
+            assert!(message.contains("postgres://"), "{bad}: {message}");
+            if !says.contains("s3cret") {
+                assert!(!message.contains("s3cret"), "{bad}: {message}");
+            }
         }
     }
 }

@@ -5,7 +5,7 @@ use hubkey_api::AccountEventKind;
 use sqlx::FromRow;
 
 use super::account_events::insert_account_event;
-use super::{millis, DbConnection, Store};
+use super::{millis, DbConnection, Flag, Store};
 use crate::error::Result;
 
 /// A session as stored.
@@ -19,7 +19,7 @@ pub struct SessionRow {
     /// Why it was revoked ([`RevokeReason`]'s stored form).
     pub revoked_reason: Option<String>,
     /// Whether its account is disabled (read by [`Store::session`] only).
-    #[sqlx(default)]
+    #[sqlx(default, try_from = "Flag")]
     pub user_disabled: bool,
 }
 
@@ -113,7 +113,7 @@ impl Store {
     pub async fn session(&self, id: &str) -> Result<Option<SessionRow>> {
         Ok(sqlx::query_as(
             "SELECT s.id, s.user_id, s.source, s.expires_at, s.revoked_at, s.revoked_reason, \
-                    (u.disabled_at IS NOT NULL) AS user_disabled \
+                    CAST((u.disabled_at IS NOT NULL) AS INTEGER) AS user_disabled \
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
         )
         .bind(id)
