@@ -21,10 +21,12 @@ HUBKEY_BUILD_PACKAGES=(pkg-config build-essential ca-certificates libdbus-1-dev
 #   notification server; python3-venv holds scripts/schemathesis' pinned schemathesis;
 # - curl: the tests wait for the registry with it; sqlite3: to look into hubkeyd's
 #   database when a test fails;
-# - wrk: scripts/bench's load generator, so a test machine can run the benchmark too.
+# - wrk: scripts/bench's load generator, so a test machine can run the benchmark too;
+# - postgresql: hubkeyd's api suite runs a second time on PostgreSQL; the tests run initdb and
+#   pg_ctl themselves in a temporary directory (they use no cluster or service of the system).
 HUBKEY_TEST_PACKAGES=(docker-registry skopeo podman gnome-keyring libsecret-tools
     dbus-daemon dbus-bin dbus-x11 xvfb webkit2gtk-driver xdotool python3-dbus python3-gi
-    python3-venv sqlite3 curl wrk adduser)
+    python3-venv sqlite3 curl wrk adduser postgresql)
 
 # Debian packages scripts/demo runs the product with, besides the build packages: the
 # registry behind hubkeyd, skopeo for the demo push, curl and jq for its checks (and the

@@ -191,10 +191,21 @@ impl Store {
     }
 
     async fn open_postgres(url: &str) -> Result<AnyPool, SetupError> {
+        // One connection first, for its error: the pool would retry until its timeout and
+        // then say only that it timed out. The driver's messages name the host and the user at
+        // most, never the password; the URL itself is not repeated.
+        let probe = <sqlx::AnyConnection as sqlx::Connection>::connect(url)
+            .await
+            .map_err(|err| {
+                SetupError::Database(format!("opening the PostgreSQL database: {err}"))
+            })?;
+        let _ = sqlx::Connection::close(probe).await;
         AnyPoolOptions::new()
             .max_connections(16)
             .min_connections(0)
-            .acquire_timeout(Duration::from_secs(30))
+            // How long a request waits for a connection while PostgreSQL is away (a restart
+            // takes a second or two): after that it fails, well within REQUEST_TIMEOUT.
+            .acquire_timeout(Duration::from_secs(10))
             // A connection is pinged before use (sqlx's default, kept explicit): one the server
             // closed (a PostgreSQL restart) is dropped and replaced, so hubkeyd reconnects by
             // itself and only requests already in flight see the loss.
@@ -203,8 +214,6 @@ impl Store {
             .max_lifetime(Duration::from_secs(1800))
             .connect(url)
             .await
-            // The driver's message names the host and user at most, never the password; the
-            // URL itself is not repeated.
             .map_err(|err| SetupError::Database(format!("opening the PostgreSQL database: {err}")))
     }
 
@@ -353,9 +362,15 @@ mod tests {
             ("sqlite://data/hubkeyd.db", Backend::Sqlite),
             ("sqlite::memory:", Backend::Sqlite),
             ("SQLite:/tmp/x.db", Backend::Sqlite),
-            ("postgres://hk:s3cret@127.0.0.1:5432/hubkey", Backend::Postgres),
+            (
+                "postgres://hk:s3cret@127.0.0.1:5432/hubkey",
+                Backend::Postgres,
+            ),
             ("postgresql://hk:s3cret@db/hubkey", Backend::Postgres),
-            ("PostgreSQL://hk@db/hubkey?sslmode=require", Backend::Postgres),
+            (
+                "PostgreSQL://hk@db/hubkey?sslmode=require",
+                Backend::Postgres,
+            ),
         ] {
             assert_eq!(Store::check_url(good).ok(), Some(backend), "{good}");
         }

@@ -20,6 +20,8 @@ use sha1::Sha1;
 use tempfile::TempDir;
 use tokio::io::AsyncWriteExt;
 
+use crate::pg::{test_store, PgCluster, TestStore};
+
 /// A password that passes the server's policy; tests that need one account use it.
 pub const PASSWORD: &str = "tangerine-harbour-51";
 /// How long `serve` may take to print its `listening on` line.
@@ -29,16 +31,24 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The name of the server's log file in the data directory (its stderr).
 const LOG_FILE: &str = "hubkeyd.stderr.log";
 
-/// A temporary data directory and the admin commands that work on it.
+/// A temporary data directory and the admin commands that work on it, with the database
+/// the suite's store gives it (see [`crate::pg`]): the directory's own SQLite file, or a
+/// fresh PostgreSQL database of its own, dropped with it.
 pub struct DataDir {
     dir: TempDir,
+    postgres: Option<String>,
 }
 
 impl DataDir {
-    /// A fresh, empty data directory.
+    /// A fresh, empty data directory (and database).
     pub fn new() -> Self {
+        let postgres = match test_store() {
+            TestStore::Sqlite => None,
+            TestStore::Postgres => Some(PgCluster::shared().create_database().0),
+        };
         DataDir {
             dir: tempfile::tempdir().expect("create a temporary data directory"),
+            postgres,
         }
     }
 
@@ -47,9 +57,54 @@ impl DataDir {
         self.dir.path()
     }
 
-    /// The default SQLite database of this data directory.
+    /// The default SQLite database of this data directory (on PostgreSQL, a file that is
+    /// never made).
     pub fn db_path(&self) -> PathBuf {
         self.path().join("hubkeyd.db")
+    }
+
+    /// The URL of the database hubkeyd runs on in this directory.
+    pub fn database_url(&self) -> String {
+        match &self.postgres {
+            Some(name) => PgCluster::shared().url(name),
+            None => hubkeyd::data_dir::default_database_url(self.path()),
+        }
+    }
+
+    /// The name of this directory's PostgreSQL database, on the PostgreSQL store.
+    pub fn postgres_database(&self) -> Option<&str> {
+        self.postgres.as_deref()
+    }
+
+    /// Every value stored in the database, as bytes to search: the SQLite files, or a
+    /// `pg_dump --data-only` of the PostgreSQL database. Empty when nothing is stored yet.
+    pub fn stored_bytes(&self) -> Vec<(String, Vec<u8>)> {
+        match &self.postgres {
+            Some(name) => vec![(format!("pg_dump of {name}"), PgCluster::shared().dump(name))],
+            None => ["", "-wal", "-shm"]
+                .iter()
+                .map(|suffix| PathBuf::from(format!("{}{suffix}", self.db_path().display())))
+                .filter(|path| path.exists())
+                .map(|path| {
+                    let bytes = std::fs::read(&path).expect("read a database file");
+                    (path.display().to_string(), bytes)
+                })
+                .collect(),
+        }
+    }
+
+    /// How many rows `table` holds, read through sqlx on either store.
+    pub async fn count_rows(&self, table: &str) -> i64 {
+        sqlx::any::install_default_drivers();
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&self.database_url())
+            .await
+            .expect("open the database");
+        let count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&mut conn)
+            .await
+            .expect("count rows");
+        sqlx::Connection::close(conn).await.ok();
+        count
     }
 
     /// Runs `hubkeyd --data-dir DIR ARGS…` to completion, with `stdin` as its input.
@@ -64,6 +119,7 @@ impl DataDir {
             .current_dir(self.path())
             .env_remove("HUBKEYD_DATABASE_URL")
             .env_remove("HUBKEYD_DATA_DIR")
+            .envs(self.database_env())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -109,6 +165,25 @@ impl DataDir {
             .unwrap_or_else(|| panic!("`user totp` printed no `secret:` line: {stdout}"))
             .trim()
             .to_owned()
+    }
+}
+
+impl DataDir {
+    /// `HUBKEYD_DATABASE_URL` for hubkeyd processes on the PostgreSQL store (an explicit
+    /// `--database` still wins); nothing on SQLite, where the directory's default is the
+    /// database.
+    pub fn database_env(&self) -> Option<(&'static str, String)> {
+        self.postgres
+            .as_ref()
+            .map(|_| ("HUBKEYD_DATABASE_URL", self.database_url()))
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        if let Some(name) = &self.postgres {
+            PgCluster::shared().drop_database(name);
+        }
     }
 }
 
@@ -385,6 +460,7 @@ fn spawn_serve(data: &DataDir) -> Child {
         .env("HUBKEYD_LOG", "debug")
         .env_remove("HUBKEYD_DATABASE_URL")
         .env_remove("HUBKEYD_DATA_DIR")
+        .envs(data.database_env())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))
@@ -542,7 +618,7 @@ async fn serve_clocked(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<Result<(), hubkeyd::SetupError>>,
 ) {
-    let url = hubkeyd::data_dir::default_database_url(data.path());
+    let url = data.database_url();
     let instance = hubkeyd::open(data.path(), &url)
         .await
         .expect("open the data directory");

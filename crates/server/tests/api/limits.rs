@@ -344,10 +344,23 @@ fn rss_kib() -> u64 {
         .expect("a VmRSS line")
 }
 
-/// The database file's size, after [`ClockedServer::stop_and_close`]: opened and closed on its
-/// own until SQLite has folded the write-ahead log into the file (the server's connections
-/// finish closing on their own threads a little after `close` returns).
+/// The database's size, after [`ClockedServer::stop_and_close`]. SQLite: the file, opened and
+/// closed on its own until SQLite has folded the write-ahead log into it (the server's
+/// connections finish closing on their own threads a little after `close` returns).
+/// PostgreSQL: `pg_database_size`, its tables' and indexes' files.
 async fn db_bytes(server: &ClockedServer) -> u64 {
+    if server.data().postgres_database().is_some() {
+        sqlx::any::install_default_drivers();
+        let mut conn =
+            <sqlx::AnyConnection as sqlx::Connection>::connect(&server.data().database_url())
+                .await
+                .expect("open the database");
+        let bytes: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+            .fetch_one(&mut conn)
+            .await
+            .expect("read the database's size");
+        return u64::try_from(bytes).expect("a size");
+    }
     let db = server.db_path();
     let url = format!("sqlite://{}", db.display());
     for _ in 0..50 {
