@@ -4,7 +4,7 @@
 use std::process::Output;
 
 use crate::harness::{assert_success, manual, password_session, DataDir, TestServer, PASSWORD};
-use crate::pg::skip_unless_sqlite;
+use crate::pg::{skip_unless_postgres, skip_unless_sqlite};
 
 /// Asserts that an admin command failed and explained itself on stderr.
 fn assert_refused(output: &Output, why: &str) {
@@ -307,5 +307,49 @@ async fn openapi_document_lists_every_path() {
         for method in methods {
             assert!(item.get(*method).is_some(), "{method} {path} is missing");
         }
+    }
+}
+
+#[tokio::test]
+async fn postgres_only_instances_starting_together_on_an_empty_database_migrate_it_once() {
+    if skip_unless_postgres(
+        "postgres_only_instances_starting_together_on_an_empty_database_migrate_it_once",
+    ) {
+        return;
+    }
+    // Four servers (each with its own data directory) start at once on one empty database:
+    // each migrates at start, under PostgreSQL's advisory lock, so one migrates and the others
+    // find the schema done. Without the lock they would race to create the same tables.
+    let first = DataDir::new();
+    let url = first.database_url();
+    let others: Vec<DataDir> = (0..3).map(|_| DataDir::on_postgres(url.clone())).collect();
+    let mut others = others.into_iter();
+    let (a, b, c, d) = tokio::join!(
+        TestServer::start_in(first),
+        TestServer::start_in(others.next().unwrap()),
+        TestServer::start_in(others.next().unwrap()),
+        TestServer::start_in(others.next().unwrap()),
+    );
+    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        .unwrap()
+        .filter(|entry| {
+            entry
+                .as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|e| e == "sql")
+        })
+        .count();
+    let applied = a.data().count_rows("_sqlx_migrations").await;
+    assert_eq!(
+        applied,
+        i64::try_from(migrations).unwrap(),
+        "each migration applied once"
+    );
+    // One database behind all four: an account added through one signs in on each.
+    a.add_user("ann", PASSWORD).await;
+    for server in [&a, &b, &c, &d] {
+        password_session(&server.client(), "ann", PASSWORD).await;
     }
 }

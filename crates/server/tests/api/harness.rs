@@ -36,7 +36,15 @@ const LOG_FILE: &str = "hubkeyd.stderr.log";
 /// fresh PostgreSQL database of its own, dropped with it.
 pub struct DataDir {
     dir: TempDir,
-    postgres: Option<String>,
+    postgres: Option<PgDatabase>,
+}
+
+/// A PostgreSQL database a [`DataDir`] runs on.
+struct PgDatabase {
+    url: String,
+    /// Its name in the run's shared cluster, which drops it with the directory; `None` for a
+    /// database of a test's private cluster ([`DataDir::on_postgres`]).
+    shared: Option<String>,
 }
 
 impl DataDir {
@@ -44,11 +52,25 @@ impl DataDir {
     pub fn new() -> Self {
         let postgres = match test_store() {
             TestStore::Sqlite => None,
-            TestStore::Postgres => Some(PgCluster::shared().create_database().0),
+            TestStore::Postgres => {
+                let (name, url) = PgCluster::shared().create_database();
+                Some(PgDatabase {
+                    url,
+                    shared: Some(name),
+                })
+            }
         };
         DataDir {
             dir: tempfile::tempdir().expect("create a temporary data directory"),
             postgres,
+        }
+    }
+
+    /// A fresh data directory on the PostgreSQL database at `url` (of a test's own cluster).
+    pub fn on_postgres(url: String) -> Self {
+        DataDir {
+            dir: tempfile::tempdir().expect("create a temporary data directory"),
+            postgres: Some(PgDatabase { url, shared: None }),
         }
     }
 
@@ -66,21 +88,21 @@ impl DataDir {
     /// The URL of the database hubkeyd runs on in this directory.
     pub fn database_url(&self) -> String {
         match &self.postgres {
-            Some(name) => PgCluster::shared().url(name),
+            Some(db) => db.url.clone(),
             None => hubkeyd::data_dir::default_database_url(self.path()),
         }
     }
 
-    /// The name of this directory's PostgreSQL database, on the PostgreSQL store.
+    /// The URL of this directory's PostgreSQL database, on the PostgreSQL store.
     pub fn postgres_database(&self) -> Option<&str> {
-        self.postgres.as_deref()
+        self.postgres.as_ref().map(|db| db.url.as_str())
     }
 
     /// Every value stored in the database, as bytes to search: the SQLite files, or a
     /// `pg_dump --data-only` of the PostgreSQL database. Empty when nothing is stored yet.
     pub fn stored_bytes(&self) -> Vec<(String, Vec<u8>)> {
         match &self.postgres {
-            Some(name) => vec![(format!("pg_dump of {name}"), PgCluster::shared().dump(name))],
+            Some(db) => vec![(format!("pg_dump of {}", db.url), PgCluster::dump(&db.url))],
             None => ["", "-wal", "-shm"]
                 .iter()
                 .map(|suffix| PathBuf::from(format!("{}{suffix}", self.db_path().display())))
@@ -181,7 +203,7 @@ impl DataDir {
 
 impl Drop for DataDir {
     fn drop(&mut self) {
-        if let Some(name) = &self.postgres {
+        if let Some(name) = self.postgres.as_ref().and_then(|db| db.shared.as_ref()) {
             PgCluster::shared().drop_database(name);
         }
     }

@@ -54,6 +54,20 @@ pub fn skip_unless_sqlite(test: &str) -> bool {
     skip
 }
 
+/// True (after a note on stderr) when this run is not on PostgreSQL: for the tests about
+/// PostgreSQL itself (its restarts, its advisory lock), named `postgres_only_…`, which the
+/// SQLite run of `scripts/test` filters out.
+pub fn skip_unless_postgres(test: &str) -> bool {
+    let skip = test_store() != TestStore::Postgres;
+    if skip {
+        eprintln!(
+            "{test}: about PostgreSQL itself, skipped on {:?}",
+            test_store()
+        );
+    }
+    skip
+}
+
 /// The directory of PostgreSQL's server programs: `HUBKEY_PG_BIN`, else the newest
 /// `/usr/lib/postgresql/N/bin` (Debian's layout, not on PATH).
 fn bin_dir() -> PathBuf {
@@ -338,11 +352,10 @@ impl PgCluster {
         self.psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
     }
 
-    /// `pg_dump --data-only` of one database: every stored value, as text.
-    pub fn dump(&self, database: &str) -> Vec<u8> {
+    /// `pg_dump --data-only` of the database at `url`: every stored value, as text.
+    pub fn dump(url: &str) -> Vec<u8> {
         let output = Command::new(bin_dir().join("pg_dump"))
-            .args(["--data-only", "-d"])
-            .arg(self.url(database))
+            .args(["--data-only", "-d", url])
             .stdin(Stdio::null())
             .output()
             .expect("run pg_dump");
