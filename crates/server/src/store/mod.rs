@@ -14,6 +14,7 @@
 
 mod account_events;
 mod accounts;
+mod copy;
 mod repositories;
 mod sessions;
 mod sweep;
@@ -35,6 +36,7 @@ use sqlx::{AnyPool, Executor};
 use crate::error::{Error, Result, SetupError};
 
 pub use accounts::{UserRow, UserSummary};
+pub use copy::Copied;
 pub use sessions::{EventOrigin, Refresh, RevokeReason, SessionRow};
 pub use sweep::Swept;
 pub use tokens::{
@@ -58,6 +60,15 @@ pub type DbTransaction = sqlx::Transaction<'static, Db>;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        })
+    }
 }
 
 /// Which database a [`Store`] runs on.
@@ -135,33 +146,61 @@ fn time(millis: i64) -> DateTime<Utc> {
 
 impl Store {
     /// Opens (creating if needed) and migrates the database at `url`: `sqlite://PATH`,
-    /// `sqlite::memory:`, or `postgres://…`/`postgresql://…` (the database must exist).
+    /// or `postgres://…`/`postgresql://…` (the database must exist).
     /// Migrating takes a PostgreSQL advisory lock (sqlx's migrator), so instances starting
     /// together on one empty database migrate it once, one after another.
     pub async fn open(url: &str) -> Result<Self, SetupError> {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(sqlx::any::install_default_drivers);
         let backend = Self::check_url(url)?;
+        if backend == Backend::Sqlite {
+            Self::create_sqlite_file(url)?;
+        }
+        // Migrations run on a connection of their own, closed before the pool opens (the pool
+        // only ever sees a migrated database). On PostgreSQL it is also the first connection,
+        // whose error says why a database does not answer (the pool would retry until its
+        // timeout and then say only that it timed out); the driver's messages name the host
+        // and the user at most, never the password, and the URL is not repeated.
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(url)
+            .await
+            .map_err(|err| {
+                SetupError::Database(format!("opening the {backend} database: {err}"))
+            })?;
+        let migrated = match backend {
+            Backend::Sqlite => {
+                for pragma in SQLITE_PRAGMAS {
+                    conn.execute(*pragma)
+                        .await
+                        .map_err(|err| SetupError::Database(format!("opening: {err}")))?;
+                }
+                sqlx::migrate!("./migrations/sqlite").run(&mut conn).await
+            }
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&mut conn).await,
+        };
+        migrated.map_err(|err| SetupError::Database(format!("migration failed: {err}")))?;
+        let _ = sqlx::Connection::close(conn).await;
         let pool = match backend {
             Backend::Sqlite => Self::open_sqlite(url).await?,
             Backend::Postgres => Self::open_postgres(url).await?,
         };
-        let migrated = match backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await,
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await,
-        };
-        migrated.map_err(|err| SetupError::Database(format!("migration failed: {err}")))?;
         Ok(Store { pool, backend })
     }
 
-    async fn open_sqlite(url: &str) -> Result<AnyPool, SetupError> {
+    /// Creates the SQLite file (and its folder) owner-only before the driver sees it.
+    fn create_sqlite_file(url: &str) -> Result<(), SetupError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|err| SetupError::Usage(format!("the SQLite database URL: {err}")))?;
         let file = Path::new(options.get_filename());
-        // `sqlite::memory:` reaches here as a `file:` URI naming no file.
+        // `sqlite::memory:` reaches here as a `file:` URI naming no file. Through `Any` every
+        // connection would open a database of its own: refused.
         let in_memory =
             file == Path::new(":memory:") || file.to_string_lossy().starts_with("file:");
-        if !in_memory {
+        if in_memory {
+            return Err(SetupError::Usage(
+                "an in-memory SQLite database cannot be served: write sqlite://PATH".into(),
+            ));
+        }
+        {
             if let Some(parent) = file.parent() {
                 if !parent.as_os_str().is_empty() {
                     std::fs::create_dir_all(parent).map_err(|err| {
@@ -173,6 +212,10 @@ impl Store {
             // from here on, so the driver opens it without being told to create it.
             crate::data_dir::create_private_file(file)?;
         }
+        Ok(())
+    }
+
+    async fn open_sqlite(url: &str) -> Result<AnyPool, SetupError> {
         AnyPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
@@ -191,15 +234,6 @@ impl Store {
     }
 
     async fn open_postgres(url: &str) -> Result<AnyPool, SetupError> {
-        // One connection first, for its error: the pool would retry until its timeout and
-        // then say only that it timed out. The driver's messages name the host and the user at
-        // most, never the password; the URL itself is not repeated.
-        let probe = <sqlx::AnyConnection as sqlx::Connection>::connect(url)
-            .await
-            .map_err(|err| {
-                SetupError::Database(format!("opening the PostgreSQL database: {err}"))
-            })?;
-        let _ = sqlx::Connection::close(probe).await;
         AnyPoolOptions::new()
             .max_connections(16)
             .min_connections(0)

@@ -765,3 +765,32 @@ fn totp_code_matches_rfc6238_vectors() {
         assert_eq!(totp_code(&secret, time), code, "t={time}");
     }
 }
+
+impl DataDir {
+    /// A fresh data directory on its own SQLite file, whatever the suite's store.
+    pub fn on_sqlite() -> Self {
+        DataDir {
+            dir: tempfile::tempdir().expect("create a temporary data directory"),
+            postgres: None,
+        }
+    }
+
+    /// From now on hubkeyd runs here on a new, empty database of the run's shared PostgreSQL
+    /// cluster (dropped with the directory); returns its URL.
+    pub fn move_to_new_postgres_database(&mut self) -> String {
+        let (name, url) = PgCluster::shared().create_database();
+        self.postgres = Some(PgDatabase {
+            url: url.clone(),
+            shared: Some(name),
+        });
+        url
+    }
+}
+
+impl TestServer {
+    /// The data directory, to change its database between [`TestServer::stop`] and
+    /// [`TestServer::restart`].
+    pub fn data_mut(&mut self) -> &mut DataDir {
+        &mut self.data
+    }
+}

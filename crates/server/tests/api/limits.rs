@@ -347,7 +347,7 @@ fn rss_kib() -> u64 {
 /// The database's size, after [`ClockedServer::stop_and_close`]. SQLite: the file, opened and
 /// closed on its own until SQLite has folded the write-ahead log into it (the server's
 /// connections finish closing on their own threads a little after `close` returns).
-/// PostgreSQL: `pg_database_size`, its tables' and indexes' files.
+/// PostgreSQL: its tables' and indexes' files.
 async fn db_bytes(server: &ClockedServer) -> u64 {
     if server.data().postgres_database().is_some() {
         sqlx::any::install_default_drivers();
@@ -355,10 +355,16 @@ async fn db_bytes(server: &ClockedServer) -> u64 {
             <sqlx::AnyConnection as sqlx::Connection>::connect(&server.data().database_url())
                 .await
                 .expect("open the database");
-        let bytes: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
-            .fetch_one(&mut conn)
-            .await
-            .expect("read the database's size");
+        // The main fork of every table and index (what SQLite's file holds), without the free
+        // space and visibility maps PostgreSQL adds to a table when autovacuum first visits it.
+        let bytes: i64 = sqlx::query_scalar(
+            "SELECT CAST(SUM(pg_relation_size(c.oid)) AS BIGINT) FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'i')",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("read the database's size");
         return u64::try_from(bytes).expect("a size");
     }
     let db = server.db_path();

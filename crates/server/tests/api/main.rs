@@ -7,6 +7,7 @@
 
 mod auth;
 mod cli;
+mod copy_store;
 mod crash;
 mod cross_site;
 mod events;
