@@ -484,8 +484,18 @@ async fn an_hour_of_guessing_at_the_limits_leaves_bounded_memory_and_disk() {
         "{footprint:?}"
     );
     assert!(footprint.bytes / failures <= 256, "{footprint:?}");
-    // Two rows of a 16-byte subject and a time per guess, with the index on time.
-    assert!(per_guess <= 256, "{per_guess} bytes on disk per guess");
+    // Two rows of a 16-byte subject and a time per guess, with the index on time. PostgreSQL
+    // adds 24 bytes of header to each row and keeps the space of deleted rows until autovacuum
+    // passes: measured 150 bytes a guess alone, 273 with the whole suite running beside it.
+    let disk_bound = if server.data().postgres_database().is_some() {
+        512
+    } else {
+        256
+    };
+    assert!(
+        per_guess <= disk_bound,
+        "{per_guess} bytes on disk per guess (bound {disk_bound})"
+    );
 
     // An hour after the attack, the timer's sweep has forgotten all of it.
     server.restart().await;

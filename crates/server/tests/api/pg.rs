@@ -49,7 +49,7 @@ pub fn test_store() -> TestStore {
 pub fn skip_unless_sqlite(test: &str) -> bool {
     let skip = test_store() != TestStore::Sqlite;
     if skip {
-        eprintln!("{test}: about SQLite itself, skipped on {:?}", test_store());
+        println!("{test}: about SQLite itself, skipped on {:?}", test_store());
     }
     skip
 }
@@ -60,7 +60,7 @@ pub fn skip_unless_sqlite(test: &str) -> bool {
 pub fn skip_unless_postgres(test: &str) -> bool {
     let skip = test_store() != TestStore::Postgres;
     if skip {
-        eprintln!(
+        println!(
             "{test}: about PostgreSQL itself, skipped on {:?}",
             test_store()
         );
@@ -242,7 +242,7 @@ impl PgCluster {
             cluster.port = free_port();
             match cluster.try_start() {
                 Ok(()) => break,
-                Err(err) if attempt < 4 => eprintln!("PostgreSQL did not start ({err}); again"),
+                Err(err) if attempt < 4 => println!("PostgreSQL did not start ({err}); again"),
                 Err(err) => panic!("PostgreSQL did not start: {err}"),
             }
         }
@@ -299,16 +299,19 @@ impl PgCluster {
             self.dir.display(),
             lock.display()
         );
+        // In the background of a shell that exits at once: the watchdog outlives this process
+        // (that is its point) and is nobody's child to reap.
         use std::os::unix::process::CommandExt;
-        Command::new("sh")
-            .args(["-c", &script])
+        let started = Command::new("sh")
+            .args(["-c", &format!("( {script} ) &")])
             .process_group(0)
             .current_dir("/")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()
+            .status()
             .expect("start the cluster's watchdog");
+        assert!(started.success(), "the watchdog's shell failed: {started}");
     }
 
     fn log_tail(&self) -> String {
@@ -384,7 +387,7 @@ impl PgCluster {
             match self.try_start() {
                 Ok(()) => return,
                 Err(err) if Instant::now() < deadline => {
-                    eprintln!("PostgreSQL did not start again ({err}); retrying");
+                    println!("PostgreSQL did not start again ({err}); retrying");
                     std::thread::sleep(Duration::from_millis(500));
                 }
                 Err(err) => panic!("PostgreSQL did not start again: {err}"),
