@@ -23,10 +23,12 @@ HUBKEY_BUILD_PACKAGES=(pkg-config build-essential ca-certificates libdbus-1-dev
 #   database when a test fails;
 # - wrk: scripts/bench's load generator, so a test machine can run the benchmark too;
 # - chromium and chromium-driver: the e2e tests drive hubkeyd's device verification page
-#   (/device) in a real browser through WebDriver.
+#   (/device) in a real browser through WebDriver;
+# - postgresql: hubkeyd's api suite runs a second time on PostgreSQL; the tests run initdb and
+#   pg_ctl themselves in a temporary directory (they use no cluster or service of the system).
 HUBKEY_TEST_PACKAGES=(docker-registry skopeo podman gnome-keyring libsecret-tools
     dbus-daemon dbus-bin dbus-x11 xvfb webkit2gtk-driver xdotool python3-dbus python3-gi
-    python3-venv sqlite3 curl wrk adduser chromium chromium-driver)
+    python3-venv sqlite3 curl wrk adduser chromium chromium-driver postgresql)
 
 # Debian packages scripts/demo runs the product with, besides the build packages: the
 # registry behind hubkeyd, skopeo for the demo push, curl and jq for its checks (and the

@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 use crate::data_dir;
 use crate::error::SetupError;
 use crate::registry::keys::RegistryKeys;
+use crate::store::Store;
 use crate::{totp, Hub, Instance};
 
 /// What every command answers.
@@ -54,6 +55,19 @@ pub enum Command {
     /// Rotate the key that signs registry tokens: stage, deploy the bundle, promote, retire.
     #[command(subcommand)]
     RegistryKey(RegistryKeyCommand),
+    /// Copy this server's database (--database, or the data directory's SQLite file) into
+    /// another, empty one: accounts, sessions, tokens, events, usage and repository
+    /// visibility (not the throttle's state). Stop the servers first; then point them at the
+    /// new database. The copy is of one moment, and lands whole or not at all.
+    CopyStore(CopyStoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CopyStoreArgs {
+    /// The database to copy into (created tables, no accounts), e.g.
+    /// postgres://USER@HOST/DATABASE.
+    #[arg(long)]
+    pub to: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,9 +182,20 @@ pub async fn run(cli: Cli) -> Result<()> {
         )
         .and_then(|()| say(&format!("wrote {}", args.out.join("config.yml").display()))),
         Command::RegistryKey(command) => registry_key(&registry_keys, command),
+        Command::CopyStore(args) => copy_store(&hub, &args).await,
     };
     hub.store().close().await;
     outcome
+}
+
+async fn copy_store(hub: &Hub, args: &CopyStoreArgs) -> Result<()> {
+    let target = Store::open(&args.to).await?;
+    let copied = hub.store().copy_into(&target).await;
+    target.close().await;
+    for (table, rows) in copied? {
+        say(&format!("{table}\t{rows} rows"))?;
+    }
+    say("copied; point hubkeyd at the new database (--database or HUBKEYD_DATABASE_URL)")
 }
 
 fn say(line: &str) -> Result<()> {

@@ -34,7 +34,9 @@ impl AccountEventRow {
     }
 }
 
-/// Appends an event to the account's feed inside the caller's transaction.
+/// Appends an event to the account's feed inside the caller's transaction, under the
+/// account's row lock ([`lock_account`]): the feed is read by id, and ids must follow commit
+/// order per account, which PostgreSQL's concurrent writers would not otherwise give.
 pub(super) async fn insert_account_event(
     conn: &mut DbConnection,
     user_id: &str,
@@ -42,6 +44,7 @@ pub(super) async fn insert_account_event(
     origin: EventOrigin<'_>,
     now: DateTime<Utc>,
 ) -> Result<()> {
+    lock_account(&mut *conn, user_id).await?;
     let user_agent = origin
         .user_agent
         .map(|agent| agent.chars().take(MAX_USER_AGENT).collect::<String>());
@@ -59,6 +62,18 @@ pub(super) async fn insert_account_event(
     Ok(())
 }
 
+/// Takes the account's row lock until the transaction ends (the row [`Store::lock_account_tokens`]
+/// locks too; SQLite has one writer anyway). A transaction that changes sessions and records an
+/// event takes it first, so that every such transaction locks the account before its sessions
+/// and two of them cannot deadlock.
+pub(super) async fn lock_account(conn: &mut DbConnection, user_id: &str) -> Result<()> {
+    sqlx::query("UPDATE users SET token_clock = token_clock WHERE id = $1")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 impl Store {
     /// Appends an event to the account's feed.
     pub async fn record_account_event(
@@ -68,8 +83,9 @@ impl Store {
         origin: EventOrigin<'_>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        insert_account_event(&mut conn, user_id, kind, origin, now).await
+        let mut tx = self.pool.begin().await?;
+        insert_account_event(&mut tx, user_id, kind, origin, now).await?;
+        Ok(tx.commit().await?)
     }
 
     /// Up to `limit` events of the account after the event `after` (0 = from the start),

@@ -8,7 +8,7 @@ use hubkey_api::AccountEventKind;
 
 use super::account_events::insert_account_event;
 use super::sessions::{revoke_all_in, EventOrigin, RevokeReason};
-use super::{millis, Store};
+use super::{millis, Flag, Store};
 use crate::error::{Error, Result};
 
 /// A user account.
@@ -26,7 +26,9 @@ pub struct UserRow {
 #[derive(Debug, Clone, FromRow)]
 pub struct UserSummary {
     pub username: String,
+    #[sqlx(try_from = "Flag")]
     pub totp_enabled: bool,
+    #[sqlx(try_from = "Flag")]
     pub disabled: bool,
     pub tokens: i64,
 }
@@ -81,8 +83,8 @@ impl Store {
     /// All users, by name.
     pub async fn list_users(&self) -> Result<Vec<UserSummary>> {
         Ok(sqlx::query_as(
-            "SELECT u.username, (u.totp_sealed IS NOT NULL) AS totp_enabled, \
-                    (u.disabled_at IS NOT NULL) AS disabled, \
+            "SELECT u.username, CAST((u.totp_sealed IS NOT NULL) AS INTEGER) AS totp_enabled, \
+                    CAST((u.disabled_at IS NOT NULL) AS INTEGER) AS disabled, \
                     (SELECT COUNT(*) FROM access_tokens t WHERE t.user_id = u.id) AS tokens \
              FROM users u ORDER BY u.username",
         )

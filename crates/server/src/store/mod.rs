@@ -14,6 +14,7 @@
 
 mod account_events;
 mod accounts;
+mod copy;
 mod device;
 mod repositories;
 mod sessions;
@@ -25,15 +26,19 @@ mod usage;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Once;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::any::{AnyPoolOptions, AnyTypeInfo, AnyTypeInfoKind, AnyValueRef};
+use sqlx::error::BoxDynError;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyPool, Executor};
 
 use crate::error::{Error, Result, SetupError};
 
 pub use accounts::{UserRow, UserSummary};
+pub use copy::Copied;
 pub use device::{DeviceGrantRow, DevicePollRow, NewDeviceGrant};
 pub use sessions::{EventOrigin, Refresh, RevokeReason, SessionRow};
 pub use sweep::Swept;
@@ -42,10 +47,12 @@ pub use tokens::{
 };
 pub use usage::PendingUse;
 
-/// The database driver every statement runs on. Store code names the connection and
-/// transaction through these aliases, never the driver's own types, so that the statements
-/// stay one set when a second backend joins.
-pub type Db = sqlx::Sqlite;
+/// The database driver every statement runs on: sqlx's `Any`, which passes each statement to
+/// the SQLite or the PostgreSQL driver, chosen by the URL at start. Store code names the
+/// connection and transaction through these aliases, never a driver's own types, so that the
+/// statements stay one set for both backends (the SQL rules that keeps working are in
+/// ARCHITECTURE.md, "The store").
+pub type Db = sqlx::Any;
 /// A connection (or an open transaction, through `&mut *tx`) of [`Db`].
 pub type DbConnection = <Db as sqlx::Database>::Connection;
 /// An open transaction of [`Db`].
@@ -54,7 +61,58 @@ pub type DbTransaction = sqlx::Transaction<'static, Db>;
 /// The database, opened and migrated.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        })
+    }
+}
+
+/// Which database a [`Store`] runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// An embedded SQLite file (the default), `sqlite://PATH`.
+    Sqlite,
+    /// A PostgreSQL server, `postgres://…` or `postgresql://…`.
+    Postgres,
+}
+
+/// A boolean result, read the same from both backends: PostgreSQL answers a BOOLEAN, SQLite an
+/// integer (sqlx's `Any` cannot read an SQLite BOOLEAN column at all, sqlx#2778, so store SQL
+/// selects booleans as `CAST(expr AS INTEGER)`). Row structs read a `bool` field through it with
+/// `#[sqlx(try_from = "Flag")]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flag(pub bool);
+
+impl From<Flag> for bool {
+    fn from(flag: Flag) -> bool {
+        flag.0
+    }
+}
+
+impl sqlx::Type<Db> for Flag {
+    fn type_info() -> AnyTypeInfo {
+        <i64 as sqlx::Type<Db>>::type_info()
+    }
+
+    fn compatible(ty: &AnyTypeInfo) -> bool {
+        ty.kind().is_integer() || matches!(ty.kind(), AnyTypeInfoKind::Bool)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Db> for Flag {
+    fn decode(value: AnyValueRef<'r>) -> std::result::Result<Self, BoxDynError> {
+        match <bool as sqlx::Decode<Db>>::decode(value.clone()) {
+            Ok(flag) => Ok(Flag(flag)),
+            Err(_) => Ok(Flag(<i64 as sqlx::Decode<Db>>::decode(value)? != 0)),
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch: how times are stored.
@@ -71,6 +129,18 @@ fn feed_page<T>(mut rows: Vec<T>, limit: i64) -> (Vec<T>, bool) {
     (rows, has_more)
 }
 
+/// The PRAGMAs every SQLite connection runs first: WAL with `synchronous=FULL` (a write
+/// acknowledged to a client survives a crash), foreign keys enforced, 15 s of waiting for the
+/// write lock, and 16 MiB of page cache per connection (SQLite's default is 2 MiB: the flush of
+/// token uses touches rows spread over the whole table).
+const SQLITE_PRAGMAS: &[&str] = &[
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = FULL",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA busy_timeout = 15000",
+    "PRAGMA cache_size = -16384",
+];
+
 fn time(millis: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(millis)
         .single()
@@ -78,25 +148,62 @@ fn time(millis: i64) -> DateTime<Utc> {
 }
 
 impl Store {
-    /// Opens (creating if needed) and migrates the database at `url`
-    /// (`sqlite://PATH` or `sqlite::memory:`).
+    /// Opens (creating if needed) and migrates the database at `url`: `sqlite://PATH`,
+    /// or `postgres://…`/`postgresql://…` (the database must exist).
+    /// Migrating takes a PostgreSQL advisory lock (sqlx's migrator), so instances starting
+    /// together on one empty database migrate it once, one after another.
     pub async fn open(url: &str) -> Result<Self, SetupError> {
-        Self::check_url(url)?;
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let backend = Self::check_url(url)?;
+        if backend == Backend::Sqlite {
+            Self::create_sqlite_file(url)?;
+        }
+        // Migrations run on a connection of their own, closed before the pool opens (the pool
+        // only ever sees a migrated database). On PostgreSQL it is also the first connection,
+        // whose error says why a database does not answer (the pool would retry until its
+        // timeout and then say only that it timed out); the driver's messages name the host
+        // and the user at most, never the password, and the URL is not repeated.
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(url)
+            .await
+            .map_err(|err| {
+                SetupError::Database(format!("opening the {backend} database: {err}"))
+            })?;
+        let migrated = match backend {
+            Backend::Sqlite => {
+                for pragma in SQLITE_PRAGMAS {
+                    conn.execute(*pragma)
+                        .await
+                        .map_err(|err| SetupError::Database(format!("opening: {err}")))?;
+                }
+                sqlx::migrate!("./migrations/sqlite").run(&mut conn).await
+            }
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&mut conn).await,
+        };
+        migrated.map_err(|err| SetupError::Database(format!("migration failed: {err}")))?;
+        let _ = sqlx::Connection::close(conn).await;
+        let pool = match backend {
+            Backend::Sqlite => Self::open_sqlite(url).await?,
+            Backend::Postgres => Self::open_postgres(url).await?,
+        };
+        Ok(Store { pool, backend })
+    }
+
+    /// Creates the SQLite file (and its folder) owner-only before the driver sees it.
+    fn create_sqlite_file(url: &str) -> Result<(), SetupError> {
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(|err| SetupError::Usage(format!("the SQLite database URL: {err}")))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(15))
-            // 16 MiB of page cache per connection (SQLite's default is 2 MiB): the flush of
-            // token uses touches rows spread over the whole table.
-            .pragma("cache_size", "-16384");
+            .map_err(|err| SetupError::Usage(format!("the SQLite database URL: {err}")))?;
         let file = Path::new(options.get_filename());
-        // `sqlite::memory:` reaches here as a `file:` URI naming no file.
+        // `sqlite::memory:` reaches here as a `file:` URI naming no file. Through `Any` every
+        // connection would open a database of its own: refused.
         let in_memory =
             file == Path::new(":memory:") || file.to_string_lossy().starts_with("file:");
-        if !in_memory {
+        if in_memory {
+            return Err(SetupError::Usage(
+                "an in-memory SQLite database cannot be served: write sqlite://PATH".into(),
+            ));
+        }
+        {
             if let Some(parent) = file.parent() {
                 if !parent.as_os_str().is_empty() {
                     std::fs::create_dir_all(parent).map_err(|err| {
@@ -104,20 +211,52 @@ impl Store {
                     })?;
                 }
             }
-            // Before SQLite creates it with its default mode (0644 less the umask).
+            // Before SQLite creates it with its default mode (0644 less the umask). It exists
+            // from here on, so the driver opens it without being told to create it.
             crate::data_dir::create_private_file(file)?;
         }
-        let pool = SqlitePoolOptions::new()
+        Ok(())
+    }
+
+    async fn open_sqlite(url: &str) -> Result<AnyPool, SetupError> {
+        AnyPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
+            // `Any` opens SQLite from the URL alone, so each connection sets its PRAGMAs here.
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    for pragma in SQLITE_PRAGMAS {
+                        conn.execute(*pragma).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
             .await
-            .map_err(|err| SetupError::Database(format!("opening: {err}")))?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
+            .map_err(|err| SetupError::Database(format!("opening: {err}")))
+    }
+
+    async fn open_postgres(url: &str) -> Result<AnyPool, SetupError> {
+        AnyPoolOptions::new()
+            .max_connections(16)
+            .min_connections(0)
+            // How long a request waits for a connection while PostgreSQL is away (a restart
+            // takes a second or two): after that it fails, well within REQUEST_TIMEOUT.
+            .acquire_timeout(Duration::from_secs(10))
+            // A connection is pinged before use (sqlx's default, kept explicit): one the server
+            // closed (a PostgreSQL restart) is dropped and replaced, so hubkeyd reconnects by
+            // itself and only requests already in flight see the loss.
+            .test_before_acquire(true)
+            .idle_timeout(Duration::from_secs(300))
+            .max_lifetime(Duration::from_secs(1800))
+            .connect(url)
             .await
-            .map_err(|err| SetupError::Database(format!("migration failed: {err}")))?;
-        Ok(Store { pool })
+            .map_err(|err| SetupError::Database(format!("opening the PostgreSQL database: {err}")))
+    }
+
+    /// Which database this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Refuses a database URL this store cannot serve, before anything is opened or created.
@@ -125,7 +264,7 @@ impl Store {
     /// silently become a SQLite file named `postgres:/hk@db/hubkey` in the working directory, and
     /// two servers meant to share a database would share that file by accident. The message
     /// names only the scheme: a database URL may carry a password.
-    pub fn check_url(url: &str) -> Result<(), SetupError> {
+    pub fn check_url(url: &str) -> Result<Backend, SetupError> {
         let scheme = url
             .split_once(':')
             .map(|(scheme, _)| scheme)
@@ -136,13 +275,21 @@ impl Store {
                         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
             });
         match scheme {
-            Some(scheme) if scheme.eq_ignore_ascii_case("sqlite") => Ok(()),
+            Some(scheme) if scheme.eq_ignore_ascii_case("sqlite") => Ok(Backend::Sqlite),
+            Some(scheme)
+                if scheme.eq_ignore_ascii_case("postgres")
+                    || scheme.eq_ignore_ascii_case("postgresql") =>
+            {
+                Ok(Backend::Postgres)
+            }
             Some(scheme) => Err(SetupError::Usage(format!(
-                "the database URL's scheme {scheme:?} is not one hubkeyd can serve: this version \
-                 stores its data in SQLite only (sqlite://PATH)"
+                "the database URL's scheme {scheme:?} is not one hubkeyd can serve: write \
+                 sqlite://PATH for a SQLite file or postgres://USER@HOST/DATABASE for PostgreSQL"
             ))),
             None => Err(SetupError::Usage(
-                "the database URL has no scheme: write sqlite://PATH for a SQLite file".into(),
+                "the database URL has no scheme: write sqlite://PATH for a SQLite file or \
+                 postgres://USER@HOST/DATABASE for PostgreSQL"
+                    .into(),
             )),
         }
     }
@@ -247,24 +394,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_sqlite_urls_are_served_and_refusals_do_not_repeat_the_url() {
-        for good in [
-            "sqlite://data/hubkeyd.db",
-            "sqlite::memory:",
-            "SQLite:/tmp/x.db",
+    fn sqlite_and_postgres_urls_are_served_and_refusals_do_not_repeat_the_url() {
+        for (good, backend) in [
+            ("sqlite://data/hubkeyd.db", Backend::Sqlite),
+            ("sqlite::memory:", Backend::Sqlite),
+            ("SQLite:/tmp/x.db", Backend::Sqlite),
+            (
+                "postgres://hk:s3cret@127.0.0.1:5432/hubkey",
+                Backend::Postgres,
+            ),
+            ("postgresql://hk:s3cret@db/hubkey", Backend::Postgres),
+            (
+                "PostgreSQL://hk@db/hubkey?sslmode=require",
+                Backend::Postgres,
+            ),
         ] {
-            assert!(Store::check_url(good).is_ok(), "{good}");
+            assert_eq!(Store::check_url(good).ok(), Some(backend), "{good}");
         }
         for (bad, says) in [
-            ("postgres://hk:s3cret@127.0.0.1:5432/hubkey", "\"postgres\""),
-            ("postgresql://hk:s3cret@db/hubkey", "\"postgresql\""),
             ("mysql://root:s3cret@db/hubkey", "\"mysql\""),
             ("/var/lib/hubkeyd/s3cret.db", "no scheme"),
             ("s3cret.db", "no scheme"),
         ] {
             let message = Store::check_url(bad).unwrap_err().to_string();
             assert!(message.contains(says), "{bad}: {message}");
-            assert!(!message.contains("s3cret"), "{bad}: {message}");
+            assert!(message.contains("postgres://"), "{bad}: {message}");
+            if !says.contains("s3cret") {
+                assert!(!message.contains("s3cret"), "{bad}: {message}");
+            }
         }
     }
 }

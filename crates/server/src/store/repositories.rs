@@ -2,20 +2,21 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{millis, Store};
+use super::{millis, Flag, Store};
 use crate::error::Result;
 
 impl Store {
     /// Whether `namespace/name` is public, or `None` when nothing is recorded for it (then it
     /// is private).
     pub async fn repository_is_public(&self, namespace: &str, name: &str) -> Result<Option<bool>> {
-        Ok(sqlx::query_scalar(
-            "SELECT is_public FROM repositories WHERE namespace = $1 AND name = $2",
+        let public: Option<Flag> = sqlx::query_scalar(
+            "SELECT CAST(is_public AS INTEGER) FROM repositories WHERE namespace = $1 AND name = $2",
         )
         .bind(namespace)
         .bind(name)
         .fetch_optional(&self.pool)
-        .await?)
+        .await?;
+        Ok(public.map(bool::from))
     }
 
     /// Sets the visibility of `namespace/name`.
@@ -41,10 +42,15 @@ impl Store {
 
     /// Every repository with a recorded visibility: (namespace, name, is_public).
     pub async fn list_repositories(&self) -> Result<Vec<(String, String, bool)>> {
-        Ok(sqlx::query_as(
-            "SELECT namespace, name, is_public FROM repositories ORDER BY namespace, name",
+        let rows: Vec<(String, String, Flag)> = sqlx::query_as(
+            "SELECT namespace, name, CAST(is_public AS INTEGER) FROM repositories \
+             ORDER BY namespace, name",
         )
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(namespace, name, public)| (namespace, name, public.into()))
+            .collect())
     }
 }

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use hubkey_api::AccountEventKind;
 use sqlx::FromRow;
 
-use super::account_events::insert_account_event;
-use super::{millis, DbConnection, Store};
+use super::account_events::{insert_account_event, lock_account};
+use super::{millis, DbConnection, Flag, Store};
 use crate::error::Result;
 
 /// A session as stored.
@@ -19,7 +19,7 @@ pub struct SessionRow {
     /// Why it was revoked ([`RevokeReason`]'s stored form).
     pub revoked_reason: Option<String>,
     /// Whether its account is disabled (read by [`Store::session`] only).
-    #[sqlx(default)]
+    #[sqlx(default, try_from = "Flag")]
     pub user_disabled: bool,
 }
 
@@ -113,7 +113,7 @@ impl Store {
     pub async fn session(&self, id: &str) -> Result<Option<SessionRow>> {
         Ok(sqlx::query_as(
             "SELECT s.id, s.user_id, s.source, s.expires_at, s.revoked_at, s.revoked_reason, \
-                    (u.disabled_at IS NOT NULL) AS user_disabled \
+                    CAST((u.disabled_at IS NOT NULL) AS INTEGER) AS user_disabled \
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
         )
         .bind(id)
@@ -171,19 +171,27 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         if let Some((id, lost)) = replaced {
-            if let Some(lost) = lost {
-                mark_spent(&mut tx, &lost, &id).await?;
-            }
-            let session: SessionRow = sqlx::query_as(&format!(
-                "UPDATE sessions SET refresh_digest = $1, grace_used = TRUE WHERE id = $2 \
+            // The grace use is taken by this UPDATE's condition, not by the read above:
+            // PostgreSQL runs presentations side by side, and one that waited for the row
+            // finds the grace use gone (then it is a reuse like any other, below).
+            let session: Option<SessionRow> = sqlx::query_as(&format!(
+                "UPDATE sessions SET refresh_digest = $1, grace_used = TRUE \
+                 WHERE id = $2 AND previous_refresh_digest = $3 AND grace_used = FALSE \
+                   AND revoked_at IS NULL \
                  RETURNING {SESSION_COLUMNS}"
             ))
             .bind(new_digest)
             .bind(&id)
-            .fetch_one(&mut *tx)
+            .bind(old_digest)
+            .fetch_optional(&mut *tx)
             .await?;
-            tx.commit().await?;
-            return Ok(Refresh::Rotated(session));
+            if let Some(session) = session {
+                if let Some(lost) = lost {
+                    mark_spent(&mut tx, &lost, &id).await?;
+                }
+                tx.commit().await?;
+                return Ok(Refresh::Rotated(session));
+            }
         }
         let owner: Option<String> =
             sqlx::query_scalar("SELECT session_id FROM spent_refresh_tokens WHERE digest = $1")
@@ -194,6 +202,14 @@ impl Store {
             tx.commit().await?;
             return Ok(Refresh::Unknown);
         };
+        // The account before the session, as every transaction that records an event does.
+        sqlx::query(
+            "UPDATE users SET token_clock = token_clock \
+             WHERE id = (SELECT user_id FROM sessions WHERE id = $1)",
+        )
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
         let newly = revoke_in(&mut tx, &id, now, RevokeReason::RefreshReuse).await?;
         let session: SessionRow = sqlx::query_as(&format!(
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"
@@ -244,6 +260,7 @@ impl Store {
         event: Option<(AccountEventKind, EventOrigin<'_>)>,
     ) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
+        lock_account(&mut tx, user_id).await?;
         let revoked = revoke_all_in(&mut tx, user_id, except, now, reason).await?;
         if let Some((kind, origin)) = event {
             insert_account_event(&mut tx, user_id, kind, origin, now).await?;
@@ -347,6 +364,12 @@ pub(super) async fn revoke_in(
     now: DateTime<Utc>,
     reason: RevokeReason,
 ) -> Result<bool> {
+    // The session's row lock first (PostgreSQL; SQLite has one writer anyway): the refresh
+    // token read next is the one a rotation committed just before, not the one it replaced.
+    sqlx::query("UPDATE sessions SET revoked_at = revoked_at WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query(
         "INSERT INTO spent_refresh_tokens (digest, session_id) \
          SELECT refresh_digest, id FROM sessions WHERE id = $1 AND refresh_digest IS NOT NULL \

@@ -6,7 +6,7 @@ use hubkey_api::{AccessToken, Origin, Scope, TokenEvent, TokenEventKind, TokenSt
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use super::{millis, time, AccountTokens, DbConnection, Store};
+use super::{millis, time, AccountTokens, DbConnection, Flag, Store};
 use crate::error::Result;
 
 /// How many auto tokens an account keeps.
@@ -28,6 +28,7 @@ pub struct TokenRow {
     pub created_at: i64,
     pub last_used: Option<i64>,
     pub expires_at: Option<i64>,
+    #[sqlx(try_from = "Flag")]
     pub is_active: bool,
 }
 
@@ -86,7 +87,7 @@ pub struct TokenOwner {
     pub token: TokenRow,
     pub username: String,
     /// The owner's account is disabled: the token is refused whatever its state.
-    #[sqlx(default)]
+    #[sqlx(default, try_from = "Flag")]
     pub user_disabled: bool,
 }
 
@@ -182,7 +183,7 @@ pub struct NewToken<'a> {
 
 const TOKEN_COLUMNS: &str =
     "uuid, user_id, digest, hint, label, scopes, origin, client_id, creator_ip, \
-     creator_ua, created_at, last_used, expires_at, is_active";
+     creator_ua, created_at, last_used, expires_at, CAST(is_active AS INTEGER) AS is_active";
 
 impl Store {
     /// Inserts a token of the locked account, created at the lock's stamp.
@@ -260,8 +261,8 @@ impl Store {
     pub async fn count_tokens(&self, user_id: &str, now: DateTime<Utc>) -> Result<(i64, i64)> {
         Ok(sqlx::query_as(
             "SELECT COUNT(*), \
-                    COALESCE(SUM(CASE WHEN is_active AND (expires_at IS NULL OR expires_at > $2) \
-                                 THEN 1 ELSE 0 END), 0) \
+                    CAST(COALESCE(SUM(CASE WHEN is_active AND (expires_at IS NULL OR expires_at > $2) \
+                                 THEN 1 ELSE 0 END), 0) AS BIGINT) \
              FROM access_tokens WHERE user_id = $1",
         )
         .bind(user_id)
@@ -340,7 +341,8 @@ impl Store {
         Ok(sqlx::query_as(
             "SELECT t.uuid, t.user_id, t.digest, t.hint, t.label, t.scopes, t.origin, t.client_id, \
                     t.creator_ip, t.creator_ua, t.created_at, t.last_used, t.expires_at, \
-                    t.is_active, u.username, (u.disabled_at IS NOT NULL) AS user_disabled \
+                    CAST(t.is_active AS INTEGER) AS is_active, u.username, \
+                    CAST((u.disabled_at IS NOT NULL) AS INTEGER) AS user_disabled \
              FROM access_tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = $1",
         )
         .bind(digest)

@@ -10,7 +10,8 @@ use reqwest::Method;
 use uuid::Uuid;
 
 use crate::harness::{
-    manual, password_session, status_of, totp_code, unix_now, ClockedServer, TestServer, PASSWORD,
+    manual, password_session, status_of, totp_code, unix_now, ClockedServer, DataDir, TestServer,
+    PASSWORD,
 };
 
 /// Signs in with a password, expecting the account to ask for a second factor.
@@ -525,9 +526,11 @@ async fn failures_from_many_addresses_throttle_the_account() {
 
 #[tokio::test]
 async fn the_old_refresh_token_works_once_more_only_within_five_minutes_of_its_rotation() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("hubkeyd.db").display());
-    let hub = hubkeyd::open(dir.path(), &url).await.unwrap().hub;
+    let dir = DataDir::new();
+    let hub = hubkeyd::open(dir.path(), &dir.database_url())
+        .await
+        .unwrap()
+        .hub;
     let start = chrono::Utc::now();
     hub.add_user("ann", zeroize::Zeroizing::new(PASSWORD.to_owned()), start)
         .await

@@ -4,6 +4,7 @@
 use std::process::Output;
 
 use crate::harness::{assert_success, manual, password_session, DataDir, TestServer, PASSWORD};
+use crate::pg::{skip_unless_postgres, skip_unless_sqlite};
 
 /// Asserts that an admin command failed and explained itself on stderr.
 fn assert_refused(output: &Output, why: &str) {
@@ -46,15 +47,15 @@ async fn user_add_refuses_weak_passwords() {
 #[tokio::test]
 async fn a_database_url_hubkeyd_cannot_serve_is_refused_not_made_a_sqlite_file() {
     let data = DataDir::new();
-    let url = "postgres://hk:s3cret@127.0.0.1:1/hubkey";
+    let url = "mysql://hk:s3cret@127.0.0.1:1/hubkey";
     for args in [
         vec!["--database", url, "user", "list"],
         vec!["--database", url, "serve", "--listen", "127.0.0.1:0"],
     ] {
         let output = data.run(&args, None).await;
-        assert_refused(&output, "a PostgreSQL URL");
+        assert_refused(&output, "a MySQL URL");
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains("\"postgres\""), "{stderr}");
+        assert!(stderr.contains("\"mysql\""), "{stderr}");
         assert!(
             !stderr.contains("s3cret"),
             "the URL's password was repeated: {stderr}"
@@ -67,6 +68,41 @@ async fn a_database_url_hubkeyd_cannot_serve_is_refused_not_made_a_sqlite_file()
         .map(|entry| entry.unwrap().file_name())
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test]
+async fn a_postgres_url_goes_to_postgres_and_one_that_does_not_answer_fails_at_once() {
+    // Nothing listens on port 1: the error comes at once (not after the pool's timeout), says
+    // what failed, and does not repeat the password; no SQLite file is made of the URL.
+    let data = DataDir::new();
+    for url in [
+        "postgres://hk:s3cret@127.0.0.1:1/hubkey",
+        "postgresql://hk:s3cret@127.0.0.1:1/hubkey",
+    ] {
+        for args in [
+            vec!["--database", url, "user", "list"],
+            vec!["--database", url, "serve", "--listen", "127.0.0.1:0"],
+        ] {
+            let started = std::time::Instant::now();
+            let output = data.run(&args, None).await;
+            assert_refused(&output, url);
+            assert!(started.elapsed() < std::time::Duration::from_secs(10));
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(stderr.contains("PostgreSQL"), "{stderr}");
+            assert!(
+                !stderr.contains("s3cret"),
+                "the password was repeated: {stderr}"
+            );
+        }
+    }
+    let left: Vec<String> = std::fs::read_dir(data.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        left.iter().all(|name| !name.starts_with("postgres")),
+        "{left:?}"
+    );
 }
 
 #[tokio::test]
@@ -130,7 +166,10 @@ async fn user_list_shows_2fa_and_token_counts() {
 }
 
 #[tokio::test]
-async fn database_flag_overrides_the_default_location() {
+async fn sqlite_only_database_flag_overrides_the_default_location() {
+    if skip_unless_sqlite("sqlite_only_database_flag_overrides_the_default_location") {
+        return;
+    }
     let data = DataDir::new();
     let elsewhere = data.path().join("elsewhere.db");
     let url = format!("sqlite://{}", elsewhere.display());
@@ -147,11 +186,14 @@ async fn database_flag_overrides_the_default_location() {
 
 #[cfg(unix)]
 #[tokio::test]
-async fn database_files_are_owner_only_whatever_the_umask() {
+async fn sqlite_only_database_files_are_owner_only_whatever_the_umask() {
     use std::io::BufRead;
     use std::os::unix::fs::PermissionsExt;
     use std::process::{Command, Stdio};
 
+    if skip_unless_sqlite("sqlite_only_database_files_are_owner_only_whatever_the_umask") {
+        return;
+    }
     let data = DataDir::new();
     // `serve` under umask 000, so that the database has its -wal and -shm files open.
     let mut child = Command::new("sh")
@@ -265,5 +307,49 @@ async fn openapi_document_lists_every_path() {
         for method in methods {
             assert!(item.get(*method).is_some(), "{method} {path} is missing");
         }
+    }
+}
+
+#[tokio::test]
+async fn postgres_only_instances_starting_together_on_an_empty_database_migrate_it_once() {
+    if skip_unless_postgres(
+        "postgres_only_instances_starting_together_on_an_empty_database_migrate_it_once",
+    ) {
+        return;
+    }
+    // Four servers (each with its own data directory) start at once on one empty database:
+    // each migrates at start, under PostgreSQL's advisory lock, so one migrates and the others
+    // find the schema done. Without the lock they would race to create the same tables.
+    let first = DataDir::new();
+    let url = first.database_url();
+    let others: Vec<DataDir> = (0..3).map(|_| DataDir::on_postgres(url.clone())).collect();
+    let mut others = others.into_iter();
+    let (a, b, c, d) = tokio::join!(
+        TestServer::start_in(first),
+        TestServer::start_in(others.next().unwrap()),
+        TestServer::start_in(others.next().unwrap()),
+        TestServer::start_in(others.next().unwrap()),
+    );
+    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        .unwrap()
+        .filter(|entry| {
+            entry
+                .as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|e| e == "sql")
+        })
+        .count();
+    let applied = a.data().count_rows("_sqlx_migrations").await;
+    assert_eq!(
+        applied,
+        i64::try_from(migrations).unwrap(),
+        "each migration applied once"
+    );
+    // One database behind all four: an account added through one signs in on each.
+    a.add_user("ann", PASSWORD).await;
+    for server in [&a, &b, &c, &d] {
+        password_session(&server.client(), "ann", PASSWORD).await;
     }
 }

@@ -20,6 +20,8 @@ use sha1::Sha1;
 use tempfile::TempDir;
 use tokio::io::AsyncWriteExt;
 
+use crate::pg::{test_store, PgCluster, TestStore};
+
 /// A password that passes the server's policy; tests that need one account use it.
 pub const PASSWORD: &str = "tangerine-harbour-51";
 /// How long `serve` may take to print its `listening on` line.
@@ -29,16 +31,46 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The name of the server's log file in the data directory (its stderr).
 const LOG_FILE: &str = "hubkeyd.stderr.log";
 
-/// A temporary data directory and the admin commands that work on it.
+/// A temporary data directory and the admin commands that work on it, with the database
+/// the suite's store gives it (see [`crate::pg`]): the directory's own SQLite file, or a
+/// fresh PostgreSQL database of its own, dropped with it.
 pub struct DataDir {
     dir: TempDir,
+    postgres: Option<PgDatabase>,
+}
+
+/// A PostgreSQL database a [`DataDir`] runs on.
+struct PgDatabase {
+    url: String,
+    /// Its name in the run's shared cluster, which drops it with the directory; `None` for a
+    /// database of a test's private cluster ([`DataDir::on_postgres`]).
+    shared: Option<String>,
 }
 
 impl DataDir {
-    /// A fresh, empty data directory.
+    /// A fresh, empty data directory (and database).
     pub fn new() -> Self {
+        let postgres = match test_store() {
+            TestStore::Sqlite => None,
+            TestStore::Postgres => {
+                let (name, url) = PgCluster::shared().create_database();
+                Some(PgDatabase {
+                    url,
+                    shared: Some(name),
+                })
+            }
+        };
         DataDir {
             dir: tempfile::tempdir().expect("create a temporary data directory"),
+            postgres,
+        }
+    }
+
+    /// A fresh data directory on the PostgreSQL database at `url` (of a test's own cluster).
+    pub fn on_postgres(url: String) -> Self {
+        DataDir {
+            dir: tempfile::tempdir().expect("create a temporary data directory"),
+            postgres: Some(PgDatabase { url, shared: None }),
         }
     }
 
@@ -47,9 +79,54 @@ impl DataDir {
         self.dir.path()
     }
 
-    /// The default SQLite database of this data directory.
+    /// The default SQLite database of this data directory (on PostgreSQL, a file that is
+    /// never made).
     pub fn db_path(&self) -> PathBuf {
         self.path().join("hubkeyd.db")
+    }
+
+    /// The URL of the database hubkeyd runs on in this directory.
+    pub fn database_url(&self) -> String {
+        match &self.postgres {
+            Some(db) => db.url.clone(),
+            None => hubkeyd::data_dir::default_database_url(self.path()),
+        }
+    }
+
+    /// The URL of this directory's PostgreSQL database, on the PostgreSQL store.
+    pub fn postgres_database(&self) -> Option<&str> {
+        self.postgres.as_ref().map(|db| db.url.as_str())
+    }
+
+    /// Every value stored in the database, as bytes to search: the SQLite files, or a
+    /// `pg_dump --data-only` of the PostgreSQL database. Empty when nothing is stored yet.
+    pub fn stored_bytes(&self) -> Vec<(String, Vec<u8>)> {
+        match &self.postgres {
+            Some(db) => vec![(format!("pg_dump of {}", db.url), PgCluster::dump(&db.url))],
+            None => ["", "-wal", "-shm"]
+                .iter()
+                .map(|suffix| PathBuf::from(format!("{}{suffix}", self.db_path().display())))
+                .filter(|path| path.exists())
+                .map(|path| {
+                    let bytes = std::fs::read(&path).expect("read a database file");
+                    (path.display().to_string(), bytes)
+                })
+                .collect(),
+        }
+    }
+
+    /// How many rows `table` holds, read through sqlx on either store.
+    pub async fn count_rows(&self, table: &str) -> i64 {
+        sqlx::any::install_default_drivers();
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&self.database_url())
+            .await
+            .expect("open the database");
+        let count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&mut conn)
+            .await
+            .expect("count rows");
+        sqlx::Connection::close(conn).await.ok();
+        count
     }
 
     /// Runs `hubkeyd --data-dir DIR ARGS…` to completion, with `stdin` as its input.
@@ -64,6 +141,7 @@ impl DataDir {
             .current_dir(self.path())
             .env_remove("HUBKEYD_DATABASE_URL")
             .env_remove("HUBKEYD_DATA_DIR")
+            .envs(self.database_env())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -109,6 +187,25 @@ impl DataDir {
             .unwrap_or_else(|| panic!("`user totp` printed no `secret:` line: {stdout}"))
             .trim()
             .to_owned()
+    }
+}
+
+impl DataDir {
+    /// `HUBKEYD_DATABASE_URL` for hubkeyd processes on the PostgreSQL store (an explicit
+    /// `--database` still wins); nothing on SQLite, where the directory's default is the
+    /// database.
+    pub fn database_env(&self) -> Option<(&'static str, String)> {
+        self.postgres
+            .as_ref()
+            .map(|_| ("HUBKEYD_DATABASE_URL", self.database_url()))
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        if let Some(name) = self.postgres.as_ref().and_then(|db| db.shared.as_ref()) {
+            PgCluster::shared().drop_database(name);
+        }
     }
 }
 
@@ -385,6 +482,7 @@ fn spawn_serve(data: &DataDir) -> Child {
         .env("HUBKEYD_LOG", "debug")
         .env_remove("HUBKEYD_DATABASE_URL")
         .env_remove("HUBKEYD_DATA_DIR")
+        .envs(data.database_env())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))
@@ -542,7 +640,7 @@ async fn serve_clocked(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<Result<(), hubkeyd::SetupError>>,
 ) {
-    let url = hubkeyd::data_dir::default_database_url(data.path());
+    let url = data.database_url();
     let instance = hubkeyd::open(data.path(), &url)
         .await
         .expect("open the data directory");
@@ -665,5 +763,34 @@ fn totp_code_matches_rfc6238_vectors() {
         (2_000_000_000, "279037"),
     ] {
         assert_eq!(totp_code(&secret, time), code, "t={time}");
+    }
+}
+
+impl DataDir {
+    /// A fresh data directory on its own SQLite file, whatever the suite's store.
+    pub fn on_sqlite() -> Self {
+        DataDir {
+            dir: tempfile::tempdir().expect("create a temporary data directory"),
+            postgres: None,
+        }
+    }
+
+    /// From now on hubkeyd runs here on a new, empty database of the run's shared PostgreSQL
+    /// cluster (dropped with the directory); returns its URL.
+    pub fn move_to_new_postgres_database(&mut self) -> String {
+        let (name, url) = PgCluster::shared().create_database();
+        self.postgres = Some(PgDatabase {
+            url: url.clone(),
+            shared: Some(name),
+        });
+        url
+    }
+}
+
+impl TestServer {
+    /// The data directory, to change its database between [`TestServer::stop`] and
+    /// [`TestServer::restart`].
+    pub fn data_mut(&mut self) -> &mut DataDir {
+        &mut self.data
     }
 }

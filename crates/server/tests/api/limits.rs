@@ -344,10 +344,29 @@ fn rss_kib() -> u64 {
         .expect("a VmRSS line")
 }
 
-/// The database file's size, after [`ClockedServer::stop_and_close`]: opened and closed on its
-/// own until SQLite has folded the write-ahead log into the file (the server's connections
-/// finish closing on their own threads a little after `close` returns).
+/// The database's size, after [`ClockedServer::stop_and_close`]. SQLite: the file, opened and
+/// closed on its own until SQLite has folded the write-ahead log into it (the server's
+/// connections finish closing on their own threads a little after `close` returns).
+/// PostgreSQL: its tables' and indexes' files.
 async fn db_bytes(server: &ClockedServer) -> u64 {
+    if server.data().postgres_database().is_some() {
+        sqlx::any::install_default_drivers();
+        let mut conn =
+            <sqlx::AnyConnection as sqlx::Connection>::connect(&server.data().database_url())
+                .await
+                .expect("open the database");
+        // The main fork of every table and index (what SQLite's file holds), without the free
+        // space and visibility maps PostgreSQL adds to a table when autovacuum first visits it.
+        let bytes: i64 = sqlx::query_scalar(
+            "SELECT CAST(SUM(pg_relation_size(c.oid)) AS BIGINT) FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'i')",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("read the database's size");
+        return u64::try_from(bytes).expect("a size");
+    }
     let db = server.db_path();
     let url = format!("sqlite://{}", db.display());
     for _ in 0..50 {
@@ -465,8 +484,18 @@ async fn an_hour_of_guessing_at_the_limits_leaves_bounded_memory_and_disk() {
         "{footprint:?}"
     );
     assert!(footprint.bytes / failures <= 256, "{footprint:?}");
-    // Two rows of a 16-byte subject and a time per guess, with the index on time.
-    assert!(per_guess <= 256, "{per_guess} bytes on disk per guess");
+    // Two rows of a 16-byte subject and a time per guess, with the index on time. PostgreSQL
+    // adds 24 bytes of header to each row and keeps the space of deleted rows until autovacuum
+    // passes: measured 150 bytes a guess alone, 273 with the whole suite running beside it.
+    let disk_bound = if server.data().postgres_database().is_some() {
+        512
+    } else {
+        256
+    };
+    assert!(
+        per_guess <= disk_bound,
+        "{per_guess} bytes on disk per guess (bound {disk_bound})"
+    );
 
     // An hour after the attack, the timer's sweep has forgotten all of it.
     server.restart().await;

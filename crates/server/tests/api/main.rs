@@ -7,6 +7,7 @@
 
 mod auth;
 mod cli;
+mod copy_store;
 mod crash;
 mod cross_site;
 mod device;
@@ -16,6 +17,7 @@ mod hostile;
 mod key_rotation;
 mod limits;
 mod openapi;
+mod pg;
 mod pruning;
 mod registry_scopes;
 mod secrets;

@@ -3,14 +3,11 @@
 //! everywhere, the admin's disable / enable / reset-password / revoke-sessions, TOTP changes,
 //! the security events feed, and the sweep of ended sessions and expired challenges.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hubkey_api::{AccountEvent, AccountEventKind, PatchAccessTokenRequest, TokenEventKind};
 use hubkey_client::{ClientError, HubClient, LoginOutcome};
 use reqwest::Method;
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::ConnectOptions;
 
 use crate::harness::{
     all_events, assert_success, manual, password_session, status_of, totp_code, ClockedServer,
@@ -582,24 +579,9 @@ async fn turning_on_totp_ends_the_sessions_opened_without_it() {
 // ---- item 13: ended sessions and expired challenges are deleted --------------------------
 
 /// Rows of `table` in the database at `db` (read beside the running server).
-async fn rows(db: &Path, table: &str) -> i64 {
-    let mut conn = SqliteConnectOptions::new()
-        .filename(db)
-        .connect()
-        .await
-        .expect("open the database");
-    let count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-        .fetch_one(&mut conn)
-        .await
-        .expect("count rows");
-    sqlx::Connection::close(conn).await.ok();
-    count
-}
-
 #[tokio::test]
 async fn ended_sessions_and_expired_challenges_are_deleted_after_their_retention() {
     let server = ClockedServer::start().await;
-    let db = server.data().db_path();
     server.add_user("ann", PASSWORD).await;
     server.add_user("bob", PASSWORD).await;
     server.enable_totp("bob").await;
@@ -617,20 +599,20 @@ async fn ended_sessions_and_expired_challenges_are_deleted_after_their_retention
             Ok(LoginOutcome::SecondFactor { .. })
         ));
     }
-    assert_eq!(rows(&db, "sessions").await, 2);
-    assert_eq!(rows(&db, "mfa_challenges").await, 3);
-    assert!(rows(&db, "spent_refresh_tokens").await >= 2);
+    assert_eq!(server.data().count_rows("sessions").await, 2);
+    assert_eq!(server.data().count_rows("mfa_challenges").await, 3);
+    assert!(server.data().count_rows("spent_refresh_tokens").await >= 2);
 
     // Challenges live 5 minutes; nothing keeps them longer.
     server.advance(chrono::Duration::minutes(6));
     eventually(
         Duration::from_secs(5),
         "expired challenges deleted",
-        || async { rows(&db, "mfa_challenges").await == 0 },
+        || async { server.data().count_rows("mfa_challenges").await == 0 },
     )
     .await;
     assert_eq!(
-        rows(&db, "sessions").await,
+        server.data().count_rows("sessions").await,
         2,
         "ended sessions are kept a while"
     );
@@ -640,7 +622,7 @@ async fn ended_sessions_and_expired_challenges_are_deleted_after_their_retention
     eventually(
         Duration::from_secs(5),
         "the ended session deleted",
-        || async { rows(&db, "sessions").await == 1 },
+        || async { server.data().count_rows("sessions").await == 1 },
     )
     .await;
     let live = client
@@ -648,7 +630,7 @@ async fn ended_sessions_and_expired_challenges_are_deleted_after_their_retention
         .await
         .expect("the live session is untouched");
     assert_eq!(
-        rows(&db, "spent_refresh_tokens").await,
+        server.data().count_rows("spent_refresh_tokens").await,
         2,
         "the live session's"
     );
@@ -656,10 +638,10 @@ async fn ended_sessions_and_expired_challenges_are_deleted_after_their_retention
     // The live one ends 30 days after its sign-in, and goes a week later.
     server.advance(chrono::Duration::days(30));
     eventually(Duration::from_secs(5), "every session deleted", || async {
-        rows(&db, "sessions").await == 0
+        server.data().count_rows("sessions").await == 0
     })
     .await;
-    assert_eq!(rows(&db, "spent_refresh_tokens").await, 0);
+    assert_eq!(server.data().count_rows("spent_refresh_tokens").await, 0);
     assert_eq!(
         status_of(client.refresh(&live.refresh_token.unwrap()).await),
         401
