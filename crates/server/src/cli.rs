@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::data_dir;
 use crate::error::SetupError;
+use crate::http::client_address::{self, ForwardedHeader, TrustedProxies};
 use crate::registry::keys::RegistryKeys;
 use crate::{totp, Hub, Instance};
 
@@ -105,6 +106,27 @@ pub struct ServeArgs {
     /// /v2/hubkey/info so the desktop app knows where to point the docker CLI.
     #[arg(long, env = "HUBKEYD_REGISTRY_HOST")]
     pub registry_host: Option<String>,
+    /// A reverse proxy (CIDR or address) whose forwarded header names the client; repeat
+    /// for several. Without one, forwarded headers are ignored and the TCP peer is the
+    /// client. The client is the right-most address in the header that is not itself a
+    /// trusted proxy.
+    #[arg(
+        long = "trusted-proxy",
+        value_name = "CIDR",
+        env = "HUBKEYD_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = client_address::parse_network
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The header the trusted proxies set (only that one is read: a proxy passes the other
+    /// through from the client untouched).
+    #[arg(
+        long,
+        value_enum,
+        env = "HUBKEYD_FORWARDED_HEADER",
+        default_value = "x-forwarded-for"
+    )]
+    pub forwarded_header: ForwardedHeader,
 }
 
 #[derive(Debug, Subcommand)]
@@ -247,7 +269,11 @@ async fn serve(hub: Hub, args: ServeArgs) -> Result<()> {
         public_url: args.public_url,
         registry_host: args.registry_host,
     };
-    crate::run_server(hub, listener, site, shutdown_signal()).await?;
+    let state = crate::AppState::new(hub, site).with_trusted_proxies(TrustedProxies::new(
+        args.trusted_proxies,
+        args.forwarded_header,
+    ));
+    crate::run_app(state, listener, shutdown_signal()).await?;
     tracing::info!("hubkeyd stopped");
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The HTTP edge: routes, extractors, error bodies and the OpenAPI document.
 
+pub mod client_address;
 pub mod cross_site;
 pub mod error;
 pub mod extract;
@@ -185,8 +186,28 @@ pub fn router(state: AppState) -> Router {
             REQUEST_TIMEOUT,
         ))
         .layer(axum::middleware::from_fn(error::json_errors))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        // Outside the trace layer, so the request's span already names its client.
+        .layer(axum::middleware::from_fn_with_state(
+            state.trusted_proxies().clone(),
+            client_address::resolve,
+        ))
         .with_state(state)
+}
+
+/// The span of one request: method, URI and the client's address (see [`client_address`]).
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let client = request
+        .extensions()
+        .get::<client_address::ClientAddress>()
+        .map(|client_address::ClientAddress(ip)| *ip);
+    tracing::debug_span!(
+        "request",
+        method = %request.method(),
+        uri = %request.uri(),
+        version = ?request.version(),
+        client = client.map(tracing::field::display),
+    )
 }
 
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {

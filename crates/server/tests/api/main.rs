@@ -15,6 +15,7 @@ mod hostile;
 mod key_rotation;
 mod limits;
 mod openapi;
+mod proxies;
 mod pruning;
 mod registry_scopes;
 mod secrets;
