@@ -14,6 +14,7 @@ use crate::data_dir;
 use crate::error::SetupError;
 use crate::http::client_address::{self, ForwardedHeader, TrustedProxies};
 use crate::registry::keys::RegistryKeys;
+use crate::tls::{Tls, TlsFiles};
 use crate::{totp, Hub, Instance};
 
 /// What every command answers.
@@ -78,6 +79,9 @@ pub struct RegistryConfigArgs {
     /// Folder for config.yml, the certificate bundle and the registry's storage.
     #[arg(long)]
     pub out: PathBuf,
+    /// hubkeyd's TLS certificate, when it serves https: the realm must then be https.
+    #[arg(long, value_name = "PEM", env = "HUBKEYD_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, Subcommand)]
@@ -127,6 +131,23 @@ pub struct ServeArgs {
         default_value = "x-forwarded-for"
     )]
     pub forwarded_header: ForwardedHeader,
+    /// Serve https with this certificate chain (PEM, the server's certificate first);
+    /// SIGHUP reloads it and the key without closing the listener.
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "HUBKEYD_TLS_CERT",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "HUBKEYD_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,13 +203,18 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => serve(hub.clone(), args).await,
         Command::User(command) => user(&hub, command).await,
         Command::Repo(command) => repo(&hub, command).await,
-        Command::RegistryConfig(args) => crate::registry::write_registry_config(
-            &args.out,
-            &args.hub_url,
-            &args.registry_listen,
-            &registry_keys.bundle()?,
-        )
-        .and_then(|()| say(&format!("wrote {}", args.out.join("config.yml").display()))),
+        Command::RegistryConfig(args) => {
+            crate::registry::check_realm_scheme(&args.hub_url, args.tls_cert.is_some())
+                .and_then(|()| {
+                    crate::registry::write_registry_config(
+                        &args.out,
+                        &args.hub_url,
+                        &args.registry_listen,
+                        &registry_keys.bundle()?,
+                    )
+                })
+                .and_then(|()| say(&format!("wrote {}", args.out.join("config.yml").display())))
+        }
         Command::RegistryKey(command) => registry_key(&registry_keys, command),
     };
     hub.store().close().await;
@@ -254,6 +280,12 @@ fn registry_key(keys: &RegistryKeys, command: RegistryKeyCommand) -> Result<()> 
 }
 
 async fn serve(hub: Hub, args: ServeArgs) -> Result<()> {
+    // Before the port is taken: a certificate that does not load stops the start.
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(Tls::open(TlsFiles { cert, key })?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|err| SetupError::io(format!("cannot listen on {}", args.listen), err))?;
@@ -262,18 +294,20 @@ async fn serve(hub: Hub, args: ServeArgs) -> Result<()> {
         .map_err(|err| SetupError::io("listener address", err))?;
     tracing::info!(%addr, "hubkeyd listening");
     let mut stdout = std::io::stdout();
-    writeln!(stdout, "listening on http://{addr}")
+    writeln!(stdout, "listening on {scheme}://{addr}")
         .and_then(|()| stdout.flush())
         .map_err(|err| SetupError::io("stdout", err))?;
     let site = crate::Site {
         public_url: args.public_url,
         registry_host: args.registry_host,
     };
-    let state = crate::AppState::new(hub, site).with_trusted_proxies(TrustedProxies::new(
-        args.trusted_proxies,
-        args.forwarded_header,
-    ));
-    crate::run_app(state, listener, shutdown_signal()).await?;
+    let state = crate::AppState::new(hub, site)
+        .with_trusted_proxies(TrustedProxies::new(
+            args.trusted_proxies,
+            args.forwarded_header,
+        ))
+        .with_https(tls.is_some());
+    crate::run_app_with(state, listener, tls, shutdown_signal()).await?;
     tracing::info!("hubkeyd stopped");
     Ok(())
 }

@@ -27,6 +27,8 @@ pub struct AppState {
     clock: Clock,
     sweep_interval: std::time::Duration,
     trusted_proxies: TrustedProxies,
+    /// Whether the listener speaks TLS (links then start with `https://`).
+    https: bool,
 }
 
 impl AppState {
@@ -41,7 +43,16 @@ impl AppState {
             clock: Clock::system(),
             sweep_interval: crate::session::SWEEP_INTERVAL,
             trusted_proxies: TrustedProxies::default(),
+            https: false,
         }
+    }
+
+    /// The same state on a TLS listener (when `https`): links taken from `Host` are
+    /// `https://`.
+    #[must_use]
+    pub fn with_https(mut self, https: bool) -> Self {
+        self.https = https;
+        self
     }
 
     /// The same state believing the forwarded headers of `proxies` (none by default: the
@@ -103,6 +114,7 @@ impl AppState {
             .and_then(|value| value.to_str().ok())
             .filter(|host| host.bytes().all(|b| b.is_ascii_graphic()))
             .unwrap_or("localhost");
-        format!("http://{host}")
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{host}")
     }
 }

@@ -689,3 +689,10 @@ impl TestServer {
         server
     }
 }
+
+impl TestServer {
+    /// The server's process id (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}

@@ -20,4 +20,5 @@ mod pruning;
 mod registry_scopes;
 mod secrets;
 mod sessions;
+mod tls;
 mod tokens;
