@@ -148,6 +148,11 @@ pub struct ServeArgs {
         requires = "tls_cert"
     )]
     pub tls_key: Option<PathBuf>,
+    /// Serve GET /metrics (Prometheus) on this address, a listener of its own without
+    /// credentials or TLS; keep it private (loopback or an internal network). Not served at
+    /// all without it, and never on the API's address.
+    #[arg(long, value_name = "ADDR", env = "HUBKEYD_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -297,6 +302,10 @@ async fn serve(hub: Hub, args: ServeArgs) -> Result<()> {
     writeln!(stdout, "listening on {scheme}://{addr}")
         .and_then(|()| stdout.flush())
         .map_err(|err| SetupError::io("stdout", err))?;
+    let metrics = match args.metrics_addr {
+        Some(metrics_addr) => Some(serve_metrics(hub.clone(), metrics_addr, &mut stdout).await?),
+        None => None,
+    };
     let site = crate::Site {
         public_url: args.public_url,
         registry_host: args.registry_host,
@@ -307,9 +316,38 @@ async fn serve(hub: Hub, args: ServeArgs) -> Result<()> {
             args.forwarded_header,
         ))
         .with_https(tls.is_some());
-    crate::run_app_with(state, listener, tls, shutdown_signal()).await?;
+    let served = crate::run_app_with(state, listener, tls, shutdown_signal()).await;
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
+    served?;
     tracing::info!("hubkeyd stopped");
     Ok(())
+}
+
+/// Binds `addr` for `GET /metrics`, says where on stdout (after the `listening on` line) and
+/// serves it until the task is aborted.
+async fn serve_metrics(
+    hub: Hub,
+    addr: SocketAddr,
+    stdout: &mut std::io::Stdout,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|err| SetupError::io(format!("cannot listen on {addr} (--metrics-addr)"), err))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|err| SetupError::io("metrics listener address", err))?;
+    tracing::info!(addr = %bound, "metrics at /metrics");
+    writeln!(stdout, "metrics on http://{bound}/metrics")
+        .and_then(|()| stdout.flush())
+        .map_err(|err| SetupError::io("stdout", err))?;
+    let app = crate::http::metrics::router(hub);
+    Ok(tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::error!(%err, "the metrics listener stopped");
+        }
+    }))
 }
 
 async fn shutdown_signal() {

@@ -17,6 +17,7 @@ pub mod error;
 pub mod http;
 pub mod hub;
 pub mod keys;
+pub mod metrics;
 pub mod password;
 pub mod random;
 pub mod registry;

@@ -4,6 +4,7 @@ pub mod client_address;
 pub mod cross_site;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod registry;
 pub mod routes;
 mod state;
@@ -12,8 +13,10 @@ pub use state::{AppState, Site};
 
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use hubkey_api::ErrorBody;
@@ -21,6 +24,8 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
+
+use crate::metrics::{Exchange, Outcome};
 
 /// Largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -153,7 +158,13 @@ pub fn router(state: AppState) -> Router {
             post(routes::revoke_all_sessions),
         )
         .route("/v2/users/security-events", get(routes::account_events))
-        .route("/v2/auth/token", post(routes::auth_token))
+        .route(
+            "/v2/auth/token",
+            post(routes::auth_token).layer(axum::middleware::from_fn_with_state(
+                (state.clone(), Exchange::AuthToken),
+                count_exchange,
+            )),
+        )
         .route(
             "/v2/access-tokens",
             get(routes::list_tokens).post(routes::create_token),
@@ -171,9 +182,16 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/token",
-            get(registry::token_get).post(registry::token_post).layer(
-                axum::middleware::from_fn_with_state(state.clone(), cross_site::refuse_cross_site),
-            ),
+            get(registry::token_get)
+                .post(registry::token_post)
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    cross_site::refuse_cross_site,
+                ))
+                .layer(axum::middleware::from_fn_with_state(
+                    (state.clone(), Exchange::Registry),
+                    count_exchange,
+                )),
         )
         .route(
             "/v2/repositories/{namespace}/{name}",
@@ -186,6 +204,10 @@ pub fn router(state: AppState) -> Router {
             REQUEST_TIMEOUT,
         ))
         .layer(axum::middleware::from_fn(error::json_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_throttled,
+        ))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         // Outside the trace layer, so the request's span already names its client.
         .layer(axum::middleware::from_fn_with_state(
@@ -193,6 +215,30 @@ pub fn router(state: AppState) -> Router {
             client_address::resolve,
         ))
         .with_state(state)
+}
+
+/// Middleware: counts a token exchange by the status of its answer (so requests refused
+/// before the handler, cross-site or malformed, count as `invalid`).
+async fn count_exchange(
+    State((state, exchange)): State<(AppState, Exchange)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let response = next.run(request).await;
+    state
+        .hub
+        .metrics()
+        .token_exchange(exchange, Outcome::of_status(response.status()));
+    response
+}
+
+/// Middleware: counts every 429 answer.
+async fn count_throttled(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if response.status() == StatusCode::TOO_MANY_REQUESTS {
+        state.hub.metrics().throttled();
+    }
+    response
 }
 
 /// The span of one request: method, URI and the client's address (see [`client_address`]).

@@ -14,6 +14,7 @@
 
 mod account_events;
 mod accounts;
+mod pool_use;
 mod repositories;
 mod sessions;
 mod sweep;
@@ -32,6 +33,7 @@ use sqlx::SqlitePool;
 use crate::error::{Error, Result, SetupError};
 
 pub use accounts::{UserRow, UserSummary};
+pub use pool_use::PoolUse;
 pub use sessions::{EventOrigin, Refresh, RevokeReason, SessionRow};
 pub use sweep::Swept;
 pub use tokens::{

@@ -696,3 +696,10 @@ impl TestServer {
         self.child.id()
     }
 }
+
+impl TestServer {
+    /// The lines the server printed on stdout after its `listening on` line, so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().expect("stdout lines").clone()
+    }
+}

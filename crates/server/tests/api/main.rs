@@ -14,6 +14,7 @@ mod harness;
 mod hostile;
 mod key_rotation;
 mod limits;
+mod metrics;
 mod openapi;
 mod proxies;
 mod pruning;
