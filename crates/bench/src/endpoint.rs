@@ -90,6 +90,15 @@ async fn measured(
 }
 
 pub async fn run(options: &Options, ceiling: f64) -> Result<()> {
+    // Before minutes of other runs: a store this hubkeyd cannot serve stops the bench now.
+    if let StoreKind::Postgres(url) = &options.store {
+        hubkeyd::store::Store::check_url(url).map_err(|err| {
+            format!(
+                "--store postgres: not yet: this hubkeyd does not serve PostgreSQL (the \
+                 PostgreSQL store of issue 13 is not merged on this branch?): {err}"
+            )
+        })?;
+    }
     let mut rows = Vec::new();
 
     let server = Server::seed_and_start(&options.hubkeyd, LOAD_TOKENS).await?;
