@@ -80,7 +80,8 @@ pub async fn run(hubkeyd: &Path, seconds: u64) -> Result<()> {
     let mut rows = Vec::new();
     for scenario in &scenarios {
         let dir = tempfile::tempdir()?;
-        let tokens = crate::seed(dir.path(), 1).await?;
+        let url = format!("sqlite://{}", dir.path().join("hubkeyd.db").display());
+        let tokens = crate::seed(dir.path(), &url, 1, 1).await?;
         add_users(dir.path(), &others).await?;
         let server = Server::start(hubkeyd, dir, tokens)?;
         let pat = server

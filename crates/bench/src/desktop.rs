@@ -183,7 +183,7 @@ pub async fn run(args: impl Iterator<Item = String>) -> Result<()> {
     let store = hub.hub.store();
     let user = store.user_by_name(USER).await?.ok_or("no bench user")?;
     // The sign-in below adds this device's auto token: SMALL in all.
-    insert_tokens(store, &user.id, SMALL - 1, Utc::now()).await?;
+    insert_tokens(store, &user.id, SMALL - 1, crate::LOAD_TOKENS, Utc::now()).await?;
 
     eprintln!("signing in once through the window");
     let app =
@@ -192,7 +192,14 @@ pub async fn run(args: impl Iterator<Item = String>) -> Result<()> {
     let home = app.quit().await;
 
     let (small, home) = launches(&keyring, &hub.url, home, &options, &clock, SMALL).await?;
-    insert_tokens(store, &user.id, options.large - SMALL, Utc::now()).await?;
+    insert_tokens(
+        store,
+        &user.id,
+        options.large - SMALL,
+        crate::LOAD_TOKENS,
+        Utc::now(),
+    )
+    .await?;
     let (large, mut home) =
         launches(&keyring, &hub.url, home, &options, &clock, options.large).await?;
 

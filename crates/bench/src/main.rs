@@ -1,13 +1,17 @@
 //! `hubkey-bench`: measures hubkeyd's registry token endpoint on loopback and prints figures.
 //!
-//! Usage: `hubkey-bench PATH/TO/hubkeyd [soak|bruteforce] [--seconds N] [--large N]
-//! [--connections N]` (see `scripts/bench`). `soak` and `bruteforce` are described in their
-//! modules. Without a subcommand it prints, in one run:
+//! Usage: `hubkey-bench PATH/TO/hubkeyd [soak|bruteforce] [--seconds N] [--tokens M]
+//! [--distinct N] [--store sqlite|postgres --database-url URL] [--connections N]` (see
+//! `scripts/bench`). `soak` and `bruteforce` are described in their modules. Without a
+//! subcommand it prints, in one run:
 //! - the in-process ceiling: SHA-256 of a token plus an ES256-signed registry token, per
 //!   second on one core;
-//! - `GET /token` under wrk at 32 and 256 connections with 1 000 and with `--large` tokens
-//!   stored (default 1 000 000): requests/s, p50, p99, and the ratios endpoint/ceiling and
-//!   large/1k;
+//! - `GET /token` under wrk at 32 and 256 connections with 1 000 tokens stored, and with
+//!   `--tokens` stored (default 1 000 000) under two loads side by side: the 1 000 hot tokens,
+//!   and `--distinct` tokens (default 200 000) picked at random per request: requests/s, p50,
+//!   p99, the ratios endpoint/ceiling, large/1k and distinct/hot, hubkeyd's resident memory at
+//!   the end, and where the time went (token cache hits and misses, usage flushes: from the
+//!   server's own `/metrics`);
 //! - the same load while a second client floods `/v2/users/login` with wrong passwords from
 //!   many loopback addresses: throughput as a ratio of the undisturbed run.
 //!
@@ -17,6 +21,7 @@
 #![allow(clippy::print_stderr, clippy::cast_possible_truncation)]
 
 mod bruteforce;
+mod endpoint;
 mod soak;
 
 use std::io::{BufRead, BufReader, Write};
@@ -41,7 +46,17 @@ const PASSWORD: &str = "bench password 2026";
 const LOAD_TOKENS: usize = 1000;
 
 const USAGE: &str = "usage: hubkey-bench PATH/TO/hubkeyd [soak|bruteforce] [--seconds N] \
-                     [--large N] [--connections N]";
+                     [--tokens M] [--distinct N] [--store sqlite|postgres] [--database-url URL] \
+                     [--connections N]";
+
+/// Which store the large run seeds and serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum StoreKind {
+    /// A SQLite file in a fresh data directory (the default).
+    Sqlite,
+    /// An empty PostgreSQL database at this URL (never printed: it may hold a password).
+    Postgres(String),
+}
 
 /// Which benchmark to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +73,11 @@ struct Options {
     hubkeyd: PathBuf,
     benchmark: Benchmark,
     seconds: u64,
+    /// Tokens stored in the large run.
     large: usize,
+    /// Of those, how many the distinct load picks from.
+    distinct: usize,
+    store: StoreKind,
     connections: usize,
 }
 
@@ -83,16 +102,41 @@ fn options() -> Result<Options> {
             Benchmark::Bruteforce => 60,
         },
         large: 1_000_000,
+        distinct: 200_000,
+        store: StoreKind::Sqlite,
         connections: 8,
     };
+    let mut store = "sqlite".to_owned();
+    let mut database_url = None;
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--seconds" => options.seconds = value.parse()?,
-            "--large" => options.large = value.parse()?,
+            "--tokens" | "--large" => options.large = value.parse()?,
+            "--distinct" => options.distinct = value.parse()?,
+            "--store" => store = value,
+            "--database-url" => database_url = Some(value),
             "--connections" => options.connections = value.parse()?,
             other => return Err(format!("unknown flag {other}; {USAGE}").into()),
         }
+    }
+    options.store = match (store.as_str(), database_url) {
+        ("sqlite", None) => StoreKind::Sqlite,
+        ("postgres", Some(url)) => StoreKind::Postgres(url),
+        ("postgres", None) => {
+            return Err(
+                "--store postgres needs --database-url postgres://… (an empty database)".into(),
+            )
+        }
+        ("sqlite", Some(_)) => return Err("--database-url is for --store postgres".into()),
+        (other, _) => return Err(format!("--store {other}? sqlite or postgres").into()),
+    };
+    if options.distinct < LOAD_TOKENS || options.distinct > options.large {
+        return Err(format!(
+            "--distinct must be between {LOAD_TOKENS} (the hot set) and --tokens ({})",
+            options.large
+        )
+        .into());
     }
     Ok(options)
 }
@@ -135,66 +179,7 @@ async fn main() -> Result<()> {
         "\nin-process ceiling (SHA-256 of a token + ES256-signed token), one core: {ceiling:.0}/s"
     );
 
-    let mut rows = Vec::new();
-    for stored in [1000, options.large] {
-        let server = Server::seed_and_start(&options.hubkeyd, stored).await?;
-        let script = server.wrk_script()?;
-        wrk(&server.url, &script, 32, 2)?; // warm-up: fills the lookup cache
-        for connections in [32, 256] {
-            let run = wrk(&server.url, &script, connections, options.seconds)?;
-            rows.push((stored, connections, run));
-        }
-        if stored == 1000 {
-            let flood = Flood::start(&server.url);
-            let run = wrk(&server.url, &script, 32, options.seconds)?;
-            let (attempts, throttled) = flood.stop().await;
-            rows.push((stored, 0, run));
-            println!("login flood during that run: {attempts} attempts, {throttled} answered 429");
-        }
-        server.stop();
-    }
-
-    println!(
-        "\n{:>10} {:>6} {:>10} {:>9} {:>9} {:>9}",
-        "tokens", "conns", "req/s", "p50 ms", "p99 ms", "errors"
-    );
-    for (stored, connections, run) in &rows {
-        let conns = if *connections == 0 {
-            "32+fl".to_owned()
-        } else {
-            connections.to_string()
-        };
-        println!(
-            "{:>10} {:>6} {:>10.0} {:>9.2} {:>9.2} {:>9}",
-            stored, conns, run.requests_per_second, run.p50_ms, run.p99_ms, run.errors
-        );
-    }
-    let find = |stored: usize, connections: usize| {
-        rows.iter()
-            .find(|(s, c, _)| *s == stored && *c == connections)
-            .map(|(_, _, run)| run.requests_per_second)
-            .unwrap_or(f64::NAN)
-    };
-    println!("\nratios, measured side by side in this run:");
-    println!(
-        "  endpoint(1k, 32 conns) / in-process ceiling      {:.2}",
-        find(1000, 32) / ceiling
-    );
-    println!(
-        "  {} tokens / 1k tokens, 32 conns             {:.2}",
-        options.large,
-        find(options.large, 32) / find(1000, 32)
-    );
-    println!(
-        "  {} tokens / 1k tokens, 256 conns            {:.2}",
-        options.large,
-        find(options.large, 256) / find(1000, 256)
-    );
-    println!(
-        "  during login flood / undisturbed, 32 conns      {:.2}",
-        find(1000, 0) / find(1000, 32)
-    );
-    Ok(())
+    endpoint::run(&options, ceiling).await
 }
 
 fn cores() -> usize {
@@ -233,60 +218,127 @@ fn ceiling(duration: Duration) -> Result<f64> {
 /// A release hubkeyd over a seeded data directory.
 struct Server {
     url: String,
+    /// Its `GET /metrics`, when started with one.
+    metrics_url: Option<String>,
     child: Child,
     tokens: Vec<PlainToken>,
     _dir: tempfile::TempDir,
 }
 
 impl Server {
+    /// Seeds `stored` tokens in SQLite and serves them; keeps the first [`LOAD_TOKENS`]
+    /// plaintexts.
     async fn seed_and_start(hubkeyd: &Path, stored: usize) -> Result<Self> {
+        Self::seed_and_start_in(hubkeyd, &StoreKind::Sqlite, stored, LOAD_TOKENS).await
+    }
+
+    /// Seeds `stored` tokens in `store` and serves them with a metrics listener; keeps the
+    /// first `keep` plaintexts.
+    async fn seed_and_start_in(
+        hubkeyd: &Path,
+        store: &StoreKind,
+        stored: usize,
+        keep: usize,
+    ) -> Result<Self> {
         let dir = tempfile::tempdir()?;
+        let database_url = match store {
+            StoreKind::Sqlite => format!("sqlite://{}", dir.path().join("hubkeyd.db").display()),
+            StoreKind::Postgres(url) => url.clone(),
+        };
         let started = Instant::now();
-        let tokens = seed(dir.path(), stored).await?;
+        let tokens = seed(dir.path(), &database_url, stored, keep)
+            .await
+            .map_err(|err| match store {
+                StoreKind::Sqlite => err,
+                StoreKind::Postgres(_) => format!(
+                    "--store postgres: not yet: this hubkeyd cannot open the PostgreSQL database \
+                     (the PostgreSQL store of issue 13 is not merged on this branch?): {err}"
+                )
+                .into(),
+            })?;
         eprintln!(
             "seeded {stored} tokens in {:.1} s",
             started.elapsed().as_secs_f64()
         );
-        Self::start(hubkeyd, dir, tokens)
+        let extra = match store {
+            StoreKind::Sqlite => Vec::new(),
+            StoreKind::Postgres(url) => vec!["--database".to_owned(), url.clone()],
+        };
+        Self::start_with(hubkeyd, dir, tokens, &extra)
     }
 
     /// Starts hubkeyd on a data directory seeded before.
     fn start(hubkeyd: &Path, dir: tempfile::TempDir, tokens: Vec<PlainToken>) -> Result<Self> {
+        Self::start_with(hubkeyd, dir, tokens, &[])
+    }
+
+    /// Starts hubkeyd with `global` arguments (e.g. `--database URL`) and a metrics listener.
+    fn start_with(
+        hubkeyd: &Path,
+        dir: tempfile::TempDir,
+        tokens: Vec<PlainToken>,
+        global: &[String],
+    ) -> Result<Self> {
         let mut child = Command::new(hubkeyd)
             .args(["--data-dir"])
             .arg(dir.path())
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(global)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ])
             .env("HUBKEYD_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut lines = BufReader::new(stdout);
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
+        lines.read_line(&mut line)?;
         let url = line
             .trim()
             .strip_prefix("listening on ")
             .ok_or("hubkeyd did not start")?
             .to_owned();
+        line.clear();
+        lines.read_line(&mut line)?;
+        let metrics_url = line.trim().strip_prefix("metrics on ").map(str::to_owned);
         Ok(Server {
             url,
+            metrics_url,
             child,
             tokens,
             _dir: dir,
         })
     }
 
-    /// A wrk Lua script that sends `GET /token` with Basic auth of a random one of the tokens.
-    fn wrk_script(&self) -> Result<tempfile::NamedTempFile> {
+    /// hubkeyd's resident memory now, in MiB.
+    fn rss_mib(&self) -> Result<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kib: f64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .ok_or("no VmRSS")?;
+        Ok(kib / 1024.0)
+    }
+
+    /// A wrk Lua script that sends `GET /token` with Basic auth of a random one of the first
+    /// `count` tokens.
+    fn wrk_script(&self, count: usize) -> Result<tempfile::NamedTempFile> {
         let mut script = tempfile::Builder::new().suffix(".lua").tempfile()?;
-        writeln!(script, "local auth = {{")?;
-        for token in &self.tokens {
+        let mut out = std::io::BufWriter::new(script.as_file_mut());
+        writeln!(out, "local auth = {{")?;
+        for token in self.tokens.iter().take(count) {
             let basic =
                 data_encoding::BASE64.encode(format!("{USER}:{}", token.expose()).as_bytes());
-            writeln!(script, "  \"Basic {basic}\",")?;
+            writeln!(out, "  \"Basic {basic}\",")?;
         }
         writeln!(
-            script,
+            out,
             "}}\nlocal path = \"/token?service=hubkey-registry&scope=repository:{USER}/app:pull,push\"\n\
              local requests = {{}}\n\
              -- Built once: formatting a request per call would cost the load generator more\n\
@@ -298,6 +350,8 @@ impl Server {
              summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, \
              latency:percentile(50), latency:percentile(99)))\nend"
         )?;
+        out.flush()?;
+        drop(out);
         Ok(script)
     }
 
@@ -307,10 +361,15 @@ impl Server {
     }
 }
 
-/// Creates the bench user and `count` manual read tokens; returns the first few plaintexts.
-async fn seed(dir: &Path, count: usize) -> Result<Vec<PlainToken>> {
-    let db = format!("sqlite://{}", dir.join("hubkeyd.db").display());
-    let instance = hubkeyd::open(dir, &db).await?;
+/// Creates the bench user and `count` manual tokens in the database at `database_url`;
+/// returns the plaintexts of the first `keep`.
+async fn seed(
+    dir: &Path,
+    database_url: &str,
+    count: usize,
+    keep: usize,
+) -> Result<Vec<PlainToken>> {
+    let instance = hubkeyd::open(dir, database_url).await?;
     let now = Utc::now();
     instance
         .hub
@@ -322,17 +381,19 @@ async fn seed(dir: &Path, count: usize) -> Result<Vec<PlainToken>> {
         .user_by_name(USER)
         .await?
         .ok_or("no user")?;
-    let kept = insert_tokens(instance.hub.store(), &user.id, count, now).await?;
+    let kept = insert_tokens(instance.hub.store(), &user.id, count, keep, now).await?;
     instance.hub.store().close().await;
     Ok(kept)
 }
 
-/// Inserts `count` manual tokens of `user_id` straight into the store (one transaction per
-/// 20 000, far faster than the API); returns the plaintexts of the first `LOAD_TOKENS`.
+/// Inserts `count` manual tokens of `user_id` through the store (one transaction per
+/// 20 000, far faster than the API, and the digests are the store's own); returns the
+/// plaintexts of the first `keep`.
 async fn insert_tokens(
     store: &Store,
     user_id: &str,
     count: usize,
+    keep: usize,
     now: chrono::DateTime<Utc>,
 ) -> Result<Vec<PlainToken>> {
     let mut kept = Vec::new();
@@ -363,7 +424,7 @@ async fn insert_tokens(
                 },
             )
             .await?;
-            if kept.len() < LOAD_TOKENS {
+            if kept.len() < keep {
                 kept.push(token);
             }
             made += 1;

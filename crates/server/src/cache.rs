@@ -10,6 +10,7 @@
 //! keys arrives, and per-entry time to live, were what the hand-written map lacked (it was
 //! bounded by entry count only, and emptied itself whole when full).
 
+use crate::metrics::CacheCounters;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 use std::time::Duration;
@@ -34,6 +35,8 @@ pub struct LookupCache<V> {
     /// Held shared while a loaded answer is inserted, exclusively while forgetting, so an
     /// insert cannot slip between a forget's generation bump and its removal.
     inserting: RwLock<()>,
+    /// Hits and misses, for the metrics endpoint.
+    counters: CacheCounters,
 }
 
 impl<V> std::fmt::Debug for LookupCache<V> {
@@ -62,7 +65,15 @@ impl<V: Clone + Send + Sync + 'static> LookupCache<V> {
             entries: builder.build(),
             generation: AtomicU64::new(0),
             inserting: RwLock::new(()),
+            counters: CacheCounters::default(),
         }
+    }
+
+    /// The same cache counting its hits and misses into `counters`.
+    #[must_use]
+    pub fn counted(mut self, counters: CacheCounters) -> Self {
+        self.counters = counters;
+        self
     }
 
     /// The cached answer for `key`, or `load`'s; only a `Some` answer is cached.
@@ -72,8 +83,10 @@ impl<V: Clone + Send + Sync + 'static> LookupCache<V> {
         Fut: std::future::Future<Output = Result<Option<V>>>,
     {
         if let Some(hit) = self.entries.get(key) {
+            self.counters.hits.inc();
             return Ok(Some(hit));
         }
+        self.counters.misses.inc();
         let generation = self.generation.load(Ordering::Acquire);
         let Some(loaded) = load().await? else {
             return Ok(None);

@@ -12,8 +12,10 @@ use zeroize::Zeroizing;
 
 use crate::data_dir;
 use crate::error::SetupError;
+use crate::http::client_address::{self, ForwardedHeader, TrustedProxies};
 use crate::registry::keys::RegistryKeys;
 use crate::store::Store;
+use crate::tls::{Tls, TlsFiles};
 use crate::{totp, Hub, Instance};
 
 /// What every command answers.
@@ -91,6 +93,9 @@ pub struct RegistryConfigArgs {
     /// Folder for config.yml, the certificate bundle and the registry's storage.
     #[arg(long)]
     pub out: PathBuf,
+    /// hubkeyd's TLS certificate, when it serves https: the realm must then be https.
+    #[arg(long, value_name = "PEM", env = "HUBKEYD_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, Subcommand)]
@@ -119,6 +124,49 @@ pub struct ServeArgs {
     /// /v2/hubkey/info so the desktop app knows where to point the docker CLI.
     #[arg(long, env = "HUBKEYD_REGISTRY_HOST")]
     pub registry_host: Option<String>,
+    /// A reverse proxy (CIDR or address) whose forwarded header names the client; repeat
+    /// for several. Without one, forwarded headers are ignored and the TCP peer is the
+    /// client. The client is the right-most address in the header that is not itself a
+    /// trusted proxy.
+    #[arg(
+        long = "trusted-proxy",
+        value_name = "CIDR",
+        env = "HUBKEYD_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = client_address::parse_network
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The header the trusted proxies set (only that one is read: a proxy passes the other
+    /// through from the client untouched).
+    #[arg(
+        long,
+        value_enum,
+        env = "HUBKEYD_FORWARDED_HEADER",
+        default_value = "x-forwarded-for"
+    )]
+    pub forwarded_header: ForwardedHeader,
+    /// Serve https with this certificate chain (PEM, the server's certificate first);
+    /// SIGHUP reloads it and the key without closing the listener.
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "HUBKEYD_TLS_CERT",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "HUBKEYD_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Serve GET /metrics (Prometheus) on this address, a listener of its own without
+    /// credentials or TLS; keep it private (loopback or an internal network). Not served at
+    /// all without it, and never on the API's address.
+    #[arg(long, value_name = "ADDR", env = "HUBKEYD_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,13 +222,18 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => serve(hub.clone(), args).await,
         Command::User(command) => user(&hub, command).await,
         Command::Repo(command) => repo(&hub, command).await,
-        Command::RegistryConfig(args) => crate::registry::write_registry_config(
-            &args.out,
-            &args.hub_url,
-            &args.registry_listen,
-            &registry_keys.bundle()?,
-        )
-        .and_then(|()| say(&format!("wrote {}", args.out.join("config.yml").display()))),
+        Command::RegistryConfig(args) => {
+            crate::registry::check_realm_scheme(&args.hub_url, args.tls_cert.is_some())
+                .and_then(|()| {
+                    crate::registry::write_registry_config(
+                        &args.out,
+                        &args.hub_url,
+                        &args.registry_listen,
+                        &registry_keys.bundle()?,
+                    )
+                })
+                .and_then(|()| say(&format!("wrote {}", args.out.join("config.yml").display())))
+        }
         Command::RegistryKey(command) => registry_key(&registry_keys, command),
         Command::CopyStore(args) => copy_store(&hub, &args).await,
     };
@@ -257,6 +310,12 @@ fn registry_key(keys: &RegistryKeys, command: RegistryKeyCommand) -> Result<()> 
 }
 
 async fn serve(hub: Hub, args: ServeArgs) -> Result<()> {
+    // Before the port is taken: a certificate that does not load stops the start.
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(Tls::open(TlsFiles { cert, key })?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|err| SetupError::io(format!("cannot listen on {}", args.listen), err))?;
@@ -265,16 +324,55 @@ async fn serve(hub: Hub, args: ServeArgs) -> Result<()> {
         .map_err(|err| SetupError::io("listener address", err))?;
     tracing::info!(%addr, "hubkeyd listening");
     let mut stdout = std::io::stdout();
-    writeln!(stdout, "listening on http://{addr}")
+    writeln!(stdout, "listening on {scheme}://{addr}")
         .and_then(|()| stdout.flush())
         .map_err(|err| SetupError::io("stdout", err))?;
+    let metrics = match args.metrics_addr {
+        Some(metrics_addr) => Some(serve_metrics(hub.clone(), metrics_addr, &mut stdout).await?),
+        None => None,
+    };
     let site = crate::Site {
         public_url: args.public_url,
         registry_host: args.registry_host,
     };
-    crate::run_server(hub, listener, site, shutdown_signal()).await?;
+    let state = crate::AppState::new(hub, site)
+        .with_trusted_proxies(TrustedProxies::new(
+            args.trusted_proxies,
+            args.forwarded_header,
+        ))
+        .with_https(tls.is_some());
+    let served = crate::run_app_with(state, listener, tls, shutdown_signal()).await;
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
+    served?;
     tracing::info!("hubkeyd stopped");
     Ok(())
+}
+
+/// Binds `addr` for `GET /metrics`, says where on stdout (after the `listening on` line) and
+/// serves it until the task is aborted.
+async fn serve_metrics(
+    hub: Hub,
+    addr: SocketAddr,
+    stdout: &mut std::io::Stdout,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|err| SetupError::io(format!("cannot listen on {addr} (--metrics-addr)"), err))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|err| SetupError::io("metrics listener address", err))?;
+    tracing::info!(addr = %bound, "metrics at /metrics");
+    writeln!(stdout, "metrics on http://{bound}/metrics")
+        .and_then(|()| stdout.flush())
+        .map_err(|err| SetupError::io("stdout", err))?;
+    let app = crate::http::metrics::router(hub);
+    Ok(tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::error!(%err, "the metrics listener stopped");
+        }
+    }))
 }
 
 async fn shutdown_signal() {

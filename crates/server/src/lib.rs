@@ -17,12 +17,14 @@ pub mod error;
 pub mod http;
 pub mod hub;
 pub mod keys;
+pub mod metrics;
 pub mod password;
 pub mod random;
 pub mod registry;
 pub mod session;
 pub mod store;
 pub mod throttle;
+pub mod tls;
 pub mod totp;
 pub mod usage;
 
@@ -42,6 +44,7 @@ use registry::keys::RegistryKeys;
 use registry::TokenIssuer;
 use store::Store;
 use throttle::Throttle;
+use tls::Tls;
 
 /// An opened data directory: the service over its database, and the registry signing keys.
 pub struct Instance {
@@ -94,6 +97,16 @@ pub async fn run_app(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), SetupError> {
+    run_app_with(state, listener, None, shutdown).await
+}
+
+/// [`run_app`], over TLS when `tls` is given (see [`serve_tls`]).
+pub async fn run_app_with(
+    state: AppState,
+    listener: TcpListener,
+    tls: Option<Tls>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), SetupError> {
     let hub = state.hub.clone();
     let flusher = tokio::spawn(hub.usage().clone().flush_forever(hub.store().clone()));
     let sweeper = tokio::spawn(
@@ -101,7 +114,10 @@ pub async fn run_app(
             .sweep_forever(state.clock(), state.sweep_interval()),
     );
     let throttle_sweeper = tokio::spawn(hub.throttle().clone().sweep_forever(state.clock()));
-    let served = serve(listener, state, shutdown).await;
+    let served = match tls {
+        None => serve(listener, state, shutdown).await,
+        Some(tls) => serve_tls(listener, state, tls, shutdown).await,
+    };
     flusher.abort();
     sweeper.abort();
     throttle_sweeper.abort();
@@ -120,4 +136,32 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Serves the API over TLS on `listener` until `shutdown` completes, then finishes the
+/// requests in flight (for at most [`http::REQUEST_TIMEOUT`]). SIGHUP reloads the certificate
+/// and key meanwhile ([`Tls::reload_on_hangup`]).
+pub async fn serve_tls(
+    listener: TcpListener,
+    state: AppState,
+    tls: Tls,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let reloader = tokio::spawn(tls.clone().reload_on_hangup());
+    let handle = axum_server::Handle::<SocketAddr>::new();
+    let stopper = {
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            handle.graceful_shutdown(Some(http::REQUEST_TIMEOUT));
+        })
+    };
+    let served = match axum_server::from_tcp_rustls(listener.into_std()?, tls.config()) {
+        Ok(server) => server.handle(handle).serve(app).await,
+        Err(err) => Err(err),
+    };
+    reloader.abort();
+    stopper.abort();
+    served
 }

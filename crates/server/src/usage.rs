@@ -7,6 +7,7 @@
 //! runs at a time: a flush called while another is writing waits for it, so when the pruning
 //! rule's own flush returns, every use recorded before it is in the database.
 
+use crate::metrics::FlushMetrics;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,6 +34,8 @@ pub struct UsageLog {
     gate: tokio::sync::RwLock<()>,
     /// Non-empty batches taken so far (for the test hook).
     batches_taken: AtomicU64,
+    /// Each write's time and size, for the metrics endpoint.
+    metrics: FlushMetrics,
 }
 
 /// While held, every flush that has taken its batch waits before writing it.
@@ -44,6 +47,14 @@ pub fn epoch_day(at: DateTime<Utc>) -> i64 {
 }
 
 impl UsageLog {
+    /// An empty log whose flushes are observed into `metrics`.
+    pub fn observed(metrics: FlushMetrics) -> Self {
+        UsageLog {
+            metrics,
+            ..UsageLog::default()
+        }
+    }
+
     /// Notes a use of token `uuid` at `now`.
     pub fn record(&self, uuid: &str, now: DateTime<Utc>) {
         let mut pending = lock(&self.pending);
@@ -97,7 +108,9 @@ impl UsageLog {
         }
         self.batches_taken.fetch_add(1, Ordering::AcqRel);
         drop(self.gate.read().await);
+        let started = std::time::Instant::now();
         let written = store.record_uses(&batch).await;
+        self.metrics.observe(batch.len(), started.elapsed());
         let mut pending = lock(&self.pending);
         if written.is_err() {
             for (uuid, unwritten) in batch {

@@ -1,10 +1,8 @@
 //! Extractors that give malformed input the same error shape as every other error.
 
-use std::net::SocketAddr;
-
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +11,7 @@ use hubkey_api::ValidationErrorBody;
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
+use crate::http::client_address::ClientAddress;
 use crate::http::AppState;
 use crate::hub::ClientInfo;
 use crate::session::Caller;
@@ -182,9 +181,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let ip = parts
             .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip())
-            .ok_or_else(|| Error::Internal("no peer address on the connection".into()))?;
+            .get::<ClientAddress>()
+            .map(|ClientAddress(ip)| *ip)
+            .ok_or_else(|| Error::Internal("no client address on the request".into()))?;
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)

@@ -1,9 +1,11 @@
 //! The HTTP edge: routes, extractors, error bodies and the OpenAPI document.
 
+pub mod client_address;
 pub mod cross_site;
 pub mod device_page;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod oauth;
 pub mod registry;
 pub mod routes;
@@ -14,8 +16,10 @@ pub use state::{AppState, Site};
 
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use hubkey_api::ErrorBody;
@@ -23,6 +27,8 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
+
+use crate::metrics::{Exchange, Outcome};
 
 /// Largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -165,7 +171,13 @@ pub fn router(state: AppState) -> Router {
             "/v2/users/2fa/recovery-codes",
             post(two_factor::recovery_codes),
         )
-        .route("/v2/auth/token", post(routes::auth_token))
+        .route(
+            "/v2/auth/token",
+            post(routes::auth_token).layer(axum::middleware::from_fn_with_state(
+                (state.clone(), Exchange::AuthToken),
+                count_exchange,
+            )),
+        )
         .route("/oauth/device/code", post(oauth::device_code))
         .route("/oauth/token", post(oauth::token))
         .route(
@@ -193,9 +205,16 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/token",
-            get(registry::token_get).post(registry::token_post).layer(
-                axum::middleware::from_fn_with_state(state.clone(), cross_site::refuse_cross_site),
-            ),
+            get(registry::token_get)
+                .post(registry::token_post)
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    cross_site::refuse_cross_site,
+                ))
+                .layer(axum::middleware::from_fn_with_state(
+                    (state.clone(), Exchange::Registry),
+                    count_exchange,
+                )),
         )
         .route(
             "/v2/repositories/{namespace}/{name}",
@@ -208,8 +227,56 @@ pub fn router(state: AppState) -> Router {
             REQUEST_TIMEOUT,
         ))
         .layer(axum::middleware::from_fn(error::json_errors))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_throttled,
+        ))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        // Outside the trace layer, so the request's span already names its client.
+        .layer(axum::middleware::from_fn_with_state(
+            state.trusted_proxies().clone(),
+            client_address::resolve,
+        ))
         .with_state(state)
+}
+
+/// Middleware: counts a token exchange by the status of its answer (so requests refused
+/// before the handler, cross-site or malformed, count as `invalid`).
+async fn count_exchange(
+    State((state, exchange)): State<(AppState, Exchange)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let response = next.run(request).await;
+    state
+        .hub
+        .metrics()
+        .token_exchange(exchange, Outcome::of_status(response.status()));
+    response
+}
+
+/// Middleware: counts every 429 answer.
+async fn count_throttled(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if response.status() == StatusCode::TOO_MANY_REQUESTS {
+        state.hub.metrics().throttled();
+    }
+    response
+}
+
+/// The span of one request: method, URI and the client's address (see [`client_address`]).
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let client = request
+        .extensions()
+        .get::<client_address::ClientAddress>()
+        .map(|client_address::ClientAddress(ip)| *ip);
+    tracing::debug_span!(
+        "request",
+        method = %request.method(),
+        uri = %request.uri(),
+        version = ?request.version(),
+        client = client.map(tracing::field::display),
+    )
 }
 
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {

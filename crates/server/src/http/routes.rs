@@ -20,6 +20,7 @@ use super::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery, Authenticated};
 use crate::error::{Error, Result};
 use crate::http::AppState;
 use crate::hub::ClientInfo;
+use crate::metrics::{Outcome, SignInStep};
 
 /// Liveness: the server answers and its database does.
 #[utoipa::path(get, path = "/healthz", tag = "meta",
@@ -57,11 +58,15 @@ pub async fn login(
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>> {
     let password = Zeroizing::new(body.password);
-    state
+    let result = state
         .hub
         .login(&body.username, password, &client, state.now())
-        .await
-        .map(Json)
+        .await;
+    state
+        .hub
+        .metrics()
+        .sign_in(SignInStep::Password, Outcome::of(&result));
+    result.map(Json)
 }
 
 /// Completes a sign-in with the TOTP code of the account's authenticator.
@@ -78,11 +83,15 @@ pub async fn login_2fa(
     client: ClientInfo,
     ApiJson(body): ApiJson<TwoFactorLoginRequest>,
 ) -> Result<Json<LoginResponse>> {
-    state
+    let result = state
         .hub
         .login_2fa(&body.login_2fa_token, &body.code, &client, state.now())
-        .await
-        .map(Json)
+        .await;
+    state
+        .hub
+        .metrics()
+        .sign_in(SignInStep::SecondFactor, Outcome::of(&result));
+    result.map(Json)
 }
 
 /// Exchanges a refresh token for a new session token and refresh token (our extension).

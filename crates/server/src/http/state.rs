@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::http::{header, HeaderMap};
 use chrono::{DateTime, Utc};
 
+use super::client_address::TrustedProxies;
 use crate::clock::Clock;
 use crate::hub::Hub;
 
@@ -25,6 +26,9 @@ pub struct AppState {
     pub registry_host: Option<Arc<str>>,
     clock: Clock,
     sweep_interval: std::time::Duration,
+    trusted_proxies: TrustedProxies,
+    /// Whether the listener speaks TLS (links then start with `https://`).
+    https: bool,
 }
 
 impl AppState {
@@ -38,7 +42,30 @@ impl AppState {
             registry_host: site.registry_host.map(Arc::from),
             clock: Clock::system(),
             sweep_interval: crate::session::SWEEP_INTERVAL,
+            trusted_proxies: TrustedProxies::default(),
+            https: false,
         }
+    }
+
+    /// The same state on a TLS listener (when `https`): links taken from `Host` are
+    /// `https://`.
+    #[must_use]
+    pub fn with_https(mut self, https: bool) -> Self {
+        self.https = https;
+        self
+    }
+
+    /// The same state believing the forwarded headers of `proxies` (none by default: the
+    /// TCP peer is the client).
+    #[must_use]
+    pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = proxies;
+        self
+    }
+
+    /// The proxies whose forwarded headers name the client.
+    pub fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.trusted_proxies
     }
 
     /// The same state sweeping ended sessions every `interval` instead of
@@ -87,6 +114,7 @@ impl AppState {
             .and_then(|value| value.to_str().ok())
             .filter(|host| host.bytes().all(|b| b.is_ascii_graphic()))
             .unwrap_or("localhost");
-        format!("http://{host}")
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{host}")
     }
 }

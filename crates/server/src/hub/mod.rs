@@ -26,6 +26,7 @@ use hubkey_api::error::PAT_SESSION_FORBIDDEN;
 use crate::cache::LookupCache;
 use crate::error::{Error, Result};
 use crate::keys::ServerKeys;
+use crate::metrics::{CacheName, Metrics};
 use crate::password::PasswordHasher;
 use crate::registry::TokenIssuer;
 use crate::session::{self, Caller, SessionSource};
@@ -93,6 +94,7 @@ pub struct Hub {
     throttle: Arc<Throttle>,
     /// How long a bearer JWT lives ([`session::ACCESS_TTL`] unless set).
     access_ttl: chrono::Duration,
+    metrics: Arc<Metrics>,
 }
 
 impl Hub {
@@ -103,6 +105,7 @@ impl Hub {
         issuer: TokenIssuer,
         throttle: Throttle,
     ) -> Self {
+        let metrics = Arc::new(Metrics::new());
         Hub {
             store,
             keys,
@@ -110,20 +113,21 @@ impl Hub {
             issuer: Arc::new(issuer),
             // Token changes through the API are forgotten at once; an admin command run in
             // another process (on the account) is seen after TOKEN_CACHE_AGE.
-            tokens: Arc::new(TokenCache::new(
-                TOKEN_CACHE_BYTES,
-                Some(TOKEN_CACHE_AGE),
-                |owner| owner.heap_size(),
-            )),
+            tokens: Arc::new(
+                TokenCache::new(TOKEN_CACHE_BYTES, Some(TOKEN_CACHE_AGE), |owner| {
+                    owner.heap_size()
+                })
+                .counted(metrics.cache_counters(CacheName::Token)),
+            ),
             // `hubkeyd repo` changes visibility from another process: look again after a while.
-            repositories: Arc::new(LookupCache::new(
-                REPOSITORY_CACHE_BYTES,
-                Some(REPOSITORY_CACHE_AGE),
-                |_| 0,
-            )),
-            usage: Arc::new(UsageLog::default()),
+            repositories: Arc::new(
+                LookupCache::new(REPOSITORY_CACHE_BYTES, Some(REPOSITORY_CACHE_AGE), |_| 0)
+                    .counted(metrics.cache_counters(CacheName::Repository)),
+            ),
+            usage: Arc::new(UsageLog::observed(metrics.flush())),
             throttle: Arc::new(throttle),
             access_ttl: session::ACCESS_TTL,
+            metrics,
         }
     }
 
@@ -147,6 +151,11 @@ impl Hub {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// This server's metrics (what `GET /metrics` renders).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Failed sign-in throttling; the server sweeps it on a timer

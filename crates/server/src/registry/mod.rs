@@ -150,6 +150,21 @@ pub fn write_registry_config(
     std::fs::write(out.join("config.yml"), config).map_err(io)
 }
 
+/// Refuses a hub URL whose scheme is not what hubkeyd serves: registry clients follow the
+/// realm as written, and a plain `http://` realm in front of an https-only hubkeyd fails
+/// every login (or, behind a proxy that also listens on http, sends passwords in clear).
+pub fn check_realm_scheme(hub_url: &str, serves_tls: bool) -> Result<(), SetupError> {
+    let is_https = hub_url
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+    if serves_tls && !is_https {
+        return Err(SetupError::Usage(format!(
+            "--hub-url {hub_url}: hubkeyd serves https (--tls-cert / HUBKEYD_TLS_CERT is set), so the token realm must be https://…"
+        )));
+    }
+    Ok(())
+}
+
 /// A YAML double-quoted string (JSON's escaping is valid YAML).
 fn yaml_string(value: &str) -> String {
     serde_json::Value::String(value.to_owned()).to_string()
@@ -203,6 +218,15 @@ mod tests {
                 .len(),
             64
         );
+    }
+
+    #[test]
+    fn an_http_realm_is_refused_when_hubkeyd_serves_https() {
+        assert!(check_realm_scheme("https://hub.example:5080", true).is_ok());
+        assert!(check_realm_scheme("HTTPS://hub.example", true).is_ok());
+        assert!(check_realm_scheme("http://127.0.0.1:5080", false).is_ok());
+        let err = check_realm_scheme("http://127.0.0.1:5080", true).unwrap_err();
+        assert!(err.to_string().contains("must be https"), "{err}");
     }
 
     #[test]

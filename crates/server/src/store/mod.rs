@@ -16,6 +16,7 @@ mod account_events;
 mod accounts;
 mod copy;
 mod device;
+mod pool_use;
 mod repositories;
 mod sessions;
 mod sweep;
@@ -40,6 +41,7 @@ use crate::error::{Error, Result, SetupError};
 pub use accounts::{UserRow, UserSummary};
 pub use copy::Copied;
 pub use device::{DeviceGrantRow, DevicePollRow, NewDeviceGrant};
+pub use pool_use::PoolUse;
 pub use sessions::{EventOrigin, Refresh, RevokeReason, SessionRow};
 pub use sweep::Swept;
 pub use tokens::{

@@ -225,6 +225,10 @@ pub struct TestServer {
     pub url: String,
     child: Child,
     data: DataDir,
+    /// Arguments after `serve --listen 127.0.0.1:0` (kept for restarts).
+    args: Vec<String>,
+    /// What the server printed on stdout after its `listening on` line.
+    stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl TestServer {
@@ -236,14 +240,7 @@ impl TestServer {
 
     /// Like [`TestServer::start`], on an existing data directory (accounts added before).
     pub async fn start_in(data: DataDir) -> Self {
-        let child = spawn_serve(&data);
-        let mut server = TestServer {
-            url: String::new(),
-            child,
-            data,
-        };
-        server.url = server.wait_until_listening().await;
-        server
+        Self::start_with(data, &[]).await
     }
 
     /// Kills the server with SIGKILL (no chance to flush or finish anything) and reaps it.
@@ -256,7 +253,7 @@ impl TestServer {
     /// [`TestServer::kill`] or [`TestServer::stop`]; [`TestServer::url`] changes (new port).
     pub async fn restart(&mut self) {
         self.kill();
-        self.child = spawn_serve(&self.data);
+        self.child = spawn_serve(&self.data, &self.args);
         self.url = self.wait_until_listening().await;
     }
 
@@ -264,13 +261,17 @@ impl TestServer {
     async fn wait_until_listening(&mut self) -> String {
         let stdout = self.child.stdout.take().expect("stdout is piped");
         let (ready, listening) = mpsc::channel();
-        // Reads the first line, then keeps draining stdout so the server never blocks on it.
+        let later = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        self.stdout = later.clone();
+        // Reads the first line, then keeps reading stdout so the server never blocks on it.
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             if let Some(Ok(first)) = lines.next() {
                 let _ = ready.send(first);
             }
-            for _ in lines {}
+            for line in lines.map_while(Result::ok) {
+                later.lock().expect("stdout lines").push(line);
+            }
         });
         let first = tokio::task::spawn_blocking(move || listening.recv_timeout(STARTUP_TIMEOUT))
             .await
@@ -284,9 +285,11 @@ impl TestServer {
         let url = first
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first stdout line {first:?}"));
+        let port = url
+            .strip_prefix("http://127.0.0.1:")
+            .or_else(|| url.strip_prefix("https://127.0.0.1:"));
         assert!(
-            url.starts_with("http://127.0.0.1:")
-                && url["http://127.0.0.1:".len()..].parse::<u16>().is_ok(),
+            port.is_some_and(|port| port.parse::<u16>().is_ok()),
             "unexpected address in {first:?}"
         );
         url.to_owned()
@@ -469,7 +472,7 @@ pub struct RawAnswer {
 }
 
 /// `hubkeyd --data-dir DIR serve --listen 127.0.0.1:0`, stderr appended to the log file.
-fn spawn_serve(data: &DataDir) -> Child {
+fn spawn_serve(data: &DataDir, args: &[String]) -> Child {
     let log = File::options()
         .create(true)
         .append(true)
@@ -479,6 +482,7 @@ fn spawn_serve(data: &DataDir) -> Child {
         .arg("--data-dir")
         .arg(data.path())
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
         .env("HUBKEYD_LOG", "debug")
         .env_remove("HUBKEYD_DATABASE_URL")
         .env_remove("HUBKEYD_DATA_DIR")
@@ -788,9 +792,39 @@ impl DataDir {
 }
 
 impl TestServer {
+    /// Like [`TestServer::start_in`], with `args` after `serve --listen 127.0.0.1:0` (e.g.
+    /// `--trusted-proxy 127.0.0.1/32`); restarts keep them.
+    pub async fn start_with(data: DataDir, args: &[&str]) -> Self {
+        let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+        let child = spawn_serve(&data, &args);
+        let mut server = TestServer {
+            url: String::new(),
+            child,
+            data,
+            args,
+            stdout: std::sync::Arc::default(),
+        };
+        server.url = server.wait_until_listening().await;
+        server
+    }
+}
+
+impl TestServer {
     /// The data directory, to change its database between [`TestServer::stop`] and
     /// [`TestServer::restart`].
     pub fn data_mut(&mut self) -> &mut DataDir {
         &mut self.data
+    }
+
+    /// The server's process id (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl TestServer {
+    /// The lines the server printed on stdout after its `listening on` line, so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().expect("stdout lines").clone()
     }
 }
