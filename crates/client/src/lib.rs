@@ -21,7 +21,8 @@ use hubkey_api::{
     AccessToken, AccessTokenPage, AccountEventPage, AuthTokenRequest, AuthTokenResponse,
     ChangePasswordRequest, CreateAccessTokenRequest, DesktopGenerateRequest,
     DesktopGenerateResponse, Health, HubInfo, LoginRequest, LoginResponse, PatchAccessTokenRequest,
-    PatchRepositoryRequest, RefreshRequest, Repository, RevokedSessions, TokenEventPage,
+    PatchRepositoryRequest, RefreshRequest, Repository, RevokeCredentialsRequest,
+    RevokeCredentialsResponse, RevokedSessions, SecretScanningResult, TokenEventPage,
     TwoFactorLoginRequest,
 };
 use reqwest::{header, Method, RequestBuilder};
@@ -513,6 +514,43 @@ impl HubClient {
             .push(namespace)
             .push(name);
         Ok(url)
+    }
+
+    /// Sends a secret-scanning report as GitHub's partner program does
+    /// (`POST /v2/secret-scanning/github`): `body` is the raw JSON array of findings, signed
+    /// by `signature` (base64 DER ECDSA P-256 SHA-256) with GitHub's key `key_identifier`.
+    pub async fn report_secret_scanning(
+        &self,
+        body: Vec<u8>,
+        key_identifier: &str,
+        signature: &str,
+    ) -> Result<Vec<SecretScanningResult>, ClientError> {
+        self.execute(
+            self.anonymous(Method::POST, "v2/secret-scanning/github")?
+                .header(header::CONTENT_TYPE, "application/json")
+                .header("Github-Public-Key-Identifier", key_identifier)
+                .header("Github-Public-Key-Signature", signature)
+                .body(body),
+        )
+        .await?
+        .into_json()
+    }
+
+    /// Reports found access tokens for revocation (`POST /v2/credentials/revoke`, no
+    /// authentication). The answer is the same whether or not any was a live token.
+    pub async fn revoke_credentials(
+        &self,
+        credentials: &[String],
+    ) -> Result<RevokeCredentialsResponse, ClientError> {
+        let body = RevokeCredentialsRequest {
+            credentials: credentials.to_vec(),
+        };
+        self.execute(
+            self.anonymous(Method::POST, "v2/credentials/revoke")?
+                .json(&body),
+        )
+        .await?
+        .into_json()
     }
 
     /// The server's OpenAPI document.

@@ -105,6 +105,19 @@ pub struct ServeArgs {
     /// /v2/hubkey/info so the desktop app knows where to point the docker CLI.
     #[arg(long, env = "HUBKEYD_REGISTRY_HOST")]
     pub registry_host: Option<String>,
+    /// GitHub's secret-scanning key set (its `{"public_keys": [...]}` format) in a file:
+    /// turns on POST /v2/secret-scanning/github, which deactivates tokens GitHub finds in
+    /// public. Off without this or --secret-scanning-keys-url.
+    #[arg(
+        long,
+        env = "HUBKEYD_SECRET_SCANNING_KEYS",
+        conflicts_with = "secret_scanning_keys_url"
+    )]
+    pub secret_scanning_keys: Option<std::path::PathBuf>,
+    /// The URL of GitHub's secret-scanning key set, fetched at start, again every hour, and
+    /// when a report names a key it lacks (at most once a minute).
+    #[arg(long, env = "HUBKEYD_SECRET_SCANNING_KEYS_URL")]
+    pub secret_scanning_keys_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -232,6 +245,15 @@ fn registry_key(keys: &RegistryKeys, command: RegistryKeyCommand) -> Result<()> 
 }
 
 async fn serve(hub: Hub, args: ServeArgs) -> Result<()> {
+    let source = match (args.secret_scanning_keys, args.secret_scanning_keys_url) {
+        (Some(path), _) => Some(crate::secret_scanning::KeySource::File(path)),
+        (None, Some(url)) => Some(crate::secret_scanning::KeySource::Url(url)),
+        (None, None) => None,
+    };
+    let partner_keys = match source {
+        Some(source) => Some(crate::secret_scanning::PartnerKeys::open(source).await?),
+        None => None,
+    };
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|err| SetupError::io(format!("cannot listen on {}", args.listen), err))?;
@@ -247,7 +269,11 @@ async fn serve(hub: Hub, args: ServeArgs) -> Result<()> {
         public_url: args.public_url,
         registry_host: args.registry_host,
     };
-    crate::run_server(hub, listener, site, shutdown_signal()).await?;
+    let mut state = crate::AppState::new(hub, site);
+    if let Some(keys) = partner_keys {
+        state = state.with_secret_scanning(keys);
+    }
+    crate::run_app(state, listener, shutdown_signal()).await?;
     tracing::info!("hubkeyd stopped");
     Ok(())
 }

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod password;
 pub mod random;
 pub mod registry;
+pub mod secret_scanning;
 pub mod session;
 pub mod store;
 pub mod throttle;
@@ -101,11 +102,15 @@ pub async fn run_app(
             .sweep_forever(state.clock(), state.sweep_interval()),
     );
     let throttle_sweeper = tokio::spawn(hub.throttle().clone().sweep_forever(state.clock()));
+    let revoker = tokio::spawn(hub.clone().revocations_forever(state.clock()));
+    let clock = state.clock();
     let served = serve(listener, state, shutdown).await;
     flusher.abort();
     sweeper.abort();
     throttle_sweeper.abort();
+    revoker.abort();
     hub.usage().flush(hub.store()).await?;
+    hub.write_revocations(clock.now()).await?;
     served.map_err(|err| SetupError::io("serving", err))
 }
 

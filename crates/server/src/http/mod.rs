@@ -3,6 +3,7 @@
 pub mod cross_site;
 pub mod error;
 pub mod extract;
+pub mod leaks;
 pub mod registry;
 pub mod routes;
 mod state;
@@ -36,7 +37,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         routes::auth_token, routes::create_token, routes::list_tokens, routes::get_token,
         routes::patch_token, routes::delete_token, routes::desktop_generate, routes::events,
         registry::token_get, registry::token_post, registry::get_repository,
-        registry::patch_repository,
+        registry::patch_repository, leaks::secret_scanning_github, leaks::revoke_credentials,
     ),
     modifiers(&BearerAuth, &CommonResponses),
 )]
@@ -178,6 +179,12 @@ pub fn router(state: AppState) -> Router {
             "/v2/repositories/{namespace}/{name}",
             get(registry::get_repository).patch(registry::patch_repository),
         )
+        .route(
+            "/v2/secret-scanning/github",
+            post(leaks::secret_scanning_github)
+                .layer(DefaultBodyLimit::max(leaks::SECRET_SCANNING_BODY_LIMIT)),
+        )
+        .route("/v2/credentials/revoke", post(leaks::revoke_credentials))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(

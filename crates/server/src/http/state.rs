@@ -25,6 +25,8 @@ pub struct AppState {
     pub registry_host: Option<Arc<str>>,
     clock: Clock,
     sweep_interval: std::time::Duration,
+    /// GitHub's secret-scanning key set; without it the partner endpoint is off (404).
+    secret_scanning: Option<Arc<crate::secret_scanning::PartnerKeys>>,
 }
 
 impl AppState {
@@ -38,7 +40,20 @@ impl AppState {
             registry_host: site.registry_host.map(Arc::from),
             clock: Clock::system(),
             sweep_interval: crate::session::SWEEP_INTERVAL,
+            secret_scanning: None,
         }
+    }
+
+    /// The same state answering GitHub's secret-scanning reports signed with `keys`.
+    #[must_use]
+    pub fn with_secret_scanning(mut self, keys: crate::secret_scanning::PartnerKeys) -> Self {
+        self.secret_scanning = Some(Arc::new(keys));
+        self
+    }
+
+    /// The secret-scanning key set, when the partner endpoint is on.
+    pub fn secret_scanning(&self) -> Option<&crate::secret_scanning::PartnerKeys> {
+        self.secret_scanning.as_deref()
     }
 
     /// The same state sweeping ended sessions every `interval` instead of

@@ -5,10 +5,12 @@
 //! (sessions, 2FA, and [`Hub::authenticate`], where every authenticated request starts),
 //! `security` (containing a compromised account: password change, sign-out everywhere,
 //! disabling, the security events and the sweep of ended sessions),
-//! `tokens` (with their events and pruning), `usage` (the PAT check on the hot path and
+//! `tokens` (with their events and pruning), `leaks` (secret-scanning reports and the
+//! public revocation), `usage` (the PAT check on the hot path and
 //! the usage figures), `registry` (the registry's `/token`) and `repositories`.
 
 mod accounts;
+mod leaks;
 mod registry;
 mod repositories;
 mod security;
@@ -32,6 +34,7 @@ use crate::throttle::Throttle;
 use crate::usage::UsageLog;
 
 pub use accounts::check_username;
+pub use leaks::{MAX_SCANNING_MATCHES, REVOKE_PER_ADDRESS, REVOKE_WINDOW};
 pub use registry::{RegistryCredential, RegistryTokenRequest};
 pub use repositories::{check_repository_name, REPOSITORY_CACHE_AGE};
 pub use tokens::{
@@ -86,6 +89,10 @@ pub struct Hub {
     repositories: Arc<LookupCache<bool>>,
     usage: Arc<UsageLog>,
     throttle: Arc<Throttle>,
+    /// Per-address limits of the public revocation endpoint.
+    revoke_limiter: Arc<leaks::RevokeLimiter>,
+    /// Tokens the public revocation found, for the background writer.
+    revocations: Arc<leaks::RevocationQueue>,
     /// How long a bearer JWT lives ([`session::ACCESS_TTL`] unless set).
     access_ttl: chrono::Duration,
 }
@@ -118,6 +125,8 @@ impl Hub {
             )),
             usage: Arc::new(UsageLog::default()),
             throttle: Arc::new(throttle),
+            revoke_limiter: Arc::default(),
+            revocations: Arc::default(),
             access_ttl: session::ACCESS_TTL,
         }
     }

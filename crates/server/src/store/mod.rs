@@ -35,7 +35,8 @@ pub use accounts::{UserRow, UserSummary};
 pub use sessions::{EventOrigin, Refresh, RevokeReason, SessionRow};
 pub use sweep::Swept;
 pub use tokens::{
-    decode_cursor, encode_cursor, NewToken, TokenOwner, TokenRow, TokenSpec, AUTO_TOKENS_KEPT,
+    decode_cursor, encode_cursor, EventDetail, NewToken, TokenOwner, TokenRow, TokenSpec,
+    AUTO_TOKENS_KEPT,
 };
 pub use usage::PendingUse;
 

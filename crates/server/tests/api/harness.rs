@@ -667,3 +667,39 @@ fn totp_code_matches_rfc6238_vectors() {
         assert_eq!(totp_code(&secret, time), code, "t={time}");
     }
 }
+
+impl TestServer {
+    /// Like [`TestServer::start_in`], with more arguments after `serve --listen 127.0.0.1:0`.
+    pub async fn start_with_args(data: DataDir, args: &[&str]) -> Self {
+        let child = spawn_serve_with(&data, args);
+        let mut server = TestServer {
+            url: String::new(),
+            child,
+            data,
+        };
+        server.url = server.wait_until_listening().await;
+        server
+    }
+}
+
+/// `hubkeyd --data-dir DIR serve --listen 127.0.0.1:0 ARGS…`, stderr appended to the log file.
+fn spawn_serve_with(data: &DataDir, args: &[&str]) -> Child {
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .open(data.path().join(LOG_FILE))
+        .expect("open the log file");
+    Command::new(env!("CARGO_BIN_EXE_hubkeyd"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("HUBKEYD_LOG", "debug")
+        .env_remove("HUBKEYD_DATABASE_URL")
+        .env_remove("HUBKEYD_DATA_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("spawn hubkeyd serve")
+}

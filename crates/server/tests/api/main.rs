@@ -13,6 +13,7 @@ mod events;
 mod harness;
 mod hostile;
 mod key_rotation;
+mod leaks;
 mod limits;
 mod openapi;
 mod pruning;

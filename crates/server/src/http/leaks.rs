@@ -1,0 +1,99 @@
+//! The leak-response endpoints: GitHub's secret-scanning partner endpoint and the public
+//! revocation endpoint. Neither takes a bearer: the first is signed by GitHub, the second is
+//! open to anyone and answers the same whatever it is sent.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use hubkey_api::{
+    ErrorBody, RevokeCredentialsRequest, RevokeCredentialsResponse, SecretScanningMatch,
+    SecretScanningResult, ValidationErrorBody,
+};
+
+use super::extract::{ApiBytes, ApiJson};
+use crate::error::{Error, Result};
+use crate::http::AppState;
+use crate::hub::ClientInfo;
+
+/// The largest secret-scanning report read: GitHub batches findings (a finding with its URL
+/// is a few hundred bytes), and [`crate::hub::MAX_SCANNING_MATCHES`] of them fit in 1 MiB.
+/// Only this route takes more than the router's 64 KiB; its body is read before the
+/// signature can be checked, so the bound is what an unsigned request can make us buffer.
+pub const SECRET_SCANNING_BODY_LIMIT: usize = 1024 * 1024;
+
+/// GitHub's secret-scanning partner endpoint (our extension): findings of hubkey tokens in
+/// public places. Signed by GitHub (`Github-Public-Key-Identifier`,
+/// `Github-Public-Key-Signature`: ECDSA P-256 over the raw body). Each of our tokens found is
+/// deactivated (not deleted) with a `leaked` event; the same finding twice is one event.
+/// Off (404) unless the server was given a key set (`--secret-scanning-keys[-url]`).
+#[utoipa::path(post, path = "/v2/secret-scanning/github", tag = "secret-scanning",
+    request_body = Vec<SecretScanningMatch>,
+    params(
+        ("Github-Public-Key-Identifier" = String, Header, description = "The key of GitHub's key set that signed the body"),
+        ("Github-Public-Key-Signature" = String, Header, description = "Base64 DER ECDSA P-256 SHA-256 signature of the raw body"),
+    ),
+    responses(
+        (status = 200, body = Vec<SecretScanningResult>, description = "One label per finding, in order"),
+        (status = 400, body = ValidationErrorBody, description = "A correctly signed body that is not a list of findings, or more than 1 000 findings"),
+        (status = 401, body = ErrorBody, description = "Unsigned, wrongly signed, or signed with a key the key set does not hold; nothing changed"),
+        (status = 404, body = ErrorBody, description = "The endpoint is off: no key set configured"),
+        (status = 413, body = ValidationErrorBody, description = "Body over 1 MiB"),
+    ))]
+pub async fn secret_scanning_github(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiBytes(body): ApiBytes,
+) -> Result<Json<Vec<SecretScanningResult>>> {
+    let Some(keys) = state.secret_scanning() else {
+        return Err(Error::NotFound("Not found".into()));
+    };
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    keys.verify(
+        header("github-public-key-identifier"),
+        header("github-public-key-signature"),
+        &body,
+        std::time::Instant::now(),
+    )
+    .await
+    .map_err(|err| {
+        tracing::warn!(reason = %err, "secret-scanning report refused");
+        Error::Unauthorized("The report's signature could not be verified".into())
+    })?;
+    let findings: Vec<SecretScanningMatch> = serde_json::from_slice(&body)
+        .map_err(|err| Error::invalid("body", format!("not a list of findings: {err}")))?;
+    state
+        .hub
+        .report_leaked(&findings, state.now())
+        .await
+        .map(Json)
+}
+
+/// Public revocation (our extension, like GitHub's credential revocation API): anyone who
+/// found hubkey tokens sends them here; each live one is deactivated with a `reported`
+/// event. No authentication. The answer is the same whether or not any credential was a
+/// token (no oracle), and costs the same: every well-formed token is looked up, and the
+/// deactivations are written after the answer. Throttled per client address.
+#[utoipa::path(post, path = "/v2/credentials/revoke", tag = "secret-scanning",
+    request_body = RevokeCredentialsRequest,
+    responses(
+        (status = 200, body = RevokeCredentialsResponse, description = "Accepted; says nothing about what was found"),
+        (status = 400, body = ValidationErrorBody, description = "Malformed body, or more than 1 000 credentials"),
+        (status = 429, body = ErrorBody, description = "Too many requests from this address",
+            headers(("Retry-After" = u64, description = "Seconds until a new request is accepted"))),
+    ))]
+pub async fn revoke_credentials(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    ApiJson(body): ApiJson<RevokeCredentialsRequest>,
+) -> Result<(StatusCode, Json<RevokeCredentialsResponse>)> {
+    state
+        .hub
+        .revoke_credentials(&body.credentials, client.ip, state.now())
+        .await?;
+    Ok((
+        StatusCode::OK,
+        Json(RevokeCredentialsResponse {
+            status: "accepted".into(),
+        }),
+    ))
+}
