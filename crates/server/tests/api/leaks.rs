@@ -550,3 +550,45 @@ async fn public_revocation_takes_the_same_time_for_real_and_unknown_tokens() {
     let page = ann.list_tokens(1, 10).await.unwrap();
     assert_eq!(page.active_count, 0, "{} still active", page.active_count);
 }
+
+/// The verification docs/secret-scanning.md gives scanners: the registry endpoint's refresh
+/// grant with the token alone (no account name): 200 for a live token, 401 otherwise.
+#[tokio::test]
+async fn the_documented_verification_needs_no_user_name() {
+    let server = TestServer::start().await;
+    let ann = server.user("ann").await;
+    let token = ann.create_token(&manual("ci")).await.unwrap();
+    let verify = |secret: String| {
+        let url = format!("{}/token", server.url);
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", secret.as_str()),
+                    ("service", "hubkey-registry"),
+                    ("client_id", "verify"),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(verify(token.token.clone()).await, 200);
+    assert_eq!(
+        verify(hubkey_api::PlainToken::generate().expose().to_owned()).await,
+        401
+    );
+    ann.patch_token(
+        token.uuid,
+        &hubkey_api::PatchAccessTokenRequest {
+            is_active: Some(false),
+            token_label: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(verify(token.token).await, 401);
+}
