@@ -22,8 +22,8 @@ use hubkey_api::{
     ChangePasswordRequest, CreateAccessTokenRequest, DesktopGenerateRequest,
     DesktopGenerateResponse, Health, HubInfo, LoginRequest, LoginResponse, PatchAccessTokenRequest,
     PatchRepositoryRequest, RefreshRequest, Repository, RevokeCredentialsRequest,
-    RevokeCredentialsResponse, RevokedSessions, SecretScanningResult, TokenEventPage,
-    TwoFactorLoginRequest,
+    RevokeCredentialsResponse, RevokedSessions, RotateAccessTokenRequest, SecretScanningResult,
+    TokenEventPage, TwoFactorLoginRequest,
 };
 use reqwest::{header, Method, RequestBuilder};
 use url::Url;
@@ -418,6 +418,20 @@ impl HubClient {
     ) -> Result<AccessToken, ClientError> {
         let request = self.with_bearer(self.http.request(Method::PATCH, self.token_url(uuid)?));
         self.execute(request.json(patch)).await?.into_json()
+    }
+
+    /// Rotates a token (`POST /v2/access-tokens/{uuid}/rotate`): the answer is the successor
+    /// with its secret (shown this once); the old token works `overlap_seconds` more.
+    pub async fn rotate_token(
+        &self,
+        uuid: Uuid,
+        overlap_seconds: u32,
+    ) -> Result<AccessToken, ClientError> {
+        let url = self.endpoint(&format!("v2/access-tokens/{uuid}/rotate"))?;
+        let request = self.with_bearer(self.http.request(Method::POST, url));
+        self.execute(request.json(&RotateAccessTokenRequest { overlap_seconds }))
+            .await?
+            .into_json()
     }
 
     /// Deletes a token for good.

@@ -6,11 +6,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use hubkey_api::{
-    ErrorBody, RevokeCredentialsRequest, RevokeCredentialsResponse, SecretScanningMatch,
-    SecretScanningResult, ValidationErrorBody,
+    AccessToken, ErrorBody, RevokeCredentialsRequest, RevokeCredentialsResponse,
+    RotateAccessTokenRequest, SecretScanningMatch, SecretScanningResult, ValidationErrorBody,
 };
 
-use super::extract::{ApiBytes, ApiJson};
+use super::extract::{ApiBytes, ApiJson, ApiPath, Authenticated};
 use crate::error::{Error, Result};
 use crate::http::AppState;
 use crate::hub::ClientInfo;
@@ -96,4 +96,38 @@ pub async fn revoke_credentials(
             status: "accepted".into(),
         }),
     ))
+}
+
+/// Rotates a token (our extension): a new token with the same label, scopes, expiry and
+/// origin, linked to the old one (`rotated_from`/`rotated_to`); the old one keeps working
+/// for `overlap_seconds` (0 to 7 days, default 0), then is refused everywhere. The body is
+/// optional. The answer holds the new secret, shown this once.
+#[utoipa::path(post, path = "/v2/access-tokens/{uuid}/rotate", tag = "access-tokens", security(("bearer" = [])),
+    params(("uuid" = String, Path, description = "The token's uuid; anything else names no token (404)")),
+    request_body(content = Option<RotateAccessTokenRequest>, description = "Optional: the overlap"),
+    responses(
+        (status = 201, body = AccessToken, description = "The successor; `token` holds its secret, shown this once"),
+        (status = 400, body = ValidationErrorBody, description = "Malformed body, `overlap_seconds` out of range, or a token already rotated"),
+        (status = 403, body = ErrorBody, description = "Session made from a personal access token"),
+        (status = 404, body = ErrorBody, description = "No such token in this account"),
+    ))]
+pub async fn rotate_token(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    client: ClientInfo,
+    ApiPath(uuid): ApiPath<String>,
+    ApiBytes(body): ApiBytes,
+) -> Result<(StatusCode, Json<AccessToken>)> {
+    let uuid = uuid::Uuid::parse_str(&uuid).map_err(|_| Error::token_not_found())?;
+    let request: RotateAccessTokenRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateAccessTokenRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|err| Error::invalid("body", format!("invalid request body: {err}")))?
+    };
+    let token = state
+        .hub
+        .rotate_token(&caller, uuid, &request, &client, state.now())
+        .await?;
+    Ok((StatusCode::CREATED, Json(token)))
 }

@@ -6,13 +6,14 @@
 //! `security` (containing a compromised account: password change, sign-out everywhere,
 //! disabling, the security events and the sweep of ended sessions),
 //! `tokens` (with their events and pruning), `leaks` (secret-scanning reports and the
-//! public revocation), `usage` (the PAT check on the hot path and
+//! public revocation), `rotation`, `usage` (the PAT check on the hot path and
 //! the usage figures), `registry` (the registry's `/token`) and `repositories`.
 
 mod accounts;
 mod leaks;
 mod registry;
 mod repositories;
+mod rotation;
 mod security;
 mod sign_in;
 mod tokens;

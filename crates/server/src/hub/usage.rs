@@ -44,6 +44,9 @@ impl Hub {
             Some(found) if found.user_disabled => Some("account disabled"),
             Some(found) if found.token.is_expired(now) => Some("expired"),
             Some(found) if !found.token.is_active => Some("inactive"),
+            // Checked against the row's own `overlap_until` at `now`, cached or not: the
+            // refusal starts at the overlap's end, not up to TOKEN_CACHE_AGE later.
+            Some(found) if found.token.is_rotated_away(now) => Some("rotated away"),
             Some(_) => None,
         };
         match (reason, found) {

@@ -69,6 +69,11 @@ fn feed_page<T>(mut rows: Vec<T>, limit: i64) -> (Vec<T>, bool) {
     (rows, has_more)
 }
 
+/// The time `millis` (Unix milliseconds, as stored) stands for.
+pub fn time_of(millis: i64) -> DateTime<Utc> {
+    time(millis)
+}
+
 fn time(millis: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(millis)
         .single()

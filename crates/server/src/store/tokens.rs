@@ -374,6 +374,32 @@ impl Store {
         .await?)
     }
 
+    /// Links a rotation: `old` was replaced by `new` and works until `overlap_until`.
+    pub async fn link_rotation(
+        tokens: &mut AccountTokens<'_>,
+        old: &str,
+        new: &str,
+        overlap_until: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE access_tokens SET rotated_to = $1, overlap_until = $2 \
+             WHERE uuid = $3 AND user_id = $4",
+        )
+        .bind(new)
+        .bind(millis(overlap_until))
+        .bind(old)
+        .bind(&tokens.user_id)
+        .execute(&mut *tokens.conn)
+        .await?;
+        sqlx::query("UPDATE access_tokens SET rotated_from = $1 WHERE uuid = $2 AND user_id = $3")
+            .bind(old)
+            .bind(new)
+            .bind(&tokens.user_id)
+            .execute(&mut *tokens.conn)
+            .await?;
+        Ok(())
+    }
+
     /// Deletes one of the locked account's tokens.
     pub async fn delete_token(tokens: &mut AccountTokens<'_>, uuid: &str) -> Result<()> {
         sqlx::query("DELETE FROM access_tokens WHERE uuid = $1 AND user_id = $2")

@@ -18,6 +18,7 @@ mod limits;
 mod openapi;
 mod pruning;
 mod registry_scopes;
+mod rotation;
 mod secrets;
 mod sessions;
 mod tokens;
