@@ -18,12 +18,12 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use hubkey_api::{
-    AccessToken, AccessTokenPage, AccountEventPage, AuthTokenRequest, AuthTokenResponse,
-    ChangePasswordRequest, CreateAccessTokenRequest, DesktopGenerateRequest,
+    AccessToken, AccessTokenPage, AccountEventPage, AccountSettings, AuthTokenRequest,
+    AuthTokenResponse, ChangePasswordRequest, CreateAccessTokenRequest, DesktopGenerateRequest,
     DesktopGenerateResponse, Health, HubInfo, LoginRequest, LoginResponse, PatchAccessTokenRequest,
-    PatchRepositoryRequest, RefreshRequest, Repository, RevokeCredentialsRequest,
-    RevokeCredentialsResponse, RevokedSessions, RotateAccessTokenRequest, SecretScanningResult,
-    TokenEventPage, TwoFactorLoginRequest,
+    PatchAccountSettings, PatchRepositoryRequest, RefreshRequest, Repository,
+    RevokeCredentialsRequest, RevokeCredentialsResponse, RevokedSessions, RotateAccessTokenRequest,
+    SecretScanningResult, TokenEventPage, TwoFactorLoginRequest,
 };
 use reqwest::{header, Method, RequestBuilder};
 use url::Url;
@@ -292,6 +292,24 @@ impl HubClient {
             url.query_pairs_mut().append_pair("after", after);
         }
         self.get_json(url).await
+    }
+
+    /// The account's settings (`GET /v2/users/settings`).
+    pub async fn account_settings(&self) -> Result<AccountSettings, ClientError> {
+        self.get_json(self.endpoint("v2/users/settings")?).await
+    }
+
+    /// Changes the account's settings; only the fields present change.
+    pub async fn patch_account_settings(
+        &self,
+        patch: &PatchAccountSettings,
+    ) -> Result<AccountSettings, ClientError> {
+        self.execute(
+            self.authorized(Method::PATCH, "v2/users/settings")?
+                .json(patch),
+        )
+        .await?
+        .into_json()
     }
 
     /// Docker Hub's `/v2/auth/token`: a session from a password or a personal access token.

@@ -6,8 +6,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use hubkey_api::{
-    AccessToken, ErrorBody, RevokeCredentialsRequest, RevokeCredentialsResponse,
-    RotateAccessTokenRequest, SecretScanningMatch, SecretScanningResult, ValidationErrorBody,
+    AccessToken, AccountSettings, ErrorBody, PatchAccountSettings, RevokeCredentialsRequest,
+    RevokeCredentialsResponse, RotateAccessTokenRequest, SecretScanningMatch, SecretScanningResult,
+    ValidationErrorBody,
 };
 
 use super::extract::{ApiBytes, ApiJson, ApiPath, Authenticated};
@@ -130,4 +131,39 @@ pub async fn rotate_token(
         .rotate_token(&caller, uuid, &request, &client, state.now())
         .await?;
     Ok((StatusCode::CREATED, Json(token)))
+}
+
+/// The account's settings (our extension): `revoke_on_reuse`.
+#[utoipa::path(get, path = "/v2/users/settings", tag = "users", security(("bearer" = [])),
+    responses(
+        (status = 200, body = AccountSettings),
+        (status = 403, body = ErrorBody, description = "Session made from a personal access token"),
+    ))]
+pub async fn account_settings(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<AccountSettings>> {
+    state.hub.account_settings(&caller).await.map(Json)
+}
+
+/// Changes the account's settings (our extension); only the fields present change.
+/// `revoke_on_reuse`: a rotated-away token presented after its overlap also deactivates its
+/// successor (default off).
+#[utoipa::path(patch, path = "/v2/users/settings", tag = "users", security(("bearer" = [])),
+    request_body = PatchAccountSettings,
+    responses(
+        (status = 200, body = AccountSettings),
+        (status = 400, body = ValidationErrorBody, description = "Malformed body"),
+        (status = 403, body = ErrorBody, description = "Session made from a personal access token"),
+    ))]
+pub async fn patch_account_settings(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    ApiJson(body): ApiJson<PatchAccountSettings>,
+) -> Result<Json<AccountSettings>> {
+    state
+        .hub
+        .patch_account_settings(&caller, &body)
+        .await
+        .map(Json)
 }

@@ -38,7 +38,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         routes::patch_token, routes::delete_token, routes::desktop_generate, routes::events,
         registry::token_get, registry::token_post, registry::get_repository,
         registry::patch_repository, leaks::secret_scanning_github, leaks::revoke_credentials,
-        leaks::rotate_token,
+        leaks::rotate_token, leaks::account_settings, leaks::patch_account_settings,
     ),
     modifiers(&BearerAuth, &CommonResponses),
 )]
@@ -187,6 +187,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v2/credentials/revoke", post(leaks::revoke_credentials))
         .route("/v2/access-tokens/{uuid}/rotate", post(leaks::rotate_token))
+        .route(
+            "/v2/users/settings",
+            get(leaks::account_settings).patch(leaks::patch_account_settings),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(

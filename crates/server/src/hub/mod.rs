@@ -38,6 +38,7 @@ pub use accounts::check_username;
 pub use leaks::{MAX_SCANNING_MATCHES, REVOKE_PER_ADDRESS, REVOKE_WINDOW};
 pub use registry::{RegistryCredential, RegistryTokenRequest};
 pub use repositories::{check_repository_name, REPOSITORY_CACHE_AGE};
+pub use rotation::{REUSE_COALESCE, REUSE_EVENTS_PER_TOKEN};
 pub use tokens::{
     check_create_request, check_patch_request, CheckedCreate, TokenPage, MAX_EVENTS, MAX_LABEL,
     MAX_PAGE_SIZE,
@@ -94,6 +95,8 @@ pub struct Hub {
     revoke_limiter: Arc<leaks::RevokeLimiter>,
     /// Tokens the public revocation found, for the background writer.
     revocations: Arc<leaks::RevocationQueue>,
+    /// Reuse of rotated-away tokens recorded lately (coalescing).
+    reuse_seen: Arc<rotation::ReuseSeen>,
     /// How long a bearer JWT lives ([`session::ACCESS_TTL`] unless set).
     access_ttl: chrono::Duration,
 }
@@ -128,6 +131,7 @@ impl Hub {
             throttle: Arc::new(throttle),
             revoke_limiter: Arc::default(),
             revocations: Arc::default(),
+            reuse_seen: Arc::default(),
             access_ttl: session::ACCESS_TTL,
         }
     }

@@ -101,7 +101,7 @@ impl Hub {
                 // A refresh token cannot be guessed: checked, not reserved (see `prove`).
                 let attempt = Attempt::from_address(client.ip);
                 self.throttle.check_address(&attempt, now)?;
-                let token = match self.use_token(None, &secret, now).await {
+                let token = match self.use_token(None, &secret, client, now).await {
                     Ok(token) => token,
                     Err(Error::Unauthorized(_)) => {
                         self.throttle.fail(&attempt, now).await?;

@@ -274,7 +274,7 @@ impl Hub {
             self.throttle.fail(&attempt, now).await?;
             return Err(Error::bad_credentials());
         }
-        match self.use_token(Some(username), secret, now).await {
+        match self.use_token(Some(username), secret, client, now).await {
             Ok(token) => Ok(Proof::Token(token)),
             Err(Error::Unauthorized(_)) => {
                 self.throttle.fail(&attempt, now).await?;

@@ -19,6 +19,7 @@ impl Hub {
         &self,
         username: Option<&str>,
         secret: &str,
+        client: &super::ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<Arc<TokenOwner>> {
         let token = PlainToken::parse(secret).map_err(|err| {
@@ -54,8 +55,14 @@ impl Hub {
                 self.usage.record(&found.token.uuid, now);
                 Ok(found)
             }
-            (reason, _) => {
+            (reason, found) => {
                 tracing::debug!(reason = reason.unwrap_or("unknown"), "access token refused");
+                if let (Some("rotated away"), Some(found)) = (reason, found) {
+                    // A refusal all the same, whether or not the record could be written.
+                    if let Err(err) = self.note_reuse(&found, client, now).await {
+                        tracing::warn!(error = %err, "recording a rotated token's reuse failed");
+                    }
+                }
                 Err(Error::bad_credentials())
             }
         }

@@ -183,3 +183,38 @@ impl Store {
         Ok(result.rows_affected() == 1)
     }
 }
+
+impl Store {
+    /// The account's `revoke_on_reuse` setting.
+    pub async fn revoke_on_reuse(&self, user_id: &str) -> Result<bool> {
+        Ok(
+            sqlx::query_scalar("SELECT revoke_on_reuse FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .unwrap_or(false),
+        )
+    }
+
+    /// As [`Store::revoke_on_reuse`], inside the transaction holding the account's lock.
+    pub async fn revoke_on_reuse_in(tokens: &mut super::AccountTokens<'_>) -> Result<bool> {
+        let user_id = tokens.user_id().to_owned();
+        Ok(
+            sqlx::query_scalar("SELECT revoke_on_reuse FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_optional(&mut *tokens.conn)
+                .await?
+                .unwrap_or(false),
+        )
+    }
+
+    /// Turns the account's `revoke_on_reuse` on or off.
+    pub async fn set_revoke_on_reuse(&self, user_id: &str, on: bool) -> Result<()> {
+        sqlx::query("UPDATE users SET revoke_on_reuse = $1 WHERE id = $2")
+            .bind(on)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
