@@ -40,7 +40,8 @@ const PASSWORD: &str = "bench password 2026";
 /// Tokens the load generator cycles through (all cached after the warm-up).
 const LOAD_TOKENS: usize = 1000;
 
-const USAGE: &str = "usage: hubkey-bench PATH/TO/hubkeyd [soak|bruteforce] [--seconds N] \
+const USAGE: &str =
+    "usage: hubkey-bench PATH/TO/hubkeyd [soak|bruteforce|access-log] [--seconds N] \
                      [--large N] [--connections N]";
 
 /// Which benchmark to run.
@@ -52,6 +53,8 @@ enum Benchmark {
     Soak,
     /// Password guessing under the throttling.
     Bruteforce,
+    /// The token endpoint with the per-token access log off and on, alternately.
+    AccessLog,
 }
 
 struct Options {
@@ -68,6 +71,7 @@ fn options() -> Result<Options> {
     let benchmark = match args.peek().map(String::as_str) {
         Some("soak") => Benchmark::Soak,
         Some("bruteforce") => Benchmark::Bruteforce,
+        Some("access-log") => Benchmark::AccessLog,
         Some(other) if !other.starts_with("--") => return Err(format!("{other}? {USAGE}").into()),
         _ => Benchmark::Endpoint,
     };
@@ -78,7 +82,7 @@ fn options() -> Result<Options> {
         hubkeyd,
         benchmark,
         seconds: match benchmark {
-            Benchmark::Endpoint => 10,
+            Benchmark::Endpoint | Benchmark::AccessLog => 10,
             Benchmark::Soak => 300,
             Benchmark::Bruteforce => 60,
         },
@@ -117,6 +121,10 @@ async fn main() -> Result<()> {
             return result;
         }
         Benchmark::Bruteforce => return bruteforce::run(&options.hubkeyd, options.seconds).await,
+        Benchmark::AccessLog => {
+            access_log_comparison(&options.hubkeyd, options.seconds, 3).await?;
+            return Ok(());
+        }
     }
     println!(
         "hubkeyd token endpoint benchmark ({} s per run, {} cores)",
@@ -194,6 +202,37 @@ async fn main() -> Result<()> {
         "  during login flood / undisturbed, 32 conns      {:.2}",
         find(1000, 0) / find(1000, 32)
     );
+    access_log_comparison(&options.hubkeyd, options.seconds, 2).await?;
+    Ok(())
+}
+
+/// `/token` throughput (1 000 tokens, 32 connections) with the per-token access log off
+/// (as before issue 16) and on, in `pairs` alternating off/on runs of `seconds` each, each
+/// on a fresh server; prints each run and the ratio of the means.
+async fn access_log_comparison(hubkeyd: &Path, seconds: u64, pairs: usize) -> Result<()> {
+    println!("\n/token with the access log off and on ({pairs} alternating pairs, 32 conns):");
+    let mut off = Vec::new();
+    let mut on = Vec::new();
+    for _ in 0..pairs {
+        for mode in ["off", "on"] {
+            let server =
+                Server::seed_and_start_with(hubkeyd, LOAD_TOKENS, &["--access-log", mode]).await?;
+            let script = server.wrk_script()?;
+            wrk(&server.url, &script, 32, 2)?;
+            let run = wrk(&server.url, &script, 32, seconds)?;
+            println!(
+                "  access log {mode:>3}: {:>8.0} req/s  p50 {:.2} ms  p99 {:.2} ms  errors {}",
+                run.requests_per_second, run.p50_ms, run.p99_ms, run.errors
+            );
+            if mode == "on" { &mut on } else { &mut off }.push(run.requests_per_second);
+            server.stop();
+        }
+    }
+    let mean = |runs: &[f64]| runs.iter().sum::<f64>() / runs.len().max(1) as f64;
+    println!(
+        "  on / off, mean of {pairs} runs each               {:.2}",
+        mean(&on) / mean(&off)
+    );
     Ok(())
 }
 
@@ -240,6 +279,11 @@ struct Server {
 
 impl Server {
     async fn seed_and_start(hubkeyd: &Path, stored: usize) -> Result<Self> {
+        Self::seed_and_start_with(hubkeyd, stored, &[]).await
+    }
+
+    /// As [`Server::seed_and_start`], with more arguments to `serve`.
+    async fn seed_and_start_with(hubkeyd: &Path, stored: usize, serve: &[&str]) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let started = Instant::now();
         let tokens = seed(dir.path(), stored).await?;
@@ -247,15 +291,26 @@ impl Server {
             "seeded {stored} tokens in {:.1} s",
             started.elapsed().as_secs_f64()
         );
-        Self::start(hubkeyd, dir, tokens)
+        Self::start_with(hubkeyd, dir, tokens, serve)
     }
 
     /// Starts hubkeyd on a data directory seeded before.
     fn start(hubkeyd: &Path, dir: tempfile::TempDir, tokens: Vec<PlainToken>) -> Result<Self> {
+        Self::start_with(hubkeyd, dir, tokens, &[])
+    }
+
+    /// As [`Server::start`], with more arguments to `serve`.
+    fn start_with(
+        hubkeyd: &Path,
+        dir: tempfile::TempDir,
+        tokens: Vec<PlainToken>,
+        serve: &[&str],
+    ) -> Result<Self> {
         let mut child = Command::new(hubkeyd)
             .args(["--data-dir"])
             .arg(dir.path())
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(serve)
             .env("HUBKEYD_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -23,7 +23,7 @@ use hubkey_api::{
     DesktopGenerateResponse, Health, HubInfo, LoginRequest, LoginResponse, PatchAccessTokenRequest,
     PatchAccountSettings, PatchRepositoryRequest, RefreshRequest, Repository,
     RevokeCredentialsRequest, RevokeCredentialsResponse, RevokedSessions, RotateAccessTokenRequest,
-    SecretScanningResult, TokenEventPage, TwoFactorLoginRequest,
+    SecretScanningResult, TokenActivityPage, TokenEventPage, TwoFactorLoginRequest,
 };
 use reqwest::{header, Method, RequestBuilder};
 use url::Url;
@@ -450,6 +450,27 @@ impl HubClient {
         self.execute(request.json(&RotateAccessTokenRequest { overlap_seconds }))
             .await?
             .into_json()
+    }
+
+    /// A token's access log after `after` (from the start when `None`), oldest first, at
+    /// most `limit` lines (the server's default when `None`).
+    pub async fn token_activity(
+        &self,
+        uuid: Uuid,
+        after: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<TokenActivityPage, ClientError> {
+        let mut url = self.endpoint(&format!("v2/access-tokens/{uuid}/activity"))?;
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(after) = after {
+                query.append_pair("after", after);
+            }
+            if let Some(limit) = limit {
+                query.append_pair("limit", &limit.to_string());
+            }
+        }
+        self.get_json(url).await
     }
 
     /// Deletes a token for good.

@@ -118,6 +118,14 @@ pub struct ServeArgs {
     /// when a report names a key it lacks (at most once a minute).
     #[arg(long, env = "HUBKEYD_SECRET_SCANNING_KEYS_URL")]
     pub secret_scanning_keys_url: Option<String>,
+    /// Record every accepted token use (address, agent, what it did) in the per-token
+    /// access log: on (default) or off.
+    #[arg(long, env = "HUBKEYD_ACCESS_LOG", default_value = "on", value_parser = ["on", "off"])]
+    pub access_log: String,
+    /// Days the access log keeps (older lines are deleted by the periodic sweep).
+    #[arg(long, env = "HUBKEYD_ACCESS_LOG_DAYS", default_value_t = crate::access_log::DEFAULT_RETENTION_DAYS,
+        value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub access_log_days: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -269,6 +277,7 @@ async fn serve(hub: Hub, args: ServeArgs) -> Result<()> {
         public_url: args.public_url,
         registry_host: args.registry_host,
     };
+    let hub = hub.with_access_log(args.access_log == "on", args.access_log_days);
     let mut state = crate::AppState::new(hub, site);
     if let Some(keys) = partner_keys {
         state = state.with_secret_scanning(keys);

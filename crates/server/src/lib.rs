@@ -9,6 +9,7 @@
 //! limits failed sign-ins; [`data_dir`] is the data directory's layout; [`cli`] is the
 //! `hubkeyd` command line. This file only wires them together.
 
+pub mod access_log;
 pub mod cache;
 pub mod cli;
 pub use hubkey_api::clock;
@@ -103,13 +104,16 @@ pub async fn run_app(
     );
     let throttle_sweeper = tokio::spawn(hub.throttle().clone().sweep_forever(state.clock()));
     let revoker = tokio::spawn(hub.clone().revocations_forever(state.clock()));
+    let access_flusher = tokio::spawn(hub.access_log().clone().flush_forever(hub.store().clone()));
     let clock = state.clock();
     let served = serve(listener, state, shutdown).await;
     flusher.abort();
     sweeper.abort();
     throttle_sweeper.abort();
     revoker.abort();
+    access_flusher.abort();
     hub.usage().flush(hub.store()).await?;
+    hub.access_log().flush(hub.store()).await?;
     hub.write_revocations(clock.now()).await?;
     served.map_err(|err| SetupError::io("serving", err))
 }

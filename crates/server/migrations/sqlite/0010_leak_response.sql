@@ -18,6 +18,10 @@ ALTER TABLE access_tokens ADD COLUMN rotated_from TEXT;
 ALTER TABLE access_tokens ADD COLUMN rotated_to TEXT;
 ALTER TABLE access_tokens ADD COLUMN overlap_until BIGINT;
 
+-- The token a session was made from (`/v2/auth/token` with a PAT): its bearer is refused as
+-- soon as the token no longer works (deactivated, deleted, expired, rotated away).
+ALTER TABLE sessions ADD COLUMN token_uuid TEXT;
+
 -- Account setting: a reused rotated-away token also deactivates its successor.
 ALTER TABLE users ADD COLUMN revoke_on_reuse BOOLEAN NOT NULL DEFAULT FALSE;
 

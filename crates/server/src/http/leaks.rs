@@ -8,10 +8,11 @@ use axum::Json;
 use hubkey_api::{
     AccessToken, AccountSettings, ErrorBody, PatchAccountSettings, RevokeCredentialsRequest,
     RevokeCredentialsResponse, RotateAccessTokenRequest, SecretScanningMatch, SecretScanningResult,
-    ValidationErrorBody,
+    TokenActivityPage, ValidationErrorBody,
 };
 
-use super::extract::{ApiBytes, ApiJson, ApiPath, Authenticated};
+use super::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery, Authenticated};
+use super::routes::EventsQuery;
 use crate::error::{Error, Result};
 use crate::http::AppState;
 use crate::hub::ClientInfo;
@@ -164,6 +165,36 @@ pub async fn patch_account_settings(
     state
         .hub
         .patch_account_settings(&caller, &body)
+        .await
+        .map(Json)
+}
+
+/// A token's access log (our extension): its accepted uses, one line per address, agent,
+/// action (`registry:NAME:ACTIONS`, `registry:login` or `api:sign-in`) and UTC day, oldest
+/// first, paged like the events feed. Kept `--access-log-days` days (default 90).
+#[utoipa::path(get, path = "/v2/access-tokens/{uuid}/activity", tag = "access-tokens", security(("bearer" = [])),
+    params(("uuid" = String, Path, description = "The token's uuid; anything else names no token (404)"), EventsQuery),
+    responses(
+        (status = 200, body = TokenActivityPage),
+        (status = 400, body = ValidationErrorBody, description = "`after` is not a cursor of this server, `limit` out of range, or an undecodable path"),
+        (status = 403, body = ErrorBody, description = "Session made from a personal access token"),
+        (status = 404, body = ErrorBody, description = "No such token in this account"),
+    ))]
+pub async fn token_activity(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    ApiPath(uuid): ApiPath<String>,
+    ApiQuery(query): ApiQuery<EventsQuery>,
+) -> Result<Json<TokenActivityPage>> {
+    let uuid = uuid::Uuid::parse_str(&uuid).map_err(|_| Error::token_not_found())?;
+    state
+        .hub
+        .token_activity(
+            &caller,
+            uuid,
+            query.after.as_deref(),
+            query.limit.unwrap_or(100),
+        )
         .await
         .map(Json)
 }

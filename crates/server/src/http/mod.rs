@@ -39,6 +39,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         registry::token_get, registry::token_post, registry::get_repository,
         registry::patch_repository, leaks::secret_scanning_github, leaks::revoke_credentials,
         leaks::rotate_token, leaks::account_settings, leaks::patch_account_settings,
+        leaks::token_activity,
     ),
     modifiers(&BearerAuth, &CommonResponses),
 )]
@@ -187,6 +188,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v2/credentials/revoke", post(leaks::revoke_credentials))
         .route("/v2/access-tokens/{uuid}/rotate", post(leaks::rotate_token))
+        .route(
+            "/v2/access-tokens/{uuid}/activity",
+            get(leaks::token_activity),
+        )
         .route(
             "/v2/users/settings",
             get(leaks::account_settings).patch(leaks::patch_account_settings),

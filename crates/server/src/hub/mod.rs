@@ -9,6 +9,7 @@
 //! public revocation), `rotation`, `usage` (the PAT check on the hot path and
 //! the usage figures), `registry` (the registry's `/token`) and `repositories`.
 
+mod access;
 mod accounts;
 mod leaks;
 mod registry;
@@ -97,6 +98,10 @@ pub struct Hub {
     revocations: Arc<leaks::RevocationQueue>,
     /// Reuse of rotated-away tokens recorded lately (coalescing).
     reuse_seen: Arc<rotation::ReuseSeen>,
+    /// Every accepted token use, for the per-token access log.
+    access_log: Arc<crate::access_log::AccessLog>,
+    /// Days the access log keeps.
+    access_log_days: u32,
     /// How long a bearer JWT lives ([`session::ACCESS_TTL`] unless set).
     access_ttl: chrono::Duration,
 }
@@ -132,6 +137,8 @@ impl Hub {
             revoke_limiter: Arc::default(),
             revocations: Arc::default(),
             reuse_seen: Arc::default(),
+            access_log: Arc::default(),
+            access_log_days: crate::access_log::DEFAULT_RETENTION_DAYS,
             access_ttl: session::ACCESS_TTL,
         }
     }
@@ -142,6 +149,20 @@ impl Hub {
     pub fn with_access_ttl(mut self, ttl: chrono::Duration) -> Self {
         self.access_ttl = ttl;
         self
+    }
+
+    /// The access log keeps `days` days (default
+    /// [`crate::access_log::DEFAULT_RETENTION_DAYS`]); `enabled` false records nothing.
+    #[must_use]
+    pub fn with_access_log(mut self, enabled: bool, days: u32) -> Self {
+        self.access_log.set_enabled(enabled);
+        self.access_log_days = days.max(1);
+        self
+    }
+
+    /// The per-token access log not yet written; the server flushes it periodically.
+    pub fn access_log(&self) -> &Arc<crate::access_log::AccessLog> {
+        &self.access_log
     }
 
     /// The bearer lifetime in seconds, as `expires_in` says it.

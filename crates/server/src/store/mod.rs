@@ -12,6 +12,7 @@
 //! (its file owner-only) and keeps the one invariant every token change shares: the
 //! account's token lock ([`AccountTokens`]).
 
+mod access;
 mod account_events;
 mod accounts;
 mod repositories;
@@ -32,7 +33,7 @@ use sqlx::SqlitePool;
 use crate::error::{Error, Result, SetupError};
 
 pub use accounts::{UserRow, UserSummary};
-pub use sessions::{EventOrigin, Refresh, RevokeReason, SessionRow};
+pub use sessions::{EventOrigin, NewSession, Refresh, RevokeReason, SessionRow};
 pub use sweep::Swept;
 pub use tokens::{
     decode_cursor, encode_cursor, EventDetail, NewToken, TokenOwner, TokenRow, TokenSpec,

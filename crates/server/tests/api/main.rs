@@ -5,6 +5,7 @@
 // Test code may panic: a failed expectation is how a test reports.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod access_log;
 mod auth;
 mod cli;
 mod crash;

@@ -35,13 +35,22 @@ async fn a_rotated_token_works_until_its_overlap_ends_then_is_refused_even_from_
         .expect("the successor works");
     // 1 ms before the end: the old token works (and is now in the token cache).
     server.advance(to_end - chrono::Duration::milliseconds(1));
-    anyone
+    let bearer = anyone
         .auth_token("ann", &old.token)
         .await
-        .expect("the old token works during the overlap");
+        .expect("the old token works during the overlap")
+        .access_token;
+    let pat_session = server.client().with_token(bearer);
+    // A session made from a token is alive (403: it may not manage tokens, but it is known).
+    assert_eq!(status_of(pat_session.get_token(old.uuid).await), 403);
     // At the end: refused at once, though the cache entry is 0 s old (TOKEN_CACHE_AGE 5 s).
     server.advance(chrono::Duration::milliseconds(1));
     assert_eq!(status_of(anyone.auth_token("ann", &old.token).await), 401);
+    assert_eq!(
+        status_of(pat_session.get_token(old.uuid).await),
+        401,
+        "the bearer made from it ends with it"
+    );
     assert_eq!(
         ann.get_token(old.uuid).await.unwrap().state,
         TokenState::Inactive
