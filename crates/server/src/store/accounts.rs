@@ -187,25 +187,23 @@ impl Store {
 impl Store {
     /// The account's `revoke_on_reuse` setting.
     pub async fn revoke_on_reuse(&self, user_id: &str) -> Result<bool> {
-        Ok(
-            sqlx::query_scalar("SELECT revoke_on_reuse FROM users WHERE id = $1")
+        let on: Option<i64> =
+            sqlx::query_scalar("SELECT CAST(revoke_on_reuse AS INTEGER) FROM users WHERE id = $1")
                 .bind(user_id)
                 .fetch_optional(&self.pool)
-                .await?
-                .unwrap_or(false),
-        )
+                .await?;
+        Ok(on.is_some_and(|on| on != 0))
     }
 
     /// As [`Store::revoke_on_reuse`], inside the transaction holding the account's lock.
     pub async fn revoke_on_reuse_in(tokens: &mut super::AccountTokens<'_>) -> Result<bool> {
         let user_id = tokens.user_id().to_owned();
-        Ok(
-            sqlx::query_scalar("SELECT revoke_on_reuse FROM users WHERE id = $1")
+        let on: Option<i64> =
+            sqlx::query_scalar("SELECT CAST(revoke_on_reuse AS INTEGER) FROM users WHERE id = $1")
                 .bind(user_id)
                 .fetch_optional(&mut *tokens.conn)
-                .await?
-                .unwrap_or(false),
-        )
+                .await?;
+        Ok(on.is_some_and(|on| on != 0))
     }
 
     /// Turns the account's `revoke_on_reuse` on or off.

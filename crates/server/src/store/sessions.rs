@@ -27,7 +27,7 @@ pub struct SessionRow {
     /// That token's state: whether it still exists and is active, its expiry, and its
     /// rotation (read by [`Store::session`]).
     #[sqlx(default)]
-    pub token_active: Option<bool>,
+    pub token_active: Option<i64>,
     #[sqlx(default)]
     pub token_expires_at: Option<i64>,
     #[sqlx(default)]
@@ -45,7 +45,7 @@ impl SessionRow {
             return true;
         }
         let now = millis(now);
-        self.token_active == Some(true)
+        self.token_active.is_some_and(|active| active != 0)
             && self.token_expires_at.is_none_or(|at| at > now)
             && (self.token_rotated_to.is_none()
                 || self.token_overlap_until.is_some_and(|until| until > now))
@@ -150,7 +150,7 @@ impl Store {
         Ok(sqlx::query_as(
             "SELECT s.id, s.user_id, s.source, s.expires_at, s.revoked_at, s.revoked_reason, \
                     (u.disabled_at IS NOT NULL) AS user_disabled, s.token_uuid, \
-                    t.is_active AS token_active, t.expires_at AS token_expires_at, \
+                    CAST(t.is_active AS INTEGER) AS token_active, t.expires_at AS token_expires_at, \
                     t.rotated_to AS token_rotated_to, t.overlap_until AS token_overlap_until \
              FROM sessions s JOIN users u ON u.id = s.user_id \
              LEFT JOIN access_tokens t ON t.uuid = s.token_uuid WHERE s.id = $1",

@@ -452,7 +452,7 @@ impl Store {
     /// work whether or not it exists (the public revocation's no-oracle lookup).
     pub async fn digest_exists(&self, digest: &str) -> Result<bool> {
         let found: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM access_tokens WHERE digest = $1")
+            sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM access_tokens WHERE digest = $1")
                 .bind(digest)
                 .fetch_optional(&self.pool)
                 .await?;
