@@ -13,6 +13,7 @@ use hubkey_api::{
 };
 
 use super::Hub;
+use crate::access_log::cut;
 use crate::error::{Error, Result};
 use crate::store::{millis, EventDetail, Store};
 use crate::throttle::Subject;
@@ -289,16 +290,4 @@ impl Hub {
             }
         }
     }
-}
-
-/// At most `max` bytes of `text`, cut at a character boundary.
-fn cut(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
