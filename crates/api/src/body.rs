@@ -141,7 +141,24 @@ pub struct AccessToken {
     /// use are left out.
     #[serde(default)]
     pub usage: Vec<DailyUse>,
+    /// Our extension: the token this one replaced by a rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_from: Option<Uuid>,
+    /// Our extension: the token that replaced this one by a rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_to: Option<Uuid>,
+    /// Our extension: for a rotated-away token, when it stops working (the end of the
+    /// overlap the rotation asked for); refused from this instant on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlap_until: Option<DateTime<Utc>>,
+    /// Our extension: the addresses the token was most recently used from, newest first (at
+    /// most [`LAST_ADDRESSES`]).
+    #[serde(default)]
+    pub last_addresses: Vec<String>,
 }
+
+/// How many addresses [`AccessToken::last_addresses`] lists.
+pub const LAST_ADDRESSES: usize = 5;
 
 /// How often a token was used on one UTC day (our extension).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -224,7 +241,7 @@ pub struct GeneratedToken {
 
 /// What happened to a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum TokenEventKind {
     Created,
     Activated,
@@ -235,10 +252,22 @@ pub enum TokenEventKind {
     Pruned,
     /// Its `expires_at` passed.
     Expired,
+    /// A secret scanner (GitHub's partner program) found it in public: deactivated, with the
+    /// `url` and `source` of the finding. One event per distinct finding.
+    Leaked,
+    /// Someone sent it to the public revocation endpoint: deactivated.
+    Reported,
+    /// Replaced by a rotation (on the old token, `related_token` the new one) or made by one
+    /// (on the new token, `related_token` the old one).
+    Rotated,
+    /// A rotated-away token was presented after its overlap ended and refused; `related_token`
+    /// is its successor, `address` and `user_agent` the request's. Coalesced: at most one per
+    /// token, address and agent per hour.
+    ReuseDetected,
 }
 
 impl TokenEventKind {
-    pub const ALL: [TokenEventKind; 7] = [
+    pub const ALL: [TokenEventKind; 11] = [
         TokenEventKind::Created,
         TokenEventKind::Activated,
         TokenEventKind::Deactivated,
@@ -246,6 +275,10 @@ impl TokenEventKind {
         TokenEventKind::Deleted,
         TokenEventKind::Pruned,
         TokenEventKind::Expired,
+        TokenEventKind::Leaked,
+        TokenEventKind::Reported,
+        TokenEventKind::Rotated,
+        TokenEventKind::ReuseDetected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -257,6 +290,10 @@ impl TokenEventKind {
             TokenEventKind::Deleted => "deleted",
             TokenEventKind::Pruned => "pruned",
             TokenEventKind::Expired => "expired",
+            TokenEventKind::Leaked => "leaked",
+            TokenEventKind::Reported => "reported",
+            TokenEventKind::Rotated => "rotated",
+            TokenEventKind::ReuseDetected => "reuse_detected",
         }
     }
 
@@ -281,6 +318,21 @@ pub struct TokenEvent {
     /// For pruned tokens: the client of the token (its device is in the label).
     #[serde(default)]
     pub client_id: String,
+    /// For `leaked`: where the token was found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// For `leaked`: what the finding was in (GitHub's `source`: content, commit, issue…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// For `reuse_detected`: the address the refused request came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// For `reuse_detected`: the User-Agent of the refused request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// For `rotated` and `reuse_detected`: the other token of the rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub related_token: Option<Uuid>,
 }
 
 /// `GET /v2/access-tokens/events`.
@@ -522,4 +574,114 @@ pub struct RecoveryCodes {
 pub struct TwoFactorStatus {
     pub enabled: bool,
     pub recovery_codes_left: u32,
+}
+
+/// One finding of GitHub's secret scanning, as its partner program posts it to
+/// `POST /v2/secret-scanning/github` (a JSON array of these).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SecretScanningMatch {
+    /// The string that matched the token pattern.
+    pub token: String,
+    /// The pattern's name, as registered with the scanner.
+    #[serde(rename = "type")]
+    pub token_type: String,
+    /// Where it was found.
+    #[serde(default)]
+    pub url: String,
+    /// What it was found in (`content`, `commit`, `issue_comment`, `npm`…).
+    #[serde(default)]
+    pub source: String,
+}
+
+/// Whether a reported string is one of this hub's tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretScanningLabel {
+    /// A token of this hub (active or not): it is now deactivated.
+    TruePositive,
+    /// Not a token of this hub.
+    FalsePositive,
+}
+
+/// The answer for one [`SecretScanningMatch`], in GitHub's partner format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SecretScanningResult {
+    pub token_raw: String,
+    pub token_type: String,
+    pub label: SecretScanningLabel,
+}
+
+/// `POST /v2/credentials/revoke` (our extension, like GitHub's credential revocation API):
+/// personal access tokens someone found; each real one is deactivated. No authentication.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeCredentialsRequest {
+    /// At most [`MAX_REVOKE_CREDENTIALS`] strings.
+    pub credentials: Vec<String>,
+}
+
+/// The most credentials one `POST /v2/credentials/revoke` takes.
+pub const MAX_REVOKE_CREDENTIALS: usize = 1000;
+
+/// The answer of `POST /v2/credentials/revoke`: always the same, whether or not any
+/// credential was a live token (no oracle).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RevokeCredentialsResponse {
+    /// Always `"accepted"`.
+    pub status: String,
+}
+
+/// `POST /v2/access-tokens/{uuid}/rotate` (our extension): the body is optional.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateAccessTokenRequest {
+    /// How long the old token keeps working, 0 to [`MAX_OVERLAP_SECONDS`] (default 0: it
+    /// stops at once).
+    #[serde(default)]
+    pub overlap_seconds: u32,
+}
+
+/// The longest overlap of a rotation: 7 days.
+pub const MAX_OVERLAP_SECONDS: u32 = 7 * 24 * 3600;
+
+/// `GET/PATCH /v2/users/settings` (our extension): the account's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AccountSettings {
+    /// A rotated-away token presented after its overlap also deactivates its successor
+    /// (default off: a stale CI job would otherwise take the new token down with it).
+    pub revoke_on_reuse: bool,
+}
+
+/// `PATCH /v2/users/settings`: only the fields present change.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchAccountSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_on_reuse: Option<bool>,
+}
+
+/// One line of a token's access log (our extension): its uses from one address and agent,
+/// doing one thing, on one UTC day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TokenAccess {
+    /// Position in the log; pass it as `after` to read what follows.
+    pub cursor: String,
+    pub day: NaiveDate,
+    pub address: String,
+    pub user_agent: String,
+    /// What the uses did: `registry:NAMESPACE/NAME:ACTIONS` or `api:sign-in`.
+    pub action: String,
+    pub first_at: DateTime<Utc>,
+    pub last_at: DateTime<Utc>,
+    pub uses: u64,
+}
+
+/// `GET /v2/access-tokens/{uuid}/activity` (our extension): oldest first, paged like the
+/// events feed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenActivityPage {
+    pub entries: Vec<TokenAccess>,
+    /// Where to continue: pass as `after` on the next call.
+    pub cursor: String,
+    pub has_more: bool,
 }

@@ -194,6 +194,52 @@ mod tests {
         );
     }
 
+    /// The pattern docs/secret-scanning.md gives scanners (the block after its
+    /// `detector-regex` marker).
+    fn documented_regex() -> regex::Regex {
+        let doc = include_str!("../../../docs/secret-scanning.md");
+        let after = doc
+            .split_once("<!-- detector-regex -->")
+            .expect("the marker")
+            .1;
+        let block = after
+            .split_once("```regex\n")
+            .expect("a regex block")
+            .1
+            .split_once("\n```")
+            .expect("the block's end")
+            .0;
+        regex::Regex::new(block.trim()).expect("the documented pattern compiles")
+    }
+
+    #[test]
+    fn detector_rules() {
+        let pattern = documented_regex();
+        for _ in 0..1000 {
+            let token = PlainToken::generate();
+            let text = format!("export HUBKEY_TOKEN=\"{}\" # ci\n", token.expose());
+            let found: Vec<_> = pattern.find_iter(&text).map(|m| m.as_str()).collect();
+            assert_eq!(found, [token.expose()]);
+            // A changed character still matches the pattern; the checksum rejects it.
+            let mut changed = token.expose().as_bytes().to_vec();
+            let at = PREFIX.len() + (changed[10] as usize % (BODY_LEN + CHECKSUM_LEN));
+            changed[at] = if changed[at] == b'a' { b'b' } else { b'a' };
+            let changed = String::from_utf8(changed).unwrap();
+            assert!(pattern.is_match(&changed));
+            assert_eq!(PlainToken::parse(&changed), Err(PatParseError::BadChecksum));
+        }
+        // Look-alikes the pattern does not take: inside a longer word, short, other prefixes.
+        let token = PlainToken::generate();
+        for miss in [
+            format!("{}x", token.expose()),
+            format!("x{}", token.expose()),
+            token.expose()[..TOKEN_LEN - 1].to_owned(),
+            token.expose().replace("hkpat_", "hkpat-"),
+        ] {
+            assert!(!pattern.is_match(&miss), "{miss}");
+        }
+    }
+
     fn token_strategy() -> impl Strategy<Value = PlainToken> {
         any::<u64>().prop_map(|_| PlainToken::generate())
     }

@@ -136,6 +136,7 @@ pub async fn run(options: &Options, ceiling: f64) -> Result<()> {
         &options.store,
         options.large,
         options.distinct,
+        &[],
     )
     .await?;
     let hot = server.wrk_script(LOAD_TOKENS)?;

@@ -45,7 +45,8 @@ const PASSWORD: &str = "bench password 2026";
 /// Tokens the load generator cycles through (all cached after the warm-up).
 const LOAD_TOKENS: usize = 1000;
 
-const USAGE: &str = "usage: hubkey-bench PATH/TO/hubkeyd [soak|bruteforce] [--seconds N] \
+const USAGE: &str =
+    "usage: hubkey-bench PATH/TO/hubkeyd [soak|bruteforce|access-log] [--seconds N] \
                      [--tokens M] [--distinct N] [--store sqlite|postgres] [--database-url URL] \
                      [--connections N]";
 
@@ -67,6 +68,8 @@ enum Benchmark {
     Soak,
     /// Password guessing under the throttling.
     Bruteforce,
+    /// The token endpoint with the per-token access log off and on, alternately.
+    AccessLog,
 }
 
 struct Options {
@@ -87,6 +90,7 @@ fn options() -> Result<Options> {
     let benchmark = match args.peek().map(String::as_str) {
         Some("soak") => Benchmark::Soak,
         Some("bruteforce") => Benchmark::Bruteforce,
+        Some("access-log") => Benchmark::AccessLog,
         Some(other) if !other.starts_with("--") => return Err(format!("{other}? {USAGE}").into()),
         _ => Benchmark::Endpoint,
     };
@@ -97,7 +101,7 @@ fn options() -> Result<Options> {
         hubkeyd,
         benchmark,
         seconds: match benchmark {
-            Benchmark::Endpoint => 10,
+            Benchmark::Endpoint | Benchmark::AccessLog => 10,
             Benchmark::Soak => 300,
             Benchmark::Bruteforce => 60,
         },
@@ -161,6 +165,9 @@ async fn main() -> Result<()> {
             return result;
         }
         Benchmark::Bruteforce => return bruteforce::run(&options.hubkeyd, options.seconds).await,
+        Benchmark::AccessLog => {
+            return access_log_comparison(&options.hubkeyd, options.seconds, 3).await;
+        }
     }
     println!(
         "hubkeyd token endpoint benchmark ({} s per run, {} cores)",
@@ -179,7 +186,44 @@ async fn main() -> Result<()> {
         "\nin-process ceiling (SHA-256 of a token + ES256-signed token), one core: {ceiling:.0}/s"
     );
 
-    endpoint::run(&options, ceiling).await
+    endpoint::run(&options, ceiling).await?;
+    access_log_comparison(&options.hubkeyd, options.seconds, 2).await
+}
+
+/// `/token` throughput (1 000 tokens, 32 connections) with the per-token access log off
+/// (as before issue 16) and on, in `pairs` alternating off/on runs of `seconds` each, each
+/// on a fresh server; prints each run and the ratio of the means.
+async fn access_log_comparison(hubkeyd: &Path, seconds: u64, pairs: usize) -> Result<()> {
+    println!("\n/token with the access log off and on ({pairs} alternating pairs, 32 conns):");
+    let mut off = Vec::new();
+    let mut on = Vec::new();
+    for _ in 0..pairs {
+        for mode in ["off", "on"] {
+            let server = Server::seed_and_start_in(
+                hubkeyd,
+                &StoreKind::Sqlite,
+                LOAD_TOKENS,
+                LOAD_TOKENS,
+                &["--access-log", mode],
+            )
+            .await?;
+            let script = server.wrk_script(LOAD_TOKENS)?;
+            wrk(&server.url, &script, 32, 2)?;
+            let run = wrk(&server.url, &script, 32, seconds)?;
+            println!(
+                "  access log {mode:>3}: {:>8.0} req/s  p50 {:.2} ms  p99 {:.2} ms  errors {}",
+                run.requests_per_second, run.p50_ms, run.p99_ms, run.errors
+            );
+            if mode == "on" { &mut on } else { &mut off }.push(run.requests_per_second);
+            server.stop();
+        }
+    }
+    let mean = |runs: &[f64]| runs.iter().sum::<f64>() / runs.len().max(1) as f64;
+    println!(
+        "  on / off, mean of {pairs} runs each               {:.2}",
+        mean(&on) / mean(&off)
+    );
+    Ok(())
 }
 
 fn cores() -> usize {
@@ -229,7 +273,7 @@ impl Server {
     /// Seeds `stored` tokens in SQLite and serves them; keeps the first [`LOAD_TOKENS`]
     /// plaintexts.
     async fn seed_and_start(hubkeyd: &Path, stored: usize) -> Result<Self> {
-        Self::seed_and_start_in(hubkeyd, &StoreKind::Sqlite, stored, LOAD_TOKENS).await
+        Self::seed_and_start_in(hubkeyd, &StoreKind::Sqlite, stored, LOAD_TOKENS, &[]).await
     }
 
     /// Seeds `stored` tokens in `store` and serves them with a metrics listener; keeps the
@@ -239,6 +283,7 @@ impl Server {
         store: &StoreKind,
         stored: usize,
         keep: usize,
+        serve: &[&str],
     ) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let database_url = match store {
@@ -246,16 +291,7 @@ impl Server {
             StoreKind::Postgres(url) => url.clone(),
         };
         let started = Instant::now();
-        let tokens = seed(dir.path(), &database_url, stored, keep)
-            .await
-            .map_err(|err| match store {
-                StoreKind::Sqlite => err,
-                StoreKind::Postgres(_) => format!(
-                    "--store postgres: not yet: this hubkeyd cannot open the PostgreSQL database \
-                     (the PostgreSQL store of issue 13 is not merged on this branch?): {err}"
-                )
-                .into(),
-            })?;
+        let tokens = seed(dir.path(), &database_url, stored, keep).await?;
         eprintln!(
             "seeded {stored} tokens in {:.1} s",
             started.elapsed().as_secs_f64()
@@ -264,20 +300,22 @@ impl Server {
             StoreKind::Sqlite => Vec::new(),
             StoreKind::Postgres(url) => vec!["--database".to_owned(), url.clone()],
         };
-        Self::start_with(hubkeyd, dir, tokens, &extra)
+        Self::start_with(hubkeyd, dir, tokens, &extra, serve)
     }
 
     /// Starts hubkeyd on a data directory seeded before.
     fn start(hubkeyd: &Path, dir: tempfile::TempDir, tokens: Vec<PlainToken>) -> Result<Self> {
-        Self::start_with(hubkeyd, dir, tokens, &[])
+        Self::start_with(hubkeyd, dir, tokens, &[], &[])
     }
 
-    /// Starts hubkeyd with `global` arguments (e.g. `--database URL`) and a metrics listener.
+    /// Starts hubkeyd with `global` arguments (e.g. `--database URL`), a metrics listener and
+    /// more `serve` arguments (e.g. `--access-log off`).
     fn start_with(
         hubkeyd: &Path,
         dir: tempfile::TempDir,
         tokens: Vec<PlainToken>,
         global: &[String],
+        serve: &[&str],
     ) -> Result<Self> {
         let mut child = Command::new(hubkeyd)
             .args(["--data-dir"])
@@ -290,6 +328,7 @@ impl Server {
                 "--metrics-addr",
                 "127.0.0.1:0",
             ])
+            .args(serve)
             .env("HUBKEYD_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

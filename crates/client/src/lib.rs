@@ -18,13 +18,14 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use hubkey_api::{
-    AccessToken, AccessTokenPage, AccountEventPage, AuthTokenRequest, AuthTokenResponse,
-    ChangePasswordRequest, CreateAccessTokenRequest, DesktopGenerateRequest,
+    AccessToken, AccessTokenPage, AccountEventPage, AccountSettings, AuthTokenRequest,
+    AuthTokenResponse, ChangePasswordRequest, CreateAccessTokenRequest, DesktopGenerateRequest,
     DesktopGenerateResponse, DeviceCodeRequest, DeviceCodeResponse, DeviceTokenResponse,
     DisableTotpRequest, Health, HubInfo, LoginRequest, LoginResponse, OAuthErrorBody,
-    PatchAccessTokenRequest, PatchRepositoryRequest, RecoveryCodes, RefreshRequest, Repository,
-    RevokedSessions, TokenEventPage, TotpCodeRequest, TotpEnrolment, TwoFactorLoginRequest,
-    TwoFactorStatus,
+    PatchAccessTokenRequest, PatchAccountSettings, PatchRepositoryRequest, RecoveryCodes,
+    RefreshRequest, Repository, RevokeCredentialsRequest, RevokeCredentialsResponse,
+    RevokedSessions, RotateAccessTokenRequest, SecretScanningResult, TokenActivityPage,
+    TokenEventPage, TotpCodeRequest, TotpEnrolment, TwoFactorLoginRequest, TwoFactorStatus,
 };
 use reqwest::{header, Method, RequestBuilder};
 use url::Url;
@@ -321,6 +322,24 @@ impl HubClient {
         self.get_json(url).await
     }
 
+    /// The account's settings (`GET /v2/users/settings`).
+    pub async fn account_settings(&self) -> Result<AccountSettings, ClientError> {
+        self.get_json(self.endpoint("v2/users/settings")?).await
+    }
+
+    /// Changes the account's settings; only the fields present change.
+    pub async fn patch_account_settings(
+        &self,
+        patch: &PatchAccountSettings,
+    ) -> Result<AccountSettings, ClientError> {
+        self.execute(
+            self.authorized(Method::PATCH, "v2/users/settings")?
+                .json(patch),
+        )
+        .await?
+        .into_json()
+    }
+
     /// Docker Hub's `/v2/auth/token`: a session from a password or a personal access token.
     /// A session made from an access token may not manage access tokens.
     pub async fn auth_token(
@@ -447,6 +466,41 @@ impl HubClient {
         self.execute(request.json(patch)).await?.into_json()
     }
 
+    /// Rotates a token (`POST /v2/access-tokens/{uuid}/rotate`): the answer is the successor
+    /// with its secret (shown this once); the old token works `overlap_seconds` more.
+    pub async fn rotate_token(
+        &self,
+        uuid: Uuid,
+        overlap_seconds: u32,
+    ) -> Result<AccessToken, ClientError> {
+        let url = self.endpoint(&format!("v2/access-tokens/{uuid}/rotate"))?;
+        let request = self.with_bearer(self.http.request(Method::POST, url));
+        self.execute(request.json(&RotateAccessTokenRequest { overlap_seconds }))
+            .await?
+            .into_json()
+    }
+
+    /// A token's access log after `after` (from the start when `None`), oldest first, at
+    /// most `limit` lines (the server's default when `None`).
+    pub async fn token_activity(
+        &self,
+        uuid: Uuid,
+        after: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<TokenActivityPage, ClientError> {
+        let mut url = self.endpoint(&format!("v2/access-tokens/{uuid}/activity"))?;
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(after) = after {
+                query.append_pair("after", after);
+            }
+            if let Some(limit) = limit {
+                query.append_pair("limit", &limit.to_string());
+            }
+        }
+        self.get_json(url).await
+    }
+
     /// Deletes a token for good.
     pub async fn delete_token(&self, uuid: Uuid) -> Result<(), ClientError> {
         let request = self.with_bearer(self.http.request(Method::DELETE, self.token_url(uuid)?));
@@ -541,6 +595,43 @@ impl HubClient {
             .push(namespace)
             .push(name);
         Ok(url)
+    }
+
+    /// Sends a secret-scanning report as GitHub's partner program does
+    /// (`POST /v2/secret-scanning/github`): `body` is the raw JSON array of findings, signed
+    /// by `signature` (base64 DER ECDSA P-256 SHA-256) with GitHub's key `key_identifier`.
+    pub async fn report_secret_scanning(
+        &self,
+        body: Vec<u8>,
+        key_identifier: &str,
+        signature: &str,
+    ) -> Result<Vec<SecretScanningResult>, ClientError> {
+        self.execute(
+            self.anonymous(Method::POST, "v2/secret-scanning/github")?
+                .header(header::CONTENT_TYPE, "application/json")
+                .header("Github-Public-Key-Identifier", key_identifier)
+                .header("Github-Public-Key-Signature", signature)
+                .body(body),
+        )
+        .await?
+        .into_json()
+    }
+
+    /// Reports found access tokens for revocation (`POST /v2/credentials/revoke`, no
+    /// authentication). The answer is the same whether or not any was a live token.
+    pub async fn revoke_credentials(
+        &self,
+        credentials: &[String],
+    ) -> Result<RevokeCredentialsResponse, ClientError> {
+        let body = RevokeCredentialsRequest {
+            credentials: credentials.to_vec(),
+        };
+        self.execute(
+            self.anonymous(Method::POST, "v2/credentials/revoke")?
+                .json(&body),
+        )
+        .await?
+        .into_json()
     }
 
     /// The server's OpenAPI document.

@@ -402,6 +402,10 @@ mod tests {
             token_hint: "hkpat_…abcd".into(),
             state: TokenState::Active,
             usage: vec![],
+            rotated_from: None,
+            rotated_to: None,
+            overlap_until: None,
+            last_addresses: vec![],
         }
     }
 

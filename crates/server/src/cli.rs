@@ -167,6 +167,27 @@ pub struct ServeArgs {
     /// all without it, and never on the API's address.
     #[arg(long, value_name = "ADDR", env = "HUBKEYD_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+    /// GitHub's secret-scanning key set (its `{"public_keys": [...]}` format) in a file:
+    /// turns on POST /v2/secret-scanning/github, which deactivates tokens GitHub finds in
+    /// public. Off without this or --secret-scanning-keys-url.
+    #[arg(
+        long,
+        env = "HUBKEYD_SECRET_SCANNING_KEYS",
+        conflicts_with = "secret_scanning_keys_url"
+    )]
+    pub secret_scanning_keys: Option<std::path::PathBuf>,
+    /// The URL of GitHub's secret-scanning key set, fetched at start, again every hour, and
+    /// when a report names a key it lacks (at most once a minute).
+    #[arg(long, env = "HUBKEYD_SECRET_SCANNING_KEYS_URL")]
+    pub secret_scanning_keys_url: Option<String>,
+    /// Record every accepted token use (address, agent, what it did) in the per-token
+    /// access log: on (default) or off.
+    #[arg(long, env = "HUBKEYD_ACCESS_LOG", default_value = "on", value_parser = ["on", "off"])]
+    pub access_log: String,
+    /// Days the access log keeps (older lines are deleted by the periodic sweep).
+    #[arg(long, env = "HUBKEYD_ACCESS_LOG_DAYS", default_value_t = crate::access_log::DEFAULT_RETENTION_DAYS,
+        value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub access_log_days: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -316,6 +337,15 @@ async fn serve(hub: Hub, args: ServeArgs) -> Result<()> {
         _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let source = match (args.secret_scanning_keys, args.secret_scanning_keys_url) {
+        (Some(path), _) => Some(crate::secret_scanning::KeySource::File(path)),
+        (None, Some(url)) => Some(crate::secret_scanning::KeySource::Url(url)),
+        (None, None) => None,
+    };
+    let partner_keys = match source {
+        Some(source) => Some(crate::secret_scanning::PartnerKeys::open(source).await?),
+        None => None,
+    };
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|err| SetupError::io(format!("cannot listen on {}", args.listen), err))?;
@@ -335,12 +365,16 @@ async fn serve(hub: Hub, args: ServeArgs) -> Result<()> {
         public_url: args.public_url,
         registry_host: args.registry_host,
     };
-    let state = crate::AppState::new(hub, site)
+    let hub = hub.with_access_log(args.access_log == "on", args.access_log_days);
+    let mut state = crate::AppState::new(hub, site)
         .with_trusted_proxies(TrustedProxies::new(
             args.trusted_proxies,
             args.forwarded_header,
         ))
         .with_https(tls.is_some());
+    if let Some(keys) = partner_keys {
+        state = state.with_secret_scanning(keys);
+    }
     let served = crate::run_app_with(state, listener, tls, shutdown_signal()).await;
     if let Some(metrics) = metrics {
         metrics.abort();

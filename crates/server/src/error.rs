@@ -35,6 +35,10 @@ pub enum Error {
     /// Too many failed attempts; try again after this many seconds.
     #[error("too many failed sign-in attempts; try again in {retry_after} seconds")]
     Throttled { retry_after: u64 },
+    /// Too many requests of a kind that is not a sign-in (the public revocation endpoint);
+    /// try again after this many seconds.
+    #[error("too many requests; try again in {retry_after} seconds")]
+    RateLimited { retry_after: u64 },
     /// The database failed; the cause is logged, the caller sees an opaque 500.
     #[error("storage error")]
     Storage(#[from] sqlx::Error),

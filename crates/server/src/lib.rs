@@ -9,6 +9,7 @@
 //! limits failed sign-ins; [`data_dir`] is the data directory's layout; [`cli`] is the
 //! `hubkeyd` command line. This file only wires them together.
 
+pub mod access_log;
 pub mod cache;
 pub mod cli;
 pub use hubkey_api::clock;
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod password;
 pub mod random;
 pub mod registry;
+pub mod secret_scanning;
 pub mod session;
 pub mod store;
 pub mod throttle;
@@ -114,6 +116,9 @@ pub async fn run_app_with(
             .sweep_forever(state.clock(), state.sweep_interval()),
     );
     let throttle_sweeper = tokio::spawn(hub.throttle().clone().sweep_forever(state.clock()));
+    let revoker = tokio::spawn(hub.clone().revocations_forever(state.clock()));
+    let access_flusher = tokio::spawn(hub.access_log().clone().flush_forever(hub.store().clone()));
+    let clock = state.clock();
     let served = match tls {
         None => serve(listener, state, shutdown).await,
         Some(tls) => serve_tls(listener, state, tls, shutdown).await,
@@ -121,7 +126,11 @@ pub async fn run_app_with(
     flusher.abort();
     sweeper.abort();
     throttle_sweeper.abort();
+    revoker.abort();
+    access_flusher.abort();
     hub.usage().flush(hub.store()).await?;
+    hub.access_log().flush(hub.store()).await?;
+    hub.write_revocations(clock.now()).await?;
     served.map_err(|err| SetupError::io("serving", err))
 }
 

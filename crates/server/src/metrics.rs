@@ -95,7 +95,7 @@ impl Outcome {
             Err(Error::Unauthorized(_) | Error::ChallengeExpired | Error::SessionRevoked) => {
                 Outcome::Refused
             }
-            Err(Error::Throttled { .. }) => Outcome::Throttled,
+            Err(Error::Throttled { .. } | Error::RateLimited { .. }) => Outcome::Throttled,
             Err(Error::Invalid { .. } | Error::Forbidden(_) | Error::NotFound(_)) => {
                 Outcome::Invalid
             }

@@ -22,7 +22,7 @@ impl Error {
             | Error::SecondFactorRequired { .. } => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Throttled { .. } | Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Storage(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -53,6 +53,14 @@ impl IntoResponse for Error {
                 status,
                 [(header::RETRY_AFTER, HeaderValue::from(retry_after))],
                 Json(ErrorBody::new(Error::Throttled { retry_after }.to_string())),
+            )
+                .into_response(),
+            Error::RateLimited { retry_after } => (
+                status,
+                [(header::RETRY_AFTER, HeaderValue::from(retry_after))],
+                Json(ErrorBody::new(
+                    Error::RateLimited { retry_after }.to_string(),
+                )),
             )
                 .into_response(),
             Error::Forbidden(message) | Error::NotFound(message) => {

@@ -5,6 +5,7 @@ pub mod cross_site;
 pub mod device_page;
 pub mod error;
 pub mod extract;
+pub mod leaks;
 pub mod metrics;
 pub mod oauth;
 pub mod registry;
@@ -47,7 +48,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         registry::token_get, registry::token_post, registry::get_repository,
         registry::patch_repository, oauth::device_code, oauth::token, device_page::show,
         two_factor::status, two_factor::enrol, two_factor::confirm, two_factor::disable,
-        two_factor::recovery_codes,
+        two_factor::recovery_codes, leaks::secret_scanning_github, leaks::revoke_credentials,
+        leaks::rotate_token, leaks::account_settings, leaks::patch_account_settings,
+        leaks::token_activity,
     ),
     modifiers(&BearerAuth, &CommonResponses),
 )]
@@ -219,6 +222,21 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v2/repositories/{namespace}/{name}",
             get(registry::get_repository).patch(registry::patch_repository),
+        )
+        .route(
+            "/v2/secret-scanning/github",
+            post(leaks::secret_scanning_github)
+                .layer(DefaultBodyLimit::max(leaks::SECRET_SCANNING_BODY_LIMIT)),
+        )
+        .route("/v2/credentials/revoke", post(leaks::revoke_credentials))
+        .route("/v2/access-tokens/{uuid}/rotate", post(leaks::rotate_token))
+        .route(
+            "/v2/access-tokens/{uuid}/activity",
+            get(leaks::token_activity),
+        )
+        .route(
+            "/v2/users/settings",
+            get(leaks::account_settings).patch(leaks::patch_account_settings),
         )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

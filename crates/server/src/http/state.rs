@@ -29,6 +29,8 @@ pub struct AppState {
     trusted_proxies: TrustedProxies,
     /// Whether the listener speaks TLS (links then start with `https://`).
     https: bool,
+    /// GitHub's secret-scanning key set; without it the partner endpoint is off (404).
+    secret_scanning: Option<Arc<crate::secret_scanning::PartnerKeys>>,
 }
 
 impl AppState {
@@ -44,6 +46,7 @@ impl AppState {
             sweep_interval: crate::session::SWEEP_INTERVAL,
             trusted_proxies: TrustedProxies::default(),
             https: false,
+            secret_scanning: None,
         }
     }
 
@@ -66,6 +69,18 @@ impl AppState {
     /// The proxies whose forwarded headers name the client.
     pub fn trusted_proxies(&self) -> &TrustedProxies {
         &self.trusted_proxies
+    }
+
+    /// The same state answering GitHub's secret-scanning reports signed with `keys`.
+    #[must_use]
+    pub fn with_secret_scanning(mut self, keys: crate::secret_scanning::PartnerKeys) -> Self {
+        self.secret_scanning = Some(Arc::new(keys));
+        self
+    }
+
+    /// The secret-scanning key set, when the partner endpoint is on.
+    pub fn secret_scanning(&self) -> Option<&crate::secret_scanning::PartnerKeys> {
+        self.secret_scanning.as_deref()
     }
 
     /// The same state sweeping ended sessions every `interval` instead of

@@ -16,6 +16,7 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use super::sign_in::SessionKey;
 use super::{ClientInfo, Hub};
 use crate::error::{Error, Result};
 use crate::session::{self, SessionSource};
@@ -331,8 +332,7 @@ impl Hub {
             .open_session(
                 user_id,
                 username,
-                SessionSource::DevicePage,
-                None,
+                SessionKey::DevicePage,
                 now,
                 now + session::DEVICE_PAGE_TTL,
             )

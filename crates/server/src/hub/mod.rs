@@ -5,13 +5,17 @@
 //! (sessions, 2FA, and [`Hub::authenticate`], where every authenticated request starts),
 //! `security` (containing a compromised account: password change, sign-out everywhere,
 //! disabling, the security events and the sweep of ended sessions),
-//! `tokens` (with their events and pruning), `usage` (the PAT check on the hot path and
+//! `tokens` (with their events and pruning), `leaks` (secret-scanning reports and the
+//! public revocation), `rotation`, `usage` (the PAT check on the hot path and
 //! the usage figures), `registry` (the registry's `/token`) and `repositories`.
 
+mod access;
 mod accounts;
 mod device;
+mod leaks;
 mod registry;
 mod repositories;
+mod rotation;
 mod security;
 mod sign_in;
 mod tokens;
@@ -38,8 +42,10 @@ pub use accounts::check_username;
 pub use device::{
     normalise_user_code, DeviceGrant, DeviceGrantStart, DevicePoll, GRANT_TTL, POLL_INTERVAL,
 };
+pub use leaks::{MAX_SCANNING_MATCHES, REVOKE_PER_ADDRESS, REVOKE_WINDOW};
 pub use registry::{RegistryCredential, RegistryTokenRequest};
 pub use repositories::{check_repository_name, REPOSITORY_CACHE_AGE};
+pub use rotation::{REUSE_COALESCE, REUSE_EVENTS_PER_TOKEN};
 pub use tokens::{
     check_create_request, check_patch_request, CheckedCreate, TokenPage, MAX_EVENTS, MAX_LABEL,
     MAX_PAGE_SIZE,
@@ -92,6 +98,16 @@ pub struct Hub {
     repositories: Arc<LookupCache<bool>>,
     usage: Arc<UsageLog>,
     throttle: Arc<Throttle>,
+    /// Per-address limits of the public revocation endpoint.
+    revoke_limiter: Arc<leaks::RevokeLimiter>,
+    /// Tokens the public revocation found, for the background writer.
+    revocations: Arc<leaks::RevocationQueue>,
+    /// Reuse of rotated-away tokens recorded lately (coalescing).
+    reuse_seen: Arc<rotation::ReuseSeen>,
+    /// Every accepted token use, for the per-token access log.
+    access_log: Arc<crate::access_log::AccessLog>,
+    /// Days the access log keeps.
+    access_log_days: u32,
     /// How long a bearer JWT lives ([`session::ACCESS_TTL`] unless set).
     access_ttl: chrono::Duration,
     metrics: Arc<Metrics>,
@@ -126,6 +142,11 @@ impl Hub {
             ),
             usage: Arc::new(UsageLog::observed(metrics.flush())),
             throttle: Arc::new(throttle),
+            revoke_limiter: Arc::default(),
+            revocations: Arc::default(),
+            reuse_seen: Arc::default(),
+            access_log: Arc::default(),
+            access_log_days: crate::access_log::DEFAULT_RETENTION_DAYS,
             access_ttl: session::ACCESS_TTL,
             metrics,
         }
@@ -137,6 +158,20 @@ impl Hub {
     pub fn with_access_ttl(mut self, ttl: chrono::Duration) -> Self {
         self.access_ttl = ttl;
         self
+    }
+
+    /// The access log keeps `days` days (default
+    /// [`crate::access_log::DEFAULT_RETENTION_DAYS`]); `enabled` false records nothing.
+    #[must_use]
+    pub fn with_access_log(mut self, enabled: bool, days: u32) -> Self {
+        self.access_log.set_enabled(enabled);
+        self.access_log_days = days.max(1);
+        self
+    }
+
+    /// The per-token access log not yet written; the server flushes it periodically.
+    pub fn access_log(&self) -> &Arc<crate::access_log::AccessLog> {
+        &self.access_log
     }
 
     /// The bearer lifetime in seconds, as `expires_in` says it.

@@ -51,7 +51,7 @@ impl Hub {
         let requested = access::parse_scopes(&request.scopes)
             .map_err(|err| Error::invalid("scope", err.to_string()))?;
         check_service(&request.service)?;
-        let (principal, refresh_token) = self
+        let (principal, refresh_token, token_uuid) = self
             .registry_principal(request.credential, request.offline, client, now)
             .await?;
         let mut granted = Vec::with_capacity(requested.len());
@@ -70,6 +70,9 @@ impl Hub {
                 _ => false,
             };
             granted.push(access::grant(&principal, resource, is_public));
+        }
+        if let Some(uuid) = &token_uuid {
+            self.log_registry_access(uuid, client, &granted, now);
         }
         let service = if request.service.is_empty() {
             crate::registry::DEFAULT_SERVICE
@@ -94,14 +97,14 @@ impl Hub {
         offline: bool,
         client: &ClientInfo,
         now: DateTime<Utc>,
-    ) -> Result<(Principal, Option<String>)> {
+    ) -> Result<(Principal, Option<String>, Option<String>)> {
         let (username, secret) = match credential {
-            RegistryCredential::Anonymous => return Ok((Principal::Anonymous, None)),
+            RegistryCredential::Anonymous => return Ok((Principal::Anonymous, None, None)),
             RegistryCredential::RefreshToken(secret) => {
                 // A refresh token cannot be guessed: checked, not reserved (see `prove`).
                 let attempt = Attempt::from_address(client.ip);
                 self.throttle.check_address(&attempt, now)?;
-                let token = match self.use_token(None, &secret, now).await {
+                let token = match self.use_token(None, &secret, client, now).await {
                     Ok(token) => token,
                     Err(Error::Unauthorized(_)) => {
                         self.throttle.fail(&attempt, now).await?;
@@ -113,7 +116,8 @@ impl Hub {
                     username: token.username.clone(),
                     scopes: token.token.scopes(),
                 };
-                return Ok((principal, Some(secret.to_string())));
+                let uuid = token.token.uuid.clone();
+                return Ok((principal, Some(secret.to_string()), Some(uuid)));
             }
             RegistryCredential::Basic { username, secret } => (username, secret),
         };
@@ -123,14 +127,15 @@ impl Hub {
                     username,
                     scopes: token.token.scopes(),
                 };
-                Ok((principal, offline.then(|| secret.to_string())))
+                let uuid = token.token.uuid.clone();
+                Ok((principal, offline.then(|| secret.to_string()), Some(uuid)))
             }
             Proof::Password(user) => {
                 refuse_password_with_2fa(&user)?;
                 let principal = Principal::Password {
                     username: user.username,
                 };
-                Ok((principal, None))
+                Ok((principal, None, None))
             }
         }
     }

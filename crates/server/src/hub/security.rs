@@ -159,6 +159,14 @@ impl Hub {
     /// Deletes sessions that ended more than [`session::SESSION_RETENTION`] before `now`
     /// (with their spent refresh tokens) and the 2FA challenges expired at `now`.
     pub async fn sweep(&self, now: DateTime<Utc>) -> Result<Swept> {
+        let first_kept = crate::usage::epoch_day(now) - i64::from(self.access_log_days) + 1;
+        let access = self.store.delete_access_before(first_kept).await?;
+        if access > 0 {
+            tracing::debug!(
+                lines = access,
+                "deleted access-log lines past their retention"
+            );
+        }
         self.store
             .sweep(
                 now - session::SESSION_RETENTION,

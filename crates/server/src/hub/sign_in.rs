@@ -252,13 +252,18 @@ impl Hub {
     ) -> Result<String> {
         let user = match self.prove(identifier, &secret, client, now).await? {
             Proof::Token(token) => {
+                self.log_access(
+                    &token.token.uuid,
+                    client,
+                    super::access::SIGN_IN_ACTION,
+                    now,
+                );
                 let expires_at = now + session::PAT_SESSION_TTL;
                 let caller = self
                     .open_session(
                         &token.token.user_id,
                         identifier,
-                        SessionSource::Pat,
-                        None,
+                        SessionKey::Token(&token.token.uuid),
                         now,
                         expires_at,
                     )
@@ -300,7 +305,7 @@ impl Hub {
             self.throttle.fail(&attempt, now).await?;
             return Err(Error::bad_credentials());
         }
-        match self.use_token(Some(username), secret, now).await {
+        match self.use_token(Some(username), secret, client, now).await {
             Ok(token) => Ok(Proof::Token(token)),
             Err(Error::Unauthorized(_)) => {
                 self.throttle.fail(&attempt, now).await?;
@@ -362,6 +367,7 @@ impl Hub {
         if session.revoked_at.is_some()
             || session.expires_at <= store::millis(now)
             || session.user_disabled
+            || !session.token_works(now)
         {
             return Err(Error::Unauthorized(
                 "The session has ended; sign in again".into(),
@@ -390,8 +396,7 @@ impl Hub {
             .open_session(
                 user_id,
                 username,
-                SessionSource::Password,
-                Some(TokenDigest::of(&refresh).as_str()),
+                SessionKey::Refresh(TokenDigest::of(&refresh).as_str()),
                 now,
                 now + session::SESSION_TTL,
             )
@@ -407,22 +412,27 @@ impl Hub {
         &self,
         user_id: &str,
         username: &str,
-        source: SessionSource,
-        refresh_digest: Option<&str>,
+        key: SessionKey<'_>,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<Caller> {
         let session_id = Uuid::new_v4().to_string();
+        let (source, refresh_digest, token_uuid) = match key {
+            SessionKey::Refresh(digest) => (SessionSource::Password, Some(digest), None),
+            SessionKey::Token(uuid) => (SessionSource::Pat, None, Some(uuid)),
+            SessionKey::DevicePage => (SessionSource::DevicePage, None, None),
+        };
         let opened = self
             .store
-            .insert_session(
-                &session_id,
+            .insert_session(&store::NewSession {
+                id: &session_id,
                 user_id,
-                source.as_str(),
+                source: source.as_str(),
                 refresh_digest,
-                now,
+                token_uuid,
+                created_at: now,
                 expires_at,
-            )
+            })
             .await?;
         if !opened {
             // Disabled between the check of its secret and now.
@@ -446,6 +456,16 @@ fn sign_in_attempt(username: &str, ip: std::net::IpAddr) -> Attempt {
     } else {
         Attempt::from_address(ip)
     }
+}
+
+/// What a new session is opened with: a password sign-in's refresh token (its digest), the
+/// personal access token it was made from (its uuid: the bearer ends with the token), or
+/// nothing, for the device verification page's own short session.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum SessionKey<'a> {
+    Refresh(&'a str),
+    Token(&'a str),
+    DevicePage,
 }
 
 /// What a secret proved: a live personal access token, or the account's password.

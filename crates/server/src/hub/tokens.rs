@@ -175,13 +175,17 @@ impl Hub {
                 epoch_day(now) - USAGE_DAYS + 1,
             )
             .await?;
+        let mut results: Vec<AccessToken> = rows
+            .iter()
+            .map(|row| self.with_usage(row, &usage, now))
+            .collect();
+        for token in &mut results {
+            self.with_last_addresses(token).await?;
+        }
         Ok(TokenPage {
             count: u64::try_from(count).unwrap_or(0),
             active_count: u64::try_from(active_count).unwrap_or(0),
-            results: rows
-                .iter()
-                .map(|row| self.with_usage(row, &usage, now))
-                .collect(),
+            results,
         })
     }
 
@@ -202,7 +206,9 @@ impl Hub {
             .store
             .usage_of_token(&row.uuid, epoch_day(now) - USAGE_DAYS + 1)
             .await?;
-        Ok(self.with_usage(&row, &usage, now))
+        let mut token = self.with_usage(&row, &usage, now);
+        self.with_last_addresses(&mut token).await?;
+        Ok(token)
     }
 
     /// `PATCH /v2/access-tokens/{uuid}`: relabel and/or (de)activate, with an event per change.

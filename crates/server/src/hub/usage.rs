@@ -19,6 +19,7 @@ impl Hub {
         &self,
         username: Option<&str>,
         secret: &str,
+        client: &super::ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<Arc<TokenOwner>> {
         let token = PlainToken::parse(secret).map_err(|err| {
@@ -44,6 +45,9 @@ impl Hub {
             Some(found) if found.user_disabled => Some("account disabled"),
             Some(found) if found.token.is_expired(now) => Some("expired"),
             Some(found) if !found.token.is_active => Some("inactive"),
+            // Checked against the row's own `overlap_until` at `now`, cached or not: the
+            // refusal starts at the overlap's end, not up to TOKEN_CACHE_AGE later.
+            Some(found) if found.token.is_rotated_away(now) => Some("rotated away"),
             Some(_) => None,
         };
         match (reason, found) {
@@ -51,8 +55,14 @@ impl Hub {
                 self.usage.record(&found.token.uuid, now);
                 Ok(found)
             }
-            (reason, _) => {
+            (reason, found) => {
                 tracing::debug!(reason = reason.unwrap_or("unknown"), "access token refused");
+                if let (Some("rotated away"), Some(found)) = (reason, found) {
+                    // A refusal all the same, whether or not the record could be written.
+                    if let Err(err) = self.note_reuse(&found, client, now).await {
+                        tracing::warn!(error = %err, "recording a rotated token's reuse failed");
+                    }
+                }
                 Err(Error::bad_credentials())
             }
         }

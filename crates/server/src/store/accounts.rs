@@ -188,3 +188,36 @@ impl Store {
         Ok(result.rows_affected() == 1)
     }
 }
+
+impl Store {
+    /// The account's `revoke_on_reuse` setting.
+    pub async fn revoke_on_reuse(&self, user_id: &str) -> Result<bool> {
+        let on: Option<i64> =
+            sqlx::query_scalar("SELECT CAST(revoke_on_reuse AS INTEGER) FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(on.is_some_and(|on| on != 0))
+    }
+
+    /// As [`Store::revoke_on_reuse`], inside the transaction holding the account's lock.
+    pub async fn revoke_on_reuse_in(tokens: &mut super::AccountTokens<'_>) -> Result<bool> {
+        let user_id = tokens.user_id().to_owned();
+        let on: Option<i64> =
+            sqlx::query_scalar("SELECT CAST(revoke_on_reuse AS INTEGER) FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_optional(&mut *tokens.conn)
+                .await?;
+        Ok(on.is_some_and(|on| on != 0))
+    }
+
+    /// Turns the account's `revoke_on_reuse` on or off.
+    pub async fn set_revoke_on_reuse(&self, user_id: &str, on: bool) -> Result<()> {
+        sqlx::query("UPDATE users SET revoke_on_reuse = $1 WHERE id = $2")
+            .bind(on)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

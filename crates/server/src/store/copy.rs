@@ -38,6 +38,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("disabled_at", Int),
             ("totp_pending_sealed", Text),
             ("totp_pending_expires", Int),
+            ("revoke_on_reuse", Bool),
         ],
     ),
     (
@@ -58,6 +59,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("rotated_at", Int),
             ("grace_used", Bool),
             ("revoked_reason", Text),
+            ("token_uuid", Text),
         ],
     ),
     (
@@ -91,6 +93,9 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("expires_at", Int),
             ("is_active", Bool),
             ("expiry_noted", Bool),
+            ("rotated_from", Text),
+            ("rotated_to", Text),
+            ("overlap_until", Int),
         ],
     ),
     (
@@ -105,6 +110,11 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("client_id", Text),
             ("last_used", Int),
             ("at", Int),
+            ("url", Text),
+            ("source", Text),
+            ("address", Text),
+            ("user_agent", Text),
+            ("related_uuid", Text),
         ],
     ),
     (
@@ -121,6 +131,20 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
     (
         "token_usage",
         &[("token_uuid", Text), ("day", Int), ("uses", Int)],
+    ),
+    (
+        "token_access",
+        &[
+            ("id", Int),
+            ("token_uuid", Text),
+            ("day", Int),
+            ("address", Text),
+            ("user_agent", Text),
+            ("action", Text),
+            ("first_at", Int),
+            ("last_at", Int),
+            ("uses", Int),
+        ],
     ),
     (
         "repositories",
@@ -144,7 +168,7 @@ const NOT_COPIED: &[&str] = &[
 ];
 
 /// Tables whose `id` a PostgreSQL identity gives: its sequence continues after the copied ids.
-const IDENTITY_TABLES: &[&str] = &["token_events", "account_events"];
+const IDENTITY_TABLES: &[&str] = &["token_events", "account_events", "token_access"];
 
 /// A value on its way from one store to the other.
 enum Value {

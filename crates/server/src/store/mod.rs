@@ -12,6 +12,7 @@
 //! (its file owner-only) and keeps the one invariant every token change shares: the
 //! account's token lock ([`AccountTokens`]).
 
+mod access;
 mod account_events;
 mod accounts;
 mod copy;
@@ -42,10 +43,11 @@ pub use accounts::{UserRow, UserSummary};
 pub use copy::Copied;
 pub use device::{DeviceGrantRow, DevicePollRow, NewDeviceGrant};
 pub use pool_use::PoolUse;
-pub use sessions::{EventOrigin, Refresh, RevokeReason, SessionRow};
+pub use sessions::{EventOrigin, NewSession, Refresh, RevokeReason, SessionRow};
 pub use sweep::Swept;
 pub use tokens::{
-    decode_cursor, encode_cursor, NewToken, TokenOwner, TokenRow, TokenSpec, AUTO_TOKENS_KEPT,
+    decode_cursor, encode_cursor, EventDetail, NewToken, TokenOwner, TokenRow, TokenSpec,
+    AUTO_TOKENS_KEPT,
 };
 pub use usage::PendingUse;
 
@@ -142,6 +144,11 @@ const SQLITE_PRAGMAS: &[&str] = &[
     "PRAGMA busy_timeout = 15000",
     "PRAGMA cache_size = -16384",
 ];
+
+/// The time `millis` (Unix milliseconds, as stored) stands for.
+pub fn time_of(millis: i64) -> DateTime<Utc> {
+    time(millis)
+}
 
 fn time(millis: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(millis)

@@ -21,13 +21,55 @@ pub struct SessionRow {
     /// Whether its account is disabled (read by [`Store::session`] only).
     #[sqlx(default, try_from = "Flag")]
     pub user_disabled: bool,
+    /// The personal access token it was made from, if any (read by [`Store::session`]).
+    #[sqlx(default)]
+    pub token_uuid: Option<String>,
+    /// That token's state: whether it still exists and is active, its expiry, and its
+    /// rotation (read by [`Store::session`]).
+    #[sqlx(default)]
+    pub token_active: Option<i64>,
+    #[sqlx(default)]
+    pub token_expires_at: Option<i64>,
+    #[sqlx(default)]
+    pub token_rotated_to: Option<String>,
+    #[sqlx(default)]
+    pub token_overlap_until: Option<i64>,
 }
 
 impl SessionRow {
+    /// False when the session was made from a personal access token that no longer works
+    /// at `now` (deleted, deactivated, expired, or rotated away past its overlap): its
+    /// bearer is refused with it.
+    pub fn token_works(&self, now: DateTime<Utc>) -> bool {
+        if self.token_uuid.is_none() {
+            return true;
+        }
+        let now = millis(now);
+        self.token_active.is_some_and(|active| active != 0)
+            && self.token_expires_at.is_none_or(|at| at > now)
+            && (self.token_rotated_to.is_none()
+                || self.token_overlap_until.is_some_and(|until| until > now))
+    }
+
     /// True when the session was revoked because one of its spent refresh tokens came back.
     pub fn revoked_for_reuse(&self) -> bool {
         self.revoked_reason.as_deref() == Some(RevokeReason::RefreshReuse.as_str())
     }
+}
+
+/// A session to store.
+#[derive(Debug, Clone, Copy)]
+pub struct NewSession<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    /// `password` or `pat`.
+    pub source: &'a str,
+    /// The digest of a password session's refresh token.
+    pub refresh_digest: Option<&'a str>,
+    /// The personal access token a `pat` session was made from.
+    pub token_uuid: Option<&'a str>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// Why a session was revoked.
@@ -84,26 +126,20 @@ const SESSION_COLUMNS: &str = "id, user_id, source, expires_at, revoked_at, revo
 
 impl Store {
     /// Stores a new session, unless its account is disabled (then false).
-    pub async fn insert_session(
-        &self,
-        id: &str,
-        user_id: &str,
-        source: &str,
-        refresh_digest: Option<&str>,
-        now: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-    ) -> Result<bool> {
+    pub async fn insert_session(&self, new: &NewSession<'_>) -> Result<bool> {
         let inserted = sqlx::query(
-            "INSERT INTO sessions (id, user_id, source, refresh_digest, created_at, expires_at) \
-             SELECT $1, $2, $3, $4, $5, $6 \
+            "INSERT INTO sessions (id, user_id, source, refresh_digest, created_at, expires_at, \
+                 token_uuid) \
+             SELECT $1, $2, $3, $4, $5, $6, $7 \
              WHERE EXISTS (SELECT 1 FROM users WHERE id = $2 AND disabled_at IS NULL)",
         )
-        .bind(id)
-        .bind(user_id)
-        .bind(source)
-        .bind(refresh_digest)
-        .bind(millis(now))
-        .bind(millis(expires_at))
+        .bind(new.id)
+        .bind(new.user_id)
+        .bind(new.source)
+        .bind(new.refresh_digest)
+        .bind(millis(new.created_at))
+        .bind(millis(new.expires_at))
+        .bind(new.token_uuid)
         .execute(&self.pool)
         .await?;
         Ok(inserted.rows_affected() == 1)
@@ -113,8 +149,11 @@ impl Store {
     pub async fn session(&self, id: &str) -> Result<Option<SessionRow>> {
         Ok(sqlx::query_as(
             "SELECT s.id, s.user_id, s.source, s.expires_at, s.revoked_at, s.revoked_reason, \
-                    CAST((u.disabled_at IS NOT NULL) AS INTEGER) AS user_disabled \
-             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
+                    CAST((u.disabled_at IS NOT NULL) AS INTEGER) AS user_disabled, s.token_uuid, \
+                    CAST(t.is_active AS INTEGER) AS token_active, t.expires_at AS token_expires_at, \
+                    t.rotated_to AS token_rotated_to, t.overlap_until AS token_overlap_until \
+             FROM sessions s JOIN users u ON u.id = s.user_id \
+             LEFT JOIN access_tokens t ON t.uuid = s.token_uuid WHERE s.id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)

@@ -30,6 +30,15 @@ pub struct TokenRow {
     pub expires_at: Option<i64>,
     #[sqlx(try_from = "Flag")]
     pub is_active: bool,
+    /// The token this one replaced by a rotation.
+    #[sqlx(default)]
+    pub rotated_from: Option<String>,
+    /// The token that replaced this one by a rotation.
+    #[sqlx(default)]
+    pub rotated_to: Option<String>,
+    /// For a rotated-away token: when it stops working (Unix ms).
+    #[sqlx(default)]
+    pub overlap_until: Option<i64>,
 }
 
 impl TokenRow {
@@ -38,11 +47,17 @@ impl TokenRow {
         self.expires_at.is_some_and(|at| at <= millis(now))
     }
 
+    /// True when the token was rotated away and its overlap ended at or before `now`: it is
+    /// refused everywhere, and presenting it is reuse.
+    pub fn is_rotated_away(&self, now: DateTime<Utc>) -> bool {
+        self.rotated_to.is_some() && self.overlap_until.is_none_or(|until| until <= millis(now))
+    }
+
     /// Whether the token would be accepted at `now`.
     pub fn state(&self, now: DateTime<Utc>) -> TokenState {
         if self.is_expired(now) {
             TokenState::Expired
-        } else if self.is_active {
+        } else if self.is_active && !self.is_rotated_away(now) {
             TokenState::Active
         } else {
             TokenState::Inactive
@@ -76,8 +91,16 @@ impl TokenRow {
             token_hint: self.hint.clone(),
             state: self.state(now),
             usage: Vec::new(),
+            rotated_from: parse_uuid(self.rotated_from.as_deref()),
+            rotated_to: parse_uuid(self.rotated_to.as_deref()),
+            overlap_until: self.overlap_until.map(time),
+            last_addresses: Vec::new(),
         }
     }
+}
+
+fn parse_uuid(uuid: Option<&str>) -> Option<Uuid> {
+    uuid.and_then(|uuid| Uuid::parse_str(uuid).ok())
 }
 
 /// A token found by its digest, with the name of its owner.
@@ -109,8 +132,10 @@ impl TokenOwner {
                 &row.creator_ua,
                 &self.username,
             ]
-            .iter()
-            .map(|text| text.capacity())
+            .into_iter()
+            .chain(row.rotated_from.iter())
+            .chain(row.rotated_to.iter())
+            .map(String::capacity)
             .sum::<usize>()
     }
 }
@@ -126,6 +151,11 @@ struct EventRow {
     client_id: String,
     last_used: Option<i64>,
     at: i64,
+    url: Option<String>,
+    source: Option<String>,
+    address: Option<String>,
+    user_agent: Option<String>,
+    related_uuid: Option<String>,
 }
 
 impl EventRow {
@@ -139,8 +169,26 @@ impl EventRow {
             at: time(self.at),
             last_used: self.last_used.map(time),
             client_id: self.client_id.clone(),
+            url: self.url.clone(),
+            source: self.source.clone(),
+            address: self.address.clone(),
+            user_agent: self.user_agent.clone(),
+            related_token: self
+                .related_uuid
+                .as_deref()
+                .and_then(|uuid| Uuid::parse_str(uuid).ok()),
         })
     }
+}
+
+/// What an event says beyond its kind and token (see `TokenEvent`'s optional fields).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventDetail<'a> {
+    pub url: Option<&'a str>,
+    pub source: Option<&'a str>,
+    pub address: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub related_uuid: Option<&'a str>,
 }
 
 /// The feed cursor: opaque to clients, an event id inside.
@@ -183,7 +231,8 @@ pub struct NewToken<'a> {
 
 const TOKEN_COLUMNS: &str =
     "uuid, user_id, digest, hint, label, scopes, origin, client_id, creator_ip, \
-     creator_ua, created_at, last_used, expires_at, CAST(is_active AS INTEGER) AS is_active";
+     creator_ua, created_at, last_used, expires_at, CAST(is_active AS INTEGER) AS is_active, \
+     rotated_from, rotated_to, overlap_until";
 
 impl Store {
     /// Inserts a token of the locked account, created at the lock's stamp.
@@ -326,6 +375,32 @@ impl Store {
         .await?)
     }
 
+    /// Links a rotation: `old` was replaced by `new` and works until `overlap_until`.
+    pub async fn link_rotation(
+        tokens: &mut AccountTokens<'_>,
+        old: &str,
+        new: &str,
+        overlap_until: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE access_tokens SET rotated_to = $1, overlap_until = $2 \
+             WHERE uuid = $3 AND user_id = $4",
+        )
+        .bind(new)
+        .bind(millis(overlap_until))
+        .bind(old)
+        .bind(&tokens.user_id)
+        .execute(&mut *tokens.conn)
+        .await?;
+        sqlx::query("UPDATE access_tokens SET rotated_from = $1 WHERE uuid = $2 AND user_id = $3")
+            .bind(old)
+            .bind(new)
+            .bind(&tokens.user_id)
+            .execute(&mut *tokens.conn)
+            .await?;
+        Ok(())
+    }
+
     /// Deletes one of the locked account's tokens.
     pub async fn delete_token(tokens: &mut AccountTokens<'_>, uuid: &str) -> Result<()> {
         sqlx::query("DELETE FROM access_tokens WHERE uuid = $1 AND user_id = $2")
@@ -341,13 +416,49 @@ impl Store {
         Ok(sqlx::query_as(
             "SELECT t.uuid, t.user_id, t.digest, t.hint, t.label, t.scopes, t.origin, t.client_id, \
                     t.creator_ip, t.creator_ua, t.created_at, t.last_used, t.expires_at, \
-                    CAST(t.is_active AS INTEGER) AS is_active, u.username, \
+                    CAST(t.is_active AS INTEGER) AS is_active, t.rotated_from, t.rotated_to, \
+                    t.overlap_until, u.username, \
                     CAST((u.disabled_at IS NOT NULL) AS INTEGER) AS user_disabled \
              FROM access_tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = $1",
         )
         .bind(digest)
         .fetch_optional(&self.pool)
         .await?)
+    }
+
+    /// Whether the token already has an event of `kind` with this `url` and `source` (a
+    /// secret scanner reporting the same finding again).
+    pub async fn has_event_about(
+        tokens: &mut AccountTokens<'_>,
+        token_uuid: &str,
+        kind: TokenEventKind,
+        url: &str,
+        source: &str,
+    ) -> Result<bool> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM token_events \
+             WHERE token_uuid = $1 AND kind = $2 AND user_id = $3 AND url = $4 AND source = $5 \
+             LIMIT 1",
+        )
+        .bind(token_uuid)
+        .bind(kind.as_str())
+        .bind(&tokens.user_id)
+        .bind(url)
+        .bind(source)
+        .fetch_optional(&mut *tokens.conn)
+        .await?;
+        Ok(found.is_some())
+    }
+
+    /// Whether a token has this digest: one probe of the digest's unique index, the same
+    /// work whether or not it exists (the public revocation's no-oracle lookup).
+    pub async fn digest_exists(&self, digest: &str) -> Result<bool> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM access_tokens WHERE digest = $1")
+                .bind(digest)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(found.is_some())
     }
 
     // ---- events ------------------------------------------------------------------------
@@ -359,7 +470,18 @@ impl Store {
         token: &TokenRow,
     ) -> Result<()> {
         let at = tokens.stamp;
-        Self::insert_event_at(tokens, kind, token, at).await
+        Self::insert_event_at(tokens, kind, token, at, EventDetail::default()).await
+    }
+
+    /// As [`Store::insert_event`], with what the event says beyond its kind.
+    pub async fn insert_event_with(
+        tokens: &mut AccountTokens<'_>,
+        kind: TokenEventKind,
+        token: &TokenRow,
+        detail: EventDetail<'_>,
+    ) -> Result<()> {
+        let at = tokens.stamp;
+        Self::insert_event_at(tokens, kind, token, at, detail).await
     }
 
     async fn insert_event_at(
@@ -367,10 +489,12 @@ impl Store {
         kind: TokenEventKind,
         token: &TokenRow,
         at: DateTime<Utc>,
+        detail: EventDetail<'_>,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO token_events (user_id, kind, token_uuid, label, origin, client_id, last_used, at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO token_events (user_id, kind, token_uuid, label, origin, client_id, last_used, at, \
+                 url, source, address, user_agent, related_uuid) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(&tokens.user_id)
         .bind(kind.as_str())
@@ -380,6 +504,11 @@ impl Store {
         .bind(&token.client_id)
         .bind(token.last_used)
         .bind(millis(at))
+        .bind(detail.url)
+        .bind(detail.source)
+        .bind(detail.address)
+        .bind(detail.user_agent)
+        .bind(detail.related_uuid)
         .execute(&mut *tokens.conn)
         .await?;
         Ok(())
@@ -416,7 +545,14 @@ impl Store {
                 .execute(&mut *tokens.conn)
                 .await?;
             let at = token.expires_at.map_or(now, time);
-            Self::insert_event_at(&mut tokens, TokenEventKind::Expired, token, at).await?;
+            Self::insert_event_at(
+                &mut tokens,
+                TokenEventKind::Expired,
+                token,
+                at,
+                EventDetail::default(),
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -431,7 +567,8 @@ impl Store {
         limit: i64,
     ) -> Result<(Vec<TokenEvent>, bool)> {
         let rows: Vec<EventRow> = sqlx::query_as(
-            "SELECT id, kind, token_uuid, label, origin, client_id, last_used, at FROM token_events \
+            "SELECT id, kind, token_uuid, label, origin, client_id, last_used, at, \
+                    url, source, address, user_agent, related_uuid FROM token_events \
              WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3",
         )
         .bind(user_id)

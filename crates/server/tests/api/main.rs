@@ -5,6 +5,7 @@
 // Test code may panic: a failed expectation is how a test reports.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod access_log;
 mod auth;
 mod cli;
 mod copy_store;
@@ -15,6 +16,7 @@ mod events;
 mod harness;
 mod hostile;
 mod key_rotation;
+mod leaks;
 mod limits;
 mod metrics;
 mod openapi;
@@ -22,6 +24,7 @@ mod pg;
 mod proxies;
 mod pruning;
 mod registry_scopes;
+mod rotation;
 mod secrets;
 mod sessions;
 mod tls;

@@ -36,7 +36,7 @@ async fn openapi_document_lists_every_answer_a_handler_can_give() {
     let server = TestServer::start().await;
     let doc = document(&server).await;
     let operations = operations(&doc);
-    assert_eq!(operations.len(), 29, "every route is documented");
+    assert_eq!(operations.len(), 35, "every route is documented");
     for (method, path, operation) in &operations {
         let responses = operation["responses"].as_object().unwrap();
         let name = format!("{method} {path}");
@@ -77,6 +77,7 @@ async fn openapi_document_lists_every_answer_a_handler_can_give() {
         ("put", "/v2/users/password"),
         ("get", "/token"),
         ("post", "/token"),
+        ("post", "/v2/credentials/revoke"),
     ] {
         let throttled = &doc["paths"][path][method]["responses"]["429"];
         assert!(
