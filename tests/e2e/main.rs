@@ -7,6 +7,7 @@ mod account_safety;
 mod credential_helper;
 mod desktop_core;
 mod device_page;
+mod device_sign_in;
 mod faults;
 mod gui;
 mod package;
