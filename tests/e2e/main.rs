@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod account_safety;
+mod cli_terminal;
 mod credential_helper;
 mod desktop_core;
 mod device_page;
