@@ -5,7 +5,7 @@
 //! against an in-process hubkeyd and a private D-Bus session with GNOME Keyring. The person
 //! approves the code on hubkeyd's `/device` page (a plain HTTP client posting its forms).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -31,6 +31,25 @@ fn cli() -> PathBuf {
         let profile_dir = exe.parent().unwrap().parent().unwrap();
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut build = std::process::Command::new(cargo);
+        // The test runner sets the test package's CARGO_PKG_*/CARGO_MANIFEST_* variables;
+        // ring's build script tracks them, so passing them on would rebuild half the
+        // workspace here and again in the next build from a shell.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+            ]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+            {
+                build.env_remove(name.as_ref());
+            }
+        }
         build.current_dir(env!("CARGO_MANIFEST_DIR")).args([
             "build",
             "-p",
@@ -192,8 +211,8 @@ fn save_artefact(name: &str, text: &str) -> PathBuf {
     path
 }
 
-fn docker_credential(keyring: &KeyringSession, home: &Path) -> Option<String> {
-    let _ = home;
+/// The docker credential entry of `REGISTRY` in the keyring, as `secret-tool` reads it.
+fn docker_credential(keyring: &KeyringSession) -> Option<String> {
     keyring.secret_tool_lookup(SERVICE, &docker::account(REGISTRY))
 }
 
@@ -230,7 +249,7 @@ async fn login_in_a_terminal_without_a_display_then_status_and_logout() {
     save_artefact("cli-login.txt", &login.screen());
 
     // The keyring holds the auto token as the docker credential, and the helper serves it.
-    let stored = docker_credential(&keyring, home.dir.path()).expect("the docker credential");
+    let stored = docker_credential(&keyring).expect("the docker credential");
     let stored: serde_json::Value = serde_json::from_str(&stored).unwrap();
     let mut helper = Command::new(credential_helper())
         .arg("get")
@@ -278,7 +297,7 @@ async fn login_in_a_terminal_without_a_display_then_status_and_logout() {
     let (code, out, err) = home.run(&["logout"]).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("Signed out"), "{out}");
-    assert!(docker_credential(&keyring, home.dir.path()).is_none());
+    assert!(docker_credential(&keyring).is_none());
     let (code, _, err) = home.run(&["status"]).await;
     assert_eq!(code, 5, "{err}");
     assert!(err.contains("Not signed in"), "{err}");
@@ -298,7 +317,7 @@ async fn ctrl_c_cancels_a_waiting_login() {
     DeviceForm::new(&hub.url)
         .decide(&code, "ann", PASSWORD, Decision::Approve)
         .await;
-    assert!(docker_credential(&keyring, home.dir.path()).is_none());
+    assert!(docker_credential(&keyring).is_none());
     assert!(!home.docker_config().exists());
 }
 
