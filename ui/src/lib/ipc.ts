@@ -16,12 +16,14 @@ import type { SignOutReport } from './bindings/SignOutReport';
 import type { TokenChunk } from './bindings/TokenChunk';
 import type { TokenRow } from './bindings/TokenRow';
 import type { TokenScope } from './bindings/TokenScope';
+import type { TotpSetup } from './bindings/TotpSetup';
+import type { TwoFactorState } from './bindings/TwoFactorState';
 import type { UiEvent } from './bindings/UiEvent';
 
 export type { UiEvent };
 export type {
   Account, AppSettings, CreatedToken, ErrorCode, ExportFormat, ExportReport, HandOff, PasswordChanged, SignInStep, SignOutReport, TokenRow,
-  TokenScope,
+  TokenScope, TotpSetup, TwoFactorState,
 };
 
 /** Codes the UI makes itself: an answer it could not read, a sign-out the server only partly did. */
@@ -123,6 +125,19 @@ export const ipc = {
   /** Changes the password; this session stays, every other one ends. */
   changePassword: (current: string, newPassword: string, repeated: string, deactivateTokens: boolean) =>
     invoke<PasswordChanged>('change_password', { current, new: newPassword, repeated, deactivateTokens }),
+  /** Whether two-factor sign-in is on, and recovery codes left. */
+  twoFactorState: () => invoke<TwoFactorState>('two_factor_state'),
+  /** Starts turning two-factor sign-in on: the secret and its QR code, to show once. */
+  startTwoFactor: () => invoke<TotpSetup>('start_two_factor'),
+  /** Confirms with the first code; answers the ten recovery codes, to show once. */
+  confirmTwoFactor: (code: string) => invoke<string[]>('confirm_two_factor', { code }),
+  /** Turns two-factor sign-in off with the password and a code; answers the new state. */
+  disableTwoFactor: (password: string, code: string) =>
+    invoke<TwoFactorState>('disable_two_factor', { password, code }),
+  /** New recovery codes given a code; answers them, to show once. */
+  newRecoveryCodes: (code: string) => invoke<string[]>('new_recovery_codes', { code }),
+  /** Saves the recovery codes where a save dialog says; the path, or null if cancelled. */
+  saveRecoveryCodes: (codes: string[]) => invoke<string | null>('save_recovery_codes', { codes }),
   /** Every token of the account, newest first (no secrets). */
   listTokens: () => listTokens(),
   /** Deactivates or reactivates a token; answers the row as the server now has it. */
