@@ -5,6 +5,7 @@ mod secrets;
 mod security;
 mod start_at_login;
 mod tray;
+mod two_factor;
 mod webview_policy;
 
 use hubkey_api::Origin;
