@@ -31,7 +31,7 @@ pub(crate) async fn hub() -> Hubkeyd {
 
 /// A hubkeyd announcing [`REGISTRY`], with the user ann, configured by `configure` and
 /// reading `now` from `clock` (a test turns a `ManualClock` instead of waiting).
-async fn hub_on(
+pub(crate) async fn hub_on(
     clock: impl Into<hubkeyd::clock::Clock>,
     configure: impl FnOnce(hubkeyd::Hub) -> hubkeyd::Hub,
 ) -> Hubkeyd {

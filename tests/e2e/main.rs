@@ -4,9 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod account_safety;
+mod cli_terminal;
 mod credential_helper;
 mod desktop_core;
 mod device_page;
+mod device_sign_in;
 mod faults;
 mod gui;
 mod package;

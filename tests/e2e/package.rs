@@ -275,6 +275,7 @@ async fn the_app_package_puts_the_helper_on_path_starts_to_sign_in_and_removes_c
     for expected in [
         "/usr/bin/hubkey",
         "/usr/bin/docker-credential-hubkey",
+        "/usr/bin/hubkey-cli",
         "/usr/share/applications/hubkey.desktop",
     ] {
         assert!(
@@ -327,6 +328,15 @@ async fn the_app_package_puts_the_helper_on_path_starts_to_sign_in_and_removes_c
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(listed.contains("127.0.0.1:5998"), "{listed}");
+    // The headless companion runs from PATH without a display.
+    let cli = Command::new("hubkey-cli")
+        .arg("--version")
+        .env("PATH", "/usr/bin:/bin")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    assert!(cli.status.success(), "{cli:?}");
     let home = app.quit().await;
 
     must("dpkg", &["-r", "hubkey"]);

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod desktop;
+pub mod device_form;
 pub mod faults;
 pub mod keyring;
 pub mod oci;

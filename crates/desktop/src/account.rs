@@ -77,18 +77,7 @@ impl Desktop {
         // A keyring that cannot be used is said before the password goes anywhere, and
         // before anything is created on the server: an auto token made for a keyring that
         // then fails would still have pruned another device's oldest auto token.
-        let kept = match self.read_session(server).await {
-            Ok(stored) => KeptSignIn {
-                auto_token: stored
-                    .as_ref()
-                    .map(|stored| (stored.username.clone(), stored.auto_token_uuid)),
-                docker_entry: stored.as_ref().and_then(|stored| {
-                    Some((stored.registry.clone()?, stored.docker_entry.clone()))
-                }),
-            },
-            Err(SecretError::Corrupt(_)) => KeptSignIn::default(),
-            Err(err) => return Err(err.into()),
-        };
+        let kept = self.kept_sign_in(server).await?;
         let outcome = client
             .login(username, password)
             .await
@@ -282,9 +271,29 @@ impl Desktop {
         Ok(report)
     }
 
-    /// The silent part of a sign-in; undoes the server side when the keyring fails. `kept`
-    /// is what the keyring held at the password step.
-    async fn provision(
+    /// What the keyring holds of an earlier sign-in to `server`, read once at the start of a
+    /// sign-in (password or browser); a keyring that cannot be used is the error.
+    pub(crate) async fn kept_sign_in(
+        &self,
+        server: &ServerUrl,
+    ) -> Result<KeptSignIn, DesktopError> {
+        match self.read_session(server).await {
+            Ok(stored) => Ok(KeptSignIn {
+                auto_token: stored
+                    .as_ref()
+                    .map(|stored| (stored.username.clone(), stored.auto_token_uuid)),
+                docker_entry: stored.as_ref().and_then(|stored| {
+                    Some((stored.registry.clone()?, stored.docker_entry.clone()))
+                }),
+            }),
+            Err(SecretError::Corrupt(_)) => Ok(KeptSignIn::default()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The silent part of a sign-in (password, code or browser); undoes the server side when
+    /// the keyring fails. `kept` is what the keyring held when the sign-in started.
+    pub(crate) async fn provision(
         &self,
         server: &ServerUrl,
         anonymous: &HubClient,

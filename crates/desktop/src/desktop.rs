@@ -65,6 +65,8 @@ pub struct Desktop {
     timeout: Duration,
     clock: Clock,
     pub(crate) pending: Mutex<Option<PendingCode>>,
+    /// A browser sign-in waiting for its approval ([`crate::device_sign_in`]).
+    pub(crate) browser: Mutex<Option<crate::device_sign_in::PendingBrowser>>,
     pub(crate) live: Mutex<HashMap<ServerUrl, LiveSession>>,
     /// The last [`LiveSession::generation`] handed out.
     pub(crate) generations: AtomicU64,
@@ -99,6 +101,7 @@ impl Desktop {
             timeout: hubkey_client::DEFAULT_TIMEOUT,
             clock: Clock::system(),
             pending: Mutex::new(None),
+            browser: Mutex::new(None),
             live: Mutex::new(HashMap::new()),
             generations: AtomicU64::new(0),
             renewing: tokio::sync::Mutex::new(()),

@@ -13,6 +13,7 @@
 mod account;
 mod atomic;
 mod desktop;
+mod device_sign_in;
 pub mod docker_config;
 pub mod entry_bounds;
 mod error;
@@ -32,6 +33,7 @@ pub mod watcher;
 
 pub use account::{CLIENT_NAME, DOCKER_HUB_REGISTRY};
 pub use desktop::Desktop;
+pub use device_sign_in::{BrowserSignIn, BrowserSignInStep, CLIENT_ID};
 pub use docker_config::{config_path, config_path_from_env, DockerConfig, DockerConfigError};
 pub use error::{DesktopError, ErrorBody, ErrorCode};
 pub use export::ExportFormat;
