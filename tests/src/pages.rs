@@ -213,6 +213,32 @@ impl<'a> SignInPage<'a> {
         self.app.click("#submit-code").await;
     }
 
+    /// Clicks "Sign in with your browser"; answers the code then shown large.
+    pub async fn start_browser_sign_in(&self) -> String {
+        self.app.click("#sign-in-browser").await;
+        self.app.text("#user-code").await
+    }
+
+    /// Waits until the browser sign-in says it ended `how` (`denied` or `expired`).
+    pub async fn wait_browser_ended(&self, how: &str) {
+        self.app
+            .wait_for(&format!("[data-testid=browser-{how}]"))
+            .await;
+    }
+
+    /// Clicks "Try again" / "Get a new code" after a browser sign-in ended; answers the new
+    /// code.
+    pub async fn browser_sign_in_again(&self) -> String {
+        self.app.click("#browser-again").await;
+        self.app.text("#user-code").await
+    }
+
+    /// Clicks Cancel under the code, and waits for the password form.
+    pub async fn cancel_browser_sign_in(&self) {
+        self.app.click("#browser-cancel").await;
+        self.wait().await;
+    }
+
     /// The code of the error the last step showed, once shown.
     pub async fn error_code(&self) -> Option<String> {
         attr(self.app, "[data-testid=error]", "data-code").await

@@ -4,6 +4,8 @@ import { Channel, invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type { Account } from './bindings/Account';
 import type { AppSettings } from './bindings/AppSettings';
+import type { BrowserSignIn } from './bindings/BrowserSignIn';
+import type { BrowserSignInEnd } from './bindings/BrowserSignInEnd';
 import type { CreatedToken } from './bindings/CreatedToken';
 import type { ErrorBody } from './bindings/ErrorBody';
 import type { ErrorCode } from './bindings/ErrorCode';
@@ -22,7 +24,7 @@ import type { UiEvent } from './bindings/UiEvent';
 
 export type { UiEvent };
 export type {
-  Account, AppSettings, CreatedToken, ErrorCode, ExportFormat, ExportReport, HandOff, PasswordChanged, SignInStep, SignOutReport, TokenRow,
+  Account, AppSettings, BrowserSignIn, BrowserSignInEnd, CreatedToken, ErrorCode, ExportFormat, ExportReport, HandOff, PasswordChanged, SignInStep, SignOutReport, TokenRow,
   TokenScope, TotpSetup, TwoFactorState,
 };
 
@@ -113,6 +115,12 @@ export const ipc = {
    *  choice after that warning. */
   signIn: (serverUrl: string, username: string, password: string, sendUnencrypted = false) =>
     invoke<SignInStep>('sign_in', { serverUrl, username, password, sendUnencrypted }),
+  /** Starts a browser sign-in: answers the code to show; the app opens the browser and
+   *  polls, and tells how it ended with a `browser_sign_in` UI event. */
+  startBrowserSignIn: (serverUrl: string, sendUnencrypted = false) =>
+    invoke<BrowserSignIn>('start_browser_sign_in', { serverUrl, sendUnencrypted }),
+  /** Stops waiting for the browser sign-in. */
+  cancelBrowserSignIn: () => invoke<null>('cancel_browser_sign_in'),
   /** The two-factor step. */
   submitCode: (code: string) => invoke<Account>('submit_code', { code }),
   /** Replaces `current`, the docker credential helper the person agreed to replace; answers
