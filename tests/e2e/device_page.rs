@@ -109,6 +109,24 @@ impl Browser {
             .unwrap()
     }
 
+    /// Waits (up to 20 s) until the page's heading is `expected`: after a click the old
+    /// page's heading can still be found, and go stale while it is read.
+    pub(crate) async fn wait_heading(&self, expected: &str) {
+        let mut last = String::new();
+        for _ in 0..200 {
+            if let Ok(h1) = self.client.find(Locator::Css("h1")).await {
+                if let Ok(text) = h1.text().await {
+                    if text == expected {
+                        return;
+                    }
+                    last = text;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the page's heading stayed {last:?}, not {expected:?}");
+    }
+
     pub(crate) async fn body(&self) -> String {
         self.client
             .find(Locator::Css("body"))

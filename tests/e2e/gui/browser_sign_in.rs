@@ -31,11 +31,11 @@ async fn opened_url(file: &Path, previous: Option<&str>) -> String {
 /// Signs ann in on the page at `url` and presses `decision` (`approve` or `deny`).
 async fn decide(browser: &Browser, url: &str, code: &str, decision: &str, shots: &str) {
     browser.open(url).await;
-    assert_eq!(browser.heading().await, "Sign in to approve");
+    browser.wait_heading("Sign in to approve").await;
     browser.fill("#username", "ann").await;
     browser.fill("#password", PASSWORD).await;
     browser.click("button[type=submit]").await;
-    assert_eq!(browser.heading().await, "Approve this device?");
+    browser.wait_heading("Approve this device?").await;
     let body = browser.body().await;
     assert!(body.contains(code), "the page shows the app's code: {body}");
     assert!(body.contains("hubkey"), "the page names the app: {body}");
