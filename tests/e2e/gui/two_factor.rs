@@ -9,6 +9,37 @@ use hubkey_e2e::keyring::KeyringSession;
 
 use super::{hub_with_registry, PASSWORD};
 
+/// The QR codes in the PNG screenshot at `path`, decoded as an authenticator app's camera
+/// would: every pixel's luma, then rqrr's grid finder and decoder.
+fn qr_codes_in(path: &std::path::Path) -> Vec<String> {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let frame = reader.next_frame(&mut pixels).unwrap();
+    let channels = frame.color_type.samples();
+    let (width, height) = (frame.width as usize, frame.height as usize);
+    let luma = |x: usize, y: usize| -> u8 {
+        let at = (y * width + x) * channels;
+        match channels {
+            1 | 2 => pixels[at],
+            _ => {
+                let (r, g, b) = (
+                    u32::from(pixels[at]),
+                    u32::from(pixels[at + 1]),
+                    u32::from(pixels[at + 2]),
+                );
+                u8::try_from((299 * r + 587 * g + 114 * b) / 1000).unwrap_or(u8::MAX)
+            }
+        }
+    };
+    let mut image = rqrr::PreparedImage::prepare_from_greyscale(width, height, luma);
+    image
+        .detect_grids()
+        .into_iter()
+        .filter_map(|grid| grid.decode().ok().map(|(_, content)| content))
+        .collect()
+}
+
 /// The authenticator's code for `secret` at `drift` steps from now.
 fn code(secret: &[u8], drift: i64) -> String {
     let now = hubkeyd::totp::step_at(chrono::Utc::now().timestamp());
@@ -38,6 +69,14 @@ async fn two_factor_is_turned_on_in_the_window_and_its_codes_sign_in() {
     let secret = BASE32_NOPAD
         .decode(shown.replace(' ', "").as_bytes())
         .expect("the key is base32");
+    // The QR code on screen scans as the otpauth URI of that same key.
+    let scanned = qr_codes_in(&screenshot);
+    assert_eq!(scanned.len(), 1, "{scanned:?}");
+    assert!(
+        scanned[0].starts_with("otpauth://totp/")
+            && scanned[0].contains(&format!("secret={}", shown.replace(' ', ""))),
+        "{scanned:?}"
+    );
 
     // A wrong first code is said so; the right one turns it on and shows ten codes.
     app.fill("#totp-first-code", &code(&secret, 5)).await;
