@@ -6,10 +6,12 @@
 #![allow(clippy::needless_pass_by_value)]
 
 use hubkey_desktop::{
-    Account, Desktop, HandOff, PasswordChanged, ServerUrl, SignInStep, SignOutReport, Unencrypted,
+    Account, Desktop, DesktopError, HandOff, PasswordChanged, ServerUrl, SignInStep, SignOutReport,
+    TotpSetup, TwoFactorState, Unencrypted,
 };
 use serde::Serialize;
 use tauri::{AppHandle, State};
+use tauri_plugin_dialog::DialogExt;
 use ts_rs::TS;
 
 use crate::error::CommandError;
@@ -186,4 +188,94 @@ pub fn set_start_at_login(
 #[tauri::command]
 pub fn mark_seen(app: AppHandle) {
     crate::tray::set_attention(&app, false);
+}
+
+/// Whether two-factor sign-in is on, and recovery codes left.
+#[tauri::command]
+pub async fn two_factor_state(
+    app: AppHandle,
+    desktop: State<'_, Desktop>,
+) -> Result<TwoFactorState> {
+    let server = settings::server_url(&app)?;
+    Ok(desktop.two_factor_state(&server).await?)
+}
+
+/// Starts turning two-factor sign-in on: the secret and its QR code, shown once.
+#[tauri::command]
+pub async fn start_two_factor(app: AppHandle, desktop: State<'_, Desktop>) -> Result<TotpSetup> {
+    let server = settings::server_url(&app)?;
+    Ok(desktop.start_two_factor(&server).await?)
+}
+
+/// Confirms with the authenticator's first code; answers the recovery codes, shown once.
+/// Every other session of the account ends.
+#[tauri::command]
+pub async fn confirm_two_factor(
+    app: AppHandle,
+    desktop: State<'_, Desktop>,
+    code: String,
+) -> Result<Vec<String>> {
+    let server = settings::server_url(&app)?;
+    Ok(desktop.confirm_two_factor(&server, &code).await?)
+}
+
+/// Turns two-factor sign-in off with the password and a code; every other session ends.
+#[tauri::command]
+pub async fn disable_two_factor(
+    app: AppHandle,
+    desktop: State<'_, Desktop>,
+    password: String,
+    code: String,
+) -> Result<TwoFactorState> {
+    let server = settings::server_url(&app)?;
+    desktop
+        .disable_two_factor(&server, &password, &code)
+        .await?;
+    Ok(desktop.two_factor_state(&server).await?)
+}
+
+/// New recovery codes given a code; answers them, shown once. Every other session ends.
+#[tauri::command]
+pub async fn new_recovery_codes(
+    app: AppHandle,
+    desktop: State<'_, Desktop>,
+    code: String,
+) -> Result<Vec<String>> {
+    let server = settings::server_url(&app)?;
+    Ok(desktop.new_recovery_codes(&server, &code).await?)
+}
+
+/// Writes the recovery codes just shown, one a line, where a save dialog says (from Rust: the
+/// webview has no dialog permission); answers the path, or `None` when cancelled.
+#[tauri::command]
+pub async fn save_recovery_codes(app: AppHandle, codes: Vec<String>) -> Result<Option<String>> {
+    if codes.is_empty() || codes.len() > 64 || codes.iter().any(|code| code.len() > 64) {
+        return Err(CommandError::Desktop(DesktopError::InvalidInput {
+            message: "There are no recovery codes to save.".into(),
+        }));
+    }
+    let server = settings::server_text(&app)?;
+    let content = format!(
+        "hubkey recovery codes for {server}\nEach one signs in once in place of an authenticator code.\n\n{}\n",
+        codes.join("\n")
+    );
+    let (chosen, picked) = tokio::sync::oneshot::channel();
+    app.dialog()
+        .file()
+        .set_title("Save recovery codes")
+        .set_file_name("hubkey-recovery-codes.txt")
+        .add_filter("Text", &["txt"])
+        .save_file(move |path| {
+            let _ = chosen.send(path);
+        });
+    let Some(path) = picked.await.ok().flatten() else {
+        return Ok(None);
+    };
+    let path = path.into_path().map_err(|err| {
+        CommandError::Desktop(DesktopError::InvalidInput {
+            message: format!("The chosen place cannot be written to: {err}"),
+        })
+    })?;
+    hubkey_desktop::export::write_file(&path, &content)?;
+    Ok(Some(path.display().to_string()))
 }

@@ -3,6 +3,7 @@
 //! never sees a secret, only accounts, settings and `{code, message}` errors.
 
 mod ascii_json;
+mod browser_sign_in;
 mod commands;
 mod error;
 #[cfg(feature = "ipc-audit")]
@@ -46,6 +47,7 @@ pub fn run() {
     let outcome = builder
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_opener::init())
         .on_window_event(|window, event| {
             if let tauri::WindowEvent::CloseRequested { api, .. } = event {
                 api.prevent_close();
@@ -59,6 +61,7 @@ pub fn run() {
             let desktop = Desktop::new(store, docker_config, device_name());
             app.manage(desktop);
             app.manage(lifecycle::Lifecycle::default());
+            app.manage(browser_sign_in::Polling::default());
             tray::build(app.handle(), lifecycle::sign_out_from_tray)?;
             watcher::listen_for_clicks(app.handle());
             // Not fatal: the Settings screen shows the switch and any error again.
@@ -79,6 +82,14 @@ pub fn run() {
             commands::set_notifications,
             commands::set_start_at_login,
             commands::mark_seen,
+            browser_sign_in::start_browser_sign_in,
+            browser_sign_in::cancel_browser_sign_in,
+            commands::two_factor_state,
+            commands::start_two_factor,
+            commands::confirm_two_factor,
+            commands::disable_two_factor,
+            commands::new_recovery_codes,
+            commands::save_recovery_codes,
             security::list_tokens,
             security::set_token_active,
             security::delete_token,

@@ -24,6 +24,11 @@ pub enum UiEvent {
     },
     /// The events feed says the account's tokens changed: a list on screen is out of date.
     TokensChanged,
+    /// The browser sign-in the sign-in screen waits for ended.
+    BrowserSignIn {
+        /// How.
+        end: crate::browser_sign_in::BrowserSignInEnd,
+    },
 }
 
 /// Sends `event` to the webview; a window that is gone has nothing to update.

@@ -16,8 +16,9 @@ use hubkey_e2e::Hubkeyd;
 const PASSWORD: &str = "correct horse battery";
 
 /// chromedriver on a free loopback port and a headless Chromium session through it; both
-/// end (by PID) when dropped.
-struct Browser {
+/// end (by PID) when dropped. The GUI test of the app's browser sign-in uses it as the
+/// system browser.
+pub(crate) struct Browser {
     client: Client,
     driver: Child,
 }
@@ -38,7 +39,7 @@ fn free_port() -> u16 {
 }
 
 impl Browser {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let port = free_port();
         let driver = Command::new(std::env::var("CHROMEDRIVER").unwrap_or("chromedriver".into()))
             .arg(format!("--port={port}"))
@@ -72,11 +73,11 @@ impl Browser {
         Browser { client, driver }
     }
 
-    async fn open(&self, url: &str) {
+    pub(crate) async fn open(&self, url: &str) {
         self.client.goto(url).await.unwrap();
     }
 
-    async fn fill(&self, css: &str, text: &str) {
+    pub(crate) async fn fill(&self, css: &str, text: &str) {
         let field = self
             .client
             .wait()
@@ -87,7 +88,7 @@ impl Browser {
         field.send_keys(text).await.unwrap();
     }
 
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         self.client
             .find(Locator::Css(css))
             .await
@@ -97,7 +98,7 @@ impl Browser {
             .unwrap();
     }
 
-    async fn heading(&self) -> String {
+    pub(crate) async fn heading(&self) -> String {
         self.client
             .wait()
             .for_element(Locator::Css("h1"))
@@ -108,7 +109,25 @@ impl Browser {
             .unwrap()
     }
 
-    async fn body(&self) -> String {
+    /// Waits (up to 20 s) until the page's heading is `expected`: after a click the old
+    /// page's heading can still be found, and go stale while it is read.
+    pub(crate) async fn wait_heading(&self, expected: &str) {
+        let mut last = String::new();
+        for _ in 0..200 {
+            if let Ok(h1) = self.client.find(Locator::Css("h1")).await {
+                if let Ok(text) = h1.text().await {
+                    if text == expected {
+                        return;
+                    }
+                    last = text;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the page's heading stayed {last:?}, not {expected:?}");
+    }
+
+    pub(crate) async fn body(&self) -> String {
         self.client
             .find(Locator::Css("body"))
             .await
@@ -118,14 +137,14 @@ impl Browser {
             .unwrap()
     }
 
-    async fn screenshot(&self, name: &str) -> PathBuf {
+    pub(crate) async fn screenshot(&self, name: &str) -> PathBuf {
         let path = screenshot_dir().join(format!("{name}.png"));
         std::fs::write(&path, self.client.screenshot().await.unwrap()).unwrap();
         println!("screenshot: {}", path.display());
         path
     }
 
-    async fn close(self) {
+    pub(crate) async fn close(self) {
         let _ = self.client.clone().close().await;
     }
 }

@@ -1,10 +1,12 @@
 //! The desktop app itself, through its window: tauri-driver and WebKitWebDriver under Xvfb,
 //! a private keyring, and a real hubkeyd.
 
+mod browser_sign_in;
 mod secrets;
 mod security;
 mod start_at_login;
 mod tray;
+mod two_factor;
 mod webview_policy;
 
 use hubkey_api::Origin;

@@ -213,6 +213,32 @@ impl<'a> SignInPage<'a> {
         self.app.click("#submit-code").await;
     }
 
+    /// Clicks "Sign in with your browser"; answers the code then shown large.
+    pub async fn start_browser_sign_in(&self) -> String {
+        self.app.click("#sign-in-browser").await;
+        self.app.text("#user-code").await
+    }
+
+    /// Waits until the browser sign-in says it ended `how` (`denied` or `expired`).
+    pub async fn wait_browser_ended(&self, how: &str) {
+        self.app
+            .wait_for(&format!("[data-testid=browser-{how}]"))
+            .await;
+    }
+
+    /// Clicks "Try again" / "Get a new code" after a browser sign-in ended; answers the new
+    /// code.
+    pub async fn browser_sign_in_again(&self) -> String {
+        self.app.click("#browser-again").await;
+        self.app.text("#user-code").await
+    }
+
+    /// Clicks Cancel under the code, and waits for the password form.
+    pub async fn cancel_browser_sign_in(&self) {
+        self.app.click("#browser-cancel").await;
+        self.wait().await;
+    }
+
     /// The code of the error the last step showed, once shown.
     pub async fn error_code(&self) -> Option<String> {
         attr(self.app, "[data-testid=error]", "data-code").await
@@ -301,6 +327,136 @@ impl<'a> HomePage<'a> {
         let text = answer.text().await.unwrap();
         match answer.attr("data-code").await.unwrap() {
             Some(code) => Err((Some(code), text)),
+            None => Ok(text),
+        }
+    }
+}
+
+/// The Account screen's two-factor sign-in panel.
+pub struct TwoFactorPanel<'a> {
+    app: &'a DesktopApp,
+}
+
+impl<'a> HomePage<'a> {
+    /// The two-factor sign-in panel of this screen.
+    pub fn two_factor(&self) -> TwoFactorPanel<'a> {
+        TwoFactorPanel { app: self.app }
+    }
+}
+
+impl TwoFactorPanel<'_> {
+    /// Whether two-factor sign-in is on, once the panel shows its state.
+    pub async fn is_on(&self) -> bool {
+        attr(self.app, "[data-testid=two-factor-state]", "data-enabled")
+            .await
+            .as_deref()
+            == Some("true")
+    }
+
+    /// Waits until the panel says two-factor sign-in is `on` (or off).
+    pub async fn wait_on(&self, on: bool) {
+        self.app
+            .wait_for(&format!(
+                "[data-testid=two-factor-state][data-enabled={on}]"
+            ))
+            .await;
+    }
+
+    /// The recovery codes left, as the panel says when on.
+    pub async fn recovery_codes_left(&self) -> u32 {
+        self.app
+            .text("[data-testid=recovery-codes-left]")
+            .await
+            .parse()
+            .expect("a count")
+    }
+
+    /// Clicks "Turn on two-factor sign-in"; answers the secret as shown (groups of four),
+    /// once the QR code and the key are on screen.
+    pub async fn start(&self) -> String {
+        self.app.click("#turn-on-two-factor").await;
+        let qr = self.app.wait_for("[data-testid=totp-qr] path").await;
+        // In view, for the screenshot a person would see.
+        self.app
+            .webdriver
+            .execute(
+                "arguments[0].closest('section').scrollIntoView({block: 'start'});",
+                vec![serde_json::to_value(&qr).unwrap()],
+            )
+            .await
+            .unwrap();
+        self.app.text("#totp-secret").await
+    }
+
+    /// Types the first code and confirms; answers the recovery codes then shown.
+    pub async fn confirm(&self, code: &str) -> Vec<String> {
+        self.app.fill("#totp-first-code", code).await;
+        self.app.click("#confirm-two-factor").await;
+        self.recovery_codes().await
+    }
+
+    /// The recovery codes shown once.
+    pub async fn recovery_codes(&self) -> Vec<String> {
+        self.app.wait_for("[data-testid=recovery-codes] li").await;
+        let mut codes = Vec::new();
+        for item in self
+            .app
+            .webdriver
+            .find_all(Locator::Css("[data-testid=recovery-codes] li"))
+            .await
+            .unwrap()
+        {
+            codes.push(item.text().await.unwrap().trim().to_owned());
+        }
+        codes
+    }
+
+    /// Clicks Save…, answers the native dialog with `path`, and waits for the panel to say
+    /// where the codes went.
+    pub async fn save_codes(&self, path: &Path) -> String {
+        self.app.click("#save-recovery-codes").await;
+        self.app
+            .answer_save_dialog("Save recovery codes", path)
+            .await;
+        self.app.text("[data-testid=recovery-codes-saved]").await
+    }
+
+    /// Clicks Done under the recovery codes; answers what the panel then says.
+    pub async fn close_codes(&self) -> String {
+        self.app.click("#close-recovery-codes").await;
+        wait_gone(self.app, "[data-testid=recovery-codes]").await;
+        self.app.text("[data-testid=two-factor-done]").await
+    }
+
+    /// Asks for new recovery codes with `code`; answers them, or the error's code.
+    pub async fn new_codes(&self, code: &str) -> Result<Vec<String>, Option<String>> {
+        self.app.click("#new-recovery-codes").await;
+        self.app.fill("#recovery-code-check", code).await;
+        self.app.click("#confirm-new-recovery-codes").await;
+        let answer = self
+            .app
+            .wait_for("[data-testid=recovery-codes] li, [data-testid=two-factor-error]")
+            .await;
+        match answer.attr("data-code").await.unwrap() {
+            Some(code) => Err(Some(code)),
+            None => Ok(self.recovery_codes().await),
+        }
+    }
+
+    /// Turns two-factor sign-in off with `password` and `code`; answers what the panel
+    /// says, or the error's code and text.
+    pub async fn turn_off(&self, password: &str, code: &str) -> Result<String, (String, String)> {
+        self.app.click("#turn-off-two-factor").await;
+        self.app.fill("#two-factor-password", password).await;
+        self.app.fill("#two-factor-off-code", code).await;
+        self.app.click("#confirm-turn-off-two-factor").await;
+        let answer = self
+            .app
+            .wait_for("[data-testid=two-factor-done], [data-testid=two-factor-error]")
+            .await;
+        let text = answer.text().await.unwrap();
+        match answer.attr("data-code").await.unwrap() {
+            Some(code) => Err((code, text)),
             None => Ok(text),
         }
     }

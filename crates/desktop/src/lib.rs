@@ -28,6 +28,7 @@ mod session;
 mod settings_file;
 pub mod start_at_login;
 mod tokens;
+mod two_factor;
 pub mod watcher;
 
 pub use account::{CLIENT_NAME, DOCKER_HUB_REGISTRY};
@@ -47,6 +48,7 @@ pub use start_at_login::{LoginItem, LoginState, StartAtLoginError};
 pub use tokens::{
     CreatedToken, DayUse, TokenChunk, TokenOrigin, TokenRow, TokenScope, TokenStatus, CHUNK_ROWS,
 };
+pub use two_factor::{qr_svg, QrSvg, TotpSetup, TwoFactorState};
 pub use watcher::{
     escape_markup, next_delay, poll_once, NotificationEvent, PrunedToken, WatchCursor, WatchOutcome,
 };

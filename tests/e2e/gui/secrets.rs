@@ -1,9 +1,11 @@
 //! The secrets scan: one realistic session through the real app (password and TOTP sign-in,
-//! the silent auto token, a manual token created, shown once, deactivated and deleted, sign
-//! out), then every file the app and hubkeyd wrote and everything the webview received over
-//! IPC is searched for every secret the session used, in the forms a leak takes (as is,
-//! JSON-escaped, URL-encoded, base64 at any alignment, hex, base32, UTF-16). The only hit
-//! allowed is the manual token's show-once value in the answer to its `create_token` call.
+//! the silent auto token, new recovery codes, two-factor sign-in turned off and on again, a
+//! manual token created, shown once, deactivated and deleted, sign out), then every file the
+//! app and hubkeyd wrote and everything the webview received over IPC is searched for every secret the session used, in the forms a leak takes (as is,
+//! JSON-escaped, URL-encoded, base64 at any alignment, hex, base32, UTF-16). The only hits
+//! allowed are the show-once values in the one answer that shows each: the manual token's in
+//! `create_token`, the new TOTP secret's in `start_two_factor`, the recovery codes' in
+//! `new_recovery_codes` and `confirm_two_factor`.
 
 use std::path::{Path, PathBuf};
 
@@ -256,6 +258,32 @@ async fn no_secret_reaches_a_file_or_the_webview_except_the_show_once_value() {
         .expect("a refresh token")
         .to_owned();
 
+    // Two-factor sign-in on the Account screen: new recovery codes (shown once), turned off
+    // with one of them, then on again (a new secret shown once, its first code, ten more
+    // recovery codes shown once).
+    let panel = app.home().two_factor();
+    panel.wait_on(true).await;
+    let renewed = panel
+        .new_codes(&hubkeyd::totp::code_at_step(&totp_secret, step + 1))
+        .await
+        .expect("new recovery codes");
+    panel.close_codes().await;
+    panel
+        .turn_off(PASSWORD, &renewed[0])
+        .await
+        .expect("two-factor sign-in turned off");
+    panel.wait_on(false).await;
+    let shown_secret = panel.start().await;
+    let new_secret = BASE32_NOPAD
+        .decode(shown_secret.replace(' ', "").as_bytes())
+        .expect("the key is base32");
+    let now = hubkeyd::totp::step_at(chrono::Utc::now().timestamp());
+    let enrolled = panel
+        .confirm(&hubkeyd::totp::code_at_step(&new_secret, now))
+        .await;
+    panel.close_codes().await;
+    panel.wait_on(true).await;
+
     // A manual token: created, its value read once, deactivated, then deleted.
     let security = app.nav().security().await;
     security.wait_for_rows().await;
@@ -293,6 +321,10 @@ async fn no_secret_reaches_a_file_or_the_webview_except_the_show_once_value() {
         "list_tokens",
         "create_token",
         "delete_token",
+        "new_recovery_codes",
+        "disable_two_factor",
+        "start_two_factor",
+        "confirm_two_factor",
         "sign_out",
     ] {
         assert!(
@@ -350,14 +382,41 @@ async fn no_secret_reaches_a_file_or_the_webview_except_the_show_once_value() {
     secrets.extend(text_forms("the refresh token", &refresh_token));
     secrets.extend(text_forms("the manual token", &manual_token));
     let manual: Vec<Needle> = text_forms("the manual token", &manual_token);
+    // The other show-once values, each allowed only in the answer that shows it.
+    let mut show_once: Vec<(&str, Vec<Needle>)> = vec![
+        ("(create_token)", manual),
+        (
+            "(start_two_factor)",
+            needles("the new TOTP secret", binary_forms(&new_secret)),
+        ),
+    ];
+    for (command, codes) in [
+        ("(new_recovery_codes)", &renewed),
+        ("(confirm_two_factor)", &enrolled),
+    ] {
+        let needles: Vec<Needle> = codes
+            .iter()
+            .flat_map(|code| text_forms("a recovery code", code))
+            .collect();
+        show_once.push((command, needles));
+    }
+    for (_, needles) in &show_once {
+        secrets.extend(needles.iter().map(|needle| Needle {
+            secret: needle.secret,
+            form: needle.form.clone(),
+            bytes: needle.bytes.clone(),
+        }));
+    }
 
     let mut leaks = Vec::new();
     let mut shown_once = Vec::new();
     for haystack in &haystacks {
         for needle in &secrets {
             if contains(&haystack.bytes, &needle.bytes) {
-                let allowed = haystack.name.ends_with("(create_token)")
-                    && manual.iter().any(|m| m.bytes == needle.bytes);
+                let allowed = show_once.iter().any(|(command, values)| {
+                    haystack.name.ends_with(command)
+                        && values.iter().any(|value| value.bytes == needle.bytes)
+                });
                 let hit = format!("{} ({}) in {}", needle.secret, needle.form, haystack.name);
                 if allowed {
                     shown_once.push(hit);
@@ -374,6 +433,13 @@ async fn no_secret_reaches_a_file_or_the_webview_except_the_show_once_value() {
         secrets.len()
     );
     assert!(leaks.is_empty(), "secrets leaked:\n{}", leaks.join("\n"));
+    // The scan saw each show-once value where it is shown: it can find them.
+    for (command, _) in &show_once {
+        assert!(
+            shown_once.iter().any(|hit| hit.ends_with(command)),
+            "no show-once value found in {command}: {shown_once:?}"
+        );
+    }
     let create_answers = deliveries
         .iter()
         .filter(|d| d.cmd.as_deref() == Some("create_token") && d.data.contains(&manual_token))

@@ -4,6 +4,8 @@ import { Channel, invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type { Account } from './bindings/Account';
 import type { AppSettings } from './bindings/AppSettings';
+import type { BrowserSignIn } from './bindings/BrowserSignIn';
+import type { BrowserSignInEnd } from './bindings/BrowserSignInEnd';
 import type { CreatedToken } from './bindings/CreatedToken';
 import type { ErrorBody } from './bindings/ErrorBody';
 import type { ErrorCode } from './bindings/ErrorCode';
@@ -16,12 +18,14 @@ import type { SignOutReport } from './bindings/SignOutReport';
 import type { TokenChunk } from './bindings/TokenChunk';
 import type { TokenRow } from './bindings/TokenRow';
 import type { TokenScope } from './bindings/TokenScope';
+import type { TotpSetup } from './bindings/TotpSetup';
+import type { TwoFactorState } from './bindings/TwoFactorState';
 import type { UiEvent } from './bindings/UiEvent';
 
 export type { UiEvent };
 export type {
-  Account, AppSettings, CreatedToken, ErrorCode, ExportFormat, ExportReport, HandOff, PasswordChanged, SignInStep, SignOutReport, TokenRow,
-  TokenScope,
+  Account, AppSettings, BrowserSignIn, BrowserSignInEnd, CreatedToken, ErrorCode, ExportFormat, ExportReport, HandOff, PasswordChanged, SignInStep, SignOutReport, TokenRow,
+  TokenScope, TotpSetup, TwoFactorState,
 };
 
 /** Codes the UI makes itself: an answer it could not read, a sign-out the server only partly did. */
@@ -111,6 +115,12 @@ export const ipc = {
    *  choice after that warning. */
   signIn: (serverUrl: string, username: string, password: string, sendUnencrypted = false) =>
     invoke<SignInStep>('sign_in', { serverUrl, username, password, sendUnencrypted }),
+  /** Starts a browser sign-in: answers the code to show; the app opens the browser and
+   *  polls, and tells how it ended with a `browser_sign_in` UI event. */
+  startBrowserSignIn: (serverUrl: string, sendUnencrypted = false) =>
+    invoke<BrowserSignIn>('start_browser_sign_in', { serverUrl, sendUnencrypted }),
+  /** Stops waiting for the browser sign-in. */
+  cancelBrowserSignIn: () => invoke<null>('cancel_browser_sign_in'),
   /** The two-factor step. */
   submitCode: (code: string) => invoke<Account>('submit_code', { code }),
   /** Replaces `current`, the docker credential helper the person agreed to replace; answers
@@ -123,6 +133,19 @@ export const ipc = {
   /** Changes the password; this session stays, every other one ends. */
   changePassword: (current: string, newPassword: string, repeated: string, deactivateTokens: boolean) =>
     invoke<PasswordChanged>('change_password', { current, new: newPassword, repeated, deactivateTokens }),
+  /** Whether two-factor sign-in is on, and recovery codes left. */
+  twoFactorState: () => invoke<TwoFactorState>('two_factor_state'),
+  /** Starts turning two-factor sign-in on: the secret and its QR code, to show once. */
+  startTwoFactor: () => invoke<TotpSetup>('start_two_factor'),
+  /** Confirms with the first code; answers the ten recovery codes, to show once. */
+  confirmTwoFactor: (code: string) => invoke<string[]>('confirm_two_factor', { code }),
+  /** Turns two-factor sign-in off with the password and a code; answers the new state. */
+  disableTwoFactor: (password: string, code: string) =>
+    invoke<TwoFactorState>('disable_two_factor', { password, code }),
+  /** New recovery codes given a code; answers them, to show once. */
+  newRecoveryCodes: (code: string) => invoke<string[]>('new_recovery_codes', { code }),
+  /** Saves the recovery codes where a save dialog says; the path, or null if cancelled. */
+  saveRecoveryCodes: (codes: string[]) => invoke<string | null>('save_recovery_codes', { codes }),
   /** Every token of the account, newest first (no secrets). */
   listTokens: () => listTokens(),
   /** Deactivates or reactivates a token; answers the row as the server now has it. */
