@@ -582,6 +582,32 @@ struct SignInForm {
     password: String,
 }
 
+/// A posted form's visit and the grant it is about, while that grant can still be decided;
+/// otherwise the page to answer instead (the form expired, a wrong code, a closed grant).
+async fn open_grant(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: &ClientInfo,
+    csrf: &str,
+    user_code: &str,
+    now: DateTime<Utc>,
+) -> Result<(Visit, DeviceGrant), Response> {
+    let visit = match Visit::posted(state, headers, csrf).await {
+        Ok(Some(visit)) => visit,
+        Ok(None) => return Err(form_expired(state, headers)),
+        Err(err) => return Err(failure(state, headers, None, err)),
+    };
+    let grant = match state.hub.find_device_grant(user_code, client, now).await {
+        Ok(Some(grant)) => grant,
+        Ok(None) => return Err(wrong_code(state, headers, &visit)),
+        Err(err) => return Err(failure(state, headers, Some(&visit), err)),
+    };
+    match closed(state, headers, &visit, &grant) {
+        Some(page) => Err(page),
+        None => Ok((visit, grant)),
+    }
+}
+
 /// The sign-in form's POST: the password step of `POST /v2/users/login`, same throttle.
 pub async fn submit_sign_in(
     State(state): State<AppState>,
@@ -591,24 +617,12 @@ pub async fn submit_sign_in(
 ) -> Response {
     let form: SignInForm = parse_form(&body);
     let password = Zeroizing::new(form.password);
-    let mut visit = match Visit::posted(&state, &headers, &form.csrf).await {
-        Ok(Some(visit)) => visit,
-        Ok(None) => return form_expired(&state, &headers),
-        Err(err) => return failure(&state, &headers, None, err),
-    };
     let now = state.now();
-    let grant = match state
-        .hub
-        .find_device_grant(&form.user_code, &client, now)
-        .await
-    {
-        Ok(Some(grant)) => grant,
-        Ok(None) => return wrong_code(&state, &headers, &visit),
-        Err(err) => return failure(&state, &headers, Some(&visit), err),
-    };
-    if let Some(closed) = closed(&state, &headers, &visit, &grant) {
-        return closed;
-    }
+    let (mut visit, grant) =
+        match open_grant(&state, &headers, &client, &form.csrf, &form.user_code, now).await {
+            Ok(open) => open,
+            Err(page) => return page,
+        };
     match state
         .hub
         .device_page_sign_in(&form.username, password, &client, now)
@@ -662,24 +676,12 @@ pub async fn submit_second_factor(
     ApiBytes(body): ApiBytes,
 ) -> Response {
     let form: SecondFactorForm = parse_form(&body);
-    let mut visit = match Visit::posted(&state, &headers, &form.csrf).await {
-        Ok(Some(visit)) => visit,
-        Ok(None) => return form_expired(&state, &headers),
-        Err(err) => return failure(&state, &headers, None, err),
-    };
     let now = state.now();
-    let grant = match state
-        .hub
-        .find_device_grant(&form.user_code, &client, now)
-        .await
-    {
-        Ok(Some(grant)) => grant,
-        Ok(None) => return wrong_code(&state, &headers, &visit),
-        Err(err) => return failure(&state, &headers, Some(&visit), err),
-    };
-    if let Some(closed) = closed(&state, &headers, &visit, &grant) {
-        return closed;
-    }
+    let (mut visit, grant) =
+        match open_grant(&state, &headers, &client, &form.csrf, &form.user_code, now).await {
+            Ok(open) => open,
+            Err(page) => return page,
+        };
     match state
         .hub
         .device_page_second_factor(&form.challenge, &form.code, &client, now)
