@@ -88,7 +88,11 @@ impl Browser {
         field.send_keys(text).await.unwrap();
     }
 
+    /// Clicks a form's button and waits until the page it posts to has replaced this one:
+    /// Chromium may answer the click before the navigation, and a read then finds the old
+    /// page (or an element of it going stale under the read).
     pub(crate) async fn click(&self, css: &str) {
+        let old_page = self.client.find(Locator::Css("html")).await.unwrap();
         self.client
             .find(Locator::Css(css))
             .await
@@ -96,6 +100,17 @@ impl Browser {
             .click()
             .await
             .unwrap();
+        for _ in 0..200 {
+            match old_page.tag_name().await {
+                Err(fantoccini::error::CmdError::Standard(err))
+                    if err.error == fantoccini::error::ErrorStatus::StaleElementReference =>
+                {
+                    return;
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        panic!("clicking {css} loaded no new page in 20 s");
     }
 
     pub(crate) async fn heading(&self) -> String {
