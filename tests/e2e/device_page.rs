@@ -4,30 +4,24 @@
 //! Each page is saved as a screenshot (`HUBKEY_SCREENSHOTS`, else `target/debug/screenshots`).
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use hubkey_api::{DeviceCodeRequest, DeviceCodeResponse};
 use hubkey_client::{DevicePoll, HubClient};
-use hubkey_e2e::desktop::screenshot_dir;
+use hubkey_e2e::desktop::{screenshot_dir, ProcessGroup};
 use hubkey_e2e::Hubkeyd;
 
 const PASSWORD: &str = "correct horse battery";
 
 /// chromedriver on a free loopback port and a headless Chromium session through it; both
-/// end (by PID) when dropped. The GUI test of the app's browser sign-in uses it as the
-/// system browser.
+/// end when dropped, also when a test fails (chromedriver leads its own process group, and
+/// the whole group is killed: killing chromedriver alone left its Chromium running). The GUI
+/// test of the app's browser sign-in uses it as the system browser.
 pub(crate) struct Browser {
     client: Client,
-    driver: Child,
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
+    _driver: ProcessGroup,
 }
 
 fn free_port() -> u16 {
@@ -41,12 +35,13 @@ fn free_port() -> u16 {
 impl Browser {
     pub(crate) async fn start() -> Self {
         let port = free_port();
-        let driver = Command::new(std::env::var("CHROMEDRIVER").unwrap_or("chromedriver".into()))
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver (Debian package chromium-driver)");
+        let driver = ProcessGroup::spawn(
+            Command::new(std::env::var("CHROMEDRIVER").unwrap_or("chromedriver".into()))
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .expect("chromedriver (Debian package chromium-driver)");
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".into(),
@@ -70,7 +65,10 @@ impl Browser {
                 Err(err) => panic!("no chromedriver session: {err}"),
             }
         };
-        Browser { client, driver }
+        Browser {
+            client,
+            _driver: driver,
+        }
     }
 
     pub(crate) async fn open(&self, url: &str) {

@@ -104,13 +104,14 @@ pub struct DesktopApp {
 }
 
 /// A child started as the leader of its own process group. Dropping it kills the whole
-/// group (tauri-driver, the WebKitWebDriver it starts and the app under test), also when a
-/// test fails half-way through starting them, and returns once every process of the group
-/// has exited.
-struct ProcessGroup(Child);
+/// group (tauri-driver, the WebKitWebDriver it starts and the app under test; chromedriver
+/// and its Chromium), also when a test fails half-way through starting them, and returns
+/// once every process of the group has exited.
+pub struct ProcessGroup(Child);
 
 impl ProcessGroup {
-    fn spawn(command: &mut Command) -> std::io::Result<Self> {
+    /// Spawns `command` as the leader of a new process group.
+    pub fn spawn(command: &mut Command) -> std::io::Result<Self> {
         std::os::unix::process::CommandExt::process_group(command, 0);
         command.spawn().map(ProcessGroup)
     }
