@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 
 use crate::error::Result;
 use crate::store::{millis, Store};
-use crate::usage::{epoch_day, FLUSH_INTERVAL};
+use crate::usage::{epoch_day, lock, FLUSH_INTERVAL};
 
 /// Distinct pending keys kept between two flushes.
 pub const MAX_PENDING: usize = 20_000;
@@ -217,12 +217,6 @@ pub(crate) fn cut(text: &str, max: usize) -> &str {
         end -= 1;
     }
     &text[..end]
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

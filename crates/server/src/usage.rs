@@ -142,7 +142,9 @@ fn merge(into: &mut PendingUse, other: PendingUse) {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// The guarded value, also after a panic elsewhere left the mutex poisoned (the pending uses
+/// are plain counters: a half-finished update loses at most that one use).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
