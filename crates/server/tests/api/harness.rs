@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
@@ -30,13 +30,18 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The name of the server's log file in the data directory (its stderr).
 const LOG_FILE: &str = "hubkeyd.stderr.log";
+/// The log file of a second instance on the same data directory ([`DataDir::share`]).
+const SECOND_LOG_FILE: &str = "hubkeyd-2.stderr.log";
 
 /// A temporary data directory and the admin commands that work on it, with the database
 /// the suite's store gives it (see [`crate::pg`]): the directory's own SQLite file, or a
 /// fresh PostgreSQL database of its own, dropped with it.
 pub struct DataDir {
-    dir: TempDir,
-    postgres: Option<PgDatabase>,
+    /// Shared by every [`DataDir::share`] of it: removed with the last.
+    dir: Arc<TempDir>,
+    postgres: Option<Arc<PgDatabase>>,
+    /// The file the server's stderr goes to, in the directory.
+    log_file: &'static str,
 }
 
 /// A PostgreSQL database a [`DataDir`] runs on.
@@ -54,24 +59,37 @@ impl DataDir {
             TestStore::Sqlite => None,
             TestStore::Postgres => {
                 let (name, url) = PgCluster::shared().create_database();
-                Some(PgDatabase {
+                Some(Arc::new(PgDatabase {
                     url,
                     shared: Some(name),
-                })
+                }))
             }
         };
+        DataDir::with_database(postgres)
+    }
+
+    fn with_database(postgres: Option<Arc<PgDatabase>>) -> Self {
         DataDir {
-            dir: tempfile::tempdir().expect("create a temporary data directory"),
+            dir: Arc::new(tempfile::tempdir().expect("create a temporary data directory")),
             postgres,
+            log_file: LOG_FILE,
+        }
+    }
+
+    /// The same directory and database for a second server process (another instance of
+    /// the same deployment: the same `server.key`, the same database), logging to a file of
+    /// its own. Both are removed when the last of them is dropped.
+    pub fn share(&self) -> Self {
+        DataDir {
+            dir: self.dir.clone(),
+            postgres: self.postgres.clone(),
+            log_file: SECOND_LOG_FILE,
         }
     }
 
     /// A fresh data directory on the PostgreSQL database at `url` (of a test's own cluster).
     pub fn on_postgres(url: String) -> Self {
-        DataDir {
-            dir: tempfile::tempdir().expect("create a temporary data directory"),
-            postgres: Some(PgDatabase { url, shared: None }),
-        }
+        DataDir::with_database(Some(Arc::new(PgDatabase { url, shared: None })))
     }
 
     /// The directory itself.
@@ -201,9 +219,9 @@ impl DataDir {
     }
 }
 
-impl Drop for DataDir {
+impl Drop for PgDatabase {
     fn drop(&mut self) {
-        if let Some(name) = self.postgres.as_ref().and_then(|db| db.shared.as_ref()) {
+        if let Some(name) = &self.shared {
             PgCluster::shared().drop_database(name);
         }
     }
@@ -351,7 +369,7 @@ impl TestServer {
 
     /// Everything the server wrote to stderr so far.
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(self.data.path().join(LOG_FILE)).unwrap_or_default()
+        std::fs::read_to_string(self.data.path().join(self.data.log_file)).unwrap_or_default()
     }
 
     /// The server's SQLite database file.
@@ -476,7 +494,7 @@ fn spawn_serve(data: &DataDir, args: &[String]) -> Child {
     let log = File::options()
         .create(true)
         .append(true)
-        .open(data.path().join(LOG_FILE))
+        .open(data.path().join(data.log_file))
         .expect("open the log file");
     Command::new(env!("CARGO_BIN_EXE_hubkeyd"))
         .arg("--data-dir")
@@ -773,20 +791,17 @@ fn totp_code_matches_rfc6238_vectors() {
 impl DataDir {
     /// A fresh data directory on its own SQLite file, whatever the suite's store.
     pub fn on_sqlite() -> Self {
-        DataDir {
-            dir: tempfile::tempdir().expect("create a temporary data directory"),
-            postgres: None,
-        }
+        DataDir::with_database(None)
     }
 
     /// From now on hubkeyd runs here on a new, empty database of the run's shared PostgreSQL
     /// cluster (dropped with the directory); returns its URL.
     pub fn move_to_new_postgres_database(&mut self) -> String {
         let (name, url) = PgCluster::shared().create_database();
-        self.postgres = Some(PgDatabase {
+        self.postgres = Some(Arc::new(PgDatabase {
             url: url.clone(),
             shared: Some(name),
-        });
+        }));
         url
     }
 }
@@ -810,6 +825,14 @@ impl TestServer {
 }
 
 impl TestServer {
+    /// A second `hubkeyd serve` of the same deployment: the same data directory (so the same
+    /// `server.key`) and database, the same arguments, its own port and log file. On
+    /// PostgreSQL this is how an operator runs several instances behind a load balancer.
+    pub async fn another_instance(&self) -> TestServer {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        TestServer::start_with(self.data.share(), &args).await
+    }
+
     /// The data directory, to change its database between [`TestServer::stop`] and
     /// [`TestServer::restart`].
     pub fn data_mut(&mut self) -> &mut DataDir {

@@ -15,6 +15,7 @@ mod device;
 mod events;
 mod harness;
 mod hostile;
+mod instances;
 mod key_rotation;
 mod leaks;
 mod limits;
