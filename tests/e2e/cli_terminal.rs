@@ -10,6 +10,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use hubkey_e2e::cargo_build::cargo_build;
 use hubkey_e2e::device_form::{Decision, DeviceForm};
 use hubkey_e2e::keyring::{credential_helper, KeyringSession};
 use hubkey_keyring::{docker, SERVICE};
@@ -27,46 +28,7 @@ fn cli() -> PathBuf {
         if let Some(path) = std::env::var_os("HUBKEY_CLI") {
             return PathBuf::from(path);
         }
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().unwrap().parent().unwrap();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = std::process::Command::new(cargo);
-        // The test runner sets the test package's CARGO_PKG_*/CARGO_MANIFEST_* variables;
-        // ring's build script tracks them, so passing them on would rebuild half the
-        // workspace here and again in the next build from a shell.
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy();
-            if [
-                "CARGO_PKG_",
-                "CARGO_MANIFEST_",
-                "CARGO_CRATE_",
-                "CARGO_BIN_",
-                "CARGO_PRIMARY_PACKAGE",
-                "CARGO_TARGET_TMPDIR",
-            ]
-            .iter()
-            .any(|prefix| name.starts_with(prefix))
-            {
-                build.env_remove(name.as_ref());
-            }
-        }
-        build.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-            "build",
-            "-p",
-            "hubkey-cli",
-            "--bin",
-            "hubkey-cli",
-        ]);
-        if std::env::var_os("CARGO_TARGET_DIR").is_none() {
-            build.arg("--target-dir").arg(profile_dir.parent().unwrap());
-        }
-        let output = build.output().unwrap();
-        assert!(
-            output.status.success(),
-            "building hubkey-cli failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        profile_dir.join("hubkey-cli")
+        cargo_build("hubkey-cli", "hubkey-cli", None)
     })
     .clone()
 }

@@ -491,15 +491,13 @@ fn set_private(dir: &Path) {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
 }
 
-/// The `docker-credential-hubkey` binary of this build.
+/// The `docker-credential-hubkey` binary of this build, once per process;
+/// `HUBKEY_CREDENTIAL_HELPER` overrides the path.
 ///
-/// A test cannot use `CARGO_BIN_EXE_*` of another package, so this looks next to the test
-/// executable (`target/<profile>/deps/e2e-…` → `target/<profile>/docker-credential-hubkey`).
 /// hubkey-e2e depends on the helper's library, so building the tests rebuilds that library
-/// but not the binary: when the binary is missing or older than the library, this runs
-/// `$CARGO build -p hubkey-credential-helper` (respecting `CARGO_TARGET_DIR`, else using
-/// the test executable's target dir) once per process. `HUBKEY_CREDENTIAL_HELPER` overrides
-/// the path.
+/// but not the binary: the binary next to the test executable is built when it is missing
+/// or older than the library (nextest runs each test in a process of its own, so a cargo
+/// run per test is saved when it is fresh).
 pub fn credential_helper() -> PathBuf {
     static HELPER: OnceLock<PathBuf> = OnceLock::new();
     HELPER.get_or_init(locate_credential_helper).clone()
@@ -511,19 +509,12 @@ fn locate_credential_helper() -> PathBuf {
     }
     let exe = std::env::current_exe().unwrap();
     let deps = exe.parent().unwrap();
-    let profile_dir = deps.parent().unwrap();
-    let binary = profile_dir.join("docker-credential-hubkey");
-    if !binary.exists() || library_is_newer(deps, &binary) {
-        build_credential_helper(profile_dir);
+    let binary = deps.parent().unwrap().join("docker-credential-hubkey");
+    if binary.exists() && !library_is_newer(deps, &binary) {
+        return binary;
     }
-    assert!(
-        binary.exists(),
-        "{} is missing after building it",
-        binary.display()
-    );
-    binary
+    crate::cargo_build::cargo_build("hubkey-credential-helper", "docker-credential-hubkey", None)
 }
-
 /// Whether a `libhubkey_credential_helper-*.rlib` in `deps` is newer than `binary`, i.e. the
 /// library was rebuilt for the tests but the binary was not.
 fn library_is_newer(deps: &Path, binary: &Path) -> bool {
@@ -542,36 +533,4 @@ fn library_is_newer(deps: &Path, binary: &Path) -> bool {
         })
         .filter_map(|entry| modified(&entry.path()))
         .any(|library| library > built)
-}
-
-fn build_credential_helper(profile_dir: &Path) {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
-    command.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-        "build",
-        "-p",
-        "hubkey-credential-helper",
-        "--bin",
-        "docker-credential-hubkey",
-    ]);
-    if std::env::var_os("CARGO_TARGET_DIR").is_none() {
-        command
-            .arg("--target-dir")
-            .arg(profile_dir.parent().unwrap());
-    }
-    match profile_dir.file_name().and_then(|name| name.to_str()) {
-        Some("debug") | None => {}
-        Some("release") => {
-            command.arg("--release");
-        }
-        Some(profile) => {
-            command.args(["--profile", profile]);
-        }
-    }
-    let output = command.output().unwrap();
-    assert!(
-        output.status.success(),
-        "building docker-credential-hubkey failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }

@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod cargo_build;
 pub mod desktop;
 pub mod device_form;
 pub mod faults;

@@ -193,37 +193,9 @@ fn wait_at_most(mut child: std::process::Child, limit: Duration) -> Output {
 /// The Windows `docker-credential-hubkey.exe` of this build, built for [`WINDOWS_TARGET`]
 /// (`cargo build` is a no-op when it is fresh; scripts/test builds it before the tests).
 pub fn windows_credential_helper() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let target_root = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => profile_dir.parent().unwrap().to_owned(),
-    };
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "build",
-            "--target",
-            WINDOWS_TARGET,
-            "-p",
-            "hubkey-credential-helper",
-            "--bin",
-            "docker-credential-hubkey",
-            "--target-dir",
-        ])
-        .arg(&target_root)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "building docker-credential-hubkey.exe failed (rustup target add {WINDOWS_TARGET}; \
-         gcc-mingw-w64-x86-64):\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let binary = target_root.join(format!(
-        "{WINDOWS_TARGET}/debug/docker-credential-hubkey.exe"
-    ));
-    assert!(binary.exists(), "{} is missing", binary.display());
-    binary
+    crate::cargo_build::cargo_build(
+        "hubkey-credential-helper",
+        "docker-credential-hubkey",
+        Some(WINDOWS_TARGET),
+    )
 }
