@@ -105,6 +105,11 @@ impl Store {
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
+        // Recovery codes stand in for the old authenticator: they end with it.
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         let revoked =
             revoke_all_in(&mut tx, user_id, None, now, RevokeReason::TwoFactorChanged).await?;
         insert_account_event(

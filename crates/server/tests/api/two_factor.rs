@@ -140,6 +140,31 @@ async fn a_recovery_code_signs_in_once() {
 }
 
 #[tokio::test]
+async fn a_new_secret_from_the_admin_command_voids_the_recovery_codes() {
+    let server = ClockedServer::start().await;
+    let (_, _, codes) = enrolled(&server, "ann").await;
+    // The person lost the authenticator; the operator sets a new secret.
+    let secret = server.enable_totp("ann").await;
+    let client = server.client();
+    let login = challenge(&client, "ann").await;
+    for code in &codes[..3] {
+        assert!(
+            matches!(
+                client.login_2fa(&login, code).await,
+                Err(ClientError::Unauthorized { .. })
+            ),
+            "a recovery code of the old authenticator still signs in"
+        );
+    }
+    let me = client
+        .login_2fa(&login, &totp_code(&secret, server.unix_now()))
+        .await
+        .unwrap();
+    let me = client.with_token(me.token);
+    assert_eq!(me.two_factor_status().await.unwrap().recovery_codes_left, 0);
+}
+
+#[tokio::test]
 async fn one_recovery_code_used_concurrently_signs_in_once() {
     let server = ClockedServer::start().await;
     let (_, _, codes) = enrolled(&server, "ann").await;
