@@ -45,6 +45,7 @@ pub use device::{DeviceGrantRow, DevicePollRow, NewDeviceGrant};
 pub use pool_use::PoolUse;
 pub use sessions::{EventOrigin, NewSession, Refresh, RevokeReason, SessionRow};
 pub use sweep::Swept;
+pub use throttle::SubjectsLock;
 pub use tokens::{
     decode_cursor, encode_cursor, EventDetail, NewToken, TokenOwner, TokenRow, TokenSpec,
     AUTO_TOKENS_KEPT,
