@@ -89,7 +89,6 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("creator_ip", Text),
             ("creator_ua", Text),
             ("created_at", Int),
-            ("last_used", Int),
             ("expires_at", Int),
             ("is_active", Bool),
             ("expiry_noted", Bool),
@@ -97,6 +96,10 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("rotated_to", Text),
             ("overlap_until", Int),
         ],
+    ),
+    (
+        "token_last_used",
+        &[("token_uuid", Text), ("last_used", Int)],
     ),
     (
         "token_events",
