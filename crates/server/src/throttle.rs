@@ -153,10 +153,15 @@ pub struct Throttle {
     memory: Memory,
 }
 
-/// The mirror of recent failures per subject, for [`Throttle::check_address`].
+/// The mirror of recent failures per subject, for [`Throttle::check_address`] and the cheap
+/// refusals before the database; and this process's attempts in flight per subject.
 #[derive(Debug, Default)]
 struct Memory {
     subjects: Mutex<HashMap<Subject, Record>>,
+    /// Attempts of this process between their first query and their end, per subject: at most
+    /// [`MAX_IN_FLIGHT`], so a flood on one subject never holds more than that many database
+    /// connections of an instance waiting on the subject's lock (it is refused at once).
+    in_flight: Mutex<HashMap<Subject, u32>>,
 }
 
 /// One subject's failures. A subject has one limit, so it keeps at most that many failures
@@ -209,6 +214,7 @@ impl Throttle {
                 address: attempt.address,
             },
             reserved: Vec::with_capacity(2),
+            local: Vec::with_capacity(2),
         };
         reservation.take(true, attempt.account, now).await?;
         Ok(reservation)
@@ -331,6 +337,8 @@ pub struct Reservation<'a> {
     attempt: Attempt,
     /// The subjects whose slot is held (the account's is not from a known address).
     reserved: Vec<Subject>,
+    /// The subjects this attempt counts in flight in this process ([`Memory::enter`]).
+    local: Vec<Subject>,
 }
 
 /// A random key for one attempt's slots.
@@ -357,12 +365,25 @@ impl Reservation<'_> {
 
     /// Takes the address's slot (when `address`) and the account's (unless the address is
     /// known to it) in one transaction that holds both subjects' locks while it counts.
+    /// Refused at once, without a query, when this process already has [`MAX_IN_FLIGHT`]
+    /// attempts of a subject in flight or its mirror shows the address over its limit (the
+    /// mirror's failures are real ones: the database would refuse too).
     async fn take(
         &mut self,
         address: bool,
         account: Option<Subject>,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        if address {
+            self.throttle.check_address(&self.attempt, now)?;
+        }
+        let local: Vec<Subject> = address
+            .then_some(self.attempt.address)
+            .into_iter()
+            .chain(account)
+            .collect();
+        self.throttle.memory.enter(&local)?;
+        self.local.extend(local);
         let store = &self.throttle.store;
         let locked: Vec<&[u8]> = address
             .then_some(self.attempt.address.as_bytes())
@@ -450,6 +471,7 @@ impl Reservation<'_> {
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
+        self.throttle.memory.leave(&self.local);
         if self.reserved.is_empty() {
             return;
         }
@@ -472,6 +494,44 @@ impl Drop for Reservation<'_> {
 impl Memory {
     fn subjects(&self) -> MutexGuard<'_, HashMap<Subject, Record>> {
         self.subjects.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts an attempt in flight in this process on each of `subjects`, or refuses with 429
+    /// (and counts nothing) when one already has [`MAX_IN_FLIGHT`].
+    fn enter(&self, subjects: &[Subject]) -> Result<()> {
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if subjects
+            .iter()
+            .any(|subject| in_flight.get(subject).is_some_and(|n| *n >= MAX_IN_FLIGHT))
+        {
+            return Err(Error::Throttled { retry_after: 1 });
+        }
+        for subject in subjects {
+            *in_flight.entry(*subject).or_insert(0) += 1;
+        }
+        Ok(())
+    }
+
+    /// Ends the attempts [`Memory::enter`] counted; forgets a subject left with none.
+    fn leave(&self, subjects: &[Subject]) {
+        if subjects.is_empty() {
+            return;
+        }
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for subject in subjects {
+            if let Some(n) = in_flight.get_mut(subject) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    in_flight.remove(subject);
+                }
+            }
+        }
     }
 
     /// Counts a failure against every subject of `attempt`.
