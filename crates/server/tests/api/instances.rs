@@ -448,11 +448,11 @@ async fn postgres_only_an_instance_whose_channel_is_down_answers_from_the_databa
 /// Median, 99th percentile and worst of `figures`, in milliseconds.
 fn summary(figures: &mut [Duration]) -> (f64, f64, f64) {
     figures.sort();
-    let at = |q: f64| {
-        let index = ((figures.len() as f64 - 1.0) * q).round() as usize;
+    let at = |percent: usize| {
+        let index = ((figures.len() - 1) * percent + 50) / 100;
         figures[index].as_secs_f64() * 1000.0
     };
-    (at(0.5), at(0.99), at(1.0))
+    (at(50), at(99), at(100))
 }
 
 /// Staleness: the time from A acknowledging a deactivation to B refusing the token (B held it
