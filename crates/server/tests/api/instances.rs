@@ -400,7 +400,20 @@ async fn postgres_only_an_instance_whose_channel_is_down_answers_from_the_databa
     assert_eq!(value(&scrape(&pair.b_metrics).await, RECONNECTS), 0.0);
 
     // The channel goes down and stays down: no new connection to the database is allowed
-    // (the instances' pools keep the ones they have), and B's listener is killed.
+    // (the instances' pools keep the ones they have), and B's listener is killed. First the
+    // pools open several connections: refused requests in parallel each query the database.
+    for server in [&pair.a, &pair.b] {
+        let mut refused = tokio::task::JoinSet::new();
+        for _ in 0..12 {
+            let url = server.url.clone();
+            refused.spawn(async move {
+                registry_token(&url, hubkey_api::PlainToken::generate().expose()).await
+            });
+        }
+        while let Some(status) = refused.join_next().await {
+            assert_eq!(status.unwrap(), 401);
+        }
+    }
     sqlx::query(&format!(
         "ALTER DATABASE {database} ALLOW_CONNECTIONS false"
     ))
