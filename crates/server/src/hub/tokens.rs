@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::{feed_cursor, feed_start, require_password_session, ClientInfo, Hub, USAGE_DAYS};
 use crate::error::{Error, Result};
+use crate::invalidation::Stale;
 use crate::session::Caller;
 use crate::store::{NewToken, Store, TokenRow, TokenSpec};
 use crate::usage::epoch_day;
@@ -127,10 +128,11 @@ impl Hub {
         } else {
             Vec::new()
         };
-        tx.commit().await?;
-        for gone in &pruned {
-            self.tokens.forget(&gone.digest);
-        }
+        let stale: Vec<Stale> = pruned
+            .iter()
+            .map(|gone| Stale::token(&gone.digest))
+            .collect();
+        self.commit(tx, &stale).await?;
         if !pruned.is_empty() {
             tracing::info!(user = %caller.username, pruned = pruned.len(), "pruned old auto tokens");
         }
@@ -246,8 +248,7 @@ impl Hub {
                 Store::insert_event(&mut tokens, kind, &row).await?;
             }
         }
-        tx.commit().await?;
-        self.tokens.forget(&row.digest);
+        self.commit(tx, &[Stale::token(&row.digest)]).await?;
         Ok(row.to_api(now))
     }
 
@@ -266,8 +267,7 @@ impl Hub {
             .ok_or_else(Error::token_not_found)?;
         Store::delete_token(&mut tokens, &row.uuid).await?;
         Store::insert_event(&mut tokens, TokenEventKind::Deleted, &row).await?;
-        tx.commit().await?;
-        self.tokens.forget(&row.digest);
+        self.commit(tx, &[Stale::token(&row.digest)]).await?;
         Ok(())
     }
 
