@@ -16,6 +16,7 @@ mod settings;
 mod tray;
 mod ui_event;
 mod watcher;
+mod window;
 
 use std::sync::Arc;
 
@@ -33,12 +34,13 @@ compile_error!(
     "the `ipc-audit` feature is for test builds only: it must not be enabled in a release build"
 );
 
-/// Runs the app until Quit (closing the window only hides it: the app stays in the tray).
+/// Runs the app until Quit. Closing the window destroys it and its webview; the app stays in
+/// the tray (`window.rs`).
 pub fn run() {
     let builder = tauri::Builder::default()
         // First: a second launch only focuses the running instance.
         .plugin(tauri_plugin_single_instance::init(|app, _, _| {
-            tray::show_window(app);
+            window::open(app);
         }))
         // The window shows only the app's own pages.
         .plugin(navigation::guard());
@@ -49,9 +51,8 @@ pub fn run() {
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_opener::init())
         .on_window_event(|window, event| {
-            if let tauri::WindowEvent::CloseRequested { api, .. } = event {
-                api.prevent_close();
-                let _ = window.hide();
+            if matches!(event, tauri::WindowEvent::Destroyed) && window.label() == window::MAIN {
+                window::closed(window.app_handle());
             }
         })
         .setup(|app| {
@@ -62,6 +63,7 @@ pub fn run() {
             app.manage(desktop);
             app.manage(lifecycle::Lifecycle::default());
             app.manage(browser_sign_in::Polling::default());
+            app.manage(ui_event::UiQueue::default());
             tray::build(app.handle(), lifecycle::sign_out_from_tray)?;
             watcher::listen_for_clicks(app.handle());
             // Not fatal: the Settings screen shows the switch and any error again.
@@ -69,6 +71,7 @@ pub fn run() {
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
+            ui_event::take_ui_events,
             commands::settings,
             commands::set_server,
             commands::restore,
@@ -97,7 +100,18 @@ pub fn run() {
             security::rotate_token,
             security::export_tokens,
         ])
-        .run(tauri::generate_context!());
+        .build(tauri::generate_context!())
+        .map(|app| {
+            app.run(|_, event| {
+                // The last window closing asks to exit without a code; Quit asks with one.
+                if let tauri::RunEvent::ExitRequested {
+                    code: None, api, ..
+                } = event
+                {
+                    api.prevent_exit();
+                }
+            });
+        });
     if let Err(err) = outcome {
         #[allow(clippy::print_stderr)]
         {

@@ -168,6 +168,9 @@ export const ipc = {
   setStartAtLogin: (on: boolean) => invoke<AppSettings>('set_start_at_login', { on }),
   /** The Security screen is open: the tray's attention icon goes back to normal. */
   markSeen: () => invoke<null>('mark_seen'),
+  /** The page listens (call once its listener is registered): what the app asked of the UI
+   *  while no page listened, oldest first. */
+  takeUiEvents: () => invoke<UiEvent[]>('take_ui_events'),
   /** Calls `handler` with what the tray asks of the UI; resolves to the unsubscriber. */
   onUiEvent: (handler: (event: UiEvent) => void): Promise<UnlistenFn> =>
     listen<UiEvent>('hubkey://ui', (event) => handler(event.payload)),
