@@ -16,6 +16,11 @@ pub const UI_EVENT: &str = "hubkey://ui";
 pub enum UiEvent {
     /// Show the Security screen.
     OpenSecurity,
+    /// Show one token's detail (the UI's route `security/token/<uuid>`).
+    OpenToken {
+        /// The token.
+        uuid: String,
+    },
     /// The session ended outside the UI (the tray, or the server): show the sign-in screen,
     /// with `notice` when the server ended it (why, for a person).
     SignedOut {
