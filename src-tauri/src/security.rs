@@ -143,10 +143,11 @@ pub fn token_access_page(
     Ok(desktop.token_access_page(&server_url(&app)?, uuid, offset, limit)?)
 }
 
-/// The detail closed: its access log is forgotten.
+/// The detail of `uuid` closed: its access log is forgotten.
 #[tauri::command]
-pub fn close_token_detail(app: AppHandle, desktop: State<'_, Desktop>) -> Result<()> {
-    desktop.close_token_detail(&server_url(&app)?);
+pub fn close_token_detail(app: AppHandle, desktop: State<'_, Desktop>, uuid: String) -> Result<()> {
+    let uuid = token_id(&uuid)?;
+    desktop.close_token_detail(&server_url(&app)?, uuid);
     Ok(())
 }
 

@@ -880,7 +880,10 @@ mod tokens {
             .await
             .unwrap_err();
         assert_eq!(refused.code(), "invalid_input");
-        assert_eq!(ann.get_token(other.data.uuid).await.unwrap().rotated_to, None);
+        assert_eq!(
+            ann.get_token(other.data.uuid).await.unwrap().rotated_to,
+            None
+        );
     }
 
     #[tokio::test]

@@ -709,7 +709,7 @@ pub struct TokenRowView<'a> {
     css: String,
 }
 
-impl TokenRowView<'_> {
+impl<'a> TokenRowView<'a> {
     /// Waits until the row is rendered.
     pub async fn wait(&self) {
         self.app.wait_for(&self.css).await;
@@ -790,7 +790,7 @@ impl TokenRowView<'_> {
     }
 
     /// Clicks the label: the token's detail opens.
-    pub async fn open_detail(&self) -> TokenDetailPage<'_> {
+    pub async fn open_detail(&self) -> TokenDetailPage<'a> {
         self.app
             .click(&format!("{} [data-testid=label]", self.css))
             .await;
@@ -837,7 +837,10 @@ impl<'a> TokenDetailPage<'a> {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("field {name} never contained {text}: {}", self.field(name).await);
+        panic!(
+            "field {name} never contained {text}: {}",
+            self.field(name).await
+        );
     }
 
     /// The access log's lines as text, once there is at least one.
@@ -858,9 +861,7 @@ impl<'a> TokenDetailPage<'a> {
 
     /// The kinds of the events shown, newest first, once there is at least one.
     pub async fn event_kinds(&self) -> Vec<String> {
-        self.app
-            .wait_for("[data-testid=detail-events] li")
-            .await;
+        self.app.wait_for("[data-testid=detail-events] li").await;
         kinds_of(self.app, "[data-testid=detail-events] li").await
     }
 

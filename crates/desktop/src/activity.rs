@@ -391,17 +391,21 @@ impl Desktop {
         before: Option<&str>,
         limit: usize,
     ) -> Result<EventPage, DesktopError> {
-        let username = self.session_username(server).ok_or(DesktopError::SessionEnded)?;
+        let username = self
+            .session_username(server)
+            .ok_or(DesktopError::SessionEnded)?;
         if before.is_none() {
             self.read_feed(server, &username).await?;
         }
         let activity = lock(&self.activity);
-        Ok(match activity.get(server).and_then(|a| a.timeline.as_ref()) {
-            Some(timeline) if timeline.username == username => {
-                timeline.page(filter, before, limit.clamp(1, MAX_PAGE))
-            }
-            _ => Timeline::new(&username).page(filter, None, 0),
-        })
+        Ok(
+            match activity.get(server).and_then(|a| a.timeline.as_ref()) {
+                Some(timeline) if timeline.username == username => {
+                    timeline.page(filter, before, limit.clamp(1, MAX_PAGE))
+                }
+                _ => Timeline::new(&username).page(filter, None, 0),
+            },
+        )
     }
 
     /// Reads the events feed from where the kept timeline stopped to its end.
@@ -484,7 +488,10 @@ impl Desktop {
         }
         let (log, days) = reader.finish(uuid);
         let access = log.page(0, limit.clamp(1, MAX_PAGE));
-        lock(&self.activity).entry(server.clone()).or_default().access = Some(log);
+        lock(&self.activity)
+            .entry(server.clone())
+            .or_default()
+            .access = Some(log);
         Ok(TokenDetail { row, days, access })
     }
 
@@ -507,10 +514,13 @@ impl Desktop {
         }
     }
 
-    /// Forgets the open detail's access log (the detail closed).
-    pub fn close_token_detail(&self, server: &ServerUrl) {
+    /// Forgets the access log of `uuid`'s detail, which closed (not another token's detail,
+    /// opened since).
+    pub fn close_token_detail(&self, server: &ServerUrl, uuid: Uuid) {
         if let Some(state) = lock(&self.activity).get_mut(server) {
-            state.access = None;
+            if state.access.as_ref().is_some_and(|log| log.uuid == uuid) {
+                state.access = None;
+            }
         }
     }
 
@@ -556,7 +566,10 @@ mod tests {
     }
 
     fn cursors(page: &EventPage) -> Vec<usize> {
-        page.events.iter().map(|e| e.cursor.parse().unwrap()).collect()
+        page.events
+            .iter()
+            .map(|e| e.cursor.parse().unwrap())
+            .collect()
     }
 
     #[test]
@@ -580,10 +593,7 @@ mod tests {
             token: Some(Uuid::from_u128(1)),
             kinds: vec![],
         };
-        assert_eq!(
-            cursors(&timeline.page(&of_one, None, 100)),
-            [10, 7, 4, 1]
-        );
+        assert_eq!(cursors(&timeline.page(&of_one, None, 100)), [10, 7, 4, 1]);
         let one_kind = EventFilter {
             token: Some(Uuid::from_u128(1)),
             kinds: vec![EventKind::Created],
@@ -646,7 +656,9 @@ mod tests {
         reader.add(&[access(3, 8, 5, "10.0.0.1")]);
         let (log, days) = reader.finish(Uuid::nil());
         assert_eq!(
-            days.iter().map(|d| (d.day.to_string(), d.uses)).collect::<Vec<_>>(),
+            days.iter()
+                .map(|d| (d.day.to_string(), d.uses))
+                .collect::<Vec<_>>(),
             [("2031-01-01".to_owned(), 5), ("2031-01-03".to_owned(), 5)]
         );
         let first = log.page(0, 2);
@@ -664,7 +676,14 @@ mod tests {
     fn the_access_log_keeps_the_newest_lines_but_counts_them_all() {
         let mut reader = AccessReader::default();
         let lines: Vec<_> = (0..ACCESS_CAP + 10)
-            .map(|n| access(1 + (n % 28) as u32, 0, 1, &format!("10.0.{}.{}", n / 256, n % 256)))
+            .map(|n| {
+                access(
+                    1 + (n % 28) as u32,
+                    0,
+                    1,
+                    &format!("10.0.{}.{}", n / 256, n % 256),
+                )
+            })
             .collect();
         reader.add(&lines);
         let (log, days) = reader.finish(Uuid::nil());

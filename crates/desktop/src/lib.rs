@@ -56,7 +56,7 @@ pub use tokens::{
     CHUNK_ROWS,
 };
 pub use two_factor::{qr_svg, QrSvg, TotpSetup, TwoFactorState};
-pub use window_place::{Screen, WindowPlace};
 pub use watcher::{
     escape_markup, next_delay, poll_once, NotificationEvent, PrunedToken, WatchCursor, WatchOutcome,
 };
+pub use window_place::{Screen, WindowPlace};

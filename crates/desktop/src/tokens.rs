@@ -9,10 +9,10 @@
 //! docker CLI's credential), never into an answer.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use hubkey_api::MAX_OVERLAP_SECONDS;
 use hubkey_api::{
     AccessToken, CreateAccessTokenRequest, Origin, PatchAccessTokenRequest, Scope, TokenState,
 };
-use hubkey_api::MAX_OVERLAP_SECONDS;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use zeroize::{Zeroize, Zeroizing};

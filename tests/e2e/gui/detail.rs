@@ -3,12 +3,12 @@
 //! `/token` during it), and the Activity view's timeline, through the real window.
 
 use hubkey_api::{DesktopGenerateRequest, Scope};
+use hubkey_client::HubClient;
 use hubkey_e2e::desktop::DesktopApp;
 use hubkey_e2e::keyring::KeyringSession;
 use hubkey_e2e::pages::{ActivityPage, TokenDetailPage};
 use hubkey_e2e::server::manual_token;
 use hubkey_e2e::{Hubkeyd, OciImage, Registry, Skopeo};
-use hubkey_client::HubClient;
 use uuid::Uuid;
 
 use super::PASSWORD;
@@ -73,8 +73,10 @@ async fn detail_rotation_with_overlap_and_the_activity_timeline() {
             .await
             .unwrap();
     }
+    let mut backups = Vec::new();
     for n in 0..24 {
-        manual_token(&ann, &format!("nightly backup job {n:02} of the build farm"), Scope::Read).await;
+        let label = format!("nightly backup job {n:02} of the build farm");
+        backups.push(manual_token(&ann, &label, Scope::Read).await);
     }
     let deployer = manual_token(&ann, "deployer for the production cluster", Scope::Write).await;
     let image = registry.reference("ann/app", "1");
@@ -99,26 +101,62 @@ async fn detail_rotation_with_overlap_and_the_activity_timeline() {
     assert!(fit["page"].as_u64() <= fit["view"].as_u64(), "{fit}");
     assert_eq!(fit["cut"], serde_json::json!([]), "{fit}");
     app.screenshot("security-list-760").await;
+    // The other devices' auto tokens, the oldest, at the list's end: their labels too.
+    security.scroll_to_end().await;
+    let other = ann
+        .list_all_tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|token| token.token_label.contains("long name 01"))
+        .expect("another device's auto token");
+    security.row(other.uuid).wait().await;
+    let fit = list_fit(&app).await;
+    assert!(fit["scroll"].as_u64() <= fit["client"].as_u64(), "{fit}");
+    assert_eq!(fit["cut"], serde_json::json!([]), "{fit}");
+    app.screenshot("security-list-760-end").await;
+    app.webdriver
+        .execute(
+            "const g = document.querySelector('[data-testid=token-table]'); g.scrollTop = 0;              g.dispatchEvent(new Event('scroll'));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    security.row(deployer.uuid).wait().await;
 
     // The detail after real registry uses: fields, the access log, the chart, the events.
     let detail = security.row(deployer.uuid).open_detail().await;
     assert_eq!(detail.uuid().await, Some(deployer.uuid.to_string()));
-    assert_eq!(detail.field("label").await, "deployer for the production cluster");
+    assert_eq!(
+        detail.field("label").await,
+        "deployer for the production cluster"
+    );
     assert_eq!(detail.field("scope").await, "read & write");
     detail.wait_field_contains("addresses", "127.0.0.1").await;
     assert_ne!(detail.field("last-used").await, "Never");
     let lines = detail.access_lines().await;
     assert!(
-        lines.iter().any(|line| line.contains("ann/app") && line.contains("push")),
+        lines
+            .iter()
+            .any(|line| line.contains("ann/app") && line.contains("push")),
         "{lines:?}"
     );
     assert_ne!(detail.chart_total().await.as_deref(), Some("0"));
     assert_eq!(detail.event_kinds().await, ["created"]);
     app.screenshot("token-detail").await;
+    app.webdriver
+        .execute(
+            "document.querySelector('[data-testid=access-log]').scrollIntoView();              return new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    app.screenshot("token-detail-log").await;
 
     // Rotate from the detail with an hour of overlap: both tokens pull through the real
     // /token meanwhile.
-    app.click("[data-testid=token-detail] [data-action=rotate]").await;
+    app.click("[data-testid=token-detail] [data-action=rotate]")
+        .await;
     security.wait_for_rotate_dialog().await;
     app.click("#rotate-dialog [data-overlap=hour]").await;
     app.screenshot("rotate-dialog").await;
@@ -147,7 +185,10 @@ async fn detail_rotation_with_overlap_and_the_activity_timeline() {
     }
     assert_eq!(successor_detail.uuid().await, Some(new_uuid.to_string()));
     successor_detail.wait().await;
-    assert_eq!(successor_detail.field("label").await, "deployer for the production cluster");
+    assert_eq!(
+        successor_detail.field("label").await,
+        "deployer for the production cluster"
+    );
 
     // Back returns to the list at the same scroll position.
     successor_detail.back().await;
@@ -186,7 +227,11 @@ async fn detail_rotation_with_overlap_and_the_activity_timeline() {
     // The timeline: newest first, filtered by kind and by token; an event opens its token.
     let activity = app.nav().activity().await;
     let kinds = activity.kinds().await;
-    assert_eq!(kinds.first().map(String::as_str), Some("rotated"), "{kinds:?}");
+    assert_eq!(
+        kinds.first().map(String::as_str),
+        Some("rotated"),
+        "{kinds:?}"
+    );
     assert!(kinds.iter().any(|kind| kind == "created"));
     app.screenshot("activity").await;
     activity.filter_kind("rotated").await;
@@ -196,17 +241,22 @@ async fn detail_rotation_with_overlap_and_the_activity_timeline() {
     let mut expected = vec![deployer.uuid.to_string(), new_uuid.to_string()];
     expected.sort();
     assert_eq!(rotated, expected, "one rotated event on each side");
-    activity.filter_token(&new_uuid.to_string()).await;
+    // By token: one backup job's events only, and a click opens its detail.
+    activity.filter_kind("all").await;
+    let backup = backups[3].uuid.to_string();
+    activity.filter_token(&backup).await;
     for _ in 0..200 {
-        if activity.tokens().await.len() == 1 {
+        if activity.tokens().await == [backup.clone()] {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert_eq!(activity.tokens().await, [new_uuid.to_string()]);
+    assert_eq!(activity.tokens().await, [backup.clone()]);
+    assert_eq!(activity.kinds().await, ["created"]);
     app.screenshot("activity-filtered").await;
-    let opened = ActivityPage::of(&app).open_token(&new_uuid.to_string()).await;
-    assert_eq!(opened.uuid().await, Some(new_uuid.to_string()));
+    let opened = ActivityPage::of(&app).open_token(&backup).await;
+    assert_eq!(opened.uuid().await, Some(backup));
     opened.back().await;
+    activity.kinds().await;
     app.quit().await;
 }

@@ -28,21 +28,22 @@ export function isAlarm(kind: EventKind): boolean {
   return kind === 'leaked' || kind === 'reported' || kind === 'reuse_detected';
 }
 
-/** What happened, in a sentence (the token's label, and the other token of a rotation, are
- *  shown beside it). */
+/** What the kind's name does not say already ('' when nothing): where a leak was found, who
+ *  reused a token (the token's label, and the other token of a rotation, are shown beside). */
 export function eventSentence(event: ActivityEvent): string {
   switch (event.kind) {
-    case 'created': return 'Created.';
-    case 'activated': return 'Reactivated.';
-    case 'deactivated': return 'Deactivated.';
+    case 'created':
+    case 'activated':
+    case 'deactivated':
+    case 'deleted':
+    case 'expired':
+    case 'rotated':
+      return '';
     case 'relabelled': return 'Given a new label.';
-    case 'deleted': return 'Deleted.';
     case 'pruned': return 'Deleted by the server: the account had more than five auto tokens.';
-    case 'expired': return 'Expired.';
     case 'leaked':
       return `Found in public${event.url ? ` at ${event.url}` : ''}${event.source ? ` (${event.source})` : ''} and deactivated.`;
     case 'reported': return 'Reported through the public revocation and deactivated.';
-    case 'rotated': return 'Rotated.';
     case 'reuse_detected':
       return `Used after its rotation's overlap ended, and refused${event.address ? `: from ${event.address}` : ''}${event.user_agent ? ` (${event.user_agent})` : ''}.`;
   }

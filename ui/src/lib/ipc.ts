@@ -182,8 +182,8 @@ export const ipc = {
   /** The next page of the open detail's access log, from an earlier page's `next`. */
   tokenAccessPage: (uuid: string, offset: number, limit: number) =>
     invoke<AccessPage>('token_access_page', { uuid, offset, limit }),
-  /** The detail closed: the core forgets its access log. */
-  closeTokenDetail: () => invoke<null>('close_token_detail'),
+  /** The detail of `uuid` closed: the core forgets its access log. */
+  closeTokenDetail: (uuid: string) => invoke<null>('close_token_detail', { uuid }),
   /** Writes every token (no secrets) as CSV or JSON where a save dialog says; null if cancelled. */
   exportTokens: (format: ExportFormat) => invoke<ExportReport | null>('export_tokens', { format }),
   /** Sets the seconds between polls of the events feed (10 to 3600). */

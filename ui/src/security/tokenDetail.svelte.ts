@@ -70,7 +70,7 @@ export class TokenDetailView {
   /** The detail went. */
   close() {
     this.#closed = true;
-    this.#commands.closeTokenDetail().catch(() => undefined);
+    this.#commands.closeTokenDetail(this.uuid).catch(() => undefined);
   }
 
   /** Deactivates an active token, reactivates another; answers the row as it now is. */

@@ -58,6 +58,7 @@ export class TokenList {
     this.sort = { ...NEWEST_FIRST };
     this.pending = {};
     this.failures = {};
+    this.scrollTop = 0;
     this.now = this.#clock();
   }
 
