@@ -573,9 +573,15 @@ impl<'a> SecurityPage<'a> {
         self.app.wait_for(&header).await;
     }
 
-    /// The label cell's text of the first rendered row.
+    /// The label of the first rendered row.
     pub async fn first_row_text(&self) -> String {
-        self.app.text(&format!("{} td", Self::ROWS)).await
+        self.app
+            .wait_for(&format!("{} [data-testid=label]", Self::ROWS))
+            .await
+            .prop("textContent")
+            .await
+            .unwrap()
+            .unwrap_or_default()
     }
 
     /// Scrolls the grid to its end.
