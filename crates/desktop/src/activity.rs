@@ -234,7 +234,7 @@ impl Timeline {
                 label: label.to_owned(),
             })
             .collect();
-        tokens.sort_by(|a, b| a.label.to_lowercase().cmp(&b.label.to_lowercase()));
+        tokens.sort_by_key(|token| token.label.to_lowercase());
         EventPage {
             events,
             more,
@@ -344,7 +344,7 @@ impl AccessReader {
         let mut lines: Vec<AccessLine> = self.kept.into();
         // Most recently used first; the server's order (by line) breaks ties.
         lines.reverse();
-        lines.sort_by(|a, b| b.last_at.cmp(&a.last_at));
+        lines.sort_by_key(|line| std::cmp::Reverse(line.last_at));
         let days = self
             .days
             .into_iter()
@@ -541,7 +541,7 @@ mod tests {
             token_uuid: Uuid::from_u128(token),
             token_label: format!("token {token}"),
             generated_by: hubkey_api::Origin::Manual,
-            at: DateTime::UNIX_EPOCH + chrono::TimeDelta::seconds(id as i64),
+            at: DateTime::UNIX_EPOCH + chrono::TimeDelta::seconds(i64::try_from(id).unwrap()),
             last_used: None,
             client_id: String::new(),
             url: None,
@@ -556,7 +556,7 @@ mod tests {
         let mut timeline = Timeline::new("ann");
         let kinds = [TokenEventKind::Created, TokenEventKind::Deactivated];
         let events: Vec<_> = (1..=count)
-            .map(|id| event(id, (id % 3) as u128, kinds[id % 2]))
+            .map(|id| event(id, u128::try_from(id % 3).unwrap(), kinds[id % 2]))
             .collect();
         for chunk in events.chunks(500) {
             let last = chunk.last().map(|e| e.cursor.clone()).unwrap_or_default();
@@ -678,7 +678,7 @@ mod tests {
         let lines: Vec<_> = (0..ACCESS_CAP + 10)
             .map(|n| {
                 access(
-                    1 + (n % 28) as u32,
+                    1 + u32::try_from(n % 28).unwrap(),
                     0,
                     1,
                     &format!("10.0.{}.{}", n / 256, n % 256),

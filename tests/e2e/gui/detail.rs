@@ -246,12 +246,12 @@ async fn detail_rotation_with_overlap_and_the_activity_timeline() {
     let backup = backups[3].uuid.to_string();
     activity.filter_token(&backup).await;
     for _ in 0..200 {
-        if activity.tokens().await == [backup.clone()] {
+        if activity.tokens().await == [backup.as_str()] {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert_eq!(activity.tokens().await, [backup.clone()]);
+    assert_eq!(activity.tokens().await, [backup.as_str()]);
     assert_eq!(activity.kinds().await, ["created"]);
     app.screenshot("activity-filtered").await;
     let opened = ActivityPage::of(&app).open_token(&backup).await;
