@@ -260,3 +260,56 @@ async fn detail_rotation_with_overlap_and_the_activity_timeline() {
     activity.kinds().await;
     app.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_window_comes_back_where_it_was_left() {
+    let keyring = KeyringSession::start();
+    keyring.install_env();
+    let hub = super::hub_with_registry().await;
+    let app = DesktopApp::start(&keyring, &hub.url).await;
+    app.sign_in_page().wait().await;
+    app.webdriver
+        .set_window_rect(120, 40, 900, 660)
+        .await
+        .unwrap();
+    let moved = app.webdriver.get_window_rect().await.unwrap();
+
+    // Saved once the window stood still (the app's data folder is in the keyring's data home).
+    let data_home = keyring
+        .env()
+        .into_iter()
+        .find(|(name, _)| name == "XDG_DATA_HOME")
+        .unwrap()
+        .1;
+    let file = std::path::Path::new(&data_home).join("dev.hubkey.desktop/window.json");
+    let mut saved = serde_json::Value::Null;
+    for _ in 0..200 {
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            saved = serde_json::from_str::<serde_json::Value>(&text).unwrap()["place"].clone();
+            if saved["x"] == 120 && saved["y"] == 40 {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        (saved["x"].as_u64(), saved["y"].as_u64()),
+        (Some(120), Some(40)),
+        "{saved}"
+    );
+
+    // The next start puts it back there, at that size.
+    let home = app.quit().await;
+    let app = DesktopApp::start_in(&keyring, &hub.url, home).await;
+    app.sign_in_page().wait().await;
+    let mut rect = (0, 0, 0, 0);
+    for _ in 0..100 {
+        rect = app.webdriver.get_window_rect().await.unwrap();
+        if rect == moved {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(rect, moved, "saved {saved}");
+    app.quit().await;
+}
