@@ -17,6 +17,7 @@ mod tray;
 mod ui_event;
 mod watcher;
 mod window;
+mod window_place;
 
 use std::sync::Arc;
 
@@ -50,10 +51,16 @@ pub fn run() {
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_opener::init())
-        .on_window_event(|window, event| {
-            if matches!(event, tauri::WindowEvent::Destroyed) && window.label() == window::MAIN {
+        .on_window_event(|window, event| match event {
+            tauri::WindowEvent::Destroyed if window.label() == window::MAIN => {
                 window::closed(window.app_handle());
             }
+            tauri::WindowEvent::Moved(_) | tauri::WindowEvent::Resized(_) => {
+                if let Some(window) = window.app_handle().get_webview_window(window.label()) {
+                    window_place::changed(&window);
+                }
+            }
+            _ => {}
         })
         .setup(|app| {
             let docker_config = hubkey_desktop::docker_config::config_path_from_env()
@@ -64,6 +71,8 @@ pub fn run() {
             app.manage(lifecycle::Lifecycle::default());
             app.manage(browser_sign_in::Polling::default());
             app.manage(ui_event::UiQueue::default());
+            app.manage(window_place::Changes::default());
+            window_place::restore(app.handle());
             tray::build(app.handle(), lifecycle::sign_out_from_tray)?;
             watcher::listen_for_clicks(app.handle());
             // Not fatal: the Settings screen shows the switch and any error again.
@@ -98,6 +107,10 @@ pub fn run() {
             security::delete_token,
             security::create_token,
             security::rotate_token,
+            security::token_events,
+            security::token_detail,
+            security::token_access_page,
+            security::close_token_detail,
             security::export_tokens,
         ])
         .build(tauri::generate_context!())

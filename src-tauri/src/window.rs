@@ -29,6 +29,7 @@ pub fn open(app: &AppHandle) {
     app.state::<UiQueue>().stop_listening();
     match build(app) {
         Ok(window) => {
+            crate::window_place::restore(app);
             let _ = window.set_focus();
         }
         // Nothing a person could act on from the tray; the next click tries again.

@@ -2,6 +2,7 @@
 //! a private keyring, and a real hubkeyd.
 
 mod browser_sign_in;
+mod detail;
 mod resident;
 mod secrets;
 mod security;

@@ -267,6 +267,10 @@ mod tests {
                     uses: 3,
                 },
             ],
+            rotated_from: None,
+            rotated_to: None,
+            overlap_until: None,
+            last_addresses: vec![],
         }
     }
 
