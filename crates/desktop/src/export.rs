@@ -267,6 +267,7 @@ mod tests {
                     uses: 3,
                 },
             ],
+            new_address_alerts: true,
         }
     }
 

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod account;
+pub mod alerts;
 mod atomic;
 mod desktop;
 mod device_sign_in;
@@ -32,6 +33,7 @@ mod two_factor;
 pub mod watcher;
 
 pub use account::{CLIENT_NAME, DOCKER_HUB_REGISTRY};
+pub use alerts::{Alert, AlertKind, AlertSettings};
 pub use desktop::Desktop;
 pub use device_sign_in::{BrowserSignIn, BrowserSignInStep, CLIENT_ID};
 pub use docker_config::{config_path, config_path_from_env, DockerConfig, DockerConfigError};
@@ -50,5 +52,6 @@ pub use tokens::{
 };
 pub use two_factor::{qr_svg, QrSvg, TotpSetup, TwoFactorState};
 pub use watcher::{
-    escape_markup, next_delay, poll_once, NotificationEvent, PrunedToken, WatchCursor, WatchOutcome,
+    escape_markup, next_delay, poll_once, AlertContext, NotificationEvent, PrunedToken,
+    WatchCursor, WatchOutcome,
 };

@@ -128,6 +128,9 @@ pub struct TokenRow {
     pub expires_at: Option<DateTime<Utc>>,
     /// Uses per UTC day over the last 30 days, oldest first; days without use left out.
     pub usage: Vec<DayUse>,
+    /// Whether a use from a new address is an alert (off for tokens used from many, such as
+    /// CI's).
+    pub new_address_alerts: bool,
 }
 
 /// A part of the token list on its way to the Security screen
@@ -182,6 +185,7 @@ impl TokenRow {
                     uses: day.uses,
                 })
                 .collect(),
+            new_address_alerts: token.new_address_alerts,
         }
     }
 }
@@ -284,6 +288,25 @@ impl Desktop {
         .await
     }
 
+    /// Turns the `new_address` alerts of a token on or off (on the server, so every device
+    /// of the account follows it); answers the row as the server now has it.
+    pub async fn set_new_address_alerts(
+        &self,
+        server: &ServerUrl,
+        uuid: Uuid,
+        on: bool,
+    ) -> Result<TokenRow, DesktopError> {
+        self.with_session(server, |client, this_device| async move {
+            let patch = PatchAccessTokenRequest {
+                new_address_alerts: Some(on),
+                ..PatchAccessTokenRequest::default()
+            };
+            let token = client.patch_token(uuid, &patch).await?;
+            Ok(TokenRow::new(&token, this_device))
+        })
+        .await
+    }
+
     /// Deletes a token for good. Deleting this device's auto token cuts the docker CLI off
     /// until the next sign-in.
     pub async fn delete_token(&self, server: &ServerUrl, uuid: Uuid) -> Result<(), DesktopError> {
@@ -378,6 +401,7 @@ fn activity(active: bool) -> PatchAccessTokenRequest {
     PatchAccessTokenRequest {
         token_label: None,
         is_active: Some(active),
+        new_address_alerts: None,
     }
 }
 
@@ -397,6 +421,7 @@ mod tests {
             is_active: true,
             token: String::new(),
             token_label: "ci".into(),
+            new_address_alerts: true,
             scopes,
             expires_at: None,
             token_hint: "hkpat_…abcd".into(),
