@@ -197,6 +197,13 @@ pub fn open_security(app: &AppHandle) {
     ui_event::emit(app, UiEvent::OpenSecurity);
 }
 
+/// Shows the window on the Security screen with the token `uuid` selected (a notification's
+/// action about that token).
+pub fn open_token(app: &AppHandle, uuid: uuid::Uuid) {
+    show_window(app);
+    ui_event::emit(app, UiEvent::OpenToken { uuid });
+}
+
 fn perform(app: &AppHandle, action: TrayAction, on_sign_out: fn(&AppHandle)) {
     match action {
         TrayAction::Open => show_window(app),

@@ -16,6 +16,12 @@ pub const UI_EVENT: &str = "hubkey://ui";
 pub enum UiEvent {
     /// Show the Security screen.
     OpenSecurity,
+    /// Show the Security screen with this token selected (a notification's action about it).
+    OpenToken {
+        /// The token's id.
+        #[ts(type = "string")]
+        uuid: uuid::Uuid,
+    },
     /// The session ended outside the UI (the tray, or the server): show the sign-in screen,
     /// with `notice` when the server ended it (why, for a person).
     SignedOut {

@@ -4,6 +4,7 @@
 import {
   asCommandError, ipc, type Account, type CommandError, type HandOff, type SignOutReport, type UiEvent,
 } from './ipc';
+import { tokenList } from '../security/tokenList.svelte';
 
 /** The signed-in screens. */
 export type Screen = 'home' | 'security' | 'settings';
@@ -96,6 +97,11 @@ export class Session {
   /** What the tray (or a notification) asks of the UI. */
   handle(event: UiEvent) {
     if (event.kind === 'open_security') this.screen = 'security';
+    else if (event.kind === 'open_token') {
+      // A notification about one token: the Security screen, on that token.
+      tokenList.select(event.uuid);
+      this.screen = 'security';
+    }
     else if (event.kind === 'signed_out') this.signedOut(event.notice);
   }
 }

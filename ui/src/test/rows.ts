@@ -30,6 +30,7 @@ export function tokenRow(change: Partial<TokenRow> = {}): TokenRow {
     state: 'active',
     expires_at: null,
     usage: [],
+    new_address_alerts: true,
     ...change,
   };
 }

@@ -67,4 +67,9 @@ expires_at: string | null,
 /**
  * Uses per UTC day over the last 30 days, oldest first; days without use left out.
  */
-usage: Array<DayUse>, };
+usage: Array<DayUse>, 
+/**
+ * Whether a use from a new address is an alert (off for tokens used from many, such as
+ * CI's).
+ */
+new_address_alerts: boolean, };
