@@ -69,6 +69,20 @@ pub async fn set_token_active(
         .await?)
 }
 
+/// Turns a token's new-address alerts on or off (on the server: every device follows).
+#[tauri::command]
+pub async fn set_new_address_alerts(
+    app: AppHandle,
+    desktop: State<'_, Desktop>,
+    uuid: String,
+    on: bool,
+) -> Result<TokenRow> {
+    let uuid = token_id(&uuid)?;
+    Ok(desktop
+        .set_new_address_alerts(&server_url(&app)?, uuid, on)
+        .await?)
+}
+
 #[tauri::command]
 pub async fn delete_token(app: AppHandle, desktop: State<'_, Desktop>, uuid: String) -> Result<()> {
     let uuid = token_id(&uuid)?;

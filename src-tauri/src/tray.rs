@@ -188,16 +188,10 @@ pub fn open_security(app: &AppHandle) {
     window::open_with(app, UiEvent::OpenSecurity);
 }
 
-/// Shows the window on one token's detail (the UI's route `security/token/<uuid>`), for a
-/// notification about that token.
-#[allow(dead_code)] // The alerts' notifications (another branch) call it.
+/// Shows the window on one token's detail (the UI's route `security/token/<uuid>`), over
+/// the Security list with its row selected: a notification's action about that token.
 pub fn open_token(app: &AppHandle, uuid: uuid::Uuid) {
-    window::open_with(
-        app,
-        UiEvent::OpenToken {
-            uuid: uuid.to_string(),
-        },
-    );
+    window::open_with(app, UiEvent::OpenToken { uuid });
 }
 
 fn perform(app: &AppHandle, action: TrayAction, on_sign_out: fn(&AppHandle)) {

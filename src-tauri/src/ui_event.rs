@@ -28,10 +28,11 @@ const KEPT_EVENTS: usize = 8;
 pub enum UiEvent {
     /// Show the Security screen.
     OpenSecurity,
-    /// Show one token's detail (the UI's route `security/token/<uuid>`).
+    /// Show one token's detail (the UI's route `security/token/<uuid>`), with its row selected in the Security list behind it (a notification's action about it).
     OpenToken {
-        /// The token.
-        uuid: String,
+        /// The token's id.
+        #[ts(type = "string")]
+        uuid: uuid::Uuid,
     },
     /// The session ended outside the UI (the tray, or the server): show the sign-in screen,
     /// with `notice` when the server ended it (why, for a person).

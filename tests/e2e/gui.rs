@@ -1,6 +1,7 @@
 //! The desktop app itself, through its window: tauri-driver and WebKitWebDriver under Xvfb,
 //! a private keyring, and a real hubkeyd.
 
+mod alerts;
 mod browser_sign_in;
 mod detail;
 mod resident;

@@ -489,6 +489,29 @@ impl SettingsPage<'_> {
         switch.prop("checked").await.unwrap().as_deref() == Some("true")
     }
 
+    /// Whether the switch of alert `kind` (`new_address`, `other_device`, `leaked`, `reuse`,
+    /// `expiring`) shows on.
+    pub async fn alert_on(&self, kind: &str) -> bool {
+        let switch = self.app.wait_for(&format!("#alert-{kind}")).await;
+        switch.prop("checked").await.unwrap().as_deref() == Some("true")
+    }
+
+    /// Flips the switch of alert `kind` to `on` and waits (up to 20 s) until the app saved it.
+    pub async fn set_alert(&self, kind: &str, on: bool) {
+        let css = format!("#alert-{kind}");
+        if self.alert_on(kind).await != on {
+            self.app.click(&css).await;
+        }
+        for _ in 0..200 {
+            let switch = self.app.wait_for(&css).await;
+            if switch.is_enabled().await.unwrap() && self.alert_on(kind).await == on {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the {kind} alert did not turn {on} within 20 s");
+    }
+
     /// Flips the "Start hubkey when I log in" switch to `on`, as a person clicks it, and waits
     /// (up to 20 s) until the app answered: the switch is enabled again and shows `on`.
     pub async fn set_start_at_login(&self, on: bool) {
@@ -632,6 +655,16 @@ impl<'a> SecurityPage<'a> {
             .send_keys(&String::from(char::from(key)))
             .await
             .unwrap();
+    }
+
+    /// The token the screen marks as selected (a notification opened it), once one is.
+    pub async fn wait_for_selected(&self) -> Uuid {
+        let row = self.app.wait_for("tr[data-selected=true]").await;
+        row.attr("data-uuid")
+            .await
+            .unwrap()
+            .and_then(|uuid| uuid.parse().ok())
+            .expect("the selected row names its token")
     }
 
     /// The uuid of the rendered row whose text includes `label`, if any.

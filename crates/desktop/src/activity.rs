@@ -57,6 +57,8 @@ pub enum EventKind {
     Rotated,
     /// Used after its rotation's overlap ended, and refused.
     ReuseDetected,
+    /// Used from an address it had never been used from.
+    NewAddress,
 }
 
 impl From<TokenEventKind> for EventKind {
@@ -73,6 +75,7 @@ impl From<TokenEventKind> for EventKind {
             TokenEventKind::Reported => EventKind::Reported,
             TokenEventKind::Rotated => EventKind::Rotated,
             TokenEventKind::ReuseDetected => EventKind::ReuseDetected,
+            TokenEventKind::NewAddress => EventKind::NewAddress,
         }
     }
 }

@@ -138,14 +138,20 @@ impl Desktop {
         self.docker_config.path().to_path_buf()
     }
 
+    /// The User-Agent this app sends: its version and this device's name. The server records
+    /// it on the tokens this app creates, so the watcher tells them from another device's.
+    pub fn user_agent(&self) -> String {
+        format!(
+            "hubkey/{} ({})",
+            env!("CARGO_PKG_VERSION"),
+            self.device_name
+        )
+    }
+
     /// An anonymous client of `server`, sending this app and device as its user agent.
     pub(crate) fn client(&self, server: &ServerUrl) -> Result<HubClient, DesktopError> {
         HubClient::builder(server.as_str())
-            .user_agent(format!(
-                "hubkey/{} ({})",
-                env!("CARGO_PKG_VERSION"),
-                self.device_name
-            ))
+            .user_agent(self.user_agent())
             .timeout(self.timeout)
             .build()
             .map_err(|err| DesktopError::from_client(server.as_str(), err))

@@ -271,6 +271,7 @@ mod tests {
             rotated_to: None,
             overlap_until: None,
             last_addresses: vec![],
+            new_address_alerts: true,
         }
     }
 

@@ -12,6 +12,7 @@
 
 mod account;
 mod activity;
+pub mod alerts;
 mod atomic;
 mod desktop;
 mod device_sign_in;
@@ -38,6 +39,7 @@ pub use activity::{
     AccessLine, AccessPage, ActivityEvent, EventFilter, EventKind, EventPage, EventToken,
     TokenDetail, ACCESS_CAP, TIMELINE_CAP,
 };
+pub use alerts::{Alert, AlertKind, AlertSettings};
 pub use desktop::Desktop;
 pub use device_sign_in::{BrowserSignIn, BrowserSignInStep, CLIENT_ID};
 pub use docker_config::{config_path, config_path_from_env, DockerConfig, DockerConfigError};
@@ -57,6 +59,7 @@ pub use tokens::{
 };
 pub use two_factor::{qr_svg, QrSvg, TotpSetup, TwoFactorState};
 pub use watcher::{
-    escape_markup, next_delay, poll_once, NotificationEvent, PrunedToken, WatchCursor, WatchOutcome,
+    escape_markup, next_delay, poll_once, AlertContext, NotificationEvent, PrunedToken,
+    WatchCursor, WatchOutcome,
 };
 pub use window_place::{Screen, WindowPlace};

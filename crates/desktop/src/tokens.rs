@@ -143,6 +143,9 @@ pub struct TokenRow {
     pub overlap_until: Option<DateTime<Utc>>,
     /// The addresses it was most recently used from, newest first (at most five).
     pub last_addresses: Vec<String>,
+    /// Whether a use from a new address is an alert (off for tokens used from many, such as
+    /// CI's).
+    pub new_address_alerts: bool,
 }
 
 /// A part of the token list on its way to the Security screen
@@ -201,6 +204,7 @@ impl TokenRow {
             rotated_to: token.rotated_to,
             overlap_until: token.overlap_until,
             last_addresses: token.last_addresses.clone(),
+            new_address_alerts: token.new_address_alerts,
         }
     }
 }
@@ -315,6 +319,25 @@ impl Desktop {
     ) -> Result<TokenRow, DesktopError> {
         self.with_session(server, |client, this_device| async move {
             let token = client.patch_token(uuid, &activity(active)).await?;
+            Ok(TokenRow::new(&token, this_device))
+        })
+        .await
+    }
+
+    /// Turns the `new_address` alerts of a token on or off (on the server, so every device
+    /// of the account follows it); answers the row as the server now has it.
+    pub async fn set_new_address_alerts(
+        &self,
+        server: &ServerUrl,
+        uuid: Uuid,
+        on: bool,
+    ) -> Result<TokenRow, DesktopError> {
+        self.with_session(server, |client, this_device| async move {
+            let patch = PatchAccessTokenRequest {
+                new_address_alerts: Some(on),
+                ..PatchAccessTokenRequest::default()
+            };
+            let token = client.patch_token(uuid, &patch).await?;
             Ok(TokenRow::new(&token, this_device))
         })
         .await
@@ -461,6 +484,7 @@ fn activity(active: bool) -> PatchAccessTokenRequest {
     PatchAccessTokenRequest {
         token_label: None,
         is_active: Some(active),
+        new_address_alerts: None,
     }
 }
 
@@ -480,6 +504,7 @@ mod tests {
             is_active: true,
             token: String::new(),
             token_label: "ci".into(),
+            new_address_alerts: true,
             scopes,
             expires_at: None,
             token_hint: "hkpat_…abcd".into(),

@@ -11,7 +11,7 @@ function event(change: Partial<ActivityEvent>): ActivityEvent {
 
 describe('events', () => {
   it('names every kind once', () => {
-    expect(new Set(KINDS.map(([kind]) => kind)).size).toBe(11);
+    expect(new Set(KINDS.map(([kind]) => kind)).size).toBe(12);
     expect(kindName('reuse_detected')).toBe('Reuse detected');
     expect(isAlarm('leaked') && isAlarm('reuse_detected') && !isAlarm('created')).toBe(true);
   });

@@ -10,6 +10,7 @@ export const KINDS: [EventKind, string][] = [
   ['leaked', 'Leaked'],
   ['reported', 'Reported'],
   ['reuse_detected', 'Reuse detected'],
+  ['new_address', 'New address'],
   ['expired', 'Expired'],
   ['relabelled', 'Relabelled'],
   ['deleted', 'Deleted'],
@@ -46,5 +47,7 @@ export function eventSentence(event: ActivityEvent): string {
     case 'reported': return 'Reported through the public revocation and deactivated.';
     case 'reuse_detected':
       return `Used after its rotation's overlap ended, and refused${event.address ? `: from ${event.address}` : ''}${event.user_agent ? ` (${event.user_agent})` : ''}.`;
+    case 'new_address':
+      return `Used from an address it had never been used from${event.address ? `: ${event.address}` : ''}${event.user_agent ? ` (${event.user_agent})` : ''}.`;
   }
 }

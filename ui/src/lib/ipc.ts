@@ -12,6 +12,7 @@ import type { EventPage } from './bindings/EventPage';
 import type { EventToken } from './bindings/EventToken';
 import type { Rotation } from './bindings/Rotation';
 import type { TokenDetail } from './bindings/TokenDetail';
+import type { AlertKind } from './bindings/AlertKind';
 import type { AppSettings } from './bindings/AppSettings';
 import type { BrowserSignIn } from './bindings/BrowserSignIn';
 import type { BrowserSignInEnd } from './bindings/BrowserSignInEnd';
@@ -37,7 +38,7 @@ export type {
   AccessLine, AccessPage, ActivityEvent, DayUse, EventFilter, EventKind, EventPage, EventToken, Rotation, TokenDetail,
 };
 export type {
-  Account, AppSettings, BrowserSignIn, BrowserSignInEnd, CreatedToken, ErrorCode, ExportFormat, ExportReport, HandOff, PasswordChanged, SignInStep, SignOutReport, TokenRow,
+  Account, AlertKind, AppSettings, BrowserSignIn, BrowserSignInEnd, CreatedToken, ErrorCode, ExportFormat, ExportReport, HandOff, PasswordChanged, SignInStep, SignOutReport, TokenRow,
   TokenScope, TotpSetup, TwoFactorState,
 };
 
@@ -164,6 +165,9 @@ export const ipc = {
   /** Deactivates or reactivates a token; answers the row as the server now has it. */
   setTokenActive: (uuid: string, active: boolean) =>
     invoke<TokenRow>('set_token_active', { uuid, active }),
+  /** Whether a use of the token from a new address is an alert (on the server, for every device). */
+  setNewAddressAlerts: (uuid: string, on: boolean) =>
+    invoke<TokenRow>('set_new_address_alerts', { uuid, on }),
   /** Deletes a token for good. */
   deleteToken: (uuid: string) => invoke<null>('delete_token', { uuid }),
   /** Creates a manual token; the answer holds its value, to show once. */
@@ -190,6 +194,8 @@ export const ipc = {
   setWatchInterval: (secs: number) => invoke<AppSettings>('set_watch_interval', { secs }),
   /** Turns native notifications on or off. */
   setNotifications: (on: boolean) => invoke<AppSettings>('set_notifications', { on }),
+  /** Turns one kind of alert on or off. */
+  setAlertEnabled: (kind: AlertKind, on: boolean) => invoke<AppSettings>('set_alert_enabled', { kind, on }),
   /** Starts the app at login, or stops doing so. */
   setStartAtLogin: (on: boolean) => invoke<AppSettings>('set_start_at_login', { on }),
   /** The Security screen is open: the tray's attention icon goes back to normal. */

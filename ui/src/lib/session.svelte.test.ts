@@ -1,3 +1,4 @@
+import { tokenList } from '../security/tokenList.svelte';
 import { describe, expect, it } from 'vitest';
 import type { Account, SignOutReport } from './ipc';
 import { parseRoute, partialSignOut, Session, type SessionCommands } from './session.svelte';
@@ -108,6 +109,11 @@ describe('Session', () => {
     expect(session.screen).toBe('security');
     session.handle({ kind: 'tokens_changed' });
     expect(session.account).toEqual(ann);
+    // A notification about one token: the Security screen, on that token.
+    session.open('home');
+    session.handle({ kind: 'open_token', uuid: 'a1' });
+    expect(session.screen).toBe('security');
+    expect(tokenList.selected).toBe('a1');
     session.handle({ kind: 'signed_out', notice: null });
     expect(session.account).toBeNull();
     expect(session.notice).toBeNull();

@@ -4,6 +4,7 @@
 import {
   asCommandError, ipc, type Account, type CommandError, type HandOff, type SignOutReport, type UiEvent,
 } from './ipc';
+import { tokenList } from '../security/tokenList.svelte';
 
 /** The signed-in screens. */
 export type Screen = 'home' | 'security' | 'activity' | 'settings';
@@ -148,7 +149,13 @@ export class Session {
   /** What the tray (or a notification) asks of the UI. */
   handle(event: UiEvent) {
     if (event.kind === 'open_security') this.open('security');
-    else if (event.kind === 'open_token') this.openToken(event.uuid);
+    else if (event.kind === 'open_token') {
+      // A notification about one token: its detail, over the Security list with its row
+      // selected (where Back lands).
+      tokenList.select(event.uuid);
+      this.open('security');
+      this.openToken(event.uuid);
+    }
     else if (event.kind === 'signed_out') this.signedOut(event.notice);
   }
 }

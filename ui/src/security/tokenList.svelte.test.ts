@@ -25,6 +25,12 @@ function fake(server: TokenRow[]): TokenCommands & { calls: string[] } {
       calls.push('list');
       return [...server];
     },
+    setNewAddressAlerts: async (uuid, on) => {
+      calls.push(`alerts ${uuid} ${on}`);
+      const row = server.find((r) => r.uuid === uuid);
+      if (!row) throw { code: 'invalid_input', message: 'no such token' };
+      return { ...row, new_address_alerts: on };
+    },
     setTokenActive: async (uuid, active) => {
       calls.push(`active ${uuid} ${active}`);
       const row = server.find((old) => old.uuid === uuid);
@@ -204,5 +210,20 @@ describe('TokenList', () => {
     const made = tokenRow({ label: 'made' });
     list.created(made);
     expect(list.rows?.[0]).toBe(made);
+  });
+
+  it('switches new-address alerts when the server confirms, and a selected token survives the screen opening', async () => {
+    const row = tokenRow();
+    const commands = fake([row]);
+    const list = new TokenList(commands, () => NOW);
+    list.select(row.uuid);
+    list.filters = { origin: 'auto', state: 'all', attention: false };
+    list.select(row.uuid);
+    await list.open();
+    expect(list.selected).toBe(row.uuid);
+    expect(list.shown.map((shown) => shown.uuid)).toEqual([row.uuid]);
+    await list.setNewAddressAlerts(row, false);
+    expect(commands.calls).toContain(`alerts ${row.uuid} false`);
+    expect(list.rows?.[0].new_address_alerts).toBe(false);
   });
 });

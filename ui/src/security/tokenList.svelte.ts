@@ -6,7 +6,10 @@ import { overlapEnd } from './rotation';
 import { nextSort, view, withRotation, type Filters, type Sort, type SortKey } from './tokens';
 
 /** The commands the list uses (the real `ipc`, or a fake in the unit tests). */
-export type TokenCommands = Pick<typeof ipc, 'listTokens' | 'setTokenActive' | 'deleteToken' | 'rotateToken'>;
+export type TokenCommands = Pick<
+  typeof ipc,
+  'listTokens' | 'setTokenActive' | 'setNewAddressAlerts' | 'deleteToken' | 'rotateToken'
+>;
 
 const NO_FILTERS: Filters = { origin: 'all', state: 'all', attention: false };
 const NEWEST_FIRST: Sort = { key: 'created_at', ascending: false };
@@ -25,6 +28,9 @@ export class TokenList {
   /** What is in flight per token ("Deactivating…"), and why the last action failed. */
   pending: Record<string, string> = $state({});
   failures: Record<string, string> = $state({});
+  /** The token a notification asked to show (`open_token`): the grid scrolls to it and marks
+   *  it. Kept across `close`, as the screen may open after the request. */
+  selected: string | null = $state(null);
 
   /** The rows that pass the filters, in the chosen order. */
   readonly shown: TokenRow[] = $derived(this.rows === null ? [] : view(this.rows, this.filters, this.sort, this.now));
@@ -94,6 +100,20 @@ export class TokenList {
     const active = row.state !== 'active';
     return this.#act(row, active ? 'Reactivating…' : 'Deactivating…', async () => {
       const updated = await this.#commands.setTokenActive(row.uuid, active);
+      this.#change((rows) => rows.map((old) => (old.uuid === updated.uuid ? updated : old)));
+    });
+  }
+
+  /** Shows `uuid`: no filter hides it; the grid scrolls to it once it is listed. */
+  select(uuid: string) {
+    this.selected = uuid;
+    this.filters = { ...NO_FILTERS };
+  }
+
+  /** Turns a token's new-address alerts on or off; the row changes when the server confirms. */
+  setNewAddressAlerts(row: TokenRow, on: boolean): Promise<void> {
+    return this.#act(row, 'Saving…', async () => {
+      const updated = await this.#commands.setNewAddressAlerts(row.uuid, on);
       this.#change((rows) => rows.map((old) => (old.uuid === updated.uuid ? updated : old)));
     });
   }

@@ -34,6 +34,7 @@ export function tokenRow(change: Partial<TokenRow> = {}): TokenRow {
     rotated_to: null,
     overlap_until: null,
     last_addresses: [],
+    new_address_alerts: true,
     ...change,
   };
 }

@@ -123,13 +123,22 @@ impl Hub {
         };
         Store::insert_token(&mut tokens, &new).await?;
         Store::link_rotation(&mut tokens, &old.uuid, &new_uuid.to_string(), overlap_until).await?;
+        if !old.new_address_alerts {
+            // The successor of a CI token is used from as many addresses.
+            Store::set_new_address_alerts(&mut tokens, &new_uuid.to_string(), false).await?;
+        }
         let new_row = Store::token_in(&mut tokens, new_uuid)
             .await?
             .ok_or_else(|| Error::Internal("token vanished inside its own transaction".into()))?;
         let old_row = Store::token_in(&mut tokens, uuid)
             .await?
             .ok_or_else(|| Error::Internal("token vanished inside its own transaction".into()))?;
-        Store::insert_event(&mut tokens, TokenEventKind::Created, &new_row).await?;
+        let created = EventDetail {
+            address: Some(&creator_ip),
+            user_agent: Some(creator_ua.as_str()).filter(|agent| !agent.is_empty()),
+            ..EventDetail::default()
+        };
+        Store::insert_event_with(&mut tokens, TokenEventKind::Created, &new_row, created).await?;
         for (row, other) in [(&old_row, &new_row.uuid), (&new_row, &old_row.uuid)] {
             let detail = EventDetail {
                 related_uuid: Some(other),

@@ -12,7 +12,7 @@ use super::{feed_cursor, feed_start, require_password_session, ClientInfo, Hub, 
 use crate::error::{Error, Result};
 use crate::invalidation::Stale;
 use crate::session::Caller;
-use crate::store::{NewToken, Store, TokenRow, TokenSpec};
+use crate::store::{EventDetail, NewToken, Store, TokenRow, TokenSpec};
 use crate::usage::epoch_day;
 
 /// Longest token label, in characters (Hub's limit).
@@ -122,7 +122,15 @@ impl Hub {
         let row = Store::token_in(&mut tokens, uuid)
             .await?
             .ok_or_else(|| Error::Internal("token vanished inside its own transaction".into()))?;
-        Store::insert_event(&mut tokens, TokenEventKind::Created, &row).await?;
+        // Who created it, so a desktop app tells its own creations from another device's.
+        let detail = EventDetail {
+            address: Some(&creator_ip),
+            user_agent: Some(&creator_ua)
+                .filter(|agent| !agent.is_empty())
+                .map(String::as_str),
+            ..EventDetail::default()
+        };
+        Store::insert_event_with(&mut tokens, TokenEventKind::Created, &row, detail).await?;
         let pruned = if auto {
             Store::prune_auto_tokens(&mut tokens, uuid).await?
         } else {
@@ -241,6 +249,13 @@ impl Hub {
             } else {
                 TokenEventKind::Deactivated
             });
+        }
+        if let Some(on) = patch
+            .new_address_alerts
+            .filter(|on| *on != row.new_address_alerts)
+        {
+            row.new_address_alerts = on;
+            Store::set_new_address_alerts(&mut tokens, &row.uuid, on).await?;
         }
         if !changes.is_empty() {
             Store::update_token(&mut tokens, &row.uuid, &row.label, row.is_active).await?;
@@ -451,6 +466,7 @@ mod tests {
         let patch = PatchAccessTokenRequest {
             token_label: Some("a\0b".to_owned()),
             is_active: None,
+            new_address_alerts: None,
         };
         assert_eq!(
             field(check_patch_request(&patch).unwrap_err()),

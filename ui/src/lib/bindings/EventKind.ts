@@ -3,4 +3,4 @@
 /**
  * What happened to a token, as the timeline filters and shows it.
  */
-export type EventKind = "created" | "activated" | "deactivated" | "relabelled" | "deleted" | "pruned" | "expired" | "leaked" | "reported" | "rotated" | "reuse_detected";
+export type EventKind = "created" | "activated" | "deactivated" | "relabelled" | "deleted" | "pruned" | "expired" | "leaked" | "reported" | "rotated" | "reuse_detected" | "new_address";

@@ -83,4 +83,9 @@ overlap_until: string | null,
 /**
  * The addresses it was most recently used from, newest first (at most five).
  */
-last_addresses: Array<string>, };
+last_addresses: Array<string>, 
+/**
+ * Whether a use from a new address is an alert (off for tokens used from many, such as
+ * CI's).
+ */
+new_address_alerts: boolean, };

@@ -7,7 +7,7 @@ import type { ErrorBody } from "./ErrorBody";
  */
 export type UiEvent = { "kind": "open_security" } | { "kind": "open_token", 
 /**
- * The token.
+ * The token's id.
  */
 uuid: string, } | { "kind": "signed_out", 
 /**
