@@ -1,7 +1,7 @@
 //! Alerts through the real app, a real hubkeyd and a real notification server on the app's
 //! session bus: a token created on another device, used from a new address, reported leaked;
-//! a click on an alert opens the Security screen on its token; a kind switched off in
-//! Settings is silent while the others still speak.
+//! a click on an alert opens its token's detail (Back: the Security list on its row); a kind
+//! switched off in Settings is silent while the others still speak.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -85,12 +85,17 @@ async fn alerts_are_notified_open_their_token_and_a_switch_silences_its_kind() {
     };
     assert_eq!(new_address_alerts(&server), 1, "{:?}", server.received());
 
-    // Its action opens the Security screen on that token.
+    // Its action opens that token's detail, over the Security list with its row selected
+    // (where Back lands).
     assert!(!app.nav().is_current(Screen::Security).await);
     server.click(used.id, "default");
-    wait_for_security_screen(&app, "the new-address alert").await;
-    assert_eq!(app.security().wait_for_selected().await, ci.uuid);
+    let detail = hubkey_e2e::pages::TokenDetailPage::of(&app);
+    detail.wait().await;
+    assert_eq!(detail.uuid().await, Some(ci.uuid.to_string()));
     app.screenshot("alert-opens-token").await;
+    detail.back().await;
+    wait_for_security_screen(&app, "the detail's Back").await;
+    assert_eq!(app.security().wait_for_selected().await, ci.uuid);
 
     // A leak report through the public revocation endpoint.
     hub.client()
