@@ -179,6 +179,7 @@ fn deactivate() -> PatchAccessTokenRequest {
     PatchAccessTokenRequest {
         token_label: None,
         is_active: Some(false),
+        new_address_alerts: None,
     }
 }
 
