@@ -6,8 +6,8 @@
 #![allow(clippy::needless_pass_by_value)]
 
 use hubkey_desktop::{
-    Account, Desktop, DesktopError, HandOff, PasswordChanged, ServerUrl, SignInStep, SignOutReport,
-    TotpSetup, TwoFactorState, Unencrypted,
+    Account, AlertKind, AlertSettings, Desktop, DesktopError, HandOff, PasswordChanged, ServerUrl,
+    SignInStep, SignOutReport, TotpSetup, TwoFactorState, Unencrypted,
 };
 use serde::Serialize;
 use tauri::{AppHandle, State};
@@ -35,6 +35,8 @@ pub struct AppSettings {
     pub notifications: bool,
     /// Whether the app starts when the person logs in.
     pub start_at_login: bool,
+    /// Which alert kinds are on.
+    pub alerts: AlertSettings,
 }
 
 type Result<T> = std::result::Result<T, CommandError>;
@@ -47,6 +49,7 @@ fn current_settings(app: &AppHandle, desktop: &Desktop) -> Result<AppSettings> {
         watch_interval_secs: settings::watch_interval_secs(app)?,
         notifications: settings::notifications_enabled(app)?,
         start_at_login: settings::start_at_login(app)?,
+        alerts: settings::alert_settings(app)?,
     })
 }
 
@@ -170,6 +173,18 @@ pub fn set_notifications(
     on: bool,
 ) -> Result<AppSettings> {
     settings::set_notifications_enabled(&app, on)?;
+    current_settings(&app, &desktop)
+}
+
+/// Turns one kind of alert on or off.
+#[tauri::command]
+pub fn set_alert_enabled(
+    app: AppHandle,
+    desktop: State<'_, Desktop>,
+    kind: AlertKind,
+    on: bool,
+) -> Result<AppSettings> {
+    settings::set_alert_enabled(&app, kind, on)?;
     current_settings(&app, &desktop)
 }
 

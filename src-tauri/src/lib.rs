@@ -16,6 +16,8 @@ mod settings;
 mod tray;
 mod ui_event;
 mod watcher;
+mod window;
+mod window_place;
 
 use std::sync::Arc;
 
@@ -33,12 +35,13 @@ compile_error!(
     "the `ipc-audit` feature is for test builds only: it must not be enabled in a release build"
 );
 
-/// Runs the app until Quit (closing the window only hides it: the app stays in the tray).
+/// Runs the app until Quit. Closing the window destroys it and its webview; the app stays in
+/// the tray (`window.rs`).
 pub fn run() {
     let builder = tauri::Builder::default()
         // First: a second launch only focuses the running instance.
         .plugin(tauri_plugin_single_instance::init(|app, _, _| {
-            tray::show_window(app);
+            window::open(app);
         }))
         // The window shows only the app's own pages.
         .plugin(navigation::guard());
@@ -48,11 +51,16 @@ pub fn run() {
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_opener::init())
-        .on_window_event(|window, event| {
-            if let tauri::WindowEvent::CloseRequested { api, .. } = event {
-                api.prevent_close();
-                let _ = window.hide();
+        .on_window_event(|window, event| match event {
+            tauri::WindowEvent::Destroyed if window.label() == window::MAIN => {
+                window::closed(window.app_handle());
             }
+            tauri::WindowEvent::Moved(_) | tauri::WindowEvent::Resized(_) => {
+                if let Some(window) = window.app_handle().get_webview_window(window.label()) {
+                    window_place::changed(&window);
+                }
+            }
+            _ => {}
         })
         .setup(|app| {
             let docker_config = hubkey_desktop::docker_config::config_path_from_env()
@@ -62,6 +70,9 @@ pub fn run() {
             app.manage(desktop);
             app.manage(lifecycle::Lifecycle::default());
             app.manage(browser_sign_in::Polling::default());
+            app.manage(ui_event::UiQueue::default());
+            app.manage(window_place::Changes::default());
+            window_place::restore(app.handle());
             tray::build(app.handle(), lifecycle::sign_out_from_tray)?;
             watcher::listen_for_clicks(app.handle());
             // Not fatal: the Settings screen shows the switch and any error again.
@@ -69,6 +80,7 @@ pub fn run() {
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
+            ui_event::take_ui_events,
             commands::settings,
             commands::set_server,
             commands::restore,
@@ -80,6 +92,7 @@ pub fn run() {
             commands::change_password,
             commands::set_watch_interval,
             commands::set_notifications,
+            commands::set_alert_enabled,
             commands::set_start_at_login,
             commands::mark_seen,
             browser_sign_in::start_browser_sign_in,
@@ -92,12 +105,28 @@ pub fn run() {
             commands::save_recovery_codes,
             security::list_tokens,
             security::set_token_active,
+            security::set_new_address_alerts,
             security::delete_token,
             security::create_token,
             security::rotate_token,
+            security::token_events,
+            security::token_detail,
+            security::token_access_page,
+            security::close_token_detail,
             security::export_tokens,
         ])
-        .run(tauri::generate_context!());
+        .build(tauri::generate_context!())
+        .map(|app| {
+            app.run(|_, event| {
+                // The last window closing asks to exit without a code; Quit asks with one.
+                if let tauri::RunEvent::ExitRequested {
+                    code: None, api, ..
+                } = event
+                {
+                    api.prevent_exit();
+                }
+            });
+        });
     if let Err(err) = outcome {
         #[allow(clippy::print_stderr)]
         {

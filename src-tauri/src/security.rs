@@ -6,7 +6,8 @@
 
 use chrono::{DateTime, Utc};
 use hubkey_desktop::{
-    CreatedToken, Desktop, DesktopError, ExportFormat, ServerUrl, TokenRow, TokenScope,
+    AccessPage, CreatedToken, Desktop, DesktopError, EventFilter, EventPage, ExportFormat,
+    Rotation, ServerUrl, TokenDetail, TokenRow, TokenScope,
 };
 use serde::Serialize;
 use tauri::ipc::{Channel, InvokeResponseBody};
@@ -68,6 +69,20 @@ pub async fn set_token_active(
         .await?)
 }
 
+/// Turns a token's new-address alerts on or off (on the server: every device follows).
+#[tauri::command]
+pub async fn set_new_address_alerts(
+    app: AppHandle,
+    desktop: State<'_, Desktop>,
+    uuid: String,
+    on: bool,
+) -> Result<TokenRow> {
+    let uuid = token_id(&uuid)?;
+    Ok(desktop
+        .set_new_address_alerts(&server_url(&app)?, uuid, on)
+        .await?)
+}
+
 #[tauri::command]
 pub async fn delete_token(app: AppHandle, desktop: State<'_, Desktop>, uuid: String) -> Result<()> {
     let uuid = token_id(&uuid)?;
@@ -92,9 +107,62 @@ pub async fn rotate_token(
     app: AppHandle,
     desktop: State<'_, Desktop>,
     uuid: String,
-) -> Result<CreatedToken> {
+    overlap_seconds: u32,
+) -> Result<Rotation> {
     let uuid = token_id(&uuid)?;
-    Ok(desktop.rotate_token(&server_url(&app)?, uuid).await?)
+    Ok(desktop
+        .rotate_token(&server_url(&app)?, uuid, overlap_seconds)
+        .await?)
+}
+
+/// A page of the account's events, newest first (`before`: the last cursor of the previous
+/// page).
+#[tauri::command]
+pub async fn token_events(
+    app: AppHandle,
+    desktop: State<'_, Desktop>,
+    filter: EventFilter,
+    before: Option<String>,
+    limit: usize,
+) -> Result<EventPage> {
+    Ok(desktop
+        .token_events(&server_url(&app)?, &filter, before.as_deref(), limit)
+        .await?)
+}
+
+/// A token's detail: every field, its uses per day and its access log's first page.
+#[tauri::command]
+pub async fn token_detail(
+    app: AppHandle,
+    desktop: State<'_, Desktop>,
+    uuid: String,
+    limit: usize,
+) -> Result<TokenDetail> {
+    let uuid = token_id(&uuid)?;
+    let detail = desktop.token_detail(&server_url(&app)?, uuid, limit).await;
+    memory::give_back_freed();
+    Ok(detail?)
+}
+
+/// The next page of the open detail's access log.
+#[tauri::command]
+pub fn token_access_page(
+    app: AppHandle,
+    desktop: State<'_, Desktop>,
+    uuid: String,
+    offset: usize,
+    limit: usize,
+) -> Result<AccessPage> {
+    let uuid = token_id(&uuid)?;
+    Ok(desktop.token_access_page(&server_url(&app)?, uuid, offset, limit)?)
+}
+
+/// The detail of `uuid` closed: its access log is forgotten.
+#[tauri::command]
+pub fn close_token_detail(app: AppHandle, desktop: State<'_, Desktop>, uuid: String) -> Result<()> {
+    let uuid = token_id(&uuid)?;
+    desktop.close_token_detail(&server_url(&app)?, uuid);
+    Ok(())
 }
 
 /// Where an export went.

@@ -1,6 +1,6 @@
 //! What the app remembers between runs (`settings.json` in the app's data dir): the server
-//! to sign in to, the polling interval, notifications on or off and the tray's attention
-//! state; `watcher.json` keeps the events-feed cursors (per server and user). Never a secret:
+//! to sign in to, the polling interval, notifications on or off, which alert kinds are on
+//! and the tray's attention state; `watcher.json` keeps the events-feed cursors (per server and user). Never a secret:
 //! those live in the keyring. Starting at login is kept where the OS reads it (the
 //! [`LoginItem`] of `hubkey_desktop::start_at_login`), so what the switch shows is what the OS
 //! will do, also after the person changed it with the OS's own tools.
@@ -9,7 +9,9 @@
 //! (used before) rewrote them in place, also 100 ms after each change and at exit, so a full
 //! disk emptied them and the app forgot its server and cursors.
 
-use hubkey_desktop::{DesktopError, LoginItem, LoginState, Os, ServerUrl, SettingsFile};
+use hubkey_desktop::{
+    AlertKind, AlertSettings, DesktopError, LoginItem, LoginState, Os, ServerUrl, SettingsFile,
+};
 use serde_json::Value;
 use tauri::{AppHandle, Manager, Runtime};
 
@@ -143,6 +145,27 @@ pub fn set_notifications_enabled<R: Runtime>(
     on: bool,
 ) -> Result<(), SettingsError> {
     set(app, FILE, NOTIFICATIONS, on.into())
+}
+
+const ALERTS: &str = "alerts";
+
+/// Which alert kinds are on (each on unless turned off; a file that does not read back
+/// leaves them all on).
+pub fn alert_settings<R: Runtime>(app: &AppHandle<R>) -> Result<AlertSettings, SettingsError> {
+    Ok(file(app, FILE)?
+        .get(ALERTS)
+        .and_then(|value| serde_json::from_value(value).ok())
+        .unwrap_or_default())
+}
+
+/// Turns one alert kind on or off.
+pub fn set_alert_enabled<R: Runtime>(
+    app: &AppHandle<R>,
+    kind: AlertKind,
+    on: bool,
+) -> Result<(), SettingsError> {
+    let alerts = alert_settings(app)?.with(kind, on);
+    set(app, FILE, ALERTS, serde_json::to_value(alerts)?)
 }
 
 /// Whether the tray shows its attention icon (pruned tokens not yet looked at); kept so a

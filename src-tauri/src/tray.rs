@@ -18,7 +18,8 @@ use tauri::tray::{MouseButton, MouseButtonState, TrayIconBuilder, TrayIconEvent}
 use tauri::{AppHandle, Manager, Wry};
 
 use crate::settings;
-use crate::ui_event::{self, UiEvent};
+use crate::ui_event::UiEvent;
+use crate::window;
 
 /// The tray icon's id.
 pub const TRAY_ID: &str = "hubkey";
@@ -147,7 +148,7 @@ pub fn build(app: &AppHandle, on_sign_out: fn(&AppHandle)) -> tauri::Result<()> 
             } = event
             {
                 if icon_click(os, button) == IconClick::OpenWindow {
-                    show_window(tray.app_handle());
+                    window::open(tray.app_handle());
                 }
             }
         })
@@ -182,24 +183,20 @@ pub fn set_attention(app: &AppHandle, attention: bool) {
     }
 }
 
-/// Shows, unminimises and focuses the main window.
-pub fn show_window(app: &AppHandle) {
-    if let Some(window) = app.get_webview_window("main") {
-        let _ = window.show();
-        let _ = window.unminimize();
-        let _ = window.set_focus();
-    }
-}
-
 /// Shows the window on the Security screen (from the tray menu or a notification).
 pub fn open_security(app: &AppHandle) {
-    show_window(app);
-    ui_event::emit(app, UiEvent::OpenSecurity);
+    window::open_with(app, UiEvent::OpenSecurity);
+}
+
+/// Shows the window on one token's detail (the UI's route `security/token/<uuid>`), over
+/// the Security list with its row selected: a notification's action about that token.
+pub fn open_token(app: &AppHandle, uuid: uuid::Uuid) {
+    window::open_with(app, UiEvent::OpenToken { uuid });
 }
 
 fn perform(app: &AppHandle, action: TrayAction, on_sign_out: fn(&AppHandle)) {
     match action {
-        TrayAction::Open => show_window(app),
+        TrayAction::Open => window::open(app),
         TrayAction::Security => open_security(app),
         TrayAction::Account => {}
         TrayAction::SignOut => on_sign_out(app),

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 #[cfg(target_os = "linux")]
 use hubkey_desktop::escape_markup;
-use hubkey_desktop::{next_delay, poll_once, Desktop, DesktopError, NotificationEvent, ServerUrl};
+use hubkey_desktop::{
+    next_delay, poll_once, AlertContext, Desktop, DesktopError, NotificationEvent, ServerUrl,
+};
 use tauri::{AppHandle, Manager};
 
 use crate::ui_event::{self, UiEvent};
@@ -23,12 +25,16 @@ pub async fn run(app: &AppHandle, server: &ServerUrl, username: &str) -> Desktop
         let cursor = settings::watch_cursor(app, server, username).unwrap_or_default();
         let desktop = app.state::<Desktop>();
         let now = desktop.now();
+        let context = AlertContext {
+            settings: settings::alert_settings(app).unwrap_or_default(),
+            this_device: desktop.user_agent(),
+        };
         // The bearer lives 15 minutes; `with_session` renews it with the keyring's refresh
         // token when the server refuses it.
         let polled = desktop
             .with_session(server, |client, _| {
-                let cursor = &cursor;
-                async move { poll_once(&client, cursor, now).await }
+                let (cursor, context) = (&cursor, &context);
+                async move { poll_once(&client, cursor, now, context).await }
             })
             .await;
         match polled {
@@ -55,23 +61,27 @@ pub async fn run(app: &AppHandle, server: &ServerUrl, username: &str) -> Desktop
 }
 
 /// Tells the person about `event`: a native notification (unless turned off) and, for
-/// pruned tokens, the tray's attention icon.
+/// pruned tokens and alerts, the tray's attention icon. A notification about one token
+/// opens that token.
 pub fn notify_event(app: &AppHandle, event: &NotificationEvent) {
-    if matches!(event, NotificationEvent::AutoTokensPruned { .. }) {
+    if matches!(
+        event,
+        NotificationEvent::AutoTokensPruned { .. } | NotificationEvent::Alert { .. }
+    ) {
         tray::set_attention(app, true);
     }
     if settings::notifications_enabled(app).unwrap_or(true) {
-        show_notification(app, event.title(), event.body());
+        show_notification(app, event.title(), event.body(), event.token());
     }
 }
 
-/// A notification whose click opens the Security screen. On Linux it is sent straight to the
+/// A notification whose click opens the Security screen (on `token`, when it is about one). On Linux it is sent straight to the
 /// desktop's notification server (org.freedesktop.Notifications) with a default action, on a
 /// thread of its own that waits for the click or the close; the notification plugin offers no
 /// click there. The body may be rendered as markup there, and carries server data (token
 /// labels): it is escaped ([`escape_markup`]).
 #[cfg(target_os = "linux")]
-fn show_notification(app: &AppHandle, title: String, body: String) {
+fn show_notification(app: &AppHandle, title: String, body: String, token: Option<uuid::Uuid>) {
     let app = app.clone();
     let spawned = std::thread::Builder::new()
         .name("notification".into())
@@ -80,11 +90,18 @@ fn show_notification(app: &AppHandle, title: String, body: String) {
                 .appname("hubkey")
                 .summary(&title)
                 .body(&escape_markup(&body))
-                .action("default", "Open Security")
+                .action(
+                    "default",
+                    if token.is_some() {
+                        "Open token"
+                    } else {
+                        "Open Security"
+                    },
+                )
                 .show();
             // No notification server: nothing to show or to wait for.
             if let Ok(handle) = shown {
-                handle.wait_for_action(|action| on_notification_action(&app, action));
+                handle.wait_for_action(|action| on_notification_action(&app, action, token));
             }
         });
     drop(spawned);
@@ -95,20 +112,41 @@ fn show_notification(app: &AppHandle, title: String, body: String) {
 /// registers: a toast's activation on Windows (while it is on screen, not from the Action
 /// Center), the notification centre's response on macOS, each waited for on a thread of its
 /// own.
+///
+/// The plugin reports no per-notification data with the click: the last token an alert was
+/// about is remembered ([`LastToken`]) and opened.
 #[cfg(not(target_os = "linux"))]
-fn show_notification(app: &AppHandle, title: String, body: String) {
+fn show_notification(app: &AppHandle, title: String, body: String, token: Option<uuid::Uuid>) {
     use tauri_plugin_notification::NotificationExt;
+    if let Some(last) = app.try_state::<LastToken>() {
+        *last
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = token;
+    }
     let _ = app.notification().builder().title(title).body(body).show();
 }
+
+/// The token the last notification was about (Windows, macOS).
+#[cfg(not(target_os = "linux"))]
+#[derive(Default)]
+pub struct LastToken(std::sync::Mutex<Option<uuid::Uuid>>);
 
 /// Routes clicks on the notifications to [`on_notification_action`]; registered at start-up,
 /// before any notification (the plugin reports clicks only on notifications shown after).
 #[cfg(not(target_os = "linux"))]
 pub fn listen_for_clicks(app: &AppHandle) {
     use tauri_plugin_notification::NotificationExt;
+    app.manage(LastToken::default());
     let handle = app.clone();
     let _ = app.notification().on_action(move |performed| {
-        on_notification_action(&handle, performed.action_id());
+        let token = handle.try_state::<LastToken>().and_then(|last| {
+            *last
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        });
+        on_notification_action(&handle, performed.action_id(), token);
     });
 }
 
@@ -123,10 +161,14 @@ pub fn is_click(action: &str) -> bool {
     matches!(action, "default" | "tap")
 }
 
-/// The one route of a notification click on every OS: the window, on the Security screen.
-pub fn on_notification_action(app: &AppHandle, action: &str) {
+/// The one route of a notification click on every OS: the window, on the Security screen,
+/// with `token` selected when the notification was about one.
+pub fn on_notification_action(app: &AppHandle, action: &str, token: Option<uuid::Uuid>) {
     if is_click(action) {
-        tray::open_security(app);
+        match token {
+            Some(uuid) => tray::open_token(app, uuid),
+            None => tray::open_security(app),
+        }
     }
 }
 

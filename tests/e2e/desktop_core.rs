@@ -590,7 +590,7 @@ async fn without_a_keyring_sign_in_fails_before_anything_is_created() {
 /// The Security screen's core, with this app signed in as ann.
 mod tokens {
     use hubkey_api::Scope;
-    use hubkey_desktop::{TokenChunk, TokenOrigin, TokenScope, TokenStatus};
+    use hubkey_desktop::{Rotation, TokenChunk, TokenOrigin, TokenScope, TokenStatus};
 
     use super::*;
 
@@ -782,28 +782,62 @@ mod tokens {
         assert_eq!(empty.code(), "invalid_input");
     }
 
+    /// The manual token's show-once value, from a rotation's answer.
+    fn shown(rotation: Rotation) -> hubkey_desktop::CreatedToken {
+        match rotation {
+            Rotation::Shown(created) => created,
+            Rotation::Kept { .. } => panic!("a manual token's successor is shown"),
+        }
+    }
+
     #[tokio::test]
-    async fn rotate_creates_the_replacement_then_deactivates_the_old_one() {
-        let (hub, keyring, home) = setup().await;
+    async fn rotate_goes_through_the_server_and_the_old_token_works_for_the_overlap() {
+        let clock = hubkey_desktop::ManualClock::new(Utc::now());
+        let hub = hub_on(clock.clone(), |hub| hub).await;
+        let (keyring, home) = (keyring(), DockerHome::new());
         let app = signed_in_desktop(&hub, &keyring, &home).await;
         let old = app
             .create_token(&server(&hub.url), "deploy", TokenScope::Write, None)
             .await
             .unwrap();
-        let new = app
-            .rotate_token(&server(&hub.url), old.row.uuid)
-            .await
-            .unwrap();
+        let new = shown(
+            app.rotate_token(&server(&hub.url), old.row.uuid, 3600)
+                .await
+                .unwrap(),
+        );
         assert_eq!(new.warning, None);
         assert_ne!(new.row.uuid, old.row.uuid);
         assert_eq!(new.row.label, "deploy");
         assert_eq!(new.row.scope, Some(TokenScope::Write));
+        assert_eq!(new.row.rotated_from, Some(old.row.uuid));
         hub.client().auth_token("ann", &new.secret).await.unwrap();
+        // The old one works during the overlap, and is refused once it is over.
+        hub.client().auth_token("ann", &old.secret).await.unwrap();
+        let rows = app.list_tokens(&server(&hub.url)).await.unwrap();
+        let old_row = rows.iter().find(|row| row.uuid == old.row.uuid).unwrap();
+        assert_eq!(old_row.rotated_to, Some(new.row.uuid));
+        assert!(old_row.overlap_until.is_some());
+        clock.advance(chrono::TimeDelta::seconds(3601));
         assert!(hub.client().auth_token("ann", &old.secret).await.is_err());
-        let ann = hub.sign_in("ann", PASSWORD).await;
-        assert!(!ann.get_token(old.row.uuid).await.unwrap().is_active);
 
-        // The auto token is replaced by signing in, not rotated.
+        // A rotated token is not rotated twice; an overlap beyond 7 days is refused here.
+        let twice = app
+            .rotate_token(&server(&hub.url), old.row.uuid, 0)
+            .await
+            .unwrap_err();
+        assert_eq!(twice.code(), "invalid_input");
+        let long = app
+            .rotate_token(&server(&hub.url), new.row.uuid, 7 * 24 * 3600 + 1)
+            .await
+            .unwrap_err();
+        assert_eq!(long.code(), "invalid_input");
+    }
+
+    #[tokio::test]
+    async fn rotating_this_devices_auto_token_replaces_the_docker_credential() {
+        let (hub, keyring, home) = setup().await;
+        let app = signed_in_desktop(&hub, &keyring, &home).await;
+        let before = stored_token(&keyring).expect("signed in");
         let auto = app
             .list_tokens(&server(&hub.url))
             .await
@@ -811,11 +845,45 @@ mod tokens {
             .into_iter()
             .find(|row| row.this_device)
             .unwrap();
+        let rotation = app
+            .rotate_token(&server(&hub.url), auto.uuid, 0)
+            .await
+            .unwrap();
+        let Rotation::Kept { row, warning } = rotation else {
+            panic!("an auto token's value never reaches the screen");
+        };
+        assert_eq!(warning, None);
+        assert_eq!(row.rotated_from, Some(auto.uuid));
+        let after = stored_token(&keyring).expect("still signed in");
+        assert_ne!(after, before);
+        hub.client().auth_token("ann", &after).await.unwrap();
+        assert!(hub.client().auth_token("ann", &before).await.is_err());
+        // The successor is this device's token now, also after a restart.
+        let rows = app.list_tokens(&server(&hub.url)).await.unwrap();
+        assert!(rows.iter().any(|r| r.uuid == row.uuid && r.this_device));
+        let restarted = desktop(&keyring, &home);
+        restarted.restore(&server(&hub.url)).await.unwrap().unwrap();
+        assert_eq!(
+            restarted.session_auto_token(&server(&hub.url)),
+            Some(row.uuid)
+        );
+    }
+
+    #[tokio::test]
+    async fn another_devices_auto_token_is_not_rotated() {
+        let (hub, keyring, home) = setup().await;
+        let app = signed_in_desktop(&hub, &keyring, &home).await;
+        let ann = hub.sign_in("ann", PASSWORD).await;
+        let other = ann.desktop_generate(None).await.unwrap();
         let refused = app
-            .rotate_token(&server(&hub.url), auto.uuid)
+            .rotate_token(&server(&hub.url), other.data.uuid, 0)
             .await
             .unwrap_err();
         assert_eq!(refused.code(), "invalid_input");
+        assert_eq!(
+            ann.get_token(other.data.uuid).await.unwrap().rotated_to,
+            None
+        );
     }
 
     #[tokio::test]

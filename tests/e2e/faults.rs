@@ -77,8 +77,13 @@ async fn poll_feed(
     url: &str,
     cursor: &WatchCursor,
 ) -> Result<WatchOutcome, DesktopError> {
+    let context = hubkey_desktop::AlertContext {
+        settings: hubkey_desktop::AlertSettings::default(),
+        this_device: app.user_agent(),
+    };
+    let context = &context;
     app.with_session(&server(url), |client, _| async move {
-        poll_once(&client, cursor, Utc::now()).await
+        poll_once(&client, cursor, Utc::now(), context).await
     })
     .await
 }

@@ -1,7 +1,10 @@
 //! The desktop app itself, through its window: tauri-driver and WebKitWebDriver under Xvfb,
 //! a private keyring, and a real hubkeyd.
 
+mod alerts;
 mod browser_sign_in;
+mod detail;
+mod resident;
 mod secrets;
 mod security;
 mod start_at_login;

@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use hubkey_api::{CreateAccessTokenRequest, DesktopGenerateRequest, Scope};
-use hubkey_desktop::{poll_once, Desktop, NotificationEvent, SignInStep, WatchCursor};
+use hubkey_desktop::{
+    poll_once, Alert, AlertContext, AlertSettings, Desktop, NotificationEvent, SignInStep,
+    WatchCursor,
+};
 use hubkey_e2e::keyring::KeyringSession;
 use hubkey_e2e::Hubkeyd;
 use hubkey_keyring::OsKeyring;
@@ -55,22 +58,38 @@ async fn pruning_by_other_devices_is_notified_once() {
         .unwrap();
     assert!(matches!(step, SignInStep::SignedIn(_)), "{step:?}");
     let client = desktop.session_client(&server(&hub.url)).unwrap();
+    let context = AlertContext {
+        settings: AlertSettings::default(),
+        this_device: desktop.user_agent(),
+    };
 
     // The first poll starts at the end of the feed: the sign-in's own events are history.
-    let first = poll_once(&client, &WatchCursor::default(), Utc::now())
+    let first = poll_once(&client, &WatchCursor::default(), Utc::now(), &context)
         .await
         .unwrap();
     assert!(first.notifications.is_empty(), "{:?}", first.notifications);
     assert!(first.cursor.feed.is_some());
 
     sign_in_on_other_devices(&hub, 5).await;
-    let second = poll_once(&client, &first.cursor, Utc::now()).await.unwrap();
-    let [NotificationEvent::AutoTokensPruned { tokens }] = second.notifications.as_slice() else {
+    let second = poll_once(&client, &first.cursor, Utc::now(), &context)
+        .await
+        .unwrap();
+    let [NotificationEvent::AutoTokensPruned { tokens }, created @ ..] =
+        second.notifications.as_slice()
+    else {
         panic!(
             "one pruning notification expected: {:?}",
             second.notifications
         );
     };
+    // The other devices' five auto tokens, each told as created on another device.
+    assert_eq!(created.len(), 5, "{created:?}");
+    assert!(created.iter().all(|told| matches!(
+        told,
+        NotificationEvent::Alert {
+            alert: Alert::CreatedElsewhere { .. }
+        }
+    )));
     assert_eq!(tokens.len(), 1, "{tokens:?}");
     assert!(tokens[0].label.contains(DEVICE), "{tokens:?}");
     assert_eq!(tokens[0].client, "hubkey");
@@ -79,7 +98,9 @@ async fn pruning_by_other_devices_is_notified_once() {
     // The persisted cursor (as the shell stores it) resumes after what was told.
     let stored: WatchCursor =
         serde_json::from_value(serde_json::to_value(&second.cursor).unwrap()).unwrap();
-    let third = poll_once(&client, &stored, Utc::now()).await.unwrap();
+    let third = poll_once(&client, &stored, Utc::now(), &context)
+        .await
+        .unwrap();
     assert!(third.notifications.is_empty(), "{:?}", third.notifications);
 }
 
@@ -88,7 +109,12 @@ async fn a_token_expiring_within_a_week_is_warned_about_once() {
     let hub = Hubkeyd::start().await;
     hub.add_user("ann", PASSWORD).await;
     let client = hub.sign_in("ann", PASSWORD).await;
-    let first = poll_once(&client, &WatchCursor::default(), Utc::now())
+    // The tokens below are made by this client: this device's own.
+    let context = AlertContext {
+        settings: AlertSettings::default(),
+        this_device: hubkey_client::DEFAULT_USER_AGENT.to_owned(),
+    };
+    let first = poll_once(&client, &WatchCursor::default(), Utc::now(), &context)
         .await
         .unwrap();
     assert!(first.notifications.is_empty());
@@ -112,12 +138,17 @@ async fn a_token_expiring_within_a_week_is_warned_about_once() {
         .await
         .unwrap();
 
-    let second = poll_once(&client, &first.cursor, Utc::now()).await.unwrap();
-    let [NotificationEvent::ExpiringSoon { label, .. }] = second.notifications.as_slice() else {
+    let second = poll_once(&client, &first.cursor, Utc::now(), &context)
+        .await
+        .unwrap();
+    let [NotificationEvent::Alert {
+        alert: Alert::Expiring { label, .. },
+    }] = second.notifications.as_slice()
+    else {
         panic!("one expiry warning expected: {:?}", second.notifications);
     };
     assert_eq!(label, "ci pipeline");
-    let third = poll_once(&client, &second.cursor, Utc::now())
+    let third = poll_once(&client, &second.cursor, Utc::now(), &context)
         .await
         .unwrap();
     assert!(third.notifications.is_empty(), "{:?}", third.notifications);

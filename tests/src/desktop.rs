@@ -354,35 +354,46 @@ impl DesktopApp {
         path
     }
 
-    /// Answers the native save dialog titled `title` (GTK's file chooser, out of WebDriver's
-    /// reach) as a person would: types `path` into its name field and presses Enter, with
-    /// xdotool on the app's display. Waits up to 20 s for the dialog.
-    pub async fn answer_save_dialog(&self, title: &str, path: &Path) {
-        let display = format!(":{}", self._display.number);
-        let xdotool = |args: &[&str]| {
-            let output = Command::new("xdotool")
-                .args(args)
-                .env("DISPLAY", &display)
-                .output()
-                .expect("xdotool (Debian package xdotool)");
-            (
-                output.status.success(),
-                String::from_utf8_lossy(&output.stdout).trim().to_owned(),
-            )
-        };
+    /// The app's X display (`:N`).
+    pub fn display(&self) -> String {
+        format!(":{}", self._display.number)
+    }
+
+    /// Runs xdotool on the app's display: whether it succeeded, and what it printed.
+    fn xdotool(&self, args: &[&str]) -> (bool, String) {
+        let output = Command::new("xdotool")
+            .args(args)
+            .env("DISPLAY", self.display())
+            .output()
+            .expect("xdotool (Debian package xdotool)");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+        )
+    }
+
+    /// The X window id of the visible window titled `title`, waiting up to 20 s for it.
+    async fn x_window(&self, title: &str) -> String {
         let pattern = format!("^{title}$");
         let deadline = Instant::now() + Duration::from_secs(20);
-        let window = loop {
-            let (found, ids) = xdotool(&["search", "--onlyvisible", "--name", &pattern]);
+        loop {
+            let (found, ids) = self.xdotool(&["search", "--onlyvisible", "--name", &pattern]);
             if let Some(id) = ids.lines().next().filter(|_| found) {
-                break id.to_owned();
+                return id.to_owned();
             }
             assert!(
                 Instant::now() < deadline,
                 "no window titled {title:?} within 20 s"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        }
+    }
+
+    /// Answers the native save dialog titled `title` (GTK's file chooser, out of WebDriver's
+    /// reach) as a person would: types `path` into its name field and presses Enter, with
+    /// xdotool on the app's display. Waits up to 20 s for the dialog.
+    pub async fn answer_save_dialog(&self, title: &str, path: &Path) {
+        let window = self.x_window(title).await;
         // The dialog opens with its name field focused and the suggested name selected.
         tokio::time::sleep(Duration::from_millis(500)).await;
         for args in [
@@ -391,8 +402,38 @@ impl DesktopApp {
             &["type", "--delay", "5", &path.display().to_string()],
             &["key", "Return"],
         ] {
-            let (ok, _) = xdotool(args);
+            let (ok, _) = self.xdotool(args);
             assert!(ok, "xdotool {args:?} failed");
+        }
+    }
+
+    /// Closes the app's window as its title bar's close button does: the window manager's
+    /// `WM_DELETE_WINDOW` request (there is no window manager here to send it, so the test
+    /// sends it itself, through Xlib from Python's ctypes).
+    pub async fn close_window(&self) {
+        let window = self.x_window("hubkey").await;
+        let status = Command::new("python3")
+            .args(["-c", CLOSE_WINDOW, &window])
+            .env("DISPLAY", self.display())
+            .status()
+            .expect("python3");
+        assert!(status.success(), "sending WM_DELETE_WINDOW failed");
+    }
+
+    /// Points the WebDriver session at the app's window made again after a close, waiting up
+    /// to 20 s for it.
+    pub async fn switch_to_new_window(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(handles) = self.webdriver.windows().await {
+                if let Some(handle) = handles.into_iter().next() {
+                    if self.webdriver.switch_to_window(handle).await.is_ok() {
+                        return;
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "no new window within 20 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -536,3 +577,41 @@ fn wait_until(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Sends `WM_DELETE_WINDOW` to the X window whose id is the first argument, on `$DISPLAY`.
+const CLOSE_WINDOW: &str = r#"
+import ctypes, sys
+x = ctypes.cdll.LoadLibrary("libX11.so.6")
+x.XOpenDisplay.restype = ctypes.c_void_p
+x.XOpenDisplay.argtypes = [ctypes.c_char_p]
+x.XInternAtom.restype = ctypes.c_ulong
+x.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+x.XSendEvent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
+x.XFlush.argtypes = [ctypes.c_void_p]
+x.XCloseDisplay.argtypes = [ctypes.c_void_p]
+
+class ClientMessage(ctypes.Structure):
+    _fields_ = [("type", ctypes.c_int), ("serial", ctypes.c_ulong), ("send_event", ctypes.c_int),
+                ("display", ctypes.c_void_p), ("window", ctypes.c_ulong),
+                ("message_type", ctypes.c_ulong), ("format", ctypes.c_int),
+                ("data", ctypes.c_long * 5)]
+
+class XEvent(ctypes.Union):
+    _fields_ = [("xclient", ClientMessage), ("pad", ctypes.c_long * 24)]
+
+display = x.XOpenDisplay(None)
+if not display:
+    sys.exit("cannot open the display")
+window = int(sys.argv[1])
+event = XEvent()
+event.xclient.type = 33  # ClientMessage
+event.xclient.window = window
+event.xclient.message_type = x.XInternAtom(display, b"WM_PROTOCOLS", 0)
+event.xclient.format = 32
+event.xclient.data[0] = x.XInternAtom(display, b"WM_DELETE_WINDOW", 0)
+event.xclient.data[1] = 0  # CurrentTime
+if not x.XSendEvent(display, window, 0, 0, ctypes.byref(event)):
+    sys.exit("XSendEvent failed")
+x.XFlush(display)
+x.XCloseDisplay(display)
+"#;

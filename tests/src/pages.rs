@@ -87,6 +87,7 @@ async fn click_to_sign_in<'a>(app: &'a DesktopApp, button: &str) -> SignInPage<'
 pub enum Screen {
     Account,
     Security,
+    Activity,
     Settings,
 }
 
@@ -95,6 +96,7 @@ impl Screen {
         match self {
             Screen::Account => "#nav-account",
             Screen::Security => "#nav-security",
+            Screen::Activity => "#nav-activity",
             Screen::Settings => "#nav-settings",
         }
     }
@@ -120,6 +122,12 @@ impl<'a> Navigation<'a> {
     pub async fn security(&self) -> SecurityPage<'a> {
         self.open(Screen::Security).await;
         self.app.security()
+    }
+
+    /// Opens the Activity view.
+    pub async fn activity(&self) -> ActivityPage<'a> {
+        self.open(Screen::Activity).await;
+        ActivityPage { app: self.app }
     }
 
     /// Opens the Settings screen.
@@ -481,6 +489,29 @@ impl SettingsPage<'_> {
         switch.prop("checked").await.unwrap().as_deref() == Some("true")
     }
 
+    /// Whether the switch of alert `kind` (`new_address`, `other_device`, `leaked`, `reuse`,
+    /// `expiring`) shows on.
+    pub async fn alert_on(&self, kind: &str) -> bool {
+        let switch = self.app.wait_for(&format!("#alert-{kind}")).await;
+        switch.prop("checked").await.unwrap().as_deref() == Some("true")
+    }
+
+    /// Flips the switch of alert `kind` to `on` and waits (up to 20 s) until the app saved it.
+    pub async fn set_alert(&self, kind: &str, on: bool) {
+        let css = format!("#alert-{kind}");
+        if self.alert_on(kind).await != on {
+            self.app.click(&css).await;
+        }
+        for _ in 0..200 {
+            let switch = self.app.wait_for(&css).await;
+            if switch.is_enabled().await.unwrap() && self.alert_on(kind).await == on {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the {kind} alert did not turn {on} within 20 s");
+    }
+
     /// Flips the "Start hubkey when I log in" switch to `on`, as a person clicks it, and waits
     /// (up to 20 s) until the app answered: the switch is enabled again and shows `on`.
     pub async fn set_start_at_login(&self, on: bool) {
@@ -565,9 +596,15 @@ impl<'a> SecurityPage<'a> {
         self.app.wait_for(&header).await;
     }
 
-    /// The label cell's text of the first rendered row.
+    /// The label of the first rendered row.
     pub async fn first_row_text(&self) -> String {
-        self.app.text(&format!("{} td", Self::ROWS)).await
+        self.app
+            .wait_for(&format!("{} [data-testid=label]", Self::ROWS))
+            .await
+            .prop("textContent")
+            .await
+            .unwrap()
+            .unwrap_or_default()
     }
 
     /// Scrolls the grid to its end.
@@ -601,7 +638,7 @@ impl<'a> SecurityPage<'a> {
             .webdriver
             .execute(
                 "const r = document.activeElement; \
-                 return r && r.dataset.index !== undefined ? r.querySelector('td.label').title : null;",
+                 return r && r.dataset.index !== undefined ? r.querySelector('[data-testid=label]').textContent : null;",
                 vec![],
             )
             .await
@@ -618,6 +655,16 @@ impl<'a> SecurityPage<'a> {
             .send_keys(&String::from(char::from(key)))
             .await
             .unwrap();
+    }
+
+    /// The token the screen marks as selected (a notification opened it), once one is.
+    pub async fn wait_for_selected(&self) -> Uuid {
+        let row = self.app.wait_for("tr[data-selected=true]").await;
+        row.attr("data-uuid")
+            .await
+            .unwrap()
+            .and_then(|uuid| uuid.parse().ok())
+            .expect("the selected row names its token")
     }
 
     /// The uuid of the rendered row whose text includes `label`, if any.
@@ -670,6 +717,15 @@ impl<'a> SecurityPage<'a> {
         self.app.wait_for("#rotate-dialog").await;
     }
 
+    /// In the open rotate dialog: chooses the overlap (`none`, `hour`, `day`, `week`) and
+    /// rotates.
+    pub async fn rotate_with_overlap(&self, overlap: &str) {
+        self.app
+            .click(&format!("#rotate-dialog [data-overlap={overlap}]"))
+            .await;
+        self.app.click("#rotate-submit").await;
+    }
+
     /// Waits until the rotate dialog is closed.
     pub async fn wait_rotate_dialog_gone(&self) {
         wait_gone(self.app, "#rotate-dialog").await;
@@ -692,7 +748,7 @@ pub struct TokenRowView<'a> {
     css: String,
 }
 
-impl TokenRowView<'_> {
+impl<'a> TokenRowView<'a> {
     /// Waits until the row is rendered.
     pub async fn wait(&self) {
         self.app.wait_for(&self.css).await;
@@ -770,6 +826,185 @@ impl TokenRowView<'_> {
     /// Clicks Delete (the confirmation opens).
     pub async fn delete(&self) {
         self.act("delete").await;
+    }
+
+    /// Clicks the label: the token's detail opens.
+    pub async fn open_detail(&self) -> TokenDetailPage<'a> {
+        self.app
+            .click(&format!("{} [data-testid=label]", self.css))
+            .await;
+        let detail = TokenDetailPage { app: self.app };
+        detail.wait().await;
+        detail
+    }
+}
+
+/// One token's detail.
+pub struct TokenDetailPage<'a> {
+    app: &'a DesktopApp,
+}
+
+impl<'a> TokenDetailPage<'a> {
+    /// The detail of whatever token is open.
+    pub fn of(app: &'a DesktopApp) -> Self {
+        TokenDetailPage { app }
+    }
+
+    /// Waits until the detail shows its fields.
+    pub async fn wait(&self) {
+        self.app.wait_for("[data-testid=detail-fields]").await;
+    }
+
+    /// The token whose detail shows.
+    pub async fn uuid(&self) -> Option<String> {
+        attr(self.app, "[data-testid=token-detail]", "data-uuid").await
+    }
+
+    /// The text of field `name` (`label`, `origin`, `scope`, `creator`, `last-used`,
+    /// `addresses`, `state`…).
+    pub async fn field(&self, name: &str) -> String {
+        self.app
+            .text(&format!("[data-testid=detail-fields] [data-field={name}]"))
+            .await
+    }
+
+    /// Waits until field `name` contains `text`.
+    pub async fn wait_field_contains(&self, name: &str, text: &str) {
+        for _ in 0..200 {
+            if self.field(name).await.contains(text) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "field {name} never contained {text}: {}",
+            self.field(name).await
+        );
+    }
+
+    /// The access log's lines as text, once there is at least one.
+    pub async fn access_lines(&self) -> Vec<String> {
+        self.app.wait_for("[data-testid=access-line]").await;
+        let lines = self
+            .app
+            .webdriver
+            .find_all(Locator::Css("[data-testid=access-line]"))
+            .await
+            .unwrap();
+        let mut texts = Vec::new();
+        for line in lines {
+            texts.push(line.text().await.unwrap());
+        }
+        texts
+    }
+
+    /// The kinds of the events shown, newest first, once there is at least one.
+    pub async fn event_kinds(&self) -> Vec<String> {
+        self.app.wait_for("[data-testid=detail-events] li").await;
+        kinds_of(self.app, "[data-testid=detail-events] li").await
+    }
+
+    /// The total uses the chart shows.
+    pub async fn chart_total(&self) -> Option<String> {
+        attr(self.app, "[data-testid=usage-chart]", "data-total").await
+    }
+
+    /// Follows the link to the token this one was rotated from (`rotated-from`) or to
+    /// (`rotated-to`).
+    pub async fn follow(&self, link: &str) {
+        self.app.click(&format!("[data-link={link}]")).await;
+    }
+
+    /// Back to where the detail was opened from.
+    pub async fn back(&self) {
+        self.app.click("#detail-back").await;
+        wait_gone(self.app, "[data-testid=token-detail]").await;
+    }
+}
+
+/// The `data-kind` of every element matching `css`.
+async fn kinds_of(app: &DesktopApp, css: &str) -> Vec<String> {
+    app.webdriver
+        .execute(
+            "return [...document.querySelectorAll(arguments[0])].map((e) => e.dataset.kind);",
+            vec![css.into()],
+        )
+        .await
+        .unwrap()
+        .as_array()
+        .map(|kinds| {
+            kinds
+                .iter()
+                .filter_map(|kind| kind.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The Activity view: the account's events as a timeline.
+pub struct ActivityPage<'a> {
+    app: &'a DesktopApp,
+}
+
+impl<'a> ActivityPage<'a> {
+    /// The view (open it with [`Navigation::activity`]).
+    pub fn of(app: &'a DesktopApp) -> Self {
+        ActivityPage { app }
+    }
+
+    /// The kinds of the events shown, newest first, once there is at least one.
+    pub async fn kinds(&self) -> Vec<String> {
+        self.app.wait_for("[data-testid=activity-list] li").await;
+        kinds_of(self.app, "[data-testid=activity-list] li").await
+    }
+
+    /// The tokens (uuids) of the events shown, newest first.
+    pub async fn tokens(&self) -> Vec<String> {
+        self.app.wait_for("[data-testid=activity-list] li").await;
+        self.app
+            .webdriver
+            .execute(
+                "return [...document.querySelectorAll('[data-testid=activity-list] li')].map((e) => e.dataset.token);",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .as_array()
+            .map(|all| all.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Shows only `kind` (`all` for every kind), and waits until the list shows only it.
+    pub async fn filter_kind(&self, kind: &str) {
+        choose(self.app, "#activity-kind", kind).await;
+        if kind == "all" {
+            return;
+        }
+        for _ in 0..200 {
+            let kinds = self.kinds().await;
+            if kinds.iter().all(|shown| shown == kind) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the timeline never showed only {kind}");
+    }
+
+    /// Shows only token `uuid`'s events (`""` for every token).
+    pub async fn filter_token(&self, uuid: &str) {
+        choose(self.app, "#activity-token", uuid).await;
+    }
+
+    /// Clicks the first event of token `uuid`: its detail opens.
+    pub async fn open_token(&self, uuid: &str) -> TokenDetailPage<'a> {
+        self.app
+            .click(&format!(
+                "[data-testid=activity-list] li[data-token='{uuid}'] [data-testid=event-token]"
+            ))
+            .await;
+        let detail = TokenDetailPage { app: self.app };
+        detail.wait().await;
+        detail
     }
 }
 

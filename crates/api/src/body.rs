@@ -114,6 +114,9 @@ pub struct PatchAccessTokenRequest {
     pub token_label: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_active: Option<bool>,
+    /// Our extension: whether a use from a new address records a `new_address` event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_address_alerts: Option<bool>,
 }
 
 /// One personal access token as the API shows it.
@@ -155,6 +158,15 @@ pub struct AccessToken {
     /// most [`LAST_ADDRESSES`]).
     #[serde(default)]
     pub last_addresses: Vec<String>,
+    /// Our extension: whether a use from an address the token was never used from records a
+    /// `new_address` event (on by default; off for tokens used from many addresses, such as
+    /// CI's).
+    #[serde(default = "new_address_alerts_default")]
+    pub new_address_alerts: bool,
+}
+
+fn new_address_alerts_default() -> bool {
+    true
 }
 
 /// How many addresses [`AccessToken::last_addresses`] lists.
@@ -264,10 +276,14 @@ pub enum TokenEventKind {
     /// is its successor, `address` and `user_agent` the request's. Coalesced: at most one per
     /// token, address and agent per hour.
     ReuseDetected,
+    /// The token was accepted from an address it had never been used from (its first use
+    /// does not count); `address` and `user_agent` are the request's. At most
+    /// ten per token per hour, and none for a token whose `new_address_alerts` is off.
+    NewAddress,
 }
 
 impl TokenEventKind {
-    pub const ALL: [TokenEventKind; 11] = [
+    pub const ALL: [TokenEventKind; 12] = [
         TokenEventKind::Created,
         TokenEventKind::Activated,
         TokenEventKind::Deactivated,
@@ -279,6 +295,7 @@ impl TokenEventKind {
         TokenEventKind::Reported,
         TokenEventKind::Rotated,
         TokenEventKind::ReuseDetected,
+        TokenEventKind::NewAddress,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -294,6 +311,7 @@ impl TokenEventKind {
             TokenEventKind::Reported => "reported",
             TokenEventKind::Rotated => "rotated",
             TokenEventKind::ReuseDetected => "reuse_detected",
+            TokenEventKind::NewAddress => "new_address",
         }
     }
 
@@ -324,10 +342,12 @@ pub struct TokenEvent {
     /// For `leaked`: what the finding was in (GitHub's `source`: content, commit, issue…).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
-    /// For `reuse_detected`: the address the refused request came from.
+    /// For `reuse_detected` and `new_address`: the address the request came from; for
+    /// `created`, the creating request's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
-    /// For `reuse_detected`: the User-Agent of the refused request.
+    /// For `reuse_detected` and `new_address`: the request's User-Agent; for `created`, the
+    /// creating request's (a desktop app tells its own creations from another device's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
     /// For `rotated` and `reuse_detected`: the other token of the rotation.

@@ -3,7 +3,7 @@
 //! clock). The features add their own `impl Desktop` blocks, and depend on this module, never
 //! it on them: `account.rs` (sign in, sign out), `session.rs` (the live session and its
 //! renewal), `secrets.rs` (the keyring entries), `hand_off.rs` (the docker CLI), `tokens.rs`
-//! and `export.rs` (the Security screen).
+//! and `export.rs` (the Security screen), `activity.rs` (the timeline and the token detail).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -73,6 +73,8 @@ pub struct Desktop {
     /// Held while a bearer is renewed: a refresh token is spent by its use, so two renewals
     /// at once would make the second look like an ended session.
     pub(crate) renewing: tokio::sync::Mutex<()>,
+    /// What the Activity view and the token detail keep per server ([`crate::activity`]).
+    pub(crate) activity: Mutex<HashMap<ServerUrl, crate::activity::ActivityState>>,
 }
 
 impl std::fmt::Debug for Desktop {
@@ -105,6 +107,7 @@ impl Desktop {
             live: Mutex::new(HashMap::new()),
             generations: AtomicU64::new(0),
             renewing: tokio::sync::Mutex::new(()),
+            activity: Mutex::new(HashMap::new()),
         }
     }
 
@@ -135,14 +138,20 @@ impl Desktop {
         self.docker_config.path().to_path_buf()
     }
 
+    /// The User-Agent this app sends: its version and this device's name. The server records
+    /// it on the tokens this app creates, so the watcher tells them from another device's.
+    pub fn user_agent(&self) -> String {
+        format!(
+            "hubkey/{} ({})",
+            env!("CARGO_PKG_VERSION"),
+            self.device_name
+        )
+    }
+
     /// An anonymous client of `server`, sending this app and device as its user agent.
     pub(crate) fn client(&self, server: &ServerUrl) -> Result<HubClient, DesktopError> {
         HubClient::builder(server.as_str())
-            .user_agent(format!(
-                "hubkey/{} ({})",
-                env!("CARGO_PKG_VERSION"),
-                self.device_name
-            ))
+            .user_agent(self.user_agent())
             .timeout(self.timeout)
             .build()
             .map_err(|err| DesktopError::from_client(server.as_str(), err))

@@ -267,6 +267,11 @@ mod tests {
                     uses: 3,
                 },
             ],
+            rotated_from: None,
+            rotated_to: None,
+            overlap_until: None,
+            last_addresses: vec![],
+            new_address_alerts: true,
         }
     }
 

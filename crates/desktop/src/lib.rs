@@ -11,6 +11,8 @@
 #![warn(missing_docs)]
 
 mod account;
+mod activity;
+pub mod alerts;
 mod atomic;
 mod desktop;
 mod device_sign_in;
@@ -30,8 +32,14 @@ pub mod start_at_login;
 mod tokens;
 mod two_factor;
 pub mod watcher;
+mod window_place;
 
 pub use account::{CLIENT_NAME, DOCKER_HUB_REGISTRY};
+pub use activity::{
+    AccessLine, AccessPage, ActivityEvent, EventFilter, EventKind, EventPage, EventToken,
+    TokenDetail, ACCESS_CAP, TIMELINE_CAP,
+};
+pub use alerts::{Alert, AlertKind, AlertSettings};
 pub use desktop::Desktop;
 pub use device_sign_in::{BrowserSignIn, BrowserSignInStep, CLIENT_ID};
 pub use docker_config::{config_path, config_path_from_env, DockerConfig, DockerConfigError};
@@ -46,9 +54,12 @@ pub use server_url::{is_loopback_host, ServerUrl, Unencrypted, DOCKER_HUB};
 pub use settings_file::{SettingsError, SettingsFile};
 pub use start_at_login::{LoginItem, LoginState, StartAtLoginError};
 pub use tokens::{
-    CreatedToken, DayUse, TokenChunk, TokenOrigin, TokenRow, TokenScope, TokenStatus, CHUNK_ROWS,
+    CreatedToken, DayUse, Rotation, TokenChunk, TokenOrigin, TokenRow, TokenScope, TokenStatus,
+    CHUNK_ROWS,
 };
 pub use two_factor::{qr_svg, QrSvg, TotpSetup, TwoFactorState};
 pub use watcher::{
-    escape_markup, next_delay, poll_once, NotificationEvent, PrunedToken, WatchCursor, WatchOutcome,
+    escape_markup, next_delay, poll_once, AlertContext, NotificationEvent, PrunedToken,
+    WatchCursor, WatchOutcome,
 };
+pub use window_place::{Screen, WindowPlace};

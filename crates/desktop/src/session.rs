@@ -109,8 +109,16 @@ impl Desktop {
         }
     }
 
+    /// Makes `uuid` the auto token of the live session with `server` (after its rotation).
+    pub(crate) fn set_live_auto_token(&self, server: &ServerUrl, uuid: Uuid) {
+        if let Some(live) = lock(&self.live).get_mut(server) {
+            live.auto_token_uuid = Some(uuid);
+        }
+    }
+
     /// Forgets the live session with `server` (the bearer is dropped, nothing else).
     pub(crate) fn drop_live(&self, server: &ServerUrl) -> Option<LiveSession> {
+        self.forget_activity(server);
         lock(&self.live).remove(server)
     }
 

@@ -2,16 +2,20 @@
 //! on them (deactivate, reactivate, delete, create, rotate), through the live session.
 //!
 //! Invariants: the only secret that leaves this module is the show-once value of a manual
-//! token this app just created ([`CreatedToken::secret`]); a rotation creates the replacement
-//! before it deactivates the old token, so a failure never leaves the user with neither.
+//! token this app just created or rotated ([`CreatedToken::secret`]); a rotation is one
+//! server call (`POST /v2/access-tokens/{uuid}/rotate`), which makes the successor and ends
+//! the old token's life after the overlap asked for, so a failure leaves the old token as it
+//! was. Rotating this device's auto token puts its successor straight into the keyring (the
+//! docker CLI's credential), never into an answer.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use hubkey_api::MAX_OVERLAP_SECONDS;
 use hubkey_api::{
     AccessToken, CreateAccessTokenRequest, Origin, PatchAccessTokenRequest, Scope, TokenState,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::desktop::Desktop;
 use crate::error::DesktopError;
@@ -128,6 +132,20 @@ pub struct TokenRow {
     pub expires_at: Option<DateTime<Utc>>,
     /// Uses per UTC day over the last 30 days, oldest first; days without use left out.
     pub usage: Vec<DayUse>,
+    /// The token this one replaced by a rotation.
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
+    pub rotated_from: Option<Uuid>,
+    /// The token that replaced this one by a rotation.
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
+    pub rotated_to: Option<Uuid>,
+    /// For a rotated-away token: when it stops (or stopped) working (RFC 3339).
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
+    pub overlap_until: Option<DateTime<Utc>>,
+    /// The addresses it was most recently used from, newest first (at most five).
+    pub last_addresses: Vec<String>,
+    /// Whether a use from a new address is an alert (off for tokens used from many, such as
+    /// CI's).
+    pub new_address_alerts: bool,
 }
 
 /// A part of the token list on its way to the Security screen
@@ -182,6 +200,11 @@ impl TokenRow {
                     uses: day.uses,
                 })
                 .collect(),
+            rotated_from: token.rotated_from,
+            rotated_to: token.rotated_to,
+            overlap_until: token.overlap_until,
+            last_addresses: token.last_addresses.clone(),
+            new_address_alerts: token.new_address_alerts,
         }
     }
 }
@@ -195,7 +218,7 @@ pub struct CreatedToken {
     pub row: TokenRow,
     /// Its value, shown this once; the server keeps only its digest.
     pub secret: String,
-    /// Set when the action half succeeded (a rotation whose old token is still active).
+    /// Set when the action half succeeded.
     pub warning: Option<String>,
 }
 
@@ -213,6 +236,23 @@ impl Drop for CreatedToken {
     fn drop(&mut self) {
         self.secret.zeroize();
     }
+}
+
+/// What a rotation answers.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Rotation {
+    /// A manual token's successor, with its value to show once.
+    Shown(CreatedToken),
+    /// This device's auto token's successor: its value went to the keyring (the docker CLI's
+    /// credential), never to the screen.
+    Kept {
+        /// The successor.
+        row: TokenRow,
+        /// Set when the keyring could not take it.
+        warning: Option<String>,
+    },
 }
 
 /// Longest label the server accepts.
@@ -284,6 +324,25 @@ impl Desktop {
         .await
     }
 
+    /// Turns the `new_address` alerts of a token on or off (on the server, so every device
+    /// of the account follows it); answers the row as the server now has it.
+    pub async fn set_new_address_alerts(
+        &self,
+        server: &ServerUrl,
+        uuid: Uuid,
+        on: bool,
+    ) -> Result<TokenRow, DesktopError> {
+        self.with_session(server, |client, this_device| async move {
+            let patch = PatchAccessTokenRequest {
+                new_address_alerts: Some(on),
+                ..PatchAccessTokenRequest::default()
+            };
+            let token = client.patch_token(uuid, &patch).await?;
+            Ok(TokenRow::new(&token, this_device))
+        })
+        .await
+    }
+
     /// Deletes a token for good. Deleting this device's auto token cuts the docker CLI off
     /// until the next sign-in.
     pub async fn delete_token(&self, server: &ServerUrl, uuid: Uuid) -> Result<(), DesktopError> {
@@ -316,42 +375,89 @@ impl Desktop {
         self.create(server, &request).await
     }
 
-    /// Replaces a manual token: creates one with the same label, scopes and expiry, then
-    /// deactivates the old one, in that order. When the deactivation fails the new token is
-    /// still answered (its value would otherwise be lost), with a warning saying so.
+    /// Rotates a token through the server: a successor with the same label, scopes and
+    /// expiry, while the old token keeps working `overlap_seconds` more (0 to
+    /// [`MAX_OVERLAP_SECONDS`], 7 days), then is refused.
+    ///
+    /// A manual token's successor is answered with its value, to show once. This device's
+    /// auto token's successor goes into the keyring as the docker CLI's credential and
+    /// becomes this session's auto token; the answer then carries no value
+    /// ([`Rotation::Kept`]). Another device's auto token is not rotated: its value could not
+    /// reach that device (it is replaced there at its next sign-in).
     pub async fn rotate_token(
         &self,
         server: &ServerUrl,
         uuid: Uuid,
-    ) -> Result<CreatedToken, DesktopError> {
-        let old = self
-            .with_session(
-                server,
-                |client, _| async move { client.get_token(uuid).await },
-            )
-            .await?;
-        if old.generated_by != Origin::Manual {
+        overlap_seconds: u32,
+    ) -> Result<Rotation, DesktopError> {
+        if overlap_seconds > MAX_OVERLAP_SECONDS {
             return Err(DesktopError::InvalidInput {
-                message: "Only manual tokens can be rotated; an auto token is replaced by signing in again.".to_owned(),
+                message: "The overlap is at most 7 days.".to_owned(),
             });
         }
-        let request = CreateAccessTokenRequest {
-            token_label: old.token_label.clone(),
-            scopes: old.scopes.clone(),
-            expires_at: old.expires_at,
-        };
-        let mut created = self.create(server, &request).await?;
-        let deactivated = self
-            .with_session(server, |client, _| async move {
-                client.patch_token(uuid, &activity(false)).await
+        let (old, this_device) = self
+            .with_session(server, |client, this_device| async move {
+                Ok((client.get_token(uuid).await?, this_device))
             })
-            .await;
-        if let Err(err) = deactivated {
-            created.warning = Some(format!(
-                "The new token was created, but the old one is still active: {err}"
-            ));
+            .await?;
+        let own = this_device == Some(uuid);
+        if old.generated_by == Origin::Auto && !own {
+            return Err(DesktopError::InvalidInput {
+                message: "This auto token belongs to another device, which could not receive its successor; that device replaces it at its next sign-in. Deactivate or delete it instead.".to_owned(),
+            });
         }
-        Ok(created)
+        if old.rotated_to.is_some() {
+            return Err(DesktopError::InvalidInput {
+                message: "This token was already rotated; rotate its successor.".to_owned(),
+            });
+        }
+        let mut token = self
+            .with_session(server, |client, _| async move {
+                client.rotate_token(uuid, overlap_seconds).await
+            })
+            .await?;
+        let secret = Zeroizing::new(std::mem::take(&mut token.token));
+        if !own {
+            return Ok(Rotation::Shown(CreatedToken {
+                row: TokenRow::new(&token, this_device),
+                secret: secret.to_string(),
+                warning: None,
+            }));
+        }
+        let warning = self
+            .keep_rotated_auto_token(server, token.uuid, secret)
+            .await
+            .err()
+            .map(|err| {
+                format!(
+                    "The token was rotated, but its successor could not be kept for the docker CLI ({err}); the docker CLI works until the overlap ends, then sign in again."
+                )
+            });
+        Ok(Rotation::Kept {
+            row: TokenRow::new(&token, Some(token.uuid)),
+            warning,
+        })
+    }
+
+    /// The successor of this device's auto token: the docker credential and the session's
+    /// auto token become it (in the keyring and in the live session).
+    async fn keep_rotated_auto_token(
+        &self,
+        server: &ServerUrl,
+        successor: Uuid,
+        secret: Zeroizing<String>,
+    ) -> Result<(), DesktopError> {
+        let live = self.live(server).ok_or(DesktopError::SessionEnded)?;
+        if let Some(registry) = live.registry.as_deref() {
+            self.save_docker_credential(registry, &live.username, secret)
+                .await?;
+        }
+        if let Some(mut stored) = self.read_session(server).await? {
+            stored.auto_token_uuid = Some(successor);
+            self.save_session(server, &stored).await?;
+        }
+        self.set_live_auto_token(server, successor);
+        Ok(())
     }
 
     /// Creates the token `request` asks for; the answer holds its value.
@@ -378,6 +484,7 @@ fn activity(active: bool) -> PatchAccessTokenRequest {
     PatchAccessTokenRequest {
         token_label: None,
         is_active: Some(active),
+        new_address_alerts: None,
     }
 }
 
@@ -397,6 +504,7 @@ mod tests {
             is_active: true,
             token: String::new(),
             token_label: "ci".into(),
+            new_address_alerts: true,
             scopes,
             expires_at: None,
             token_hint: "hkpat_…abcd".into(),

@@ -4,19 +4,19 @@
 //! Invariants: a notification is derived only from events after the cursor the caller kept,
 //! so a caller that persists [`WatchCursor`] never shows one twice, also across restarts; a
 //! first poll (no cursor yet) starts at the current end of the feed and tells nothing about
-//! history; an expiry warning is given once per token.
+//! history; an expiry warning is given once per token and threshold. What to tell about the
+//! events and tokens is [`crate::alerts::alerts`]'s.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use hubkey_api::{TokenEventKind, TokenState};
+use hubkey_api::TokenEventKind;
 use hubkey_client::{ClientError, HubClient};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// How far ahead an expiry is announced.
-pub const EXPIRY_WARNING: chrono::TimeDelta = chrono::TimeDelta::days(7);
+use crate::alerts::{alerts, Alert, AlertSettings, ExpiryNoted};
 /// The longest wait between polls while the server is unreachable.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 
@@ -26,9 +26,12 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 pub struct WatchCursor {
     /// The feed cursor after the last event seen; `None` before the first poll.
     pub feed: Option<String>,
-    /// Tokens already warned about; tokens that no longer exist are dropped from it.
+    /// Tokens already warned about 7 days ahead; tokens that no longer exist are dropped.
     #[serde(default)]
     pub expiry_warned: BTreeSet<Uuid>,
+    /// Tokens already warned about 1 day ahead.
+    #[serde(default)]
+    pub expiry_warned_day: BTreeSet<Uuid>,
 }
 
 /// An auto token the server pruned, as a notification names it.
@@ -52,12 +55,10 @@ pub enum NotificationEvent {
         /// The pruned tokens, in feed order.
         tokens: Vec<PrunedToken>,
     },
-    /// A token expires within [`EXPIRY_WARNING`].
-    ExpiringSoon {
-        /// The token's label.
-        label: String,
-        /// When it expires.
-        expires_at: DateTime<Utc>,
+    /// Something about one token ([`crate::alerts`]): the notification's action opens it.
+    Alert {
+        /// What happened.
+        alert: Alert,
     },
     /// The server ended the session because its refresh token was used again elsewhere; the
     /// app signed out.
@@ -74,7 +75,7 @@ impl NotificationEvent {
             NotificationEvent::AutoTokensPruned { tokens } => {
                 format!("{} old auto tokens were removed", tokens.len())
             }
-            NotificationEvent::ExpiringSoon { .. } => "A token expires soon".to_owned(),
+            NotificationEvent::Alert { alert } => alert.title(),
             NotificationEvent::SessionRevoked => "You were signed out of hubkey".to_owned(),
         }
     }
@@ -103,11 +104,16 @@ impl NotificationEvent {
                     lines.join("\n")
                 )
             }
-            NotificationEvent::ExpiringSoon { label, expires_at } => format!(
-                "{label} expires on {}.",
-                expires_at.format("%Y-%m-%d %H:%M UTC")
-            ),
+            NotificationEvent::Alert { alert } => alert.body(),
             NotificationEvent::SessionRevoked => crate::DesktopError::SessionRevoked.to_string(),
+        }
+    }
+
+    /// The token the notification is about, if one: its action opens that token.
+    pub fn token(&self) -> Option<Uuid> {
+        match self {
+            NotificationEvent::Alert { alert } => Some(alert.token()),
+            _ => None,
         }
     }
 }
@@ -145,17 +151,30 @@ pub struct WatchOutcome {
     pub changed: bool,
 }
 
+/// What the watcher's alerts depend on besides the feed: the kinds turned on, and this app's
+/// User-Agent ([`crate::Desktop::user_agent`]), which tells its own creations from another
+/// device's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertContext {
+    /// The kinds on.
+    pub settings: AlertSettings,
+    /// This app's User-Agent.
+    pub this_device: String,
+}
+
 /// One poll as the session behind `client`: the feed after `cursor` (to its end) and the
-/// token list for expiries, as of `now`. A first poll (`cursor.feed` is `None`) skips the
-/// feed's history.
+/// token list for expiries, as of `now`, told as `context` says. A first poll (`cursor.feed`
+/// is `None`) skips the feed's history.
 pub async fn poll_once(
     client: &HubClient,
     cursor: &WatchCursor,
     now: DateTime<Utc>,
+    context: &AlertContext,
 ) -> Result<WatchOutcome, ClientError> {
     let first_run = cursor.feed.is_none();
     let mut feed = cursor.feed.clone();
     let mut pruned = Vec::new();
+    let mut events = Vec::new();
     let mut changed = false;
     loop {
         let page = client.events(feed.as_deref()).await?;
@@ -163,14 +182,15 @@ pub async fn poll_once(
             changed |= !page.events.is_empty();
             pruned.extend(
                 page.events
-                    .into_iter()
+                    .iter()
                     .filter(|event| event.kind == TokenEventKind::Pruned)
                     .map(|event| PrunedToken {
-                        label: event.token_label,
-                        client: event.client_id,
+                        label: event.token_label.clone(),
+                        client: event.client_id.clone(),
                         last_used: event.last_used,
                     }),
             );
+            events.extend(page.events);
         }
         let advanced = feed.as_deref() != Some(page.cursor.as_str());
         feed = Some(page.cursor);
@@ -184,28 +204,28 @@ pub async fn poll_once(
     if !pruned.is_empty() {
         notifications.push(NotificationEvent::AutoTokensPruned { tokens: pruned });
     }
-    let existing: BTreeSet<Uuid> = tokens.iter().map(|token| token.uuid).collect();
-    let mut expiry_warned: BTreeSet<Uuid> = cursor
-        .expiry_warned
-        .intersection(&existing)
-        .copied()
-        .collect();
-    for token in tokens {
-        let Some(expires_at) = token.expires_at else {
-            continue;
-        };
-        let soon = expires_at > now && expires_at <= now + EXPIRY_WARNING;
-        if soon && token.state == TokenState::Active && expiry_warned.insert(token.uuid) {
-            notifications.push(NotificationEvent::ExpiringSoon {
-                label: token.token_label,
-                expires_at,
-            });
-        }
-    }
+    let noted = ExpiryNoted {
+        week: cursor.expiry_warned.clone(),
+        day: cursor.expiry_warned_day.clone(),
+    };
+    let (found, noted) = alerts(
+        &events,
+        &tokens,
+        now,
+        &context.settings,
+        &noted,
+        &context.this_device,
+    );
+    notifications.extend(
+        found
+            .into_iter()
+            .map(|alert| NotificationEvent::Alert { alert }),
+    );
     Ok(WatchOutcome {
         cursor: WatchCursor {
             feed,
-            expiry_warned,
+            expiry_warned: noted.week,
+            expiry_warned_day: noted.day,
         },
         notifications,
         changed,
@@ -275,9 +295,13 @@ mod tests {
     #[test]
     fn markup_in_a_label_is_escaped_for_the_notification_body() {
         let label = r#"<a href="https://evil.example/?a=1&b=2">it's</a><img src='x'>"#;
-        let event = NotificationEvent::ExpiringSoon {
-            label: label.into(),
-            expires_at: DateTime::from_timestamp(0, 0).unwrap(),
+        let event = NotificationEvent::Alert {
+            alert: Alert::Expiring {
+                token: Uuid::nil(),
+                label: label.into(),
+                expires_at: DateTime::from_timestamp(0, 0).unwrap(),
+                threshold: crate::alerts::ExpiryThreshold::Week,
+            },
         };
         let body = escape_markup(&event.body());
         assert_eq!(

@@ -10,6 +10,12 @@
 //!
 //! On the hot path a use that repeats a pending key allocates nothing: keys are found by a
 //! hash of the borrowed parts and compared field by field.
+//!
+//! New addresses: the flush, not the request, asks whether a token was ever used from an
+//! address before (`new_address` events, [`NewAddress`]). It asks only for the (token,
+//! address) pairs it has not seen in a bounded memo ([`ADDRESS_MEMO`] pairs), so a token used
+//! again and again from the same places costs no query; a pair that left the memo costs one
+//! index probe at the next flush.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -32,6 +38,22 @@ pub const MAX_ACTION: usize = 320;
 pub const DEFAULT_RETENTION_DAYS: u32 = 90;
 /// The line uses past [`MAX_PENDING`] are counted in.
 pub const OVERFLOW: &str = "*";
+/// The most `new_address` events one token records within an hour.
+pub const NEW_ADDRESS_EVENTS_PER_HOUR: u32 = 10;
+/// (token, address) pairs the flush remembers as already known.
+pub const ADDRESS_MEMO: u64 = 50_000;
+
+/// A pair of the batch the memo does not know: the flush asks the store whether the token was
+/// used from this address before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAddress {
+    pub token_uuid: String,
+    pub address: String,
+    /// The agent of the earliest use from the address in the batch.
+    pub user_agent: String,
+    /// That use (Unix ms).
+    pub at: i64,
+}
 
 /// One pending line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +77,8 @@ pub struct AccessLog {
     hasher: std::collections::hash_map::RandomState,
     /// One flush at a time.
     writing: tokio::sync::Mutex<()>,
+    /// Hashes of (token, address) pairs known to be in the stored log.
+    known_addresses: moka::sync::Cache<u64, ()>,
 }
 
 impl Default for AccessLog {
@@ -64,6 +88,7 @@ impl Default for AccessLog {
             pending: Mutex::default(),
             hasher: std::collections::hash_map::RandomState::new(),
             writing: tokio::sync::Mutex::default(),
+            known_addresses: moka::sync::Cache::new(ADDRESS_MEMO),
         }
     }
 }
@@ -158,7 +183,35 @@ impl AccessLog {
             .collect()
     }
 
-    /// Writes every pending line in one transaction; on failure they are kept.
+    /// The batch's (token, address) pairs the memo does not know, each with its earliest
+    /// use, keyed by the pair's hash.
+    fn unknown_addresses(&self, batch: &HashMap<u64, AccessLine>) -> HashMap<u64, NewAddress> {
+        let mut unknown: HashMap<u64, NewAddress> = HashMap::new();
+        for line in batch.values().filter(|line| line.address != OVERFLOW) {
+            let pair = self
+                .hasher
+                .hash_one((line.token_uuid.as_str(), line.address.as_str()));
+            if self.known_addresses.contains_key(&pair) {
+                continue;
+            }
+            let earliest = unknown.entry(pair).or_insert_with(|| NewAddress {
+                token_uuid: line.token_uuid.clone(),
+                address: line.address.clone(),
+                user_agent: line.user_agent.clone(),
+                at: line.first_at,
+            });
+            if line.first_at < earliest.at {
+                earliest.user_agent.clone_from(&line.user_agent);
+                earliest.at = line.first_at;
+            }
+        }
+        unknown
+    }
+
+    /// Writes every pending line in one transaction; on failure they are kept. Then records a
+    /// `new_address` event for each address a token was first used from in this batch (not
+    /// the token's first use ever), each in its account's own transaction (a failure there is
+    /// logged: the lines are written and the event is not retried).
     pub async fn flush(&self, store: &Store) -> Result<()> {
         let _writing = self.writing.lock().await;
         let batch = std::mem::take(&mut *lock(&self.pending));
@@ -166,7 +219,19 @@ impl AccessLog {
             return Ok(());
         }
         let lines: Vec<&AccessLine> = batch.values().collect();
-        let written = store.record_access(&lines).await;
+        let unknown = self.unknown_addresses(&batch);
+        let candidates: Vec<&NewAddress> = unknown.values().collect();
+        let written = store.record_access(&lines, &candidates).await;
+        if let Ok(new) = &written {
+            for pair in unknown.keys() {
+                self.known_addresses.insert(*pair, ());
+            }
+            for found in new {
+                if let Err(err) = store.record_new_address(found).await {
+                    tracing::warn!(token = %found.token_uuid, error = %err, "recording a new_address event failed");
+                }
+            }
+        }
         if written.is_err() {
             let mut pending = lock(&self.pending);
             for (key, line) in batch {
@@ -183,7 +248,7 @@ impl AccessLog {
                 }
             }
         }
-        written
+        written.map(drop)
     }
 
     /// Flushes every [`FLUSH_INTERVAL`]; run as a task.

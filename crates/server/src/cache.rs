@@ -2,8 +2,10 @@
 //! bytes, that never keeps a miss and forgets an entry the moment what it describes changes.
 //!
 //! The registry token endpoint checks a PAT on every `docker pull`; the hub keeps the tokens
-//! recently looked up (by digest) and repository visibility here. The caches are per process:
-//! instances sharing a database would need to tell each other about changes (not built yet).
+//! recently looked up (by digest) and repository visibility here. The caches are per process;
+//! instances sharing a PostgreSQL database tell each other what changed
+//! ([`crate::invalidation`]), and while that channel is down a cache is suspended
+//! ([`LookupCache::suspend`]): every answer comes from the database.
 //!
 //! The map itself is moka's (a concurrent TinyLFU cache, as Caffeine's): a size bound by
 //! weight with an admission policy that keeps frequently used entries when a flood of one-off
@@ -11,7 +13,7 @@
 //! bounded by entry count only, and emptied itself whole when full).
 
 use crate::metrics::CacheCounters;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::RwLock;
 use std::time::Duration;
 
@@ -35,6 +37,8 @@ pub struct LookupCache<V> {
     /// Held shared while a loaded answer is inserted, exclusively while forgetting, so an
     /// insert cannot slip between a forget's generation bump and its removal.
     inserting: RwLock<()>,
+    /// While set, nothing is kept: every lookup loads (the change channel is down).
+    suspended: AtomicBool,
     /// Hits and misses, for the metrics endpoint.
     counters: CacheCounters,
 }
@@ -57,7 +61,11 @@ impl<V: Clone + Send + Sync + 'static> LookupCache<V> {
             let bytes = key.len() + std::mem::size_of::<V>() + ENTRY_OVERHEAD + heap_size(value);
             u32::try_from(bytes).unwrap_or(u32::MAX)
         };
-        let mut builder = Cache::builder().max_capacity(max_bytes).weigher(weigher);
+        let mut builder = Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(weigher)
+            // For `forget_where` (rare: an account's tokens when it is disabled).
+            .support_invalidation_closures();
         if let Some(ttl) = time_to_live {
             builder = builder.time_to_live(ttl);
         }
@@ -65,6 +73,7 @@ impl<V: Clone + Send + Sync + 'static> LookupCache<V> {
             entries: builder.build(),
             generation: AtomicU64::new(0),
             inserting: RwLock::new(()),
+            suspended: AtomicBool::new(false),
             counters: CacheCounters::default(),
         }
     }
@@ -95,7 +104,9 @@ impl<V: Clone + Send + Sync + 'static> LookupCache<V> {
             .inserting
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if self.generation.load(Ordering::Acquire) == generation {
+        if self.generation.load(Ordering::Acquire) == generation
+            && !self.suspended.load(Ordering::Acquire)
+        {
             self.entries.insert(key.to_owned(), loaded.clone());
         }
         Ok(Some(loaded))
@@ -103,12 +114,55 @@ impl<V: Clone + Send + Sync + 'static> LookupCache<V> {
 
     /// Drops `key`: call after committing any change to what it describes.
     pub fn forget(&self, key: &str) {
+        self.forgetting(|entries| entries.invalidate(key));
+    }
+
+    /// Drops every entry whose value `stale` says is stale (an account's tokens, when the
+    /// account is disabled). Costs a scan; for rare changes.
+    pub fn forget_where(&self, stale: impl Fn(&V) -> bool + Send + Sync + 'static) {
+        self.forgetting(|entries| {
+            if entries
+                .invalidate_entries_if(move |_, value| stale(value))
+                .is_err()
+            {
+                // Closures are enabled in `new`; if they were not, forgetting more is safe.
+                entries.invalidate_all();
+            }
+        });
+    }
+
+    /// Drops every entry and keeps nothing until [`LookupCache::resume`]: for while this
+    /// instance cannot hear about changes other instances make.
+    pub fn suspend(&self) {
+        self.forgetting(|entries| {
+            self.suspended.store(true, Ordering::Release);
+            entries.invalidate_all();
+        });
+    }
+
+    /// Keeps answers again, starting empty: a load that began before (while changes might
+    /// have gone unheard) is not kept.
+    pub fn resume(&self) {
+        self.forgetting(|entries| {
+            entries.invalidate_all();
+            self.suspended.store(false, Ordering::Release);
+        });
+    }
+
+    /// Whether the cache keeps nothing for now ([`LookupCache::suspend`]).
+    pub fn is_suspended(&self) -> bool {
+        self.suspended.load(Ordering::Acquire)
+    }
+
+    /// Runs `invalidate` with inserts held off and the generation bumped, so that a load
+    /// which raced it cannot put an old answer back.
+    fn forgetting(&self, invalidate: impl FnOnce(&Cache<String, V>)) {
         let _forgetting = self
             .inserting
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.generation.fetch_add(1, Ordering::AcqRel);
-        self.entries.invalidate(key);
+        invalidate(&self.entries);
     }
 
     /// How many entries and bytes (by the weigher) are kept, after pending evictions ran.
@@ -197,6 +251,62 @@ mod tests {
             .unwrap();
         assert_eq!(stale.as_deref(), Some("stale"));
         assert_eq!(cache.usage().entries, 0);
+    }
+
+    #[tokio::test]
+    async fn a_suspended_cache_keeps_nothing_and_resumes_empty() {
+        let cache = cache(1 << 20);
+        cache
+            .get_or_load("a", || async { Ok(Some("old".to_owned())) })
+            .await
+            .unwrap();
+        cache.suspend();
+        for answer in ["one", "two"] {
+            let loaded = cache
+                .get_or_load("a", || async { Ok(Some(answer.to_owned())) })
+                .await
+                .unwrap();
+            assert_eq!(loaded.as_deref(), Some(answer));
+        }
+        assert_eq!(cache.usage().entries, 0);
+        // A load that began while suspended is not kept after the resume.
+        let raced = cache
+            .get_or_load("a", || async {
+                cache.resume();
+                Ok(Some("raced".to_owned()))
+            })
+            .await
+            .unwrap();
+        assert_eq!(raced.as_deref(), Some("raced"));
+        assert_eq!(cache.usage().entries, 0);
+        cache
+            .get_or_load("a", || async { Ok(Some("kept".to_owned())) })
+            .await
+            .unwrap();
+        let hit = cache
+            .get_or_load("a", || async { panic!("a hit loads nothing") })
+            .await
+            .unwrap();
+        assert_eq!(hit.as_deref(), Some("kept"));
+    }
+
+    #[tokio::test]
+    async fn forget_where_drops_the_matching_entries_only() {
+        let cache = cache(1 << 20);
+        for (key, value) in [("a", "ann-1"), ("b", "ann-2"), ("c", "bob-1")] {
+            cache
+                .get_or_load(key, || async { Ok(Some(value.to_owned())) })
+                .await
+                .unwrap();
+        }
+        cache.forget_where(|value: &String| value.starts_with("ann"));
+        for (key, kept) in [("a", false), ("b", false), ("c", true)] {
+            let found = cache
+                .get_or_load(key, || async { Ok(Some("reloaded".to_owned())) })
+                .await
+                .unwrap();
+            assert_eq!(found.as_deref() != Some("reloaded"), kept, "{key}");
+        }
     }
 
     #[tokio::test]

@@ -17,6 +17,7 @@ pub mod data_dir;
 pub mod error;
 pub mod http;
 pub mod hub;
+pub mod invalidation;
 pub mod keys;
 pub mod metrics;
 pub mod password;
@@ -118,6 +119,11 @@ pub async fn run_app_with(
     let throttle_sweeper = tokio::spawn(hub.throttle().clone().sweep_forever(state.clock()));
     let revoker = tokio::spawn(hub.clone().revocations_forever(state.clock()));
     let access_flusher = tokio::spawn(hub.access_log().clone().flush_forever(hub.store().clone()));
+    // On PostgreSQL, serve once the change channel is subscribed (or the first attempt
+    // failed): until then the caches keep nothing.
+    let (subscribed, first_attempt) = tokio::sync::oneshot::channel();
+    let listener_task = tokio::spawn(invalidation::listen_forever(hub.clone(), subscribed));
+    let _ = first_attempt.await;
     let clock = state.clock();
     let served = match tls {
         None => serve(listener, state, shutdown).await,
@@ -128,6 +134,7 @@ pub async fn run_app_with(
     throttle_sweeper.abort();
     revoker.abort();
     access_flusher.abort();
+    listener_task.abort();
     hub.usage().flush(hub.store()).await?;
     hub.access_log().flush(hub.store()).await?;
     hub.write_revocations(clock.now()).await?;

@@ -187,6 +187,7 @@ pub struct Metrics {
     pool_size: Gauge,
     pool_idle: Gauge,
     notify_reconnects: Counter,
+    notify_listening: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -265,6 +266,12 @@ impl Metrics {
             "Times the change-notification channel between instances was lost and re-subscribed",
             notify_reconnects.clone(),
         );
+        let notify_listening = Gauge::default();
+        registry.register(
+            "hubkeyd_notify_listening",
+            "1 while this instance hears other instances' changes (PostgreSQL) and caches; 0 while the channel is down and every answer comes from the database",
+            notify_listening.clone(),
+        );
         let metrics = Metrics {
             registry,
             exchanges,
@@ -276,6 +283,7 @@ impl Metrics {
             pool_size,
             pool_idle,
             notify_reconnects,
+            notify_listening,
         };
         // Shown at zero from the start, so a rate over the first scrape is right.
         for cache in [CacheName::Token, CacheName::Repository] {
@@ -317,9 +325,15 @@ impl Metrics {
         self.flush.clone()
     }
 
-    /// The counter of change-channel reconnections (the multi-instance work increments it).
+    /// The counter of change-channel re-subscriptions after a loss
+    /// ([`crate::invalidation::listen_forever`]).
     pub fn notify_reconnects(&self) -> Counter {
         self.notify_reconnects.clone()
+    }
+
+    /// Sets whether the change channel is subscribed (and the caches on).
+    pub fn notify_listening(&self, listening: bool) {
+        self.notify_listening.set(i64::from(listening));
     }
 
     /// The text a scrape answers, with the pool as it is now.

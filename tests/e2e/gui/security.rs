@@ -105,9 +105,10 @@ async fn security_screen_lists_and_manages_every_token() {
     assert!(made.expires_at.is_some());
     security.row(made.uuid).wait_origin("manual").await;
 
-    // Rotate: a working replacement, and the old token inactive.
+    // Rotate with no overlap: a working replacement, and the old token refused at once.
     ci_row.rotate().await;
     security.wait_for_rotate_dialog().await;
+    security.rotate_with_overlap("none").await;
     let rotated = security.shown_once().value().await;
     app.screenshot("security-rotated").await;
     security.shown_once().close().await;
@@ -116,7 +117,10 @@ async fn security_screen_lists_and_manages_every_token() {
         .auth_token("ann", &rotated)
         .await
         .expect("the replacement signs in");
-    assert!(!is_active(&ann, ci.uuid).await);
+    assert_eq!(
+        ann.get_token(ci.uuid).await.unwrap().state,
+        hubkey_api::TokenState::Inactive
+    );
     ci_row.wait_state("inactive").await;
     let replacements: Vec<_> = ann
         .list_all_tokens()

@@ -1,6 +1,7 @@
+import { tokenList } from '../security/tokenList.svelte';
 import { describe, expect, it } from 'vitest';
 import type { Account, SignOutReport } from './ipc';
-import { partialSignOut, Session, type SessionCommands } from './session.svelte';
+import { parseRoute, partialSignOut, Session, type SessionCommands } from './session.svelte';
 
 const ann: Account = {
   server_url: 'http://127.0.0.1:5080',
@@ -108,6 +109,11 @@ describe('Session', () => {
     expect(session.screen).toBe('security');
     session.handle({ kind: 'tokens_changed' });
     expect(session.account).toEqual(ann);
+    // A notification about one token: the Security screen, on that token.
+    session.open('home');
+    session.handle({ kind: 'open_token', uuid: 'a1' });
+    expect(session.screen).toBe('security');
+    expect(tokenList.selected).toBe('a1');
     session.handle({ kind: 'signed_out', notice: null });
     expect(session.account).toBeNull();
     expect(session.notice).toBeNull();
@@ -147,5 +153,43 @@ describe('Session', () => {
     session.signedOut();
     session.handedOff(done);
     expect(session.account).toBeNull();
+  });
+});
+
+describe('routes', () => {
+  const token = '0b0c7f9e-5a3d-4c1e-9f00-1234567890ab';
+
+  it('parses screens and a token\'s detail, and nothing else', () => {
+    expect(parseRoute('activity')).toEqual({ screen: 'activity', token: null });
+    expect(parseRoute(`security/token/${token.toUpperCase()}`)).toEqual({ screen: 'security', token });
+    expect(parseRoute('security/token/nope')).toBeNull();
+    expect(parseRoute('elsewhere')).toBeNull();
+    expect(parseRoute('')).toBeNull();
+  });
+
+  it('opens a token\'s detail over the screen it came from, and Back returns there', () => {
+    const session = new Session(commands());
+    session.signedIn(ann);
+    session.open('activity');
+    expect(session.navigate(`security/token/${token}`)).toBe(true);
+    expect(session.route).toBe(`security/token/${token}`);
+    // Following a rotation link keeps where Back goes.
+    session.openToken('11111111-2222-3333-4444-555555555555');
+    session.closeToken();
+    expect(session.route).toBe('activity');
+    expect(session.navigate('nowhere')).toBe(false);
+    expect(session.route).toBe('activity');
+  });
+
+  it('opens the detail a notification names', () => {
+    const session = new Session(commands());
+    session.signedIn(ann);
+    session.handle({ kind: 'open_token', uuid: token });
+    expect(session.token).toBe(token);
+    session.handle({ kind: 'open_security' });
+    expect(session.route).toBe('security');
+    session.handle({ kind: 'open_token', uuid: token });
+    session.signedOut();
+    expect(session.token).toBeNull();
   });
 });

@@ -3,8 +3,8 @@ import { keyTarget, OVERSCAN, ROW_HEIGHT, scrollFor, tabStop, visibleRange } fro
 
 describe('visibleRange', () => {
   it('renders the viewport and the overscan on each side, within the list', () => {
-    expect(visibleRange(0, 400, 1000)).toEqual({ first: 0, last: 10 + 2 * OVERSCAN });
-    const scrolled = visibleRange(100 * ROW_HEIGHT, 400, 1000);
+    expect(visibleRange(0, 10 * ROW_HEIGHT, 1000)).toEqual({ first: 0, last: 10 + 2 * OVERSCAN });
+    const scrolled = visibleRange(100 * ROW_HEIGHT, 10 * ROW_HEIGHT, 1000);
     expect(scrolled).toEqual({ first: 100 - OVERSCAN, last: 100 - OVERSCAN + 10 + 2 * OVERSCAN });
     expect(visibleRange(990 * ROW_HEIGHT, 400, 1000).last).toBe(1000);
     expect(visibleRange(0, 400, 3)).toEqual({ first: 0, last: 3 });

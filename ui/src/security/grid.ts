@@ -2,8 +2,8 @@
 // the keyboard goes, and how far to scroll to keep the keyboard's row in view. Plain
 // functions, so the grid component only binds them to the DOM.
 
-/** Every row is this tall (px); the CSS says the same. */
-export const ROW_HEIGHT = 40;
+/** Every row is this tall (px): two lines of label and one of details; the CSS says the same. */
+export const ROW_HEIGHT = 58;
 /** Rows rendered beyond each edge of the viewport, so a scroll does not show blanks. */
 export const OVERSCAN = 8;
 

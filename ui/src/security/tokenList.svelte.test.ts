@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import type { CommandError, CreatedToken, TokenRow } from '../lib/ipc';
+import { describe, expect, it, vi } from 'vitest';
+import type { CommandError, Rotation, TokenRow } from '../lib/ipc';
 import { NOW, tokenRow } from '../test/rows';
 import { TokenList, type TokenCommands } from './tokenList.svelte';
 
@@ -25,6 +25,12 @@ function fake(server: TokenRow[]): TokenCommands & { calls: string[] } {
       calls.push('list');
       return [...server];
     },
+    setNewAddressAlerts: async (uuid, on) => {
+      calls.push(`alerts ${uuid} ${on}`);
+      const row = server.find((r) => r.uuid === uuid);
+      if (!row) throw { code: 'invalid_input', message: 'no such token' };
+      return { ...row, new_address_alerts: on };
+    },
     setTokenActive: async (uuid, active) => {
       calls.push(`active ${uuid} ${active}`);
       const row = server.find((old) => old.uuid === uuid);
@@ -35,9 +41,14 @@ function fake(server: TokenRow[]): TokenCommands & { calls: string[] } {
       calls.push(`delete ${uuid}`);
       return null;
     },
-    rotateToken: async (uuid) => {
-      calls.push(`rotate ${uuid}`);
-      return { row: tokenRow({ label: 'replacement' }), secret: 'hkpat_secret', warning: null };
+    rotateToken: async (uuid, overlap) => {
+      calls.push(`rotate ${uuid} ${overlap}`);
+      const row = tokenRow({ label: 'replacement', rotated_from: uuid });
+      // The server links both and lists the successor first.
+      const index = server.findIndex((old) => old.uuid === uuid);
+      server[index] = { ...server[index], rotated_to: row.uuid, overlap_until: new Date(NOW + overlap * 1000).toISOString() };
+      server.unshift(row);
+      return { kind: 'shown', row, secret: 'hkpat_secret', warning: null };
     },
   };
 }
@@ -172,13 +183,25 @@ describe('TokenList', () => {
     expect(list.failures[mine.uuid]).toBe(failure.message);
   });
 
-  it('answers a rotation\'s replacement and lists it first', async () => {
+  it('rotates with the overlap asked for, lists the successor first and links the old token', async () => {
     const old = tokenRow();
-    const list = new TokenList(fake([old]), () => NOW);
+    const commands = fake([old]);
+    const list = new TokenList(commands, () => NOW);
     await list.open();
-    const replacement: CreatedToken | null = await list.rotate(old);
-    expect(replacement?.secret).toBe('hkpat_secret');
-    expect(list.rows?.map((row) => [row.label, row.state])).toEqual([['replacement', 'active'], [old.label, 'inactive']]);
+    const rotated = list.rotate(old, 3600);
+    expect(list.pending[old.uuid]).toBe('Rotating…');
+    const rotation: Rotation = await rotated;
+    expect(commands.calls).toContain(`rotate ${old.uuid} 3600`);
+    expect(rotation.kind === 'shown' && rotation.secret).toBe('hkpat_secret');
+    // At once, before the server's list arrives: the successor first, the old one linked.
+    expect(list.rows?.map((row) => [row.label, row.state, row.overlap_until])).toEqual([
+      ['replacement', 'active', null], [old.label, 'active', new Date(NOW + 3_600_000).toISOString()],
+    ]);
+    expect(list.rows?.[1].rotated_to).toBe(rotation.row.uuid);
+    expect(list.pending[old.uuid]).toBeUndefined();
+    // Then the list is read again from the server.
+    await vi.waitFor(() => expect(commands.calls.filter((call) => call === 'list')).toHaveLength(2));
+    expect(list.rows?.map((row) => row.label)).toEqual(['replacement', old.label]);
   });
 
   it('lists a token made on the screen first', async () => {
@@ -187,5 +210,20 @@ describe('TokenList', () => {
     const made = tokenRow({ label: 'made' });
     list.created(made);
     expect(list.rows?.[0]).toBe(made);
+  });
+
+  it('switches new-address alerts when the server confirms, and a selected token survives the screen opening', async () => {
+    const row = tokenRow();
+    const commands = fake([row]);
+    const list = new TokenList(commands, () => NOW);
+    list.select(row.uuid);
+    list.filters = { origin: 'auto', state: 'all', attention: false };
+    list.select(row.uuid);
+    await list.open();
+    expect(list.selected).toBe(row.uuid);
+    expect(list.shown.map((shown) => shown.uuid)).toEqual([row.uuid]);
+    await list.setNewAddressAlerts(row, false);
+    expect(commands.calls).toContain(`alerts ${row.uuid} false`);
+    expect(list.rows?.[0].new_address_alerts).toBe(false);
   });
 });

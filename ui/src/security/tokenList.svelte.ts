@@ -1,11 +1,15 @@
 // The Security screen's token list, outside any component: the rows, how they are filtered
 // and sorted, what is in flight per token, and the actions on them. The screen opens it when
 // it mounts and closes it when it goes, so no list (nor another account's) outlives it.
-import { asCommandError, ipc, type CommandError, type CreatedToken, type TokenRow } from '../lib/ipc';
+import { asCommandError, ipc, type CommandError, type Rotation, type TokenRow } from '../lib/ipc';
+import { overlapEnd } from './rotation';
 import { nextSort, view, withRotation, type Filters, type Sort, type SortKey } from './tokens';
 
 /** The commands the list uses (the real `ipc`, or a fake in the unit tests). */
-export type TokenCommands = Pick<typeof ipc, 'listTokens' | 'setTokenActive' | 'deleteToken' | 'rotateToken'>;
+export type TokenCommands = Pick<
+  typeof ipc,
+  'listTokens' | 'setTokenActive' | 'setNewAddressAlerts' | 'deleteToken' | 'rotateToken'
+>;
 
 const NO_FILTERS: Filters = { origin: 'all', state: 'all', attention: false };
 const NEWEST_FIRST: Sort = { key: 'created_at', ascending: false };
@@ -24,6 +28,9 @@ export class TokenList {
   /** What is in flight per token ("Deactivating…"), and why the last action failed. */
   pending: Record<string, string> = $state({});
   failures: Record<string, string> = $state({});
+  /** The token a notification asked to show (`open_token`): the grid scrolls to it and marks
+   *  it. Kept across `close`, as the screen may open after the request. */
+  selected: string | null = $state(null);
 
   /** The rows that pass the filters, in the chosen order. */
   readonly shown: TokenRow[] = $derived(this.rows === null ? [] : view(this.rows, this.filters, this.sort, this.now));
@@ -57,6 +64,7 @@ export class TokenList {
     this.sort = { ...NEWEST_FIRST };
     this.pending = {};
     this.failures = {};
+    this.scrollTop = 0;
     this.now = this.#clock();
   }
 
@@ -96,6 +104,20 @@ export class TokenList {
     });
   }
 
+  /** Shows `uuid`: no filter hides it; the grid scrolls to it once it is listed. */
+  select(uuid: string) {
+    this.selected = uuid;
+    this.filters = { ...NO_FILTERS };
+  }
+
+  /** Turns a token's new-address alerts on or off; the row changes when the server confirms. */
+  setNewAddressAlerts(row: TokenRow, on: boolean): Promise<void> {
+    return this.#act(row, 'Saving…', async () => {
+      const updated = await this.#commands.setNewAddressAlerts(row.uuid, on);
+      this.#change((rows) => rows.map((old) => (old.uuid === updated.uuid ? updated : old)));
+    });
+  }
+
   /** Deletes a token. True when it was this device's own token and is now gone: the docker
    *  CLI has lost access until the next sign-in. */
   async remove(row: TokenRow): Promise<boolean> {
@@ -108,15 +130,38 @@ export class TokenList {
     return lostOwn;
   }
 
-  /** Rotates a manual token; answers the replacement (to show its value once), or null. */
-  async rotate(row: TokenRow): Promise<CreatedToken | null> {
-    let replacement: CreatedToken | null = null;
-    await this.#act(row, 'Rotating…', async () => {
-      const made = await this.#commands.rotateToken(row.uuid);
-      replacement = made;
-      this.#change((rows) => withRotation(rows, row, made));
-    });
-    return replacement;
+  /** The list's scroll position, kept while a token's detail shows over it. */
+  scrollTop = 0;
+
+  /** Rotates a token through the server, the old one working `overlapSeconds` more; answers
+   *  the rotation (a manual token's successor with its value, to show once), or throws why
+   *  not. The row shows the rotation in flight meanwhile. */
+  async rotate(row: TokenRow, overlapSeconds: number): Promise<Rotation> {
+    const generation = this.#generation;
+    this.pending[row.uuid] = 'Rotating…';
+    delete this.failures[row.uuid];
+    try {
+      const rotation = await this.#commands.rotateToken(row.uuid, overlapSeconds);
+      if (generation === this.#generation) {
+        const until = overlapEnd(this.#clock(), overlapSeconds);
+        this.#change((rows) => withRotation(rows, row, rotation.row, until));
+        // The server's word on both tokens (the old one's state once the overlap ends).
+        void this.refresh();
+      }
+      return rotation;
+    } finally {
+      if (generation === this.#generation) delete this.pending[row.uuid];
+    }
+  }
+
+  /** A row changed elsewhere (the token's detail acted on it). */
+  updated(row: TokenRow) {
+    this.#change((rows) => rows.map((old) => (old.uuid === row.uuid ? row : old)));
+  }
+
+  /** A token deleted elsewhere (the token's detail). */
+  removed(uuid: string) {
+    this.#change((rows) => rows.filter((old) => old.uuid !== uuid));
   }
 
   /** A token made on this screen goes first. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DAY, NOW, daysAgo, tokenRow } from '../test/rows';
 import {
-  attention, clientName, dailyUses, date, exact, nextSort, relative, sparkline, stateWord, view, withRotation,
+  attention, clientName, dailyUses, date, exact, nextSort, relative, sparkline, stateWord, view, withRotation, canRotate,
   type Filters, type Sort,
 } from './tokens';
 
@@ -123,18 +123,29 @@ describe('nextSort', () => {
 describe('withRotation', () => {
   const old = tokenRow({ label: 'ci' });
   const other = tokenRow({ label: 'other' });
-  const replacement = tokenRow({ label: 'ci' });
+  const successor = tokenRow({ label: 'ci', rotated_from: old.uuid });
 
-  it('puts the replacement first and the old token inactive', () => {
-    const rows = withRotation([other, old], old, { row: replacement, secret: 'x', warning: null });
-    expect(rows.map((row) => [row.uuid, row.state])).toEqual([
-      [replacement.uuid, 'active'], [other.uuid, 'active'], [old.uuid, 'inactive'],
+  it('puts the successor first and links the old token, working until the overlap ends', () => {
+    const until = daysAgo(-1);
+    const rows = withRotation([other, old], old, successor, until);
+    expect(rows.map((row) => [row.uuid, row.state, row.rotated_to, row.overlap_until])).toEqual([
+      [successor.uuid, 'active', null, null], [other.uuid, 'active', null, null], [old.uuid, 'active', successor.uuid, until],
     ]);
   });
 
-  it('leaves the old token as it was when its deactivation failed', () => {
-    const rows = withRotation([old], old, { row: replacement, secret: 'x', warning: 'still active' });
-    expect(rows[1]).toBe(old);
+  it('does not list the successor twice', () => {
+    const rows = withRotation([successor, old], old, successor, daysAgo(0));
+    expect(rows.map((row) => row.uuid)).toEqual([successor.uuid, old.uuid]);
+  });
+});
+
+describe('canRotate', () => {
+  it('offers manual tokens and this device\'s auto token, once', () => {
+    expect(canRotate(tokenRow())).toBe(true);
+    expect(canRotate(tokenRow({ origin: 'auto', this_device: true }))).toBe(true);
+    expect(canRotate(tokenRow({ origin: 'auto' }))).toBe(false);
+    expect(canRotate(tokenRow({ rotated_to: tokenRow().uuid }))).toBe(false);
+    expect(canRotate(tokenRow({ state: 'expired' }))).toBe(false);
   });
 });
 

@@ -1,6 +1,6 @@
 // What the Security screen shows of the token list: sorting, filters and display words.
 // Plain functions of the rows and `now`, so the table stays a view.
-import type { CreatedToken, TokenRow } from '../lib/ipc';
+import type { TokenRow } from '../lib/ipc';
 
 const DAY = 24 * 60 * 60 * 1000;
 
@@ -87,13 +87,17 @@ export function nextSort(sort: Sort, key: SortKey): Sort {
   return sort.key === key ? { key, ascending: !sort.ascending } : { key, ascending: key === 'label' };
 }
 
-/** The list after a rotation: the replacement first, and the old token inactive unless the
- *  answer warns that its deactivation failed. */
-export function withRotation(rows: TokenRow[], old: TokenRow, replacement: CreatedToken): TokenRow[] {
-  const kept = rows.map((row) =>
-    row.uuid === old.uuid && replacement.warning === null ? { ...row, state: 'inactive' as const } : row,
-  );
-  return [replacement.row, ...kept];
+/** The list after a rotation: the successor first, and the old token linked to it, working
+ *  until `overlapUntil` (ISO time; the server's list says the same at the next refresh). */
+export function withRotation(rows: TokenRow[], old: TokenRow, successor: TokenRow, overlapUntil: string): TokenRow[] {
+  const kept = rows.map((row) => (row.uuid === old.uuid ? { ...row, rotated_to: successor.uuid, overlap_until: overlapUntil } : row));
+  return [successor, ...kept.filter((row) => row.uuid !== successor.uuid)];
+}
+
+/** The tokens whose Rotate the screen offers: manual ones and this device's auto token, not
+ *  yet rotated and not expired (another device's auto token could not receive its successor). */
+export function canRotate(row: TokenRow): boolean {
+  return (row.origin === 'manual' || row.this_device) && row.rotated_to === null && row.state !== 'expired';
 }
 
 /** The token's state in a word. */

@@ -30,6 +30,11 @@ export function tokenRow(change: Partial<TokenRow> = {}): TokenRow {
     state: 'active',
     expires_at: null,
     usage: [],
+    rotated_from: null,
+    rotated_to: null,
+    overlap_until: null,
+    last_addresses: [],
+    new_address_alerts: true,
     ...change,
   };
 }

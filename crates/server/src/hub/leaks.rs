@@ -15,6 +15,7 @@ use hubkey_api::{
 use super::Hub;
 use crate::access_log::cut;
 use crate::error::{Error, Result};
+use crate::invalidation::Stale;
 use crate::store::{millis, EventDetail, Store};
 use crate::throttle::Subject;
 
@@ -121,7 +122,6 @@ impl Hub {
                 Some(found) => {
                     self.deactivate_leaked(&found.token.user_id, &found.token.uuid, finding, now)
                         .await?;
-                    self.tokens.forget(&found.token.digest);
                     SecretScanningLabel::TruePositive
                 }
                 None => SecretScanningLabel::FalsePositive,
@@ -167,7 +167,7 @@ impl Hub {
             ..EventDetail::default()
         };
         Store::insert_event_with(&mut tokens, TokenEventKind::Leaked, &row, detail).await?;
-        tx.commit().await?;
+        self.commit(tx, &[Stale::token(&row.digest)]).await?;
         tracing::warn!(token = %row.uuid, source, "a token was reported leaked by secret scanning and deactivated");
         Ok(())
     }
@@ -249,7 +249,7 @@ impl Hub {
                 Err(Error::Unauthorized(_)) => continue,
                 Err(other) => return Err(other),
             };
-            let mut forget = Vec::new();
+            let mut stale = Vec::new();
             for (uuid, digest) in tokens_of {
                 let Ok(parsed) = uuid::Uuid::parse_str(&uuid) else {
                     continue;
@@ -263,13 +263,10 @@ impl Hub {
                 row.is_active = false;
                 Store::update_token(&mut tokens, &row.uuid, &row.label, false).await?;
                 Store::insert_event(&mut tokens, TokenEventKind::Reported, &row).await?;
-                forget.push(digest);
+                stale.push(Stale::token(&digest));
                 written += 1;
             }
-            tx.commit().await?;
-            for digest in forget {
-                self.tokens.forget(&digest);
-            }
+            self.commit(tx, &stale).await?;
         }
         if written > 0 {
             tracing::warn!(

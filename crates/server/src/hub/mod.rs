@@ -29,12 +29,13 @@ use hubkey_api::error::PAT_SESSION_FORBIDDEN;
 
 use crate::cache::LookupCache;
 use crate::error::{Error, Result};
+use crate::invalidation::Stale;
 use crate::keys::ServerKeys;
 use crate::metrics::{CacheName, Metrics};
 use crate::password::PasswordHasher;
 use crate::registry::TokenIssuer;
 use crate::session::{self, Caller, SessionSource};
-use crate::store::{EventOrigin, Store, TokenOwner};
+use crate::store::{Backend, DbTransaction, EventOrigin, Store, TokenOwner};
 use crate::throttle::Throttle;
 use crate::usage::UsageLog;
 
@@ -77,9 +78,12 @@ pub type TokenCache = LookupCache<Arc<TokenOwner>>;
 /// The token cache's bound: about 60 000 tokens of typical size (~550 bytes each with the
 /// overhead), far more than are in use at once on one server.
 pub const TOKEN_CACHE_BYTES: u64 = 32 * 1024 * 1024;
-/// How long a cached token is trusted without looking again: the longest a token of an
-/// account disabled from the CLI (another process) keeps working. Changes made through the
-/// API are seen at once. One indexed lookup per token every 5 s is nothing on the hot path.
+/// How long a cached token is trusted without looking again. Changes are seen at once: made
+/// through this instance, they are forgotten when they commit; on PostgreSQL, other
+/// instances and the admin commands announce theirs ([`crate::invalidation`]). This bounds
+/// the rest: on SQLite, an account disabled from the CLI (another process); on PostgreSQL, a
+/// change channel that died silently (a network partition TCP has not noticed yet). One
+/// indexed lookup per token every 5 s is nothing on the hot path.
 pub const TOKEN_CACHE_AGE: std::time::Duration = std::time::Duration::from_secs(5);
 /// The repository visibility cache's bound: about 20 000 public repositories (only found
 /// rows are kept, so only repositories someone made public or private).
@@ -122,7 +126,7 @@ impl Hub {
         throttle: Throttle,
     ) -> Self {
         let metrics = Arc::new(Metrics::new());
-        Hub {
+        let hub = Hub {
             store,
             keys,
             hasher,
@@ -149,7 +153,13 @@ impl Hub {
             access_log_days: crate::access_log::DEFAULT_RETENTION_DAYS,
             access_ttl: session::ACCESS_TTL,
             metrics,
+        };
+        // Other instances may change what the caches would hold: on PostgreSQL they keep
+        // nothing until the change channel is subscribed (`invalidation::listen_forever`).
+        if hub.store.backend() == Backend::Postgres {
+            hub.suspend_caches();
         }
+        hub
     }
 
     /// Bearer JWTs live `ttl` instead of [`session::ACCESS_TTL`] (clients renew them with
@@ -213,6 +223,55 @@ impl Hub {
     /// What the token and repository caches hold (for tests and figures).
     pub fn cache_usage(&self) -> (crate::cache::CacheUsage, crate::cache::CacheUsage) {
         (self.tokens.usage(), self.repositories.usage())
+    }
+
+    /// Commits `tx`, a change that makes `stale` cached answers wrong: announces them to
+    /// the other instances inside the transaction (they hear it exactly when it commits),
+    /// commits, and forgets them here. Every change that a cache could hide ends here.
+    pub async fn commit(&self, tx: DbTransaction, stale: &[Stale]) -> Result<()> {
+        self.store.commit(tx, stale).await?;
+        self.forget(stale);
+        Ok(())
+    }
+
+    /// Forgets what `stale` names from this instance's caches (a change committed here, or
+    /// announced by another instance).
+    pub fn forget(&self, stale: &[Stale]) {
+        for item in stale {
+            match item {
+                Stale::Token(key) => self.tokens.forget(key),
+                Stale::Account(user_id) => {
+                    let user_id = user_id.clone();
+                    self.tokens
+                        .forget_where(move |owner| owner.token.user_id == user_id);
+                }
+                Stale::Repository(name) => self.repositories.forget(name),
+            }
+        }
+    }
+
+    /// Drops every cached answer (an announcement this instance cannot read).
+    pub fn forget_everything(&self) {
+        self.tokens.forget_where(|_| true);
+        self.repositories.forget_where(|_| true);
+    }
+
+    /// Drops every cached answer and keeps none until [`Hub::resume_caches`]: while this
+    /// instance cannot hear the others' changes.
+    pub fn suspend_caches(&self) {
+        self.tokens.suspend();
+        self.repositories.suspend();
+    }
+
+    /// Caches again, starting empty: the change channel is subscribed.
+    pub fn resume_caches(&self) {
+        self.tokens.resume();
+        self.repositories.resume();
+    }
+
+    /// Whether the caches keep nothing for now (the change channel is down).
+    pub fn caches_suspended(&self) -> bool {
+        self.tokens.is_suspended()
     }
 
     /// The log of token uses not yet written; the server flushes it periodically and on

@@ -7,7 +7,9 @@ use hubkey_api::Repository;
 use super::{require_password_session, Hub};
 use crate::error::{Error, Result};
 use crate::hub::accounts::check_username;
+use crate::invalidation::Stale;
 use crate::session::Caller;
+use crate::store::Store;
 
 /// How long a cached repository visibility is trusted: how soon a running server sees a
 /// change made with `hubkeyd repo`. Changes through the API take effect at once.
@@ -74,10 +76,10 @@ impl Hub {
         check_username(namespace)
             .map_err(|_| Error::invalid("namespace", "not a valid namespace"))?;
         check_repository_name(name)?;
-        self.store
-            .set_repository_visibility(namespace, name, !is_private, now)
+        let mut tx = self.store.begin().await?;
+        Store::set_repository_visibility(&mut tx, namespace, name, !is_private, now).await?;
+        self.commit(tx, &[Stale::Repository(format!("{namespace}/{name}"))])
             .await?;
-        self.repositories.forget(&format!("{namespace}/{name}"));
         Ok(Repository {
             namespace: namespace.to_owned(),
             name: name.to_owned(),

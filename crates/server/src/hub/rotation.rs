@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::{require_password_session, ClientInfo, Hub};
 use crate::error::{Error, Result};
+use crate::invalidation::Stale;
 use crate::session::Caller;
 use crate::store::{millis, EventDetail, NewToken, Store, TokenOwner, TokenSpec};
 
@@ -122,13 +123,22 @@ impl Hub {
         };
         Store::insert_token(&mut tokens, &new).await?;
         Store::link_rotation(&mut tokens, &old.uuid, &new_uuid.to_string(), overlap_until).await?;
+        if !old.new_address_alerts {
+            // The successor of a CI token is used from as many addresses.
+            Store::set_new_address_alerts(&mut tokens, &new_uuid.to_string(), false).await?;
+        }
         let new_row = Store::token_in(&mut tokens, new_uuid)
             .await?
             .ok_or_else(|| Error::Internal("token vanished inside its own transaction".into()))?;
         let old_row = Store::token_in(&mut tokens, uuid)
             .await?
             .ok_or_else(|| Error::Internal("token vanished inside its own transaction".into()))?;
-        Store::insert_event(&mut tokens, TokenEventKind::Created, &new_row).await?;
+        let created = EventDetail {
+            address: Some(&creator_ip),
+            user_agent: Some(creator_ua.as_str()).filter(|agent| !agent.is_empty()),
+            ..EventDetail::default()
+        };
+        Store::insert_event_with(&mut tokens, TokenEventKind::Created, &new_row, created).await?;
         for (row, other) in [(&old_row, &new_row.uuid), (&new_row, &old_row.uuid)] {
             let detail = EventDetail {
                 related_uuid: Some(other),
@@ -136,8 +146,7 @@ impl Hub {
             };
             Store::insert_event_with(&mut tokens, TokenEventKind::Rotated, row, detail).await?;
         }
-        tx.commit().await?;
-        self.tokens.forget(&old_row.digest);
+        self.commit(tx, &[Stale::token(&old_row.digest)]).await?;
         tracing::info!(old = %old_row.uuid, new = %new_row.uuid, overlap_until = millis(overlap_until), "token rotated");
         let mut answer = new_row.to_api(now);
         answer.token = secret.expose().to_owned();
@@ -179,7 +188,7 @@ impl Hub {
             ..EventDetail::default()
         };
         Store::insert_event_with(&mut tokens, TokenEventKind::ReuseDetected, &old, detail).await?;
-        let mut forget = None;
+        let mut stale = Vec::new();
         if Store::revoke_on_reuse_in(&mut tokens).await? {
             let successor = old
                 .rotated_to
@@ -192,15 +201,12 @@ impl Hub {
                         Store::update_token(&mut tokens, &next.uuid, &next.label, false).await?;
                         Store::insert_event(&mut tokens, TokenEventKind::Deactivated, &next)
                             .await?;
-                        forget = Some(next.digest);
+                        stale.push(Stale::token(&next.digest));
                     }
                 }
             }
         }
-        tx.commit().await?;
-        if let Some(digest) = forget {
-            self.tokens.forget(&digest);
-        }
+        self.commit(tx, &stale).await?;
         Ok(())
     }
 

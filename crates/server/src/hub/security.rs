@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 use super::{feed_cursor, feed_start, require_password_session, ClientInfo, Hub};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::invalidation::Stale;
 use crate::password;
 use crate::session::{self, Caller};
 use crate::store::{EventOrigin, RevokeReason, Store, Swept, UserRow};
@@ -112,7 +113,12 @@ impl Hub {
         now: DateTime<Utc>,
     ) -> Result<u64> {
         let user = self.named_user(username).await?;
-        let ended = self.store.set_disabled(&user.id, disabled, now).await?;
+        let stale = [Stale::Account(user.id.clone())];
+        let ended = self
+            .store
+            .set_disabled(&user.id, disabled, &stale, now)
+            .await?;
+        self.forget(&stale);
         if disabled {
             self.store
                 .record_account_event(
@@ -206,10 +212,8 @@ impl Hub {
             Store::update_token(&mut tokens, &row.uuid, &row.label, false).await?;
             Store::insert_event(&mut tokens, TokenEventKind::Deactivated, row).await?;
         }
-        tx.commit().await?;
-        for row in &active {
-            self.tokens.forget(&row.digest);
-        }
+        let stale: Vec<Stale> = active.iter().map(|row| Stale::token(&row.digest)).collect();
+        self.commit(tx, &stale).await?;
         Ok(())
     }
 

@@ -10,8 +10,9 @@ use uuid::Uuid;
 
 use super::{feed_cursor, feed_start, require_password_session, ClientInfo, Hub, USAGE_DAYS};
 use crate::error::{Error, Result};
+use crate::invalidation::Stale;
 use crate::session::Caller;
-use crate::store::{NewToken, Store, TokenRow, TokenSpec};
+use crate::store::{EventDetail, NewToken, Store, TokenRow, TokenSpec};
 use crate::usage::epoch_day;
 
 /// Longest token label, in characters (Hub's limit).
@@ -121,16 +122,25 @@ impl Hub {
         let row = Store::token_in(&mut tokens, uuid)
             .await?
             .ok_or_else(|| Error::Internal("token vanished inside its own transaction".into()))?;
-        Store::insert_event(&mut tokens, TokenEventKind::Created, &row).await?;
+        // Who created it, so a desktop app tells its own creations from another device's.
+        let detail = EventDetail {
+            address: Some(&creator_ip),
+            user_agent: Some(&creator_ua)
+                .filter(|agent| !agent.is_empty())
+                .map(String::as_str),
+            ..EventDetail::default()
+        };
+        Store::insert_event_with(&mut tokens, TokenEventKind::Created, &row, detail).await?;
         let pruned = if auto {
             Store::prune_auto_tokens(&mut tokens, uuid).await?
         } else {
             Vec::new()
         };
-        tx.commit().await?;
-        for gone in &pruned {
-            self.tokens.forget(&gone.digest);
-        }
+        let stale: Vec<Stale> = pruned
+            .iter()
+            .map(|gone| Stale::token(&gone.digest))
+            .collect();
+        self.commit(tx, &stale).await?;
         if !pruned.is_empty() {
             tracing::info!(user = %caller.username, pruned = pruned.len(), "pruned old auto tokens");
         }
@@ -240,14 +250,20 @@ impl Hub {
                 TokenEventKind::Deactivated
             });
         }
+        if let Some(on) = patch
+            .new_address_alerts
+            .filter(|on| *on != row.new_address_alerts)
+        {
+            row.new_address_alerts = on;
+            Store::set_new_address_alerts(&mut tokens, &row.uuid, on).await?;
+        }
         if !changes.is_empty() {
             Store::update_token(&mut tokens, &row.uuid, &row.label, row.is_active).await?;
             for kind in changes {
                 Store::insert_event(&mut tokens, kind, &row).await?;
             }
         }
-        tx.commit().await?;
-        self.tokens.forget(&row.digest);
+        self.commit(tx, &[Stale::token(&row.digest)]).await?;
         Ok(row.to_api(now))
     }
 
@@ -266,8 +282,7 @@ impl Hub {
             .ok_or_else(Error::token_not_found)?;
         Store::delete_token(&mut tokens, &row.uuid).await?;
         Store::insert_event(&mut tokens, TokenEventKind::Deleted, &row).await?;
-        tx.commit().await?;
-        self.tokens.forget(&row.digest);
+        self.commit(tx, &[Stale::token(&row.digest)]).await?;
         Ok(())
     }
 
@@ -451,6 +466,7 @@ mod tests {
         let patch = PatchAccessTokenRequest {
             token_label: Some("a\0b".to_owned()),
             is_active: None,
+            new_address_alerts: None,
         };
         assert_eq!(
             field(check_patch_request(&patch).unwrap_err()),

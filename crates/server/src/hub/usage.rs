@@ -8,6 +8,7 @@ use hubkey_api::{AccessToken, DailyUse, PlainToken};
 
 use super::{Hub, USAGE_DAYS};
 use crate::error::{Error, Result};
+use crate::invalidation::token_key;
 use crate::store::{TokenOwner, TokenRow};
 use crate::usage::epoch_day;
 
@@ -27,16 +28,23 @@ impl Hub {
             Error::bad_credentials()
         })?;
         let digest = token.digest();
-        let found = self
+        let load = || async {
+            Ok(self
+                .store
+                .token_by_digest(digest.as_str())
+                .await?
+                .map(Arc::new))
+        };
+        // Keyed by the digest's first digits (what other instances announce): a hit may be
+        // another token's, and then the database answers.
+        let found = match self
             .tokens
-            .get_or_load(digest.as_str(), || async {
-                Ok(self
-                    .store
-                    .token_by_digest(digest.as_str())
-                    .await?
-                    .map(Arc::new))
-            })
-            .await?;
+            .get_or_load(token_key(digest.as_str()), load)
+            .await?
+        {
+            Some(hit) if hit.token.digest != digest.as_str() => load().await?,
+            found => found,
+        };
         let reason = match &found {
             None => Some("unknown"),
             Some(found) if username.is_some_and(|name| name != found.username) => {

@@ -1,11 +1,14 @@
 //! The per-token access log as stored: lines coalesced per token, address, agent, action and
 //! UTC day, written in batches by [`crate::access_log::AccessLog`].
 
-use hubkey_api::TokenAccess;
-use sqlx::FromRow;
+use std::collections::HashMap;
 
-use super::{encode_cursor, time, Store};
-use crate::access_log::AccessLine;
+use hubkey_api::{TokenAccess, TokenEventKind};
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use super::{encode_cursor, time, DbConnection, EventDetail, Store};
+use crate::access_log::{AccessLine, NewAddress, NEW_ADDRESS_EVENTS_PER_HOUR};
 use crate::error::Result;
 
 #[derive(Debug, FromRow)]
@@ -36,9 +39,31 @@ impl AccessRow {
 }
 
 impl Store {
-    /// Adds coalesced lines to the log (lines of tokens deleted meanwhile are dropped).
-    pub async fn record_access(&self, lines: &[&AccessLine]) -> Result<()> {
+    /// Adds coalesced lines to the log (lines of tokens deleted meanwhile are dropped), and
+    /// answers which of the `candidates` are a token's use from an address it was never used
+    /// from before: not in the stored log, and not the token's first use ever (for a token
+    /// with no stored use, its earliest candidate is that first use).
+    pub async fn record_access(
+        &self,
+        lines: &[&AccessLine],
+        candidates: &[&NewAddress],
+    ) -> Result<Vec<NewAddress>> {
         let mut tx = self.pool.begin().await?;
+        let mut unknown: HashMap<&str, Vec<&NewAddress>> = HashMap::new();
+        for candidate in candidates {
+            if !Self::used_from(&mut tx, &candidate.token_uuid, Some(&candidate.address)).await? {
+                unknown
+                    .entry(candidate.token_uuid.as_str())
+                    .or_default()
+                    .push(candidate);
+            }
+        }
+        let mut new = Vec::new();
+        for (token, mut found) in unknown {
+            found.sort_by(|a, b| (a.at, &a.address).cmp(&(b.at, &b.address)));
+            let skip = usize::from(!Self::used_from(&mut tx, token, None).await?);
+            new.extend(found.into_iter().skip(skip).cloned());
+        }
         for line in lines {
             sqlx::query(
                 "INSERT INTO token_access \
@@ -64,7 +89,80 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(new)
+    }
+
+    /// Whether the stored log has a use of the token (from `address`, when given).
+    async fn used_from(
+        conn: &mut DbConnection,
+        token_uuid: &str,
+        address: Option<&str>,
+    ) -> Result<bool> {
+        let found: Option<i64> = match address {
+            Some(address) => {
+                sqlx::query_scalar(
+                    "SELECT CAST(1 AS BIGINT) FROM token_access \
+                     WHERE token_uuid = $1 AND address = $2 LIMIT 1",
+                )
+                .bind(token_uuid)
+                .bind(address)
+                .fetch_optional(&mut *conn)
+                .await?
+            }
+            None => {
+                sqlx::query_scalar(
+                    "SELECT CAST(1 AS BIGINT) FROM token_access WHERE token_uuid = $1 LIMIT 1",
+                )
+                .bind(token_uuid)
+                .fetch_optional(&mut *conn)
+                .await?
+            }
+        };
+        Ok(found.is_some())
+    }
+
+    /// Records a `new_address` event for `found` under its account's token lock, unless the
+    /// token is gone, has `new_address_alerts` off, or already has
+    /// [`NEW_ADDRESS_EVENTS_PER_HOUR`] such events within the hour before. Whether it did.
+    pub async fn record_new_address(&self, found: &NewAddress) -> Result<bool> {
+        let Ok(uuid) = Uuid::parse_str(&found.token_uuid) else {
+            return Ok(false);
+        };
+        let owner: Option<String> =
+            sqlx::query_scalar("SELECT user_id FROM access_tokens WHERE uuid = $1")
+                .bind(&found.token_uuid)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(owner) = owner else {
+            return Ok(false);
+        };
+        let mut tx = self.pool.begin().await?;
+        let mut tokens = Self::lock_account_tokens(&mut tx, &owner, time(found.at)).await?;
+        let Some(token) = Self::token_in(&mut tokens, uuid).await? else {
+            return Ok(false);
+        };
+        if !token.new_address_alerts {
+            return Ok(false);
+        }
+        let hour_before = tokens.stamp() - chrono::TimeDelta::hours(1);
+        let recent = Self::count_events_since(
+            &mut tokens,
+            &token.uuid,
+            TokenEventKind::NewAddress,
+            hour_before,
+        )
+        .await?;
+        if recent >= i64::from(NEW_ADDRESS_EVENTS_PER_HOUR) {
+            return Ok(false);
+        }
+        let detail = EventDetail {
+            address: Some(&found.address),
+            user_agent: Some(found.user_agent.as_str()).filter(|agent| !agent.is_empty()),
+            ..EventDetail::default()
+        };
+        Self::insert_event_with(&mut tokens, TokenEventKind::NewAddress, &token, detail).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Up to `limit` lines of the token's log after the line `after` (0: from the start),

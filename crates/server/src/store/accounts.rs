@@ -161,6 +161,7 @@ impl Store {
         &self,
         user_id: &str,
         disabled: bool,
+        stale: &[crate::invalidation::Stale],
         now: DateTime<Utc>,
     ) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
@@ -174,7 +175,7 @@ impl Store {
         } else {
             0
         };
-        tx.commit().await?;
+        self.commit(tx, stale).await?;
         Ok(revoked)
     }
 

@@ -95,6 +95,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("rotated_from", Text),
             ("rotated_to", Text),
             ("overlap_until", Int),
+            ("new_address_alerts", Bool),
         ],
     ),
     (

@@ -68,6 +68,8 @@ pub type DbTransaction = sqlx::Transaction<'static, Db>;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Where the change listener connects (PostgreSQL only).
+    listen_target: Option<crate::invalidation::ListenTarget>,
 }
 
 impl std::fmt::Display for Backend {
@@ -196,7 +198,19 @@ impl Store {
             Backend::Sqlite => Self::open_sqlite(url).await?,
             Backend::Postgres => Self::open_postgres(url).await?,
         };
-        Ok(Store { pool, backend })
+        let listen_target = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                Some(crate::invalidation::ListenTarget::new(url).map_err(|err| {
+                    SetupError::Database(format!("the PostgreSQL database URL: {err}"))
+                })?)
+            }
+        };
+        Ok(Store {
+            pool,
+            backend,
+            listen_target,
+        })
     }
 
     /// Creates the SQLite file (and its folder) owner-only before the driver sees it.
@@ -276,6 +290,24 @@ impl Store {
     /// Which database this store runs on.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Where the change listener of [`crate::invalidation`] connects: `None` on SQLite.
+    pub fn listen_target(&self) -> Option<&crate::invalidation::ListenTarget> {
+        self.listen_target.as_ref()
+    }
+
+    /// Announces `stale` to the other instances inside `tx` ([`crate::invalidation::announce`])
+    /// and commits: they hear it exactly when it commits. [`crate::Hub::commit`] also forgets
+    /// it locally.
+    pub async fn commit(
+        &self,
+        mut tx: DbTransaction,
+        stale: &[crate::invalidation::Stale],
+    ) -> Result<()> {
+        crate::invalidation::announce(self.backend, &mut tx, stale).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Refuses a database URL this store cannot serve, before anything is opened or created.

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{millis, Flag, Store};
+use super::{millis, DbConnection, Flag, Store};
 use crate::error::Result;
 
 impl Store {
@@ -21,7 +21,7 @@ impl Store {
 
     /// Sets the visibility of `namespace/name`.
     pub async fn set_repository_visibility(
-        &self,
+        conn: &mut DbConnection,
         namespace: &str,
         name: &str,
         is_public: bool,
@@ -35,7 +35,7 @@ impl Store {
         .bind(name)
         .bind(is_public)
         .bind(millis(now))
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
         Ok(())
     }

@@ -39,6 +39,9 @@ pub struct TokenRow {
     /// For a rotated-away token: when it stops working (Unix ms).
     #[sqlx(default)]
     pub overlap_until: Option<i64>,
+    /// Whether a use from a new address records a `new_address` event.
+    #[sqlx(try_from = "Flag")]
+    pub new_address_alerts: bool,
 }
 
 impl TokenRow {
@@ -95,6 +98,7 @@ impl TokenRow {
             rotated_to: parse_uuid(self.rotated_to.as_deref()),
             overlap_until: self.overlap_until.map(time),
             last_addresses: Vec::new(),
+            new_address_alerts: self.new_address_alerts,
         }
     }
 }
@@ -233,7 +237,8 @@ pub struct NewToken<'a> {
 const TOKEN_COLUMNS: &str =
     "uuid, user_id, digest, hint, label, scopes, origin, client_id, creator_ip, \
      creator_ua, created_at, last_used, expires_at, CAST(is_active AS INTEGER) AS is_active, \
-     rotated_from, rotated_to, overlap_until";
+     rotated_from, rotated_to, overlap_until, \
+     CAST(new_address_alerts AS INTEGER) AS new_address_alerts";
 
 /// The tokens with their latest use, which lives in a table of its own (the usage flush writes
 /// it in batches, out of the way of the token check).
@@ -369,6 +374,42 @@ impl Store {
         Ok(())
     }
 
+    /// Turns the `new_address` events of one of the locked account's tokens on or off.
+    pub async fn set_new_address_alerts(
+        tokens: &mut AccountTokens<'_>,
+        uuid: &str,
+        on: bool,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE access_tokens SET new_address_alerts = $1 WHERE uuid = $2 AND user_id = $3",
+        )
+        .bind(on)
+        .bind(uuid)
+        .bind(&tokens.user_id)
+        .execute(&mut *tokens.conn)
+        .await?;
+        Ok(())
+    }
+
+    /// How many events of `kind` the token has at or after `since` (the `new_address` cap).
+    pub async fn count_events_since(
+        tokens: &mut AccountTokens<'_>,
+        token_uuid: &str,
+        kind: TokenEventKind,
+        since: DateTime<Utc>,
+    ) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM token_events \
+             WHERE token_uuid = $1 AND kind = $2 AND user_id = $3 AND at >= $4",
+        )
+        .bind(token_uuid)
+        .bind(kind.as_str())
+        .bind(&tokens.user_id)
+        .bind(millis(since))
+        .fetch_one(&mut *tokens.conn)
+        .await?)
+    }
+
     /// The locked account's active tokens (expired ones included: they could be renewed by
     /// nothing, but deactivating them too leaves no doubt).
     pub async fn active_tokens_in(tokens: &mut AccountTokens<'_>) -> Result<Vec<TokenRow>> {
@@ -423,7 +464,8 @@ impl Store {
             "SELECT t.uuid, t.user_id, t.digest, t.hint, t.label, t.scopes, t.origin, t.client_id, \
                     t.creator_ip, t.creator_ua, t.created_at, l.last_used, t.expires_at, \
                     CAST(t.is_active AS INTEGER) AS is_active, t.rotated_from, t.rotated_to, \
-                    t.overlap_until, u.username, \
+                    t.overlap_until, CAST(t.new_address_alerts AS INTEGER) AS new_address_alerts, \
+                    u.username, \
                     CAST((u.disabled_at IS NOT NULL) AS INTEGER) AS user_disabled \
              FROM access_tokens t JOIN users u ON u.id = t.user_id \
              LEFT JOIN token_last_used l ON l.token_uuid = t.uuid WHERE t.digest = $1",

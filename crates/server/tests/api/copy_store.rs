@@ -65,6 +65,7 @@ async fn postgres_only_copy_store_moves_a_sqlite_deployment_with_the_same_answer
         &PatchAccessTokenRequest {
             token_label: Some("off, relabelled".into()),
             is_active: Some(false),
+            new_address_alerts: None,
         },
     )
     .await

@@ -257,6 +257,7 @@ async fn write_load(
             let patch = PatchAccessTokenRequest {
                 token_label: Some(new.label.clone()),
                 is_active: Some(new.active),
+                new_address_alerts: None,
             };
             match client.patch_token(*uuid, &patch).await {
                 Ok(token) => {

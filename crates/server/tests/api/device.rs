@@ -631,9 +631,11 @@ async fn the_sweep_deletes_device_grants_an_hour_after_they_expire() {
     let swept = server.hub().sweep(server.clock.now()).await.unwrap();
     assert_eq!(swept.device_grants, 0);
     server.advance(chrono::Duration::minutes(41));
-    // The first expired 61 minutes ago, the second 31.
+    // The first expired 61 minutes ago, the second 31. The server's own sweep runs every
+    // 50 ms on this clock too, so it may be the one that deletes the first: what this sweep
+    // counts is 0 or 1, and the polls below show what is left.
     let swept = server.hub().sweep(server.clock.now()).await.unwrap();
-    assert_eq!(swept.device_grants, 1);
+    assert!(swept.device_grants <= 1, "{swept:?}");
     assert!(matches!(
         client.poll_device_grant(&old.device_code).await.unwrap(),
         DevicePoll::Refused { ref error, .. } if error == "invalid_grant"

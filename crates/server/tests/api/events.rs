@@ -19,6 +19,7 @@ async fn events_record_every_change_in_order() {
     let patch = |is_active: Option<bool>, token_label: Option<&str>| PatchAccessTokenRequest {
         is_active,
         token_label: token_label.map(str::to_owned),
+        new_address_alerts: None,
     };
     ann.patch_token(created.uuid, &patch(Some(false), None))
         .await

@@ -584,11 +584,6 @@ impl ClockedServer {
         &self.hub
     }
 
-    /// The server's SQLite database file.
-    pub fn db_path(&self) -> PathBuf {
-        self.data.db_path()
-    }
-
     /// A client that connects from `address` (see [`TestServer::client_at`]).
     pub fn client_at(&self, address: Ipv4Addr) -> HubClient {
         client_at(&self.url, address)

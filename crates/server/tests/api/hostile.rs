@@ -405,6 +405,7 @@ async fn labels_round_trip_exactly_through_create_patch_list_and_feed() {
         let patch = |label: &str| PatchAccessTokenRequest {
             token_label: Some(label.to_owned()),
             is_active: None,
+            new_address_alerts: None,
         };
         let patched = client
             .patch_token(created.uuid, &patch(&reversed))

@@ -74,6 +74,7 @@ async fn a_signed_report_deactivates_our_tokens_once_and_labels_the_rest() {
         &hubkey_api::PatchAccessTokenRequest {
             is_active: Some(false),
             token_label: None,
+            new_address_alerts: None,
         },
     )
     .await
@@ -141,6 +142,7 @@ async fn a_signed_report_deactivates_our_tokens_once_and_labels_the_rest() {
         &hubkey_api::PatchAccessTokenRequest {
             is_active: Some(true),
             token_label: None,
+            new_address_alerts: None,
         },
     )
     .await
@@ -592,6 +594,7 @@ async fn the_documented_verification_needs_no_user_name() {
         &hubkey_api::PatchAccessTokenRequest {
             is_active: Some(false),
             token_label: None,
+            new_address_alerts: None,
         },
     )
     .await

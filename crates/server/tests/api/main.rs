@@ -20,6 +20,7 @@ mod key_rotation;
 mod leaks;
 mod limits;
 mod metrics;
+mod new_address;
 mod openapi;
 mod pg;
 mod proxies;

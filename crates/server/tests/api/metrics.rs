@@ -11,7 +11,7 @@ use crate::harness::{manual, DataDir, TestServer, PASSWORD};
 /// A user name that no metric name or help text contains.
 const USER: &str = "quokka7";
 
-async fn metrics_url(server: &TestServer) -> String {
+pub(crate) async fn metrics_url(server: &TestServer) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(url) = server
@@ -26,7 +26,7 @@ async fn metrics_url(server: &TestServer) -> String {
     }
 }
 
-async fn scrape(url: &str) -> String {
+pub(crate) async fn scrape(url: &str) -> String {
     let response = reqwest::get(url).await.unwrap();
     assert_eq!(response.status(), 200);
     let content_type = response.headers()["content-type"]
@@ -41,7 +41,7 @@ async fn scrape(url: &str) -> String {
 }
 
 /// The value of one series (name with its labels, as rendered); 0 when absent.
-fn value(text: &str, series: &str) -> f64 {
+pub(crate) fn value(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
         .map_or(0.0, |rest| {

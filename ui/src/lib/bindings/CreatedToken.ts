@@ -15,6 +15,6 @@ row: TokenRow,
  */
 secret: string, 
 /**
- * Set when the action half succeeded (a rotation whose old token is still active).
+ * Set when the action half succeeded.
  */
 warning: string | null, };

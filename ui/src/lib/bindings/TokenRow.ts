@@ -67,4 +67,25 @@ expires_at: string | null,
 /**
  * Uses per UTC day over the last 30 days, oldest first; days without use left out.
  */
-usage: Array<DayUse>, };
+usage: Array<DayUse>, 
+/**
+ * The token this one replaced by a rotation.
+ */
+rotated_from: string | null, 
+/**
+ * The token that replaced this one by a rotation.
+ */
+rotated_to: string | null, 
+/**
+ * For a rotated-away token: when it stops (or stopped) working (RFC 3339).
+ */
+overlap_until: string | null, 
+/**
+ * The addresses it was most recently used from, newest first (at most five).
+ */
+last_addresses: Array<string>, 
+/**
+ * Whether a use from a new address is an alert (off for tokens used from many, such as
+ * CI's).
+ */
+new_address_alerts: boolean, };

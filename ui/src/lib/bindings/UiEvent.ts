@@ -5,7 +5,11 @@ import type { ErrorBody } from "./ErrorBody";
 /**
  * What the app asks the UI to do, sent as the [`UI_EVENT`] event.
  */
-export type UiEvent = { "kind": "open_security" } | { "kind": "signed_out", 
+export type UiEvent = { "kind": "open_security" } | { "kind": "open_token", 
+/**
+ * The token's id.
+ */
+uuid: string, } | { "kind": "signed_out", 
 /**
  * Why the server ended the session; `null` for the tray's Sign out.
  */

@@ -1,0 +1,72 @@
+//! The main window comes and goes; the app stays. The app lives in the tray all day to
+//! deliver its notifications, so closing the window destroys it with its webview (the WebKit
+//! web process and everything the page held go with it), leaving the core, the watcher and
+//! the tray. Every way back (the tray, a notification, a second launch) builds the window
+//! again from tauri.conf.json with [`open`]; its new page restores the session from the core
+//! as a launch does, and hears what the app asked of the UI meanwhile (`ui_event.rs`).
+
+use std::time::Duration;
+
+use tauri::{AppHandle, Manager, WebviewWindow, WebviewWindowBuilder};
+
+use crate::ui_event::{self, UiEvent, UiQueue};
+
+/// The main window's label (tauri.conf.json).
+pub const MAIN: &str = "main";
+
+/// How long after the window is gone the freed memory is given back to the system: the
+/// webview's teardown goes on for a moment after the window is destroyed.
+const GIVE_BACK_AFTER: Duration = Duration::from_secs(3);
+
+/// Shows the main window (unminimised and focused), making it again if it was closed.
+pub fn open(app: &AppHandle) {
+    if let Some(window) = app.get_webview_window(MAIN) {
+        let _ = window.show();
+        let _ = window.unminimize();
+        let _ = window.set_focus();
+        return;
+    }
+    app.state::<UiQueue>().stop_listening();
+    match build(app) {
+        Ok(window) => {
+            crate::window_place::restore(app);
+            let _ = window.set_focus();
+        }
+        // Nothing a person could act on from the tray; the next click tries again.
+        Err(err) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("hubkey: cannot open the window: {err}");
+            }
+        }
+    }
+}
+
+/// Shows the main window and asks its page for `event` (kept until a new page listens).
+pub fn open_with(app: &AppHandle, event: UiEvent) {
+    open(app);
+    ui_event::emit(app, event);
+}
+
+/// The main window as tauri.conf.json describes it.
+fn build(app: &AppHandle) -> tauri::Result<WebviewWindow> {
+    let config = app
+        .config()
+        .app
+        .windows
+        .iter()
+        .find(|window| window.label == MAIN)
+        .ok_or(tauri::Error::WindowNotFound)?
+        .clone();
+    WebviewWindowBuilder::from_config(app, &config)?.build()
+}
+
+/// The window was destroyed: nobody listens, and the memory its webview freed goes back to
+/// the system a moment later.
+pub fn closed(app: &AppHandle) {
+    app.state::<UiQueue>().stop_listening();
+    tauri::async_runtime::spawn(async {
+        tokio::time::sleep(GIVE_BACK_AFTER).await;
+        crate::memory::give_back_freed();
+    });
+}

@@ -1,0 +1,157 @@
+//! The app lives in the tray all day: closing its window frees the webview (its WebKit web
+//! process ends), the app, its watcher and its tray stay, and every way back (the tray's two
+//! items, a second launch) makes the window again on the restored session; what happened
+//! while it was closed (the server ending the session) is told when it opens.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hubkey_e2e::desktop::{app_binary, DesktopApp};
+use hubkey_e2e::keyring::KeyringSession;
+use hubkey_e2e::pages::Screen;
+use hubkey_e2e::tray::{app_pids, click_tray_item, tray_item};
+
+use super::{hub_with_registry, PASSWORD};
+
+/// The names (`comm`) of the processes whose parent is `pid`: WebKit's web and network
+/// processes, for the app.
+fn children(pid: u32) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+            let (name, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+            let parent: u32 = rest.split(' ').nth(1)?.parse().ok()?;
+            (parent == pid).then(|| name.to_owned())
+        })
+        .collect()
+}
+
+fn has_web_process(pid: u32) -> bool {
+    children(pid)
+        .iter()
+        .any(|name| name.starts_with("WebKitWebProces"))
+}
+
+/// Closes the window and waits until its web process is gone; the app itself stays.
+async fn close_and_wait(app: &DesktopApp, pid: u32) {
+    app.close_window().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while has_web_process(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the web process outlived its window: {:?}",
+            children(pid)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "closing the window ended the app"
+    );
+}
+
+fn click(keyring: &KeyringSession, pid: u32, label: &str) {
+    assert!(click_tray_item(keyring, pid, label), "no tray item {label}");
+}
+
+/// Waits up to 20 s for `condition` on the tray item of `pid`.
+async fn wait_for_tray(
+    keyring: &KeyringSession,
+    pid: u32,
+    what: &str,
+    condition: impl Fn(&[String]) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if tray_item(keyring, pid).is_some_and(|item| condition(&item.menu)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the tray never showed {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_window_frees_its_webview_and_every_way_back_restores_it() {
+    let keyring = KeyringSession::start();
+    keyring.install_env();
+    // The watcher polls every second, so the server's end of the session is seen quickly.
+    std::env::set_var("HUBKEY_WATCH_INTERVAL_SECS", "1");
+    let hub = hub_with_registry().await;
+    let app = DesktopApp::start(&keyring, &hub.url).await;
+    app.sign_in_page().sign_in("ann", PASSWORD).await;
+    let [pid] = app_pids(&app_binary(), app.home.path())[..] else {
+        panic!("one app process expected");
+    };
+    assert!(has_web_process(pid), "{:?}", children(pid));
+    wait_for_tray(&keyring, pid, "the account", |menu| {
+        menu.iter().any(|label| label == "Signed in as ann")
+    })
+    .await;
+
+    // Closed: the webview's process ends; the app and its tray stay, still signed in.
+    close_and_wait(&app, pid).await;
+    let menu = tray_item(&keyring, pid).expect("the tray stays").menu;
+    assert!(
+        menu.iter().any(|label| label == "Signed in as ann"),
+        "{menu:?}"
+    );
+
+    // The tray's Open: a new window, on the restored session's Account screen.
+    click(&keyring, pid, "Open hubkey");
+    app.switch_to_new_window().await;
+    assert_eq!(app.home().signed_in_as().await, "Signed in as ann");
+    app.screenshot("resident-reopened").await;
+
+    // The tray's Security: a new window on the Security screen (asked for before its page
+    // was there to hear it).
+    close_and_wait(&app, pid).await;
+    click(&keyring, pid, "Security");
+    app.switch_to_new_window().await;
+    app.security().wait_for_rows().await;
+    assert!(app.nav().is_current(Screen::Security).await);
+
+    // A second launch: the running app opens its window and the launch leaves.
+    close_and_wait(&app, pid).await;
+    let launched = Command::new(app_binary())
+        .envs(keyring.env())
+        .env("DISPLAY", app.display())
+        .env("HOME", app.home.path())
+        .env("XDG_CONFIG_HOME", app.home.path().join(".config"))
+        .env("XDG_CACHE_HOME", app.home.path().join(".cache"))
+        .env("DOCKER_CONFIG", &app.docker_config)
+        .env("HUBKEY_SERVER_URL", &hub.url)
+        .env("NO_AT_BRIDGE", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("a second launch");
+    assert!(launched.success(), "{launched:?}");
+    app.switch_to_new_window().await;
+    assert_eq!(app.home().signed_in_as().await, "Signed in as ann");
+
+    // Closed while the server ends the session: the watcher signs the app out, and the
+    // window, opened later, says why.
+    close_and_wait(&app, pid).await;
+    hub.sign_in("ann", PASSWORD)
+        .await
+        .revoke_all_sessions()
+        .await
+        .unwrap();
+    wait_for_tray(&keyring, pid, "the sign-out", |menu| {
+        menu.iter().any(|label| label == "Not signed in")
+    })
+    .await;
+    click(&keyring, pid, "Open hubkey");
+    app.switch_to_new_window().await;
+    let notice = app.sign_in_page().notice().await;
+    assert_eq!(notice.code.as_deref(), Some("session_ended"), "{notice:?}");
+    app.screenshot("resident-signed-out-while-closed").await;
+    assert_eq!(app_pids(&app_binary(), app.home.path()), [pid]);
+}
