@@ -8,12 +8,14 @@
 //! of instances on the database.** A password attempt takes a slot of each subject's limit in
 //! the database ([`Throttle::reserve`]): one transaction locks the subjects (an advisory lock
 //! per subject on PostgreSQL, the write lock on SQLite), counts their failures in the window
-//! and their live slots, and inserts a slot row per subject. The slot turns into a recorded
-//! failure when the guess is wrong ([`Reservation::fail`], one transaction, so a count sees
-//! the slot or the failure) and is deleted otherwise ([`Reservation::release`], or dropping
-//! the [`Reservation`]); a slot an instance never ended (it died) frees itself after
-//! [`RESERVATION_TTL`]. On top, no subject has more than [`MAX_IN_FLIGHT`] attempts in flight
-//! over all instances: beyond it, 429 at once.
+//! and inserts the attempt's failure row per subject, before the guess is checked. A wrong
+//! guess leaves the rows as they are ([`Reservation::fail`] writes nothing more for them); a
+//! right guess or an error deletes them ([`Reservation::release`], or dropping the
+//! [`Reservation`]). An attempt whose instance died before its outcome stays a failure until
+//! it ages out of the window: never fewer guesses counted than evaluated. Attacks are wrong
+//! guesses, so they cost one row per subject and guess and nothing else. On top, no subject
+//! has more than [`MAX_IN_FLIGHT`] attempts in flight in one process: beyond it, 429 at once,
+//! without a query.
 //!
 //! An address the account fully signed in from in the last [`KNOWN_FOR`] is not held back by
 //! the account's limit (only by its own), so guesses spread over many addresses cannot lock
@@ -26,7 +28,7 @@
 //! against the address only), of an IPv4 address, or of an IPv6 address's /64 (one host
 //! holds a whole /64). Failures are written to the database (a restart does not reset them);
 //! a timer ([`Throttle::sweep_forever`]) forgets failures older than the longest window,
-//! known addresses older than [`KNOWN_FOR`] and expired slots.
+//! and known addresses older than [`KNOWN_FOR`].
 //!
 //! Credentials that cannot be guessed (a personal access token, a refresh token) take no slot:
 //! they are checked against the address's limit in an in-memory mirror of the failures
@@ -91,11 +93,6 @@ pub const SECOND_FACTOR_BACKOFF_MAX: Duration = Duration::days(1);
 
 /// How long a full sign-in keeps its address known to the account.
 pub const KNOWN_FOR: Duration = Duration::days(30);
-
-/// How long a slot lives when the attempt that took it never ends it (its instance died): past
-/// the longest a request can run ([`crate::http::REQUEST_TIMEOUT`]), so a slot never frees
-/// itself while its guess may still be checked.
-pub const RESERVATION_TTL: Duration = Duration::seconds(60);
 
 /// How often [`Throttle::sweep_forever`] forgets old failures and known addresses.
 pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -202,8 +199,8 @@ impl Throttle {
     }
 
     /// Takes a slot of each subject of `attempt` for one guess, in the database, or refuses
-    /// with 429 when a subject is over its limit or has [`MAX_IN_FLIGHT`] attempts in flight
-    /// at `now` (on any instance). The account's limit does not apply from an address the
+    /// with 429 when a subject is over its limit (its failures in the window, attempts in
+    /// flight on any instance included) or has [`MAX_IN_FLIGHT`] attempts in flight here. The account's limit does not apply from an address the
     /// account signed in from in the last [`KNOWN_FOR`].
     pub async fn reserve(&self, attempt: &Attempt, now: DateTime<Utc>) -> Result<Reservation<'_>> {
         let mut reservation = Reservation {
@@ -227,25 +224,30 @@ impl Throttle {
     pub fn check_address(&self, attempt: &Attempt, now: DateTime<Utc>) -> Result<()> {
         let subjects = self.memory.subjects();
         match subjects.get(&attempt.address) {
-            Some(record) => record.admits(PER_ADDRESS, 0, now),
+            Some(record) => record.admits(PER_ADDRESS, now),
             None => Ok(()),
         }
     }
 
-    /// The slots of `reserved` for `attempt` become failures of `attempt`'s subjects.
+    /// A wrong guess of `attempt`, whose failures on `reserved` are recorded already: those of
+    /// its other subjects (the account's, from an address the account knows) are written now.
     async fn fail_reserved(
         &self,
-        id: &[u8; 16],
         attempt: &Attempt,
         reserved: &[Subject],
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.memory.fail(attempt, now);
-        let reserved: Vec<&[u8]> = reserved.iter().map(Subject::as_bytes).collect();
-        let subjects: Vec<&[u8]> = attempt.subjects().map(|(s, _)| s.as_bytes()).collect();
-        self.store
-            .fail_reserved(id, &reserved, &subjects, now)
-            .await
+        let unreserved: Vec<&[u8]> = attempt
+            .subjects()
+            .map(|(subject, _)| subject)
+            .filter(|subject| !reserved.contains(subject))
+            .map(Subject::as_bytes)
+            .collect();
+        if unreserved.is_empty() {
+            return Ok(());
+        }
+        self.store.record_failure(&unreserved, now).await
     }
 
     /// Notes a full sign-in (password, and second factor when on): the address becomes
@@ -269,7 +271,7 @@ impl Throttle {
 
     /// Forgets failures older than the longest window, in memory (one pass under the lock)
     /// and in the database, and known addresses older than [`KNOWN_FOR`]; also deletes
-    /// expired slots and 2FA challenges.
+    /// expired 2FA challenges.
     pub async fn sweep(&self, now: DateTime<Utc>) -> Result<()> {
         let forget_before = millis(now - horizon());
         self.memory.subjects().retain(|_, record| {
@@ -331,8 +333,8 @@ impl Throttle {
 #[must_use = "a reservation is given back when dropped"]
 pub struct Reservation<'a> {
     throttle: &'a Throttle,
-    /// The attempt's key in the slot rows.
-    id: [u8; 16],
+    /// The attempt's key in its failure rows.
+    id: i64,
     /// The subjects a failure counts against.
     attempt: Attempt,
     /// The subjects whose slot is held (the account's is not from a known address).
@@ -341,12 +343,11 @@ pub struct Reservation<'a> {
     local: Vec<Subject>,
 }
 
-/// A random key for one attempt's slots.
-fn random_id() -> [u8; 16] {
+/// A random key for one attempt's failure rows (a subject's rows in the window number in the
+/// tens: 64 bits never collide there).
+fn random_id() -> i64 {
     use rand::RngCore;
-    let mut id = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut id);
-    id
+    i64::from_ne_bytes(rand::rngs::OsRng.next_u64().to_ne_bytes())
 }
 
 impl Reservation<'_> {
@@ -393,7 +394,7 @@ impl Reservation<'_> {
         if locked.is_empty() {
             return Ok(());
         }
-        let mut lock = store.lock_subjects(&locked, now).await?;
+        let mut lock = store.lock_subjects(&locked, now - horizon()).await?;
         let mut taking = Vec::with_capacity(2);
         if address {
             taking.push((self.attempt.address, PER_ADDRESS));
@@ -411,20 +412,16 @@ impl Reservation<'_> {
             }
         }
         for (subject, limit) in &taking {
-            let (failures, in_flight) = lock
-                .state(subject.as_bytes(), now - limit.window, limit.failures)
+            let failures = lock
+                .failures(subject.as_bytes(), now - limit.window, limit.failures)
                 .await?;
-            if in_flight >= i64::from(MAX_IN_FLIGHT) {
-                return Err(Error::Throttled { retry_after: 1 });
-            }
             let record = Record {
                 failures: failures.into(),
             };
-            record.admits(*limit, u32::try_from(in_flight).unwrap_or(u32::MAX), now)?;
+            record.admits(*limit, now)?;
         }
         for (subject, _) in &taking {
-            lock.reserve(subject.as_bytes(), &self.id, now + RESERVATION_TTL)
-                .await?;
+            lock.reserve(subject.as_bytes(), self.id, now).await?;
         }
         lock.commit().await?;
         self.reserved
@@ -435,19 +432,13 @@ impl Reservation<'_> {
         Ok(())
     }
 
-    /// The guess was wrong: its slots become failures of the attempt's subjects, in the
-    /// store in one transaction (and in the mirror).
+    /// The guess was wrong: its slots stay failures, and the attempt's other subjects get
+    /// theirs (in the store and in the mirror).
     pub async fn fail(mut self, now: DateTime<Utc>) -> Result<()> {
         let reserved = std::mem::take(&mut self.reserved);
-        let failed = self
-            .throttle
-            .fail_reserved(&self.id, &self.attempt, &reserved, now)
-            .await;
-        if failed.is_err() {
-            // Given back by the drop (or by their expiry).
-            self.reserved = reserved;
-        }
-        failed
+        self.throttle
+            .fail_reserved(&self.attempt, &reserved, now)
+            .await
     }
 
     /// The guess was right (or was not checked): its slots are given back before the answer.
@@ -460,7 +451,7 @@ impl Reservation<'_> {
         let released = self
             .throttle
             .store
-            .release_reserved(&self.id, &subjects)
+            .release_reserved(self.id, &subjects)
             .await;
         if released.is_err() {
             self.reserved = reserved;
@@ -475,7 +466,7 @@ impl Drop for Reservation<'_> {
         if self.reserved.is_empty() {
             return;
         }
-        // Without a runtime (shutting down) the slots expire by themselves.
+        // Without a runtime (shutting down) the slots stay failures until they age out.
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -484,8 +475,11 @@ impl Drop for Reservation<'_> {
         let reserved = std::mem::take(&mut self.reserved);
         runtime.spawn(async move {
             let subjects: Vec<&[u8]> = reserved.iter().map(Subject::as_bytes).collect();
-            if let Err(err) = store.release_reserved(&id, &subjects).await {
-                tracing::warn!(error = %err, "giving back sign-in slots failed; they expire");
+            if let Err(err) = store.release_reserved(id, &subjects).await {
+                tracing::warn!(
+                    error = %err,
+                    "giving back sign-in slots failed; they count as failures until they age out"
+                );
             }
         });
     }
@@ -549,8 +543,8 @@ impl Memory {
 
 impl Record {
     /// Refuses with 429, with the wait, when `limit` is reached by the failures in its window
-    /// at `now` plus the `in_flight` attempts that may become failures.
-    fn admits(&self, limit: Limit, in_flight: u32, now: DateTime<Utc>) -> Result<()> {
+    /// at `now` (attempts in flight included: their rows are failures from the start).
+    fn admits(&self, limit: Limit, now: DateTime<Utc>) -> Result<()> {
         let now_ms = millis(now);
         let window_ms = limit.window.num_milliseconds();
         let since = now_ms - window_ms;
@@ -560,12 +554,12 @@ impl Record {
             .copied()
             .filter(|at| *at > since)
             .collect();
-        let taken = in_window.len() + in_flight as usize;
+        let taken = in_window.len();
         if taken < limit.failures {
             return Ok(());
         }
-        // Free again when enough of the oldest failures have aged out; when attempts in
-        // flight alone fill the limit, as soon as one of them is given back.
+        // Free again when enough of the oldest failures have aged out (or, sooner, when an
+        // attempt in flight among them turns out right and is given back).
         let must_age_out = taken - limit.failures + 1;
         let wait_ms = match in_window.get(must_age_out - 1) {
             Some(freeing) => (freeing + window_ms - now_ms).max(1000),
@@ -634,42 +628,17 @@ mod tests {
         let now = start + Duration::seconds(60);
         let subjects = memory.subjects();
         let record = &subjects[&attacker.address];
-        match record.admits(PER_ADDRESS, 0, now) {
+        match record.admits(PER_ADDRESS, now) {
             Err(Error::Throttled { retry_after }) => assert_eq!(retry_after, 120),
             other => panic!("expected 429, got {other:?}"),
         }
         // The account's own limit (100) is not reached.
         let account = &subjects[&attacker.account.unwrap()];
-        assert!(account.admits(PER_ACCOUNT, 0, now).is_ok());
+        assert!(account.admits(PER_ACCOUNT, now).is_ok());
         // Three minutes after the first failure the address may try again.
         assert!(record
-            .admits(PER_ADDRESS, 0, start + Duration::seconds(181))
+            .admits(PER_ADDRESS, start + Duration::seconds(181))
             .is_ok());
-    }
-
-    #[test]
-    fn slots_in_flight_count_toward_the_limit() {
-        let now = start();
-        let empty = Record::default();
-        assert!(empty.admits(PER_ADDRESS, 29, now).is_ok());
-        // Slots alone fill the limit: free again as soon as one is given back.
-        assert!(matches!(
-            empty.admits(PER_ADDRESS, 30, now),
-            Err(Error::Throttled { retry_after: 1 })
-        ));
-        // 27 failures and 3 in flight fill the 30: a fourth attempt waits for them.
-        let memory = Memory::default();
-        let attempt = Attempt::from_address("127.0.0.9".parse().unwrap());
-        for _ in 0..27 {
-            memory.fail(&attempt, now);
-        }
-        let subjects = memory.subjects();
-        let record = &subjects[&attempt.address];
-        assert!(record.admits(PER_ADDRESS, 2, now).is_ok());
-        assert!(matches!(
-            record.admits(PER_ADDRESS, 3, now),
-            Err(Error::Throttled { .. })
-        ));
     }
 
     #[test]

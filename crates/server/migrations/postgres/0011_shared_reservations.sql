@@ -1,14 +1,10 @@
--- Sign-in attempts in flight, shared by every instance on the database: an attempt takes a
--- slot of each of its subjects' limits here before its password or code is checked, in the
--- transaction that counts the subject's recent failures and live slots (so a limit of N
--- evaluates at most N guesses across instances). Its outcome turns the row into a failure or
--- deletes it; `expires_at` frees the slot of an instance that died meanwhile.
-CREATE TABLE login_reservations (
-    subject            BYTEA NOT NULL,
-    attempt            BYTEA NOT NULL,
-    expires_at         BIGINT NOT NULL,
-    PRIMARY KEY (subject, attempt)
-);
+-- Failure limits shared and exact across instances. An attempt at a password or code takes
+-- its slot by inserting its failure row before the guess is checked, in the transaction that
+-- counts the subject's failures in the window (so a limit of N evaluates at most N guesses,
+-- however many are in flight on however many instances). A right guess deletes its row again
+-- by `attempt`; a wrong one leaves it as it is (nothing more to write). Failures counted
+-- without a slot (a wrong token) have no `attempt`.
+ALTER TABLE login_failures ADD COLUMN attempt BIGINT;
 
 -- The reservation counts one subject's failures in its window.
 CREATE INDEX login_failures_subject_at ON login_failures(subject, at);

@@ -166,7 +166,6 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
 const NOT_COPIED: &[&str] = &[
     "device_grants",
     "login_failures",
-    "login_reservations",
     "sign_in_addresses",
     "second_factor_failures",
     "_sqlx_migrations",

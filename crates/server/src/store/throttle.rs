@@ -1,7 +1,7 @@
 //! What failed-sign-in throttling keeps in the database, shared by every instance: recent
-//! failures per subject, the attempts in flight ([`SubjectsLock`]), the addresses each account
-//! fully signed in from, and each account's wrong second-factor codes in a row. Subjects are
-//! the throttle's 16-byte digests.
+//! failures per subject (an attempt in flight is one already, taken under [`SubjectsLock`]),
+//! the addresses each account fully signed in from, and each account's wrong second-factor
+//! codes in a row. Subjects are the throttle's 16-byte digests.
 
 use chrono::{DateTime, Utc};
 
@@ -38,14 +38,15 @@ impl Store {
     }
 
     /// Locks `subjects` (sorted, so two attempts sharing subjects cannot deadlock) for the
-    /// transaction that decides a reservation, and deletes their reservations expired at
-    /// `now`. On PostgreSQL the lock is a transaction-scoped advisory lock per subject (keyed
-    /// by the digest's first 32 bits: two subjects sharing a key only wait for each other); on
-    /// SQLite it is the database's write lock, which the first statement (a delete) takes.
+    /// transaction that decides a reservation, and deletes their failures at or before
+    /// `forget_before` (they no longer count). On PostgreSQL the lock is a transaction-scoped
+    /// advisory lock per subject (keyed by the digest's first 32 bits: two subjects sharing a
+    /// key only wait for each other); on SQLite it is the database's write lock, which the
+    /// first statement (that delete) takes, so two attempts never count from one snapshot.
     pub async fn lock_subjects(
         &self,
         subjects: &[&[u8]],
-        now: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
     ) -> Result<SubjectsLock> {
         let mut subjects = subjects.to_vec();
         subjects.sort_unstable();
@@ -61,50 +62,21 @@ impl Store {
             }
         }
         for subject in &subjects {
-            sqlx::query("DELETE FROM login_reservations WHERE subject = $1 AND expires_at <= $2")
+            sqlx::query("DELETE FROM login_failures WHERE subject = $1 AND at <= $2")
                 .bind(*subject)
-                .bind(millis(now))
+                .bind(millis(forget_before))
                 .execute(&mut *tx)
                 .await?;
         }
         Ok(SubjectsLock { tx })
     }
 
-    /// Turns the reservations of `attempt` on `reserved` into one failure of each of
-    /// `subjects`, in one transaction: a reservation counting them sees the slot or the
-    /// failure, never neither.
-    pub async fn fail_reserved(
-        &self,
-        attempt: &[u8],
-        reserved: &[&[u8]],
-        subjects: &[&[u8]],
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        for subject in subjects {
-            sqlx::query("INSERT INTO login_failures (subject, at) VALUES ($1, $2)")
-                .bind(*subject)
-                .bind(millis(now))
-                .execute(&mut *tx)
-                .await?;
-        }
-        for subject in reserved {
-            sqlx::query("DELETE FROM login_reservations WHERE subject = $1 AND attempt = $2")
-                .bind(*subject)
-                .bind(attempt)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Gives back the reservations of `attempt` on `reserved` (a right guess, an error, an
-    /// abandoned request).
-    pub async fn release_reserved(&self, attempt: &[u8], reserved: &[&[u8]]) -> Result<()> {
+    /// Gives back the slots `attempt` took on `reserved` (a right guess, an error, an
+    /// abandoned request): their failure rows go. A wrong guess leaves them as they are.
+    pub async fn release_reserved(&self, attempt: i64, reserved: &[&[u8]]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for subject in reserved {
-            sqlx::query("DELETE FROM login_reservations WHERE subject = $1 AND attempt = $2")
+            sqlx::query("DELETE FROM login_failures WHERE subject = $1 AND attempt = $2")
                 .bind(*subject)
                 .bind(attempt)
                 .execute(&mut *tx)
@@ -115,7 +87,7 @@ impl Store {
     }
 
     /// Deletes failures at or before `failures_before`, known addresses last used at or
-    /// before `addresses_before`, and reservations and 2FA challenges expired at `now`.
+    /// before `addresses_before`, and 2FA challenges expired at `now`.
     pub async fn forget_throttling(
         &self,
         failures_before: DateTime<Utc>,
@@ -125,10 +97,6 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM login_failures WHERE at <= $1")
             .bind(millis(failures_before))
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM login_reservations WHERE expires_at <= $1")
-            .bind(millis(now))
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM sign_in_addresses WHERE last_at <= $1")
@@ -258,32 +226,25 @@ pub struct SubjectsLock {
 }
 
 impl SubjectsLock {
-    /// The newest `keep` failures of `subject` after `since`, oldest first, and its live
-    /// reservations. One statement, so one snapshot: an attempt that turns its slot into a
-    /// failure meanwhile (in one transaction) is seen as the one or the other, never neither.
-    pub async fn state(
+    /// The newest `keep` failures of `subject` after `since`, oldest first, attempts in
+    /// flight included (each is a failure from the moment it took its slot).
+    pub async fn failures(
         &mut self,
         subject: &[u8],
         since: DateTime<Utc>,
         keep: usize,
-    ) -> Result<(Vec<i64>, i64)> {
-        // A reservation reads as -1, before every failure time.
-        let mut rows: Vec<i64> = sqlx::query_scalar(
+    ) -> Result<Vec<i64>> {
+        let mut newest_first: Vec<i64> = sqlx::query_scalar(
             "SELECT at FROM login_failures WHERE subject = $1 AND at > $2 \
-             UNION ALL SELECT CAST(-1 AS BIGINT) FROM login_reservations WHERE subject = $1",
+             ORDER BY at DESC LIMIT $3",
         )
         .bind(subject)
         .bind(millis(since))
+        .bind(i64::try_from(keep).unwrap_or(i64::MAX))
         .fetch_all(&mut *self.tx)
         .await?;
-        rows.sort_unstable();
-        let in_flight = rows.iter().take_while(|at| **at < 0).count();
-        let failures = rows.split_off(in_flight);
-        let newest = failures.len().saturating_sub(keep);
-        Ok((
-            failures[newest..].to_vec(),
-            i64::try_from(in_flight).unwrap_or(i64::MAX),
-        ))
+        newest_first.reverse();
+        Ok(newest_first)
     }
 
     /// Whether `account` fully signed in from `address` after `since`.
@@ -305,21 +266,20 @@ impl SubjectsLock {
         Ok(found.is_some())
     }
 
-    /// Takes a slot of `subject` for `attempt` until `expires_at`.
+    /// Takes a slot of `subject` for `attempt` at `now`: its failure, unless given back
+    /// ([`Store::release_reserved`]).
     pub async fn reserve(
         &mut self,
         subject: &[u8],
-        attempt: &[u8],
-        expires_at: DateTime<Utc>,
+        attempt: i64,
+        now: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO login_reservations (subject, attempt, expires_at) VALUES ($1, $2, $3)",
-        )
-        .bind(subject)
-        .bind(attempt)
-        .bind(millis(expires_at))
-        .execute(&mut *self.tx)
-        .await?;
+        sqlx::query("INSERT INTO login_failures (subject, at, attempt) VALUES ($1, $2, $3)")
+            .bind(subject)
+            .bind(millis(now))
+            .bind(attempt)
+            .execute(&mut *self.tx)
+            .await?;
         Ok(())
     }
 
