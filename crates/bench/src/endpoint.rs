@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::{wrk, Flood, Options, Result, Run, Server, StoreKind, LOAD_TOKENS};
+use crate::{pg, wrk, Flood, Options, Result, Run, Server, StoreKind, Stores, LOAD_TOKENS};
 
 /// Which tokens a load picks from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +23,8 @@ struct Row {
     stored: usize,
     load: Load,
     connections: usize,
+    /// hubkeyd instances the load was spread over (one wrk process each).
+    instances: usize,
     run: Run,
     /// What hubkeyd's counters did during the run (none for the 1 000-token server's flood).
     profile: Option<Profile>,
@@ -89,16 +91,53 @@ async fn measured(
     Ok((run, Profile::between(&before, &after)))
 }
 
-pub async fn run(options: &Options, ceiling: f64) -> Result<()> {
-    // Before minutes of other runs: a store this hubkeyd cannot serve stops the bench now.
-    if let StoreKind::Postgres(url) = &options.store {
-        hubkeyd::store::Store::check_url(url).map_err(|err| {
-            format!(
-                "--store postgres: not yet: this hubkeyd does not serve PostgreSQL (the \
-                 PostgreSQL store of issue 13 is not merged on this branch?): {err}"
-            )
-        })?;
+/// Runs `script` against every server at once, `connections` split over them, one wrk process
+/// each; the requests per second summed, the worst p50 and p99.
+fn wrk_over(
+    servers: &[&Server],
+    script: &tempfile::NamedTempFile,
+    connections: usize,
+    seconds: u64,
+) -> Result<Run> {
+    let each = (connections / servers.len()).max(1);
+    let runs: Vec<Result<Run>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = servers
+            .iter()
+            .map(|server| scope.spawn(move || wrk(&server.url, script, each, seconds)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err("a wrk thread panicked".into()))
+            })
+            .collect()
+    });
+    let mut total = Run {
+        requests_per_second: 0.0,
+        p50_ms: 0.0,
+        p99_ms: 0.0,
+        errors: 0,
+    };
+    for run in runs {
+        let run = run?;
+        total.requests_per_second += run.requests_per_second;
+        total.p50_ms = total.p50_ms.max(run.p50_ms);
+        total.p99_ms = total.p99_ms.max(run.p99_ms);
+        total.errors += run.errors;
     }
+    Ok(total)
+}
+
+/// The large run's figures on one store: (load, instances, connections) → run.
+struct StoreRows {
+    name: &'static str,
+    rows: Vec<Row>,
+    rss_mib: f64,
+}
+
+pub async fn run(options: &Options, ceiling: f64) -> Result<()> {
     let mut rows = Vec::new();
 
     let server = Server::seed_and_start(&options.hubkeyd, LOAD_TOKENS).await?;
@@ -110,6 +149,7 @@ pub async fn run(options: &Options, ceiling: f64) -> Result<()> {
             stored: LOAD_TOKENS,
             load: Load::Hot,
             connections,
+            instances: 1,
             run,
             profile: Some(profile),
         });
@@ -121,22 +161,142 @@ pub async fn run(options: &Options, ceiling: f64) -> Result<()> {
         stored: LOAD_TOKENS,
         load: Load::HotDuringFlood,
         connections: 32,
+        instances: 1,
         run,
         profile: None,
     });
     println!("login flood during that run: {attempts} attempts, {throttled} answered 429");
     server.stop();
-
-    let store = match &options.store {
-        StoreKind::Sqlite => "SQLite",
-        StoreKind::Postgres(_) => "PostgreSQL",
+    print_rows(&rows, options.distinct);
+    let small = |load: Load, connections: usize| {
+        rows.iter()
+            .find(|row| row.load == load && row.connections == connections)
+            .map_or(f64::NAN, |row| row.run.requests_per_second)
     };
+    println!(
+        "  endpoint(1k stored, 32 conns) / in-process ceiling          {:.2}",
+        small(Load::Hot, 32) / ceiling
+    );
+    println!(
+        "  during login flood / undisturbed, 32 conns                  {:.2}",
+        small(Load::HotDuringFlood, 32) / small(Load::Hot, 32)
+    );
+
+    // The PostgreSQL cluster outlives its runs (dropped at the end: stopped, removed).
+    let mut cluster = None;
+    let mut stores = Vec::new();
+    if matches!(options.stores, Stores::Sqlite | Stores::Both) {
+        stores.push(("SQLite", StoreKind::Sqlite));
+    }
+    if matches!(options.stores, Stores::Postgres | Stores::Both) {
+        let url = match &options.database_url {
+            Some(url) => url.clone(),
+            None => {
+                let started = pg::PgCluster::start()?;
+                let url = started.create_database("hubkey_bench")?;
+                cluster = Some(started);
+                url
+            }
+        };
+        hubkeyd::store::Store::check_url(&url).map_err(|err| format!("--database-url: {err}"))?;
+        stores.push(("PostgreSQL", StoreKind::Postgres(url)));
+    }
+    let cache_arg = options.token_cache_mib.map(|mib| mib.to_string());
+    let mut serve: Vec<&str> = Vec::new();
+    if let Some(mib) = &cache_arg {
+        serve.extend(["--token-cache-mib", mib.as_str()]);
+    }
+    let mut results = Vec::new();
+    for (name, store) in &stores {
+        let rows = large_run(options, store, &serve).await?;
+        println!("\n{name}, {} tokens stored:", options.large);
+        print_rows(&rows.0, options.distinct);
+        results.push(StoreRows {
+            name,
+            rows: rows.0,
+            rss_mib: rows.1,
+        });
+    }
+    drop(cluster);
+
+    let large = options.large;
+    let distinct = options.distinct;
+    let find = |result: &StoreRows, load: Load, instances: usize, connections: usize| {
+        result
+            .rows
+            .iter()
+            .find(|row| {
+                row.load == load && row.instances == instances && row.connections == connections
+            })
+            .map_or((f64::NAN, f64::NAN), |row| {
+                (row.run.requests_per_second, row.run.p99_ms)
+            })
+    };
+    println!("\nratios, measured side by side in this run ({large} tokens stored):");
+    for result in &results {
+        for connections in [32, 256] {
+            let (hot_rps, hot_p99) = find(result, Load::Hot, 1, connections);
+            let (distinct_rps, distinct_p99) = find(result, Load::Distinct, 1, connections);
+            println!(
+                "  {:<10} {distinct} distinct / 1k hot, {connections:>3} conns  {:.2}   (p99 {distinct_p99:.2} ms vs {hot_p99:.2} ms)",
+                result.name,
+                distinct_rps / hot_rps
+            );
+        }
+        for load in [Load::Hot, Load::Distinct] {
+            let (one, one_p99) = find(result, load, 1, 32);
+            let (two, two_p99) = find(result, load, 2, 32);
+            if two.is_finite() {
+                println!(
+                    "  {:<10} two instances / one, {:<14} 32 conns  {:.2}   ({two:.0} vs {one:.0} req/s; p99 {two_p99:.2} vs {one_p99:.2} ms)",
+                    result.name,
+                    load_name(load, distinct),
+                    two / one
+                );
+            }
+        }
+    }
+    if let [sqlite, postgres] = &results[..] {
+        for connections in [32, 256] {
+            for load in [Load::Hot, Load::Distinct] {
+                let (lite, _) = find(sqlite, load, 1, connections);
+                let (pg, _) = find(postgres, load, 1, connections);
+                println!(
+                    "  PostgreSQL / SQLite, {:<14} {connections:>3} conns      {:.2}",
+                    load_name(load, distinct),
+                    pg / lite
+                );
+            }
+        }
+    }
+    for result in &results {
+        println!(
+            "\nhubkeyd VmRSS at the end on {} ({large} stored, after the {distinct}-distinct load, token cache {}): {:.1} MiB",
+            result.name,
+            options
+                .token_cache_mib
+                .map_or("default".to_owned(), |mib| format!("{mib} MiB")),
+            result.rss_mib
+        );
+    }
+    Ok(())
+}
+
+/// The large run on `store`: hot and distinct loads at 32 and 256 connections, then on
+/// PostgreSQL both loads again over two instances of one deployment at 32 connections in all.
+/// Answers the rows and the first instance's VmRSS after its distinct load.
+async fn large_run(
+    options: &Options,
+    store: &StoreKind,
+    serve: &[&str],
+) -> Result<(Vec<Row>, f64)> {
+    let mut rows = Vec::new();
     let server = Server::seed_and_start_in(
         &options.hubkeyd,
-        &options.store,
+        store,
         options.large,
         options.distinct,
-        &[],
+        serve,
     )
     .await?;
     let hot = server.wrk_script(LOAD_TOKENS)?;
@@ -151,56 +311,48 @@ pub async fn run(options: &Options, ceiling: f64) -> Result<()> {
                 stored: options.large,
                 load,
                 connections,
+                instances: 1,
                 run,
                 profile: Some(profile),
             });
         }
     }
     let rss = server.rss_mib()?;
+    if matches!(store, StoreKind::Postgres(_)) {
+        let second = server.another_instance()?;
+        wrk(&second.url, &hot, 16, 2)?;
+        wrk(&second.url, &distinct, 16, 2)?;
+        for (load, script) in [(Load::Hot, &hot), (Load::Distinct, &distinct)] {
+            let run = wrk_over(&[&server, &second], script, 32, options.seconds)?;
+            rows.push(Row {
+                stored: options.large,
+                load,
+                connections: 32,
+                instances: 2,
+                run,
+                profile: None,
+            });
+        }
+        second.stop();
+    }
     server.stop();
+    Ok((rows, rss))
+}
 
-    print_rows(&rows, options.distinct);
-    let find = |stored: usize, load: Load, connections: usize| {
-        rows.iter()
-            .find(|row| row.stored == stored && row.load == load && row.connections == connections)
-            .map_or((f64::NAN, f64::NAN), |row| {
-                (row.run.requests_per_second, row.run.p99_ms)
-            })
-    };
-    let large = options.large;
-    let distinct = options.distinct;
-    println!("\nratios, measured side by side in this run ({store} for {large} tokens):");
-    println!(
-        "  endpoint(1k stored, 32 conns) / in-process ceiling          {:.2}",
-        find(LOAD_TOKENS, Load::Hot, 32).0 / ceiling
-    );
-    for connections in [32, 256] {
-        println!(
-            "  {large} stored / 1k stored, 1k hot, {connections:>3} conns            {:.2}",
-            find(large, Load::Hot, connections).0 / find(LOAD_TOKENS, Load::Hot, connections).0
-        );
+fn load_name(load: Load, distinct: usize) -> String {
+    match load {
+        Load::Hot => "1k hot".to_owned(),
+        Load::Distinct => format!("{distinct} rand"),
+        Load::HotDuringFlood => "1k hot+flood".to_owned(),
     }
-    for connections in [32, 256] {
-        let (hot_rps, hot_p99) = find(large, Load::Hot, connections);
-        let (distinct_rps, distinct_p99) = find(large, Load::Distinct, connections);
-        println!(
-            "  {distinct} distinct / 1k hot, {large} stored, {connections:>3} conns  {:.2}   (p99 {distinct_p99:.2} ms vs {hot_p99:.2} ms)",
-            distinct_rps / hot_rps
-        );
-    }
-    println!(
-        "  during login flood / undisturbed, 32 conns                  {:.2}",
-        find(LOAD_TOKENS, Load::HotDuringFlood, 32).0 / find(LOAD_TOKENS, Load::Hot, 32).0
-    );
-    println!("\nhubkeyd VmRSS at the end ({large} stored, after the {distinct}-distinct load): {rss:.1} MiB");
-    Ok(())
 }
 
 fn print_rows(rows: &[Row], distinct: usize) {
     println!(
-        "\n{:>10} {:>14} {:>6} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>9} {:>9}",
+        "{:>10} {:>14} {:>5} {:>6} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>9} {:>9}",
         "stored",
         "load",
+        "inst",
         "conns",
         "req/s",
         "p50 ms",
@@ -212,11 +364,7 @@ fn print_rows(rows: &[Row], distinct: usize) {
         "ms/flush"
     );
     for row in rows {
-        let load = match row.load {
-            Load::Hot => "1k hot".to_owned(),
-            Load::Distinct => format!("{distinct} rand"),
-            Load::HotDuringFlood => "1k hot+flood".to_owned(),
-        };
+        let load = load_name(row.load, distinct);
         let (hit, flushes, per_flush, ms) = match row.profile {
             Some(p) if p.cache_hits + p.cache_misses > 0.0 => (
                 format!(
@@ -230,9 +378,10 @@ fn print_rows(rows: &[Row], distinct: usize) {
             _ => ("-".into(), "-".into(), "-".into(), "-".into()),
         };
         println!(
-            "{:>10} {:>14} {:>6} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>7} {:>8} {:>9} {:>9}",
+            "{:>10} {:>14} {:>5} {:>6} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>7} {:>8} {:>9} {:>9}",
             row.stored,
             load,
+            row.instances,
             row.connections,
             row.run.requests_per_second,
             row.run.p50_ms,

@@ -1,8 +1,8 @@
 //! `hubkey-bench`: measures hubkeyd's registry token endpoint on loopback and prints figures.
 //!
 //! Usage: `hubkey-bench PATH/TO/hubkeyd [soak|bruteforce] [--seconds N] [--tokens M]
-//! [--distinct N] [--store sqlite|postgres --database-url URL] [--connections N]` (see
-//! `scripts/bench`). `soak` and `bruteforce` are described in their modules. Without a
+//! [--distinct N] [--store sqlite|postgres|both] [--database-url URL] [--token-cache-mib N]
+//! [--connections N]` (see `scripts/bench`). `soak` and `bruteforce` are described in their modules. Without a
 //! subcommand it prints, in one run:
 //! - the in-process ceiling: SHA-256 of a token plus an ES256-signed registry token, per
 //!   second on one core;
@@ -11,7 +11,10 @@
 //!   and `--distinct` tokens (default 200 000) picked at random per request: requests/s, p50,
 //!   p99, the ratios endpoint/ceiling, large/1k and distinct/hot, hubkeyd's resident memory at
 //!   the end, and where the time went (token cache hits and misses, usage flushes: from the
-//!   server's own `/metrics`);
+//!   server's own `/metrics`); with `--store postgres` or `both`, the large run on PostgreSQL
+//!   too (a private cluster unless `--database-url`), and two hubkeyd instances on that one
+//!   database under two wrk processes, summed; the ratios PostgreSQL/SQLite and two/one side
+//!   by side;
 //! - the same load while a second client floods `/v2/users/login` with wrong passwords from
 //!   many loopback addresses: throughput as a ratio of the undisturbed run.
 //!
@@ -22,6 +25,7 @@
 
 mod bruteforce;
 mod endpoint;
+mod pg;
 mod soak;
 
 use std::io::{BufRead, BufReader, Write};
@@ -47,10 +51,18 @@ const LOAD_TOKENS: usize = 1000;
 
 const USAGE: &str =
     "usage: hubkey-bench PATH/TO/hubkeyd [soak|bruteforce|access-log] [--seconds N] \
-                     [--tokens M] [--distinct N] [--store sqlite|postgres] [--database-url URL] \
-                     [--connections N]";
+                     [--tokens M] [--distinct N] [--store sqlite|postgres|both] [--database-url URL] \
+                     [--token-cache-mib N] [--connections N]";
 
-/// Which store the large run seeds and serves.
+/// Which stores the large run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stores {
+    Sqlite,
+    Postgres,
+    Both,
+}
+
+/// Which store a large run seeds and serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum StoreKind {
     /// A SQLite file in a fresh data directory (the default).
@@ -80,7 +92,11 @@ struct Options {
     large: usize,
     /// Of those, how many the distinct load picks from.
     distinct: usize,
-    store: StoreKind,
+    stores: Stores,
+    /// An empty PostgreSQL database for the PostgreSQL run (else a private cluster).
+    database_url: Option<String>,
+    /// hubkeyd's `--token-cache-mib` in the large runs (its default when None).
+    token_cache_mib: Option<u64>,
     connections: usize,
 }
 
@@ -107,7 +123,9 @@ fn options() -> Result<Options> {
         },
         large: 1_000_000,
         distinct: 200_000,
-        store: StoreKind::Sqlite,
+        stores: Stores::Sqlite,
+        database_url: None,
+        token_cache_mib: None,
         connections: 8,
     };
     let mut store = "sqlite".to_owned();
@@ -120,21 +138,19 @@ fn options() -> Result<Options> {
             "--distinct" => options.distinct = value.parse()?,
             "--store" => store = value,
             "--database-url" => database_url = Some(value),
+            "--token-cache-mib" => options.token_cache_mib = Some(value.parse()?),
             "--connections" => options.connections = value.parse()?,
             other => return Err(format!("unknown flag {other}; {USAGE}").into()),
         }
     }
-    options.store = match (store.as_str(), database_url) {
-        ("sqlite", None) => StoreKind::Sqlite,
-        ("postgres", Some(url)) => StoreKind::Postgres(url),
-        ("postgres", None) => {
-            return Err(
-                "--store postgres needs --database-url postgres://… (an empty database)".into(),
-            )
-        }
-        ("sqlite", Some(_)) => return Err("--database-url is for --store postgres".into()),
-        (other, _) => return Err(format!("--store {other}? sqlite or postgres").into()),
+    options.stores = match (store.as_str(), &database_url) {
+        ("sqlite", None) => Stores::Sqlite,
+        ("postgres", _) => Stores::Postgres,
+        ("both", _) => Stores::Both,
+        ("sqlite", Some(_)) => return Err("--database-url is for --store postgres or both".into()),
+        (other, _) => return Err(format!("--store {other}? sqlite, postgres or both").into()),
     };
+    options.database_url = database_url;
     if options.distinct < LOAD_TOKENS || options.distinct > options.large {
         return Err(format!(
             "--distinct must be between {LOAD_TOKENS} (the hot set) and --tokens ({})",
@@ -266,7 +282,13 @@ struct Server {
     metrics_url: Option<String>,
     child: Child,
     tokens: Vec<PlainToken>,
-    _dir: tempfile::TempDir,
+    /// The data directory, its global and `serve` arguments (for another instance).
+    data_dir: PathBuf,
+    hubkeyd: PathBuf,
+    global: Vec<String>,
+    serve: Vec<String>,
+    /// Removed when the first instance is dropped.
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
@@ -317,40 +339,37 @@ impl Server {
         global: &[String],
         serve: &[&str],
     ) -> Result<Self> {
-        let mut child = Command::new(hubkeyd)
-            .args(["--data-dir"])
-            .arg(dir.path())
-            .args(global)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--metrics-addr",
-                "127.0.0.1:0",
-            ])
-            .args(serve)
-            .env("HUBKEYD_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut lines = BufReader::new(stdout);
-        let mut line = String::new();
-        lines.read_line(&mut line)?;
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .ok_or("hubkeyd did not start")?
-            .to_owned();
-        line.clear();
-        lines.read_line(&mut line)?;
-        let metrics_url = line.trim().strip_prefix("metrics on ").map(str::to_owned);
+        let data_dir = dir.path().to_owned();
+        let serve: Vec<String> = serve.iter().map(|arg| (*arg).to_owned()).collect();
+        let (url, metrics_url, child) = spawn_serve(hubkeyd, &data_dir, global, &serve)?;
         Ok(Server {
             url,
             metrics_url,
             child,
             tokens,
-            _dir: dir,
+            data_dir,
+            hubkeyd: hubkeyd.to_owned(),
+            global: global.to_vec(),
+            serve,
+            _dir: Some(dir),
+        })
+    }
+
+    /// A second instance of the same deployment: the same data directory (`server.key`) and
+    /// database, its own port. No plaintexts: the first's wrk scripts serve it.
+    fn another_instance(&self) -> Result<Self> {
+        let (url, metrics_url, child) =
+            spawn_serve(&self.hubkeyd, &self.data_dir, &self.global, &self.serve)?;
+        Ok(Server {
+            url,
+            metrics_url,
+            child,
+            tokens: Vec::new(),
+            data_dir: self.data_dir.clone(),
+            hubkeyd: self.hubkeyd.clone(),
+            global: self.global.clone(),
+            serve: self.serve.clone(),
+            _dir: None,
         })
     }
 
@@ -398,6 +417,45 @@ impl Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts `hubkeyd serve` on `data_dir` with a metrics listener; answers its URL, its metrics
+/// URL and the child.
+fn spawn_serve(
+    hubkeyd: &Path,
+    data_dir: &Path,
+    global: &[String],
+    serve: &[String],
+) -> Result<(String, Option<String>, Child)> {
+    let mut child = Command::new(hubkeyd)
+        .args(["--data-dir"])
+        .arg(data_dir)
+        .args(global)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
+        .args(serve)
+        .env("HUBKEYD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut lines = BufReader::new(stdout);
+    let mut line = String::new();
+    lines.read_line(&mut line)?;
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .ok_or("hubkeyd did not start")?
+        .to_owned();
+    line.clear();
+    lines.read_line(&mut line)?;
+    let metrics_url = line.trim().strip_prefix("metrics on ").map(str::to_owned);
+    Ok((url, metrics_url, child))
 }
 
 /// Creates the bench user and `count` manual tokens in the database at `database_url`;

@@ -188,6 +188,12 @@ pub struct ServeArgs {
     #[arg(long, env = "HUBKEYD_ACCESS_LOG_DAYS", default_value_t = crate::access_log::DEFAULT_RETENTION_DAYS,
         value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub access_log_days: u32,
+    /// MiB the token cache may hold (token lookups by digest, weighed by their size: about
+    /// 600 bytes a token); with it, hubkeyd's memory stays bounded whatever the number of
+    /// distinct tokens in use.
+    #[arg(long, env = "HUBKEYD_TOKEN_CACHE_MIB", default_value_t = crate::hub::TOKEN_CACHE_BYTES / (1024 * 1024),
+        value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub token_cache_mib: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -331,6 +337,7 @@ fn registry_key(keys: &RegistryKeys, command: RegistryKeyCommand) -> Result<()> 
 }
 
 async fn serve(hub: Hub, args: ServeArgs) -> Result<()> {
+    let hub = hub.with_token_cache_bytes(args.token_cache_mib * 1024 * 1024);
     // Before the port is taken: a certificate that does not load stops the start.
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => Some(Tls::open(TlsFiles { cert, key })?),

@@ -4,14 +4,18 @@
 //! in the window ages out, and the limits are per subject, so the real user signing in from
 //! another address still gets in while an attacker's address is held back.
 //!
-//! **A limit of N evaluates at most N guesses, whatever the number in flight.** A password
-//! attempt takes a slot of each subject's limit under the same lock as the check
-//! ([`Throttle::reserve`]); the slot turns into a recorded failure when the guess is wrong
-//! ([`Reservation::fail`]) and is given back otherwise (dropping the [`Reservation`]). On top,
-//! no subject has more than [`MAX_IN_FLIGHT`] attempts in flight: beyond it, 429 at once.
-//! (One instance keeps the reservations in its memory; a multi-instance version would take
-//! them in the database instead, as the second factor's consecutive count already is:
-//! one conditional `UPDATE … RETURNING` per attempt.)
+//! **A limit of N evaluates at most N guesses, whatever the number in flight and the number
+//! of instances on the database.** A password attempt takes a slot of each subject's limit in
+//! the database ([`Throttle::reserve`]): one transaction locks the subjects (an advisory lock
+//! per subject on PostgreSQL, the write lock on SQLite), counts their failures in the window
+//! and inserts the attempt's failure row per subject, before the guess is checked. A wrong
+//! guess leaves the rows as they are ([`Reservation::fail`] writes nothing more for them); a
+//! right guess or an error deletes them ([`Reservation::release`], or dropping the
+//! [`Reservation`]). An attempt whose instance died before its outcome stays a failure until
+//! it ages out of the window: never fewer guesses counted than evaluated. Attacks are wrong
+//! guesses, so they cost one row per subject and guess and nothing else. On top, no subject
+//! has more than [`MAX_IN_FLIGHT`] attempts in flight in one process: beyond it, 429 at once,
+//! without a query.
 //!
 //! An address the account fully signed in from in the last [`KNOWN_FOR`] is not held back by
 //! the account's limit (only by its own), so guesses spread over many addresses cannot lock
@@ -22,12 +26,16 @@
 //! **What an attacker sends never sizes what is kept.** A subject is a 16-byte digest
 //! ([`Subject`]): of a user name that account creation would accept (any other name counts
 //! against the address only), of an IPv4 address, or of an IPv6 address's /64 (one host
-//! holds a whole /64). Failures are written to the database (a restart does not reset them)
-//! and mirrored in memory, so the check on every sign-in costs no query; a timer
-//! ([`Throttle::sweep_forever`]) forgets, in memory and in the database, failures older than
-//! the longest window, and known addresses older than [`KNOWN_FOR`]. The mirror is loaded
-//! at start; instances sharing a database do not yet see each other's failures until they
-//! restart.
+//! holds a whole /64). Failures are written to the database (a restart does not reset them);
+//! a timer ([`Throttle::sweep_forever`]) forgets failures older than the longest window,
+//! and known addresses older than [`KNOWN_FOR`].
+//!
+//! Credentials that cannot be guessed (a personal access token, a refresh token) take no slot:
+//! they are checked against the address's limit in an in-memory mirror of the failures
+//! ([`Throttle::check_address`]), so the token check on the hot path costs no query. The
+//! mirror holds the failures of the last hour at start and those this instance counts since:
+//! across instances an address is held back there by the instances that saw its failures
+//! (guesses of passwords and codes are held back by the database, on every instance).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -142,44 +150,42 @@ pub struct Throttle {
     memory: Memory,
 }
 
-/// Recent failures and attempts in flight per subject; and the addresses each account
-/// signed in from.
+/// The mirror of recent failures per subject, for [`Throttle::check_address`] and the cheap
+/// refusals before the database; and this process's attempts in flight per subject.
 #[derive(Debug, Default)]
 struct Memory {
     subjects: Mutex<HashMap<Subject, Record>>,
-    /// (account, address) → last full sign-in, Unix ms.
-    known: Mutex<HashMap<(Subject, Subject), i64>>,
+    /// Attempts of this process between their first query and their end, per subject: at most
+    /// [`MAX_IN_FLIGHT`], so a flood on one subject never holds more than that many database
+    /// connections of an instance waiting on the subject's lock (it is refused at once).
+    in_flight: Mutex<HashMap<Subject, u32>>,
 }
 
-/// One subject's state. A subject has one limit, so it keeps at most that many failures
+/// One subject's failures. A subject has one limit, so it keeps at most that many failures
 /// (the newest): the check needs no more.
 #[derive(Debug, Default)]
 struct Record {
     /// Unix ms, oldest first.
     failures: VecDeque<i64>,
-    in_flight: u32,
 }
 
 /// What the throttle holds in memory, to state the bound an attacker can reach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Footprint {
-    /// Subjects with a failure within the longest window, or an attempt in flight.
+    /// Subjects with a failure within the longest window.
     pub subjects: usize,
     /// Failures kept over all subjects.
     pub failures: usize,
-    /// (account, address) pairs known from full sign-ins.
-    pub known: usize,
-    /// The bytes these take: the maps' tables at their capacity and the failures' buffers
-    /// (not the allocator's own overhead).
+    /// The bytes these take: the map's table at its capacity and the failures' buffers (not
+    /// the allocator's own overhead).
     pub bytes: usize,
 }
 
 impl Throttle {
-    /// The failures of the last hour and the known addresses, from `store`, which later
-    /// failures and sign-ins are written to.
+    /// The mirror of the last hour's failures from `store`, which slots, failures and
+    /// sign-ins are written to.
     pub async fn load(store: Store, now: DateTime<Utc>) -> Result<Self> {
         let failures = store.failures_since(now - horizon()).await?;
-        let addresses = store.sign_in_addresses_since(now - KNOWN_FOR).await?;
         let memory = Memory::default();
         {
             let mut subjects = memory.subjects();
@@ -188,37 +194,26 @@ impl Throttle {
                     subjects.entry(subject).or_default().failures.push_back(at);
                 }
             }
-            let mut known = memory.known();
-            for (account, address, at) in addresses {
-                if let (Some(account), Some(address)) =
-                    (Subject::from_bytes(&account), Subject::from_bytes(&address))
-                {
-                    known.insert((account, address), at);
-                }
-            }
         }
         Ok(Throttle { store, memory })
     }
 
-    /// Takes a slot of each subject of `attempt` for one guess, or refuses with 429 when a
-    /// subject is over its limit or has [`MAX_IN_FLIGHT`] attempts in flight at `now`. The
-    /// account's limit does not apply from an address the account signed in from in the last
-    /// [`KNOWN_FOR`].
-    pub fn reserve(&self, attempt: &Attempt, now: DateTime<Utc>) -> Result<Reservation<'_>> {
+    /// Takes a slot of each subject of `attempt` for one guess, in the database, or refuses
+    /// with 429 when a subject is over its limit (its failures in the window, attempts in
+    /// flight on any instance included) or has [`MAX_IN_FLIGHT`] attempts in flight here. The account's limit does not apply from an address the
+    /// account signed in from in the last [`KNOWN_FOR`].
+    pub async fn reserve(&self, attempt: &Attempt, now: DateTime<Utc>) -> Result<Reservation<'_>> {
         let mut reservation = Reservation {
             throttle: self,
+            id: random_id(),
             attempt: Attempt {
                 account: None,
                 address: attempt.address,
             },
             reserved: Vec::with_capacity(2),
+            local: Vec::with_capacity(2),
         };
-        self.memory
-            .reserve(&[(attempt.address, PER_ADDRESS)], now)?;
-        reservation.reserved.push(attempt.address);
-        if let Some(account) = attempt.account {
-            reservation.add_account_subject(account, now)?;
-        }
+        reservation.take(true, attempt.account, now).await?;
         Ok(reservation)
     }
 
@@ -229,9 +224,30 @@ impl Throttle {
     pub fn check_address(&self, attempt: &Attempt, now: DateTime<Utc>) -> Result<()> {
         let subjects = self.memory.subjects();
         match subjects.get(&attempt.address) {
-            Some(record) => record.admits(PER_ADDRESS, 0, now),
+            Some(record) => record.admits(PER_ADDRESS, now),
             None => Ok(()),
         }
+    }
+
+    /// A wrong guess of `attempt`, whose failures on `reserved` are recorded already: those of
+    /// its other subjects (the account's, from an address the account knows) are written now.
+    async fn fail_reserved(
+        &self,
+        attempt: &Attempt,
+        reserved: &[Subject],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.memory.fail(attempt, now);
+        let unreserved: Vec<&[u8]> = attempt
+            .subjects()
+            .map(|(subject, _)| subject)
+            .filter(|subject| !reserved.contains(subject))
+            .map(Subject::as_bytes)
+            .collect();
+        if unreserved.is_empty() {
+            return Ok(());
+        }
+        self.store.record_failure(&unreserved, now).await
     }
 
     /// Notes a full sign-in (password, and second factor when on): the address becomes
@@ -240,14 +256,6 @@ impl Throttle {
         let Some(account) = attempt.account else {
             return Ok(());
         };
-        let previous = self
-            .memory
-            .known()
-            .insert((account, attempt.address), millis(now));
-        // One write per address a day is enough to keep it known.
-        if previous.is_some_and(|at| at > millis(now - Duration::days(1))) {
-            return Ok(());
-        }
         self.store
             .record_sign_in_address(account.as_bytes(), attempt.address.as_bytes(), now)
             .await
@@ -256,17 +264,13 @@ impl Throttle {
     /// Counts a failure of an attempt that reserved nothing ([`Throttle::check_address`])
     /// against its subjects, in memory and in the store.
     pub async fn fail(&self, attempt: &Attempt, now: DateTime<Utc>) -> Result<()> {
-        self.memory.fail(attempt, &[], now);
-        self.record(attempt, now).await
-    }
-
-    async fn record(&self, attempt: &Attempt, now: DateTime<Utc>) -> Result<()> {
+        self.memory.fail(attempt, now);
         let subjects: Vec<&[u8]> = attempt.subjects().map(|(s, _)| s.as_bytes()).collect();
         self.store.record_failure(&subjects, now).await
     }
 
-    /// Forgets failures older than the longest window and known addresses older than
-    /// [`KNOWN_FOR`], in memory (one pass under the lock) and in the database; also deletes
+    /// Forgets failures older than the longest window, in memory (one pass under the lock)
+    /// and in the database, and known addresses older than [`KNOWN_FOR`]; also deletes
     /// expired 2FA challenges.
     pub async fn sweep(&self, now: DateTime<Utc>) -> Result<()> {
         let forget_before = millis(now - horizon());
@@ -278,10 +282,8 @@ impl Throttle {
             {
                 record.failures.pop_front();
             }
-            record.in_flight > 0 || !record.failures.is_empty()
+            !record.failures.is_empty()
         });
-        let unknown_before = millis(now - KNOWN_FOR);
-        self.memory.known().retain(|_, at| *at > unknown_before);
         self.store
             .forget_throttling(now - horizon(), now - KNOWN_FOR, now)
             .await
@@ -311,7 +313,6 @@ impl Throttle {
     pub fn footprint(&self) -> Footprint {
         use std::mem::size_of;
         let subjects = self.memory.subjects();
-        let known = self.memory.known();
         let buffers: usize = subjects
             .values()
             .map(|record| record.failures.capacity() * size_of::<i64>())
@@ -319,25 +320,34 @@ impl Throttle {
         Footprint {
             subjects: subjects.len(),
             failures: subjects.values().map(|record| record.failures.len()).sum(),
-            known: known.len(),
-            bytes: subjects.capacity() * (size_of::<(Subject, Record)>() + 1)
-                + buffers
-                + known.capacity() * (size_of::<((Subject, Subject), i64)>() + 1),
+            bytes: subjects.capacity() * (size_of::<(Subject, Record)>() + 1) + buffers,
         }
     }
 }
 
-/// Slots of an attempt's subjects, taken by [`Throttle::reserve`]: a wrong guess turns them
-/// into failures ([`Reservation::fail`]); dropped otherwise, they are given back (a right
-/// guess, an error, or a request abandoned before its answer, which tells nothing).
+/// Slots of an attempt's subjects, taken in the database by [`Throttle::reserve`]: a wrong
+/// guess turns them into failures ([`Reservation::fail`]); a right guess or an error gives
+/// them back ([`Reservation::release`]; dropping the reservation gives them back too, from a
+/// task: a request abandoned before its answer tells nothing).
 #[derive(Debug)]
 #[must_use = "a reservation is given back when dropped"]
 pub struct Reservation<'a> {
     throttle: &'a Throttle,
+    /// The attempt's key in its failure rows.
+    id: i64,
     /// The subjects a failure counts against.
     attempt: Attempt,
     /// The subjects whose slot is held (the account's is not from a known address).
     reserved: Vec<Subject>,
+    /// The subjects this attempt counts in flight in this process ([`Memory::enter`]).
+    local: Vec<Subject>,
+}
+
+/// A random key for one attempt's failure rows (a subject's rows in the window number in the
+/// tens: 64 bits never collide there).
+fn random_id() -> i64 {
+    use rand::RngCore;
+    i64::from_ne_bytes(rand::rngs::OsRng.next_u64().to_ne_bytes())
 }
 
 impl Reservation<'_> {
@@ -349,90 +359,180 @@ impl Reservation<'_> {
     /// Extends an attempt that named no account (a 2FA code, whose challenge tells the
     /// account) to `username`'s, under the same rules as [`Throttle::reserve`]. On 429 the
     /// reservation keeps the subjects it had.
-    pub fn add_account(&mut self, username: &str, now: DateTime<Utc>) -> Result<()> {
-        self.add_account_subject(Subject::account(username), now)
+    pub async fn add_account(&mut self, username: &str, now: DateTime<Utc>) -> Result<()> {
+        self.take(false, Some(Subject::account(username)), now)
+            .await
     }
 
-    fn add_account_subject(&mut self, account: Subject, now: DateTime<Utc>) -> Result<()> {
-        let memory = &self.throttle.memory;
-        let known = memory
-            .known()
-            .get(&(account, self.attempt.address))
-            .is_some_and(|at| *at > millis(now - KNOWN_FOR));
-        if !known {
-            memory.reserve(&[(account, PER_ACCOUNT)], now)?;
-            self.reserved.push(account);
+    /// Takes the address's slot (when `address`) and the account's (unless the address is
+    /// known to it) in one transaction that holds both subjects' locks while it counts.
+    /// Refused at once, without a query, when this process already has [`MAX_IN_FLIGHT`]
+    /// attempts of a subject in flight or its mirror shows the address over its limit (the
+    /// mirror's failures are real ones: the database would refuse too).
+    async fn take(
+        &mut self,
+        address: bool,
+        account: Option<Subject>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if address {
+            self.throttle.check_address(&self.attempt, now)?;
         }
-        self.attempt.account = Some(account);
+        let local: Vec<Subject> = address
+            .then_some(self.attempt.address)
+            .into_iter()
+            .chain(account)
+            .collect();
+        self.throttle.memory.enter(&local)?;
+        self.local.extend(local);
+        let store = &self.throttle.store;
+        let locked: Vec<&[u8]> = address
+            .then_some(self.attempt.address.as_bytes())
+            .into_iter()
+            .chain(account.as_ref().map(Subject::as_bytes))
+            .collect();
+        if locked.is_empty() {
+            return Ok(());
+        }
+        let mut lock = store.lock_subjects(&locked, now - horizon()).await?;
+        let mut taking = Vec::with_capacity(2);
+        if address {
+            taking.push((self.attempt.address, PER_ADDRESS));
+        }
+        if let Some(account) = account {
+            let known = lock
+                .known(
+                    account.as_bytes(),
+                    self.attempt.address.as_bytes(),
+                    now - KNOWN_FOR,
+                )
+                .await?;
+            if !known {
+                taking.push((account, PER_ACCOUNT));
+            }
+        }
+        for (subject, limit) in &taking {
+            let failures = lock
+                .failures(subject.as_bytes(), now - limit.window, limit.failures)
+                .await?;
+            let record = Record {
+                failures: failures.into(),
+            };
+            record.admits(*limit, now)?;
+        }
+        for (subject, _) in &taking {
+            lock.reserve(subject.as_bytes(), self.id, now).await?;
+        }
+        lock.commit().await?;
+        self.reserved
+            .extend(taking.iter().map(|(subject, _)| *subject));
+        if account.is_some() {
+            self.attempt.account = account;
+        }
         Ok(())
     }
 
-    /// The guess was wrong: its slots become failures of the attempt's subjects, in memory
-    /// at once and then in the store.
+    /// The guess was wrong: its slots stay failures, and the attempt's other subjects get
+    /// theirs (in the store and in the mirror).
     pub async fn fail(mut self, now: DateTime<Utc>) -> Result<()> {
         let reserved = std::mem::take(&mut self.reserved);
-        self.throttle.memory.fail(&self.attempt, &reserved, now);
-        self.throttle.record(&self.attempt, now).await
+        self.throttle
+            .fail_reserved(&self.attempt, &reserved, now)
+            .await
+    }
+
+    /// The guess was right (or was not checked): its slots are given back before the answer.
+    pub async fn release(mut self) -> Result<()> {
+        let reserved = std::mem::take(&mut self.reserved);
+        if reserved.is_empty() {
+            return Ok(());
+        }
+        let subjects: Vec<&[u8]> = reserved.iter().map(Subject::as_bytes).collect();
+        let released = self
+            .throttle
+            .store
+            .release_reserved(self.id, &subjects)
+            .await;
+        if released.is_err() {
+            self.reserved = reserved;
+        }
+        released
     }
 }
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        if !self.reserved.is_empty() {
-            self.throttle.memory.release(&self.reserved);
+        self.throttle.memory.leave(&self.local);
+        if self.reserved.is_empty() {
+            return;
         }
+        // Without a runtime (shutting down) the slots stay failures until they age out.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let store = self.throttle.store.clone();
+        let id = self.id;
+        let reserved = std::mem::take(&mut self.reserved);
+        runtime.spawn(async move {
+            let subjects: Vec<&[u8]> = reserved.iter().map(Subject::as_bytes).collect();
+            if let Err(err) = store.release_reserved(id, &subjects).await {
+                tracing::warn!(
+                    error = %err,
+                    "giving back sign-in slots failed; they count as failures until they age out"
+                );
+            }
+        });
     }
 }
 
 impl Memory {
-    fn known(&self) -> MutexGuard<'_, HashMap<(Subject, Subject), i64>> {
-        self.known.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn subjects(&self) -> MutexGuard<'_, HashMap<Subject, Record>> {
         self.subjects.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Checks every subject, then takes a slot of each: all under one lock, so requests in
-    /// flight cannot all pass the same check.
-    fn reserve(&self, subjects: &[(Subject, Limit)], now: DateTime<Utc>) -> Result<()> {
-        let mut records = self.subjects();
-        for (subject, limit) in subjects {
-            if let Some(record) = records.get(subject) {
-                if record.in_flight >= MAX_IN_FLIGHT {
-                    return Err(Error::Throttled { retry_after: 1 });
-                }
-                record.admits(*limit, record.in_flight, now)?;
-            }
+    /// Counts an attempt in flight in this process on each of `subjects`, or refuses with 429
+    /// (and counts nothing) when one already has [`MAX_IN_FLIGHT`].
+    fn enter(&self, subjects: &[Subject]) -> Result<()> {
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if subjects
+            .iter()
+            .any(|subject| in_flight.get(subject).is_some_and(|n| *n >= MAX_IN_FLIGHT))
+        {
+            return Err(Error::Throttled { retry_after: 1 });
         }
-        for (subject, _) in subjects {
-            records.entry(*subject).or_default().in_flight += 1;
+        for subject in subjects {
+            *in_flight.entry(*subject).or_insert(0) += 1;
         }
         Ok(())
     }
 
-    /// Gives back the slots of `reserved`; forgets a subject left with nothing.
-    fn release(&self, reserved: &[Subject]) {
-        let mut records = self.subjects();
-        for subject in reserved {
-            if let Some(record) = records.get_mut(subject) {
-                record.in_flight = record.in_flight.saturating_sub(1);
-                if record.in_flight == 0 && record.failures.is_empty() {
-                    records.remove(subject);
+    /// Ends the attempts [`Memory::enter`] counted; forgets a subject left with none.
+    fn leave(&self, subjects: &[Subject]) {
+        if subjects.is_empty() {
+            return;
+        }
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for subject in subjects {
+            if let Some(n) = in_flight.get_mut(subject) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    in_flight.remove(subject);
                 }
             }
         }
     }
 
-    /// Counts a failure against every subject of `attempt`, turning the slots of `reserved`
-    /// into it.
-    fn fail(&self, attempt: &Attempt, reserved: &[Subject], now: DateTime<Utc>) {
+    /// Counts a failure against every subject of `attempt`.
+    fn fail(&self, attempt: &Attempt, now: DateTime<Utc>) {
         let mut records = self.subjects();
         for (subject, limit) in attempt.subjects() {
             let record = records.entry(*subject).or_default();
-            if reserved.contains(subject) {
-                record.in_flight = record.in_flight.saturating_sub(1);
-            }
             record.failures.push_back(millis(now));
             while record.failures.len() > limit.failures {
                 record.failures.pop_front();
@@ -443,8 +543,8 @@ impl Memory {
 
 impl Record {
     /// Refuses with 429, with the wait, when `limit` is reached by the failures in its window
-    /// at `now` plus the `in_flight` attempts that may become failures.
-    fn admits(&self, limit: Limit, in_flight: u32, now: DateTime<Utc>) -> Result<()> {
+    /// at `now` (attempts in flight included: their rows are failures from the start).
+    fn admits(&self, limit: Limit, now: DateTime<Utc>) -> Result<()> {
         let now_ms = millis(now);
         let window_ms = limit.window.num_milliseconds();
         let since = now_ms - window_ms;
@@ -454,12 +554,12 @@ impl Record {
             .copied()
             .filter(|at| *at > since)
             .collect();
-        let taken = in_window.len() + in_flight as usize;
+        let taken = in_window.len();
         if taken < limit.failures {
             return Ok(());
         }
-        // Free again when enough of the oldest failures have aged out; when attempts in
-        // flight alone fill the limit, as soon as one of them is given back.
+        // Free again when enough of the oldest failures have aged out (or, sooner, when an
+        // attempt in flight among them turns out right and is given back).
         let must_age_out = taken - limit.failures + 1;
         let wait_ms = match in_window.get(must_age_out - 1) {
             Some(freeing) => (freeing + window_ms - now_ms).max(1000),
@@ -519,53 +619,26 @@ mod tests {
 
     #[test]
     fn an_address_over_its_limit_waits_until_its_oldest_failure_ages_out() {
-        let throttle = Memory::default();
+        let memory = Memory::default();
         let start = start();
         let attacker = Attempt::on_account("ann", "127.0.0.9".parse().unwrap());
         for i in 0..30 {
-            throttle.fail(&attacker, &[], start + Duration::seconds(i));
+            memory.fail(&attacker, start + Duration::seconds(i));
         }
         let now = start + Duration::seconds(60);
-        let subjects = |attempt: &Attempt| -> Vec<(Subject, Limit)> {
-            attempt.subjects().map(|(s, l)| (*s, l)).collect()
-        };
-        match throttle.reserve(&subjects(&attacker), now) {
+        let subjects = memory.subjects();
+        let record = &subjects[&attacker.address];
+        match record.admits(PER_ADDRESS, now) {
             Err(Error::Throttled { retry_after }) => assert_eq!(retry_after, 120),
             other => panic!("expected 429, got {other:?}"),
         }
-        // The real user from another address is not held back.
-        let real = Attempt::on_account("ann", "127.0.0.10".parse().unwrap());
-        assert!(throttle.reserve(&subjects(&real), now).is_ok());
+        // The account's own limit (100) is not reached.
+        let account = &subjects[&attacker.account.unwrap()];
+        assert!(account.admits(PER_ACCOUNT, now).is_ok());
         // Three minutes after the first failure the address may try again.
-        assert!(throttle
-            .reserve(&subjects(&attacker), start + Duration::seconds(181))
+        assert!(record
+            .admits(PER_ADDRESS, start + Duration::seconds(181))
             .is_ok());
-    }
-
-    #[test]
-    fn slots_in_flight_count_toward_the_limit_and_are_capped() {
-        let memory = Memory::default();
-        let address = [(Subject::address("127.0.0.9".parse().unwrap()), PER_ADDRESS)];
-        let now = start();
-        for _ in 0..MAX_IN_FLIGHT {
-            memory.reserve(&address, now).unwrap();
-        }
-        assert!(matches!(
-            memory.reserve(&address, now),
-            Err(Error::Throttled { retry_after: 1 })
-        ));
-        memory.release(&[address[0].0]);
-        memory.reserve(&address, now).unwrap();
-        // 27 failures and 3 in flight fill the 30: a fourth attempt waits for them.
-        let attempt = Attempt::from_address("127.0.0.9".parse().unwrap());
-        memory.release(&[address[0].0]);
-        for _ in 0..27 {
-            memory.fail(&attempt, &[], now);
-        }
-        assert!(matches!(
-            memory.reserve(&address, now),
-            Err(Error::Throttled { .. })
-        ));
     }
 
     #[test]

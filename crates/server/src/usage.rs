@@ -1,7 +1,7 @@
 //! Token use: the coalesced record of uses.
 //!
-//! [`UsageLog`] collects `last_used` and per-day counts in memory and writes them in one
-//! transaction every [`FLUSH_INTERVAL`] (at most that much is lost on a crash); readers merge
+//! [`UsageLog`] collects `last_used` and per-day counts in memory and writes them every
+//! [`FLUSH_INTERVAL`], in batched upserts of short transactions (`Store::record_uses`) (at most that much is lost on a crash); readers merge
 //! the unflushed uses in, so the token list and the pruning rule always see the latest use.
 //! A batch a flush has taken stays visible until it is written (`in_flight`), and one flush
 //! runs at a time: a flush called while another is writing waits for it, so when the pruning
@@ -16,10 +16,15 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::error::Result;
-use crate::store::{millis, PendingUse, Store};
+use crate::store::{millis, PendingUse, Store, USES_PER_STATEMENT};
 
 /// How often unflushed uses are written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// A write of token uses slower than this is logged (by count and time, not its SQL: the
+/// store turns sqlx's own statement logging off, which would print every parameter
+/// placeholder of a 1 500-parameter statement).
+const SLOW_WRITE: Duration = Duration::from_secs(1);
 
 /// Uses not yet written to the store.
 #[derive(Debug, Default)]
@@ -93,7 +98,8 @@ impl UsageLog {
         self.batches_taken.load(Ordering::Acquire)
     }
 
-    /// Writes every pending use in one transaction. On failure the uses are kept for the
+    /// Writes every pending use, in token order, one short transaction per
+    /// [`USES_PER_STATEMENT`] tokens. On failure the uses not yet written are kept for the
     /// next attempt.
     pub async fn flush(&self, store: &Store) -> Result<()> {
         let _writing = self.writing.lock().await;
@@ -109,13 +115,39 @@ impl UsageLog {
         self.batches_taken.fetch_add(1, Ordering::AcqRel);
         drop(self.gate.read().await);
         let started = std::time::Instant::now();
-        let written = store.record_uses(&batch).await;
-        self.metrics.observe(batch.len(), started.elapsed());
-        let mut pending = lock(&self.pending);
-        if written.is_err() {
-            for (uuid, unwritten) in batch {
-                merge(pending.entry(uuid).or_default(), unwritten);
+        let count = batch.len();
+        // In token order, a short transaction per USES_PER_STATEMENT tokens: no flush holds
+        // the write lock (SQLite) or its rows (PostgreSQL) for long, and two instances'
+        // flushes take shared rows in the same order.
+        let mut sorted: Vec<(String, PendingUse)> = batch.into_iter().collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut written = Ok(());
+        let mut unwritten = Vec::new();
+        let mut chunks = sorted.chunks(USES_PER_STATEMENT);
+        for chunk in chunks.by_ref() {
+            let chunk_started = std::time::Instant::now();
+            if let Err(err) = store.record_uses(chunk).await {
+                written = Err(err);
+                unwritten.extend_from_slice(chunk);
+                break;
             }
+            let took = chunk_started.elapsed();
+            if took > SLOW_WRITE {
+                tracing::warn!(
+                    tokens = chunk.len(),
+                    took_ms = took.as_millis(),
+                    "writing token uses was slow"
+                );
+            }
+        }
+        for chunk in chunks {
+            unwritten.extend_from_slice(chunk);
+        }
+        self.metrics.observe(count, started.elapsed());
+        let mut pending = lock(&self.pending);
+        // Written transactions stay written; the rest is tried again at the next flush.
+        for (uuid, uses) in unwritten {
+            merge(pending.entry(uuid).or_default(), uses);
         }
         lock(&self.in_flight).clear();
         written

@@ -279,13 +279,17 @@ impl Hub {
     ) -> Result<Option<DeviceGrant>> {
         let reservation = self
             .throttle
-            .reserve(&Attempt::from_address(client.ip), now)?;
+            .reserve(&Attempt::from_address(client.ip), now)
+            .await?;
         let row = match normalise_user_code(typed) {
             Some(code) => self.store.device_grant_by_user_code(&code).await?,
             None => None,
         };
         match row {
-            Some(row) => Ok(Some(DeviceGrant::from_row(row, now))),
+            Some(row) => {
+                reservation.release().await?;
+                Ok(Some(DeviceGrant::from_row(row, now)))
+            }
             None => {
                 reservation.fail(now).await?;
                 Ok(None)

@@ -179,6 +179,17 @@ impl Hub {
         self
     }
 
+    /// The hub with a token cache of `bytes` (weighed as [`TOKEN_CACHE_BYTES`] is) instead of
+    /// the default: what bounds hubkeyd's memory when many distinct tokens are in use. Called
+    /// before the hub is cloned into the server's tasks (a clone keeps the cache it had).
+    pub fn with_token_cache_bytes(mut self, bytes: u64) -> Self {
+        self.tokens = Arc::new(
+            TokenCache::new(bytes, Some(TOKEN_CACHE_AGE), |owner| owner.heap_size())
+                .counted(self.metrics.cache_counters(CacheName::Token)),
+        );
+        self
+    }
+
     /// The per-token access log not yet written; the server flushes it periodically.
     pub fn access_log(&self) -> &Arc<crate::access_log::AccessLog> {
         &self.access_log

@@ -34,7 +34,7 @@ impl Hub {
         require_password_session(caller)?;
         password::check_policy(&new).map_err(|err| rename_field(err, "new_password"))?;
         let attempt = Attempt::on_account(&caller.username, client.ip);
-        let reservation = self.throttle.reserve(&attempt, now)?;
+        let reservation = self.throttle.reserve(&attempt, now).await?;
         let user = self
             .check_password(reservation, &caller.username, current, now)
             .await?;

@@ -40,7 +40,7 @@ impl Hub {
         now: DateTime<Utc>,
     ) -> Result<UserRow> {
         let attempt = sign_in_attempt(username, client.ip);
-        let reservation = self.throttle.reserve(&attempt, now)?;
+        let reservation = self.throttle.reserve(&attempt, now).await?;
         let user = self
             .check_password(reservation, username, password, now)
             .await?;
@@ -89,7 +89,8 @@ impl Hub {
         // A forged or stale challenge counts against the address like a wrong password.
         let mut reservation = self
             .throttle
-            .reserve(&Attempt::from_address(client.ip), now)?;
+            .reserve(&Attempt::from_address(client.ip), now)
+            .await?;
         // Whose challenge it is, to hold the account's attempts in flight to a few before
         // any is written; then the challenge's attempt is taken, in one statement, before the
         // code is compared (at most CHALLENGE_ATTEMPTS codes, whatever the number in flight).
@@ -108,7 +109,7 @@ impl Hub {
             reservation.fail(now).await?;
             return Err(Error::ChallengeExpired);
         };
-        reservation.add_account(&user.username, now)?;
+        reservation.add_account(&user.username, now).await?;
         let taken = self
             .store
             .attempt_challenge(digest.as_str(), now, session::CHALLENGE_ATTEMPTS)
@@ -141,7 +142,7 @@ impl Hub {
         }
         self.store.second_factor_signed_in(&user.id).await?;
         self.throttle.succeed(reservation.attempt(), now).await?;
-        drop(reservation);
+        reservation.release().await?;
         Ok(user)
     }
 
@@ -291,7 +292,7 @@ impl Hub {
     ) -> Result<Proof> {
         let attempt = sign_in_attempt(username, client.ip);
         if !looks_like_token(secret) {
-            let reservation = self.throttle.reserve(&attempt, now)?;
+            let reservation = self.throttle.reserve(&attempt, now).await?;
             let user = self
                 .check_password(reservation, username, secret.clone(), now)
                 .await?;
@@ -342,6 +343,7 @@ impl Hub {
         if user.totp_sealed.is_none() {
             self.throttle.succeed(reservation.attempt(), now).await?;
         }
+        reservation.release().await?;
         Ok(user)
     }
 

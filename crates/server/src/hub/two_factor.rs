@@ -121,7 +121,8 @@ impl Hub {
         };
         let reservation = self
             .throttle
-            .reserve(&Attempt::on_account(&user.username, client.ip), now)?;
+            .reserve(&Attempt::on_account(&user.username, client.ip), now)
+            .await?;
         let Some(in_a_row) = self.store.second_factor_attempt(&user.id, now).await? else {
             let until = self.store.second_factor_blocked_until(&user.id).await?;
             let wait_ms = until.map_or(1000, |until| until - store::millis(now));
@@ -140,6 +141,7 @@ impl Hub {
             reservation.fail(now).await?;
             return Err(Error::Unauthorized(message.into()));
         }
+        reservation.release().await?;
         self.store.second_factor_signed_in(&user.id).await?;
         Ok(())
     }
@@ -209,7 +211,8 @@ impl Hub {
         };
         let reservation = self
             .throttle
-            .reserve(&Attempt::on_account(&caller.username, client.ip), now)?;
+            .reserve(&Attempt::on_account(&caller.username, client.ip), now)
+            .await?;
         let secret = self.keys.unseal(&sealed)?;
         let Some(step) = totp::verify(&secret, code, now.timestamp()) else {
             reservation.fail(now).await?;
@@ -218,7 +221,7 @@ impl Hub {
                 "incorrect code: check the authenticator's clock and try the current code",
             ));
         };
-        drop(reservation);
+        reservation.release().await?;
         let (codes, digests) = new_recovery_codes(&caller.user_id);
         let address = client.ip.to_string();
         let confirmed = self
@@ -256,7 +259,7 @@ impl Hub {
     ) -> Result<()> {
         require_password_session(caller)?;
         let attempt = Attempt::on_account(&caller.username, client.ip);
-        let reservation = self.throttle.reserve(&attempt, now)?;
+        let reservation = self.throttle.reserve(&attempt, now).await?;
         self.check_password(reservation, &caller.username, password, now)
             .await?;
         self.check_own_second_factor(caller, code, client, now)

@@ -89,7 +89,6 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("creator_ip", Text),
             ("creator_ua", Text),
             ("created_at", Int),
-            ("last_used", Int),
             ("expires_at", Int),
             ("is_active", Bool),
             ("expiry_noted", Bool),
@@ -98,6 +97,10 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("overlap_until", Int),
             ("new_address_alerts", Bool),
         ],
+    ),
+    (
+        "token_last_used",
+        &[("token_uuid", Text), ("last_used", Int)],
     ),
     (
         "token_events",

@@ -32,10 +32,10 @@ use std::sync::Once;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use sqlx::any::{AnyPoolOptions, AnyTypeInfo, AnyTypeInfoKind, AnyValueRef};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyTypeInfo, AnyTypeInfoKind, AnyValueRef};
 use sqlx::error::BoxDynError;
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, ConnectOptions, Executor};
 
 use crate::error::{Error, Result, SetupError};
 
@@ -45,11 +45,12 @@ pub use device::{DeviceGrantRow, DevicePollRow, NewDeviceGrant};
 pub use pool_use::PoolUse;
 pub use sessions::{EventOrigin, NewSession, Refresh, RevokeReason, SessionRow};
 pub use sweep::Swept;
+pub use throttle::SubjectsLock;
 pub use tokens::{
     decode_cursor, encode_cursor, EventDetail, NewToken, TokenOwner, TokenRow, TokenSpec,
     AUTO_TOKENS_KEPT,
 };
-pub use usage::PendingUse;
+pub use usage::{PendingUse, USES_PER_STATEMENT};
 
 /// The database driver every statement runs on: sqlx's `Any`, which passes each statement to
 /// the SQLite or the PostgreSQL driver, chosen by the URL at start. Store code names the
@@ -241,6 +242,15 @@ impl Store {
         Ok(())
     }
 
+    /// The pool's connect options for `url`. sqlx's statement logging is off: its slow-statement
+    /// warning prints the whole (reformatted) SQL, which for a batched upsert of token uses is
+    /// a 1 500-placeholder statement; the usage flush logs its own slow writes by count.
+    fn connect_options(url: &str) -> Result<AnyConnectOptions, SetupError> {
+        Ok(AnyConnectOptions::from_str(url)
+            .map_err(|err| SetupError::Usage(format!("the database URL: {err}")))?
+            .disable_statement_logging())
+    }
+
     async fn open_sqlite(url: &str) -> Result<AnyPool, SetupError> {
         AnyPoolOptions::new()
             .max_connections(8)
@@ -254,7 +264,7 @@ impl Store {
                     Ok(())
                 })
             })
-            .connect(url)
+            .connect_with(Self::connect_options(url)?)
             .await
             .map_err(|err| SetupError::Database(format!("opening: {err}")))
     }
@@ -272,7 +282,7 @@ impl Store {
             .test_before_acquire(true)
             .idle_timeout(Duration::from_secs(300))
             .max_lifetime(Duration::from_secs(1800))
-            .connect(url)
+            .connect_with(Self::connect_options(url)?)
             .await
             .map_err(|err| SetupError::Database(format!("opening the PostgreSQL database: {err}")))
     }

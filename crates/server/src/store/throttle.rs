@@ -1,10 +1,11 @@
-//! What failed-sign-in throttling keeps across restarts: recent failures per subject, the
-//! addresses each account fully signed in from, and each account's wrong second-factor codes
-//! in a row. Subjects are the throttle's 16-byte digests.
+//! What failed-sign-in throttling keeps in the database, shared by every instance: recent
+//! failures per subject (an attempt in flight is one already, taken under [`SubjectsLock`]),
+//! the addresses each account fully signed in from, and each account's wrong second-factor
+//! codes in a row. Subjects are the throttle's 16-byte digests.
 
 use chrono::{DateTime, Utc};
 
-use super::{millis, Store};
+use super::{millis, Backend, DbTransaction, Store};
 use crate::error::Result;
 use crate::throttle::{
     SECOND_FACTOR_BACKOFF_MAX, SECOND_FACTOR_BACKOFF_STEP, SECOND_FACTOR_CONSECUTIVE,
@@ -29,6 +30,55 @@ impl Store {
             sqlx::query("INSERT INTO login_failures (subject, at) VALUES ($1, $2)")
                 .bind(*subject)
                 .bind(millis(now))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Locks `subjects` (sorted, so two attempts sharing subjects cannot deadlock) for the
+    /// transaction that decides a reservation, and deletes their failures at or before
+    /// `forget_before` (they no longer count). On PostgreSQL the lock is a transaction-scoped
+    /// advisory lock per subject (keyed by the digest's first 32 bits: two subjects sharing a
+    /// key only wait for each other); on SQLite it is the database's write lock, which the
+    /// first statement (that delete) takes, so two attempts never count from one snapshot.
+    pub async fn lock_subjects(
+        &self,
+        subjects: &[&[u8]],
+        forget_before: DateTime<Utc>,
+    ) -> Result<SubjectsLock> {
+        let mut subjects = subjects.to_vec();
+        subjects.sort_unstable();
+        subjects.dedup();
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            for subject in &subjects {
+                sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+                    .bind(ADVISORY_CLASS)
+                    .bind(advisory_key(subject))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        for subject in &subjects {
+            sqlx::query("DELETE FROM login_failures WHERE subject = $1 AND at <= $2")
+                .bind(*subject)
+                .bind(millis(forget_before))
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(SubjectsLock { tx })
+    }
+
+    /// Gives back the slots `attempt` took on `reserved` (a right guess, an error, an
+    /// abandoned request): their failure rows go. A wrong guess leaves them as they are.
+    pub async fn release_reserved(&self, attempt: i64, reserved: &[&[u8]]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for subject in reserved {
+            sqlx::query("DELETE FROM login_failures WHERE subject = $1 AND attempt = $2")
+                .bind(*subject)
+                .bind(attempt)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -150,6 +200,92 @@ impl Store {
             .bind(user_id)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+}
+
+/// The advisory lock class of throttling subjects on PostgreSQL ("hkth"): the two-key lock
+/// space, apart from the one-key space sqlx's migrator locks in.
+const ADVISORY_CLASS: i32 = 0x686b_7468;
+
+/// A subject's advisory lock key: the first 32 bits of its digest.
+fn advisory_key(subject: &[u8]) -> i32 {
+    let mut key = [0u8; 4];
+    for (to, from) in key.iter_mut().zip(subject) {
+        *to = *from;
+    }
+    i32::from_be_bytes(key)
+}
+
+/// Subjects locked by [`Store::lock_subjects`] inside an open transaction, in which a
+/// reservation reads their state and takes their slots; [`SubjectsLock::commit`] ends it
+/// (dropped, it rolls back and takes nothing).
+#[derive(Debug)]
+pub struct SubjectsLock {
+    tx: DbTransaction,
+}
+
+impl SubjectsLock {
+    /// The newest `keep` failures of `subject` after `since`, oldest first, attempts in
+    /// flight included (each is a failure from the moment it took its slot).
+    pub async fn failures(
+        &mut self,
+        subject: &[u8],
+        since: DateTime<Utc>,
+        keep: usize,
+    ) -> Result<Vec<i64>> {
+        let mut newest_first: Vec<i64> = sqlx::query_scalar(
+            "SELECT at FROM login_failures WHERE subject = $1 AND at > $2 \
+             ORDER BY at DESC LIMIT $3",
+        )
+        .bind(subject)
+        .bind(millis(since))
+        .bind(i64::try_from(keep).unwrap_or(i64::MAX))
+        .fetch_all(&mut *self.tx)
+        .await?;
+        newest_first.reverse();
+        Ok(newest_first)
+    }
+
+    /// Whether `account` fully signed in from `address` after `since`.
+    pub async fn known(
+        &mut self,
+        account: &[u8],
+        address: &[u8],
+        since: DateTime<Utc>,
+    ) -> Result<bool> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT CAST(1 AS BIGINT) FROM sign_in_addresses \
+             WHERE account = $1 AND address = $2 AND last_at > $3",
+        )
+        .bind(account)
+        .bind(address)
+        .bind(millis(since))
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(found.is_some())
+    }
+
+    /// Takes a slot of `subject` for `attempt` at `now`: its failure, unless given back
+    /// ([`Store::release_reserved`]).
+    pub async fn reserve(
+        &mut self,
+        subject: &[u8],
+        attempt: i64,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO login_failures (subject, at, attempt) VALUES ($1, $2, $3)")
+            .bind(subject)
+            .bind(millis(now))
+            .bind(attempt)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Commits the slots taken and releases the locks.
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
         Ok(())
     }
 }

@@ -233,11 +233,17 @@ pub struct NewToken<'a> {
     pub creator_ua: &'a str,
 }
 
+/// A token's columns, read `FROM` [`TOKENS`].
 const TOKEN_COLUMNS: &str =
     "uuid, user_id, digest, hint, label, scopes, origin, client_id, creator_ip, \
      creator_ua, created_at, last_used, expires_at, CAST(is_active AS INTEGER) AS is_active, \
      rotated_from, rotated_to, overlap_until, \
      CAST(new_address_alerts AS INTEGER) AS new_address_alerts";
+
+/// The tokens with their latest use, which lives in a table of its own (the usage flush writes
+/// it in batches, out of the way of the token check).
+const TOKENS: &str =
+    "access_tokens LEFT JOIN token_last_used ON token_last_used.token_uuid = access_tokens.uuid";
 
 impl Store {
     /// Inserts a token of the locked account, created at the lock's stamp.
@@ -245,8 +251,8 @@ impl Store {
         let spec = &token.spec;
         sqlx::query(
             "INSERT INTO access_tokens (uuid, user_id, digest, hint, label, scopes, origin, \
-                 client_id, creator_ip, creator_ua, created_at, last_used, expires_at, is_active) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, $12, TRUE)",
+                 client_id, creator_ip, creator_ua, created_at, expires_at, is_active) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, TRUE)",
         )
         .bind(token.uuid.to_string())
         .bind(&tokens.user_id)
@@ -275,7 +281,7 @@ impl Store {
     ) -> Result<Vec<TokenRow>> {
         let keep = keep.to_string();
         let doomed: Vec<TokenRow> = sqlx::query_as(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM access_tokens \
+            "SELECT {TOKEN_COLUMNS} FROM {TOKENS} \
              WHERE user_id = $1 AND origin = 'auto' AND uuid <> $2 \
              ORDER BY COALESCE(last_used, created_at) DESC, created_at DESC, uuid DESC \
              LIMIT $4 OFFSET $3"
@@ -301,7 +307,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<TokenRow>> {
         Ok(sqlx::query_as(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM access_tokens WHERE user_id = $1 \
+            "SELECT {TOKEN_COLUMNS} FROM {TOKENS} WHERE user_id = $1 \
              ORDER BY created_at DESC, uuid DESC LIMIT $2 OFFSET $3"
         ))
         .bind(user_id)
@@ -341,7 +347,7 @@ impl Store {
         uuid: Uuid,
     ) -> Result<Option<TokenRow>> {
         Ok(sqlx::query_as(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM access_tokens WHERE user_id = $1 AND uuid = $2"
+            "SELECT {TOKEN_COLUMNS} FROM {TOKENS} WHERE user_id = $1 AND uuid = $2"
         ))
         .bind(user_id)
         .bind(uuid.to_string())
@@ -408,7 +414,7 @@ impl Store {
     /// nothing, but deactivating them too leaves no doubt).
     pub async fn active_tokens_in(tokens: &mut AccountTokens<'_>) -> Result<Vec<TokenRow>> {
         Ok(sqlx::query_as(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM access_tokens WHERE user_id = $1 AND is_active = TRUE \
+            "SELECT {TOKEN_COLUMNS} FROM {TOKENS} WHERE user_id = $1 AND is_active = TRUE \
              ORDER BY created_at"
         ))
         .bind(&tokens.user_id)
@@ -456,12 +462,13 @@ impl Store {
     pub async fn token_by_digest(&self, digest: &str) -> Result<Option<TokenOwner>> {
         Ok(sqlx::query_as(
             "SELECT t.uuid, t.user_id, t.digest, t.hint, t.label, t.scopes, t.origin, t.client_id, \
-                    t.creator_ip, t.creator_ua, t.created_at, t.last_used, t.expires_at, \
+                    t.creator_ip, t.creator_ua, t.created_at, l.last_used, t.expires_at, \
                     CAST(t.is_active AS INTEGER) AS is_active, t.rotated_from, t.rotated_to, \
                     t.overlap_until, CAST(t.new_address_alerts AS INTEGER) AS new_address_alerts, \
                     u.username, \
                     CAST((u.disabled_at IS NOT NULL) AS INTEGER) AS user_disabled \
-             FROM access_tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = $1",
+             FROM access_tokens t JOIN users u ON u.id = t.user_id \
+             LEFT JOIN token_last_used l ON l.token_uuid = t.uuid WHERE t.digest = $1",
         )
         .bind(digest)
         .fetch_optional(&self.pool)
@@ -574,7 +581,7 @@ impl Store {
         let mut tokens = Self::lock_account_tokens(&mut tx, user_id, now).await?;
         let now = tokens.stamp;
         let expired: Vec<TokenRow> = sqlx::query_as(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM access_tokens \
+            "SELECT {TOKEN_COLUMNS} FROM {TOKENS} \
              WHERE user_id = $1 AND expiry_noted = FALSE AND expires_at IS NOT NULL AND expires_at <= $2"
         ))
         .bind(user_id)

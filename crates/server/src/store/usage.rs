@@ -1,7 +1,7 @@
 //! Token use as stored: `last_used` and per-day counts, written in batches by
 //! [`crate::usage::UsageLog`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use super::Store;
 use crate::error::Result;
@@ -15,32 +15,59 @@ pub struct PendingUse {
     pub days: BTreeMap<i64, i64>,
 }
 
+/// Rows an upsert of token uses writes at most: a statement of a few hundred rows costs one
+/// round trip instead of hundreds, and its parameters (at most 1 500) stay far below either
+/// database's limit.
+pub const USES_PER_STATEMENT: usize = 500;
+
 impl Store {
-    /// Writes coalesced uses: `last_used` (never backwards) and the per-day counts. Uses of
-    /// tokens deleted meanwhile are dropped.
-    pub async fn record_uses(&self, uses: &HashMap<String, PendingUse>) -> Result<()> {
+    /// Writes coalesced uses of tokens, in one transaction: `last_used` into
+    /// `token_last_used` (the latest use wins: an instance's older use never moves it back)
+    /// and the per-day counts into `token_usage` (added to what other instances wrote). Both
+    /// in upserts of at most [`USES_PER_STATEMENT`] rows, each in token order: two instances
+    /// flushing at once lock the rows they share in the same order, so they cannot deadlock.
+    /// Uses of tokens deleted meanwhile are dropped. `uses` must be sorted by token and hold
+    /// at most [`USES_PER_STATEMENT`] tokens to stay one short transaction.
+    pub async fn record_uses(&self, uses: &[(String, PendingUse)]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for (uuid, pending) in uses {
-            sqlx::query(
-                "UPDATE access_tokens SET last_used = $1 \
-                 WHERE uuid = $2 AND (last_used IS NULL OR last_used < $1)",
-            )
-            .bind(pending.last_used)
-            .bind(uuid)
-            .execute(&mut *tx)
-            .await?;
-            for (day, count) in &pending.days {
-                sqlx::query(
-                    "INSERT INTO token_usage (token_uuid, day, uses) \
-                     SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM access_tokens WHERE uuid = $1) \
-                     ON CONFLICT (token_uuid, day) DO UPDATE SET uses = token_usage.uses + excluded.uses",
-                )
-                .bind(uuid)
-                .bind(day)
-                .bind(count)
-                .execute(&mut *tx)
-                .await?;
+        for chunk in uses.chunks(USES_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO token_last_used (token_uuid, last_used) \
+                 SELECT v.column1, v.column2 FROM (VALUES {}) AS v \
+                 JOIN access_tokens t ON t.uuid = v.column1 WHERE TRUE ORDER BY v.column1 \
+                 ON CONFLICT (token_uuid) DO UPDATE SET last_used = excluded.last_used \
+                 WHERE excluded.last_used > token_last_used.last_used",
+                placeholders(chunk.len(), 2)
+            );
+            let mut query = sqlx::query(&sql);
+            for (uuid, pending) in chunk {
+                query = query.bind(uuid.as_str()).bind(pending.last_used);
             }
+            query.execute(&mut *tx).await?;
+        }
+        let days: Vec<(&str, i64, i64)> = uses
+            .iter()
+            .flat_map(|(uuid, pending)| {
+                pending
+                    .days
+                    .iter()
+                    .map(move |(day, count)| (uuid.as_str(), *day, *count))
+            })
+            .collect();
+        for chunk in days.chunks(USES_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO token_usage (token_uuid, day, uses) \
+                 SELECT v.column1, v.column2, v.column3 FROM (VALUES {}) AS v \
+                 JOIN access_tokens t ON t.uuid = v.column1 WHERE TRUE \
+                 ORDER BY v.column1, v.column2 \
+                 ON CONFLICT (token_uuid, day) DO UPDATE SET uses = token_usage.uses + excluded.uses",
+                placeholders(chunk.len(), 3)
+            );
+            let mut query = sqlx::query(&sql);
+            for (uuid, day, count) in chunk {
+                query = query.bind(*uuid).bind(*day).bind(*count);
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -83,5 +110,34 @@ impl Store {
         .bind(since_day)
         .fetch_all(&self.pool)
         .await?)
+    }
+}
+
+/// `rows` tuples of `columns` numbered parameters: `($1, $2), ($3, $4)`.
+fn placeholders(rows: usize, columns: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 6);
+    for row in 0..rows {
+        if row > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(row * columns + column + 1).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placeholders_number_rows_by_columns() {
+        assert_eq!(super::placeholders(2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(super::placeholders(1, 3), "($1, $2, $3)");
     }
 }

@@ -703,3 +703,52 @@ async fn postgres_only_a_feed_reader_alternating_instances_sees_every_event_once
         "the reader read while the writers wrote"
     );
 }
+
+#[tokio::test]
+async fn uses_flushed_by_two_instances_merge_the_latest_use_wins_and_counts_add() {
+    let mut first = TestServer::start().await;
+    let mut second = first.another_instance().await;
+    first.add_user("ann", PASSWORD).await;
+    let session = password_session(&first.client(), "ann", PASSWORD).await;
+    let created = first
+        .client()
+        .with_token(session.token.clone())
+        .create_token(&manual("ci"))
+        .await
+        .expect("create");
+
+    // Two earlier uses through the second instance, three later ones through the first.
+    for _ in 0..2 {
+        second
+            .client()
+            .auth_token("ann", &created.token)
+            .await
+            .expect("a use on the second");
+    }
+    let later = chrono::Utc::now();
+    for _ in 0..3 {
+        first
+            .client()
+            .auth_token("ann", &created.token)
+            .await
+            .expect("a use on the first");
+    }
+    // The first flushes (at its stop) before the second: the second's older use arrives last
+    // and must not move last_used back; its counts add to the first's.
+    first.stop();
+    second.stop();
+    first.restart().await;
+    let token = first
+        .client()
+        .with_token(session.token)
+        .get_token(created.uuid)
+        .await
+        .expect("get");
+    let last_used = token.last_used.expect("last_used after the uses");
+    assert!(
+        last_used >= later - chrono::Duration::milliseconds(1),
+        "{last_used} is older than the first instance's uses ({later})"
+    );
+    let uses: u64 = token.usage.iter().map(|day| day.uses).sum();
+    assert_eq!(uses, 5, "{:?}", token.usage);
+}

@@ -29,6 +29,7 @@ mod registry_scopes;
 mod rotation;
 mod secrets;
 mod sessions;
+mod shared_limits;
 mod tls;
 mod tokens;
 mod two_factor;
