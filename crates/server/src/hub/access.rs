@@ -1,5 +1,7 @@
 //! The per-token access log: what every accepted use did, and reading it back.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use hubkey_api::{AccessToken, TokenActivityPage, LAST_ADDRESSES};
 use uuid::Uuid;
@@ -93,10 +95,44 @@ impl Hub {
 
     /// Fills `token.last_addresses`: the stored and the pending, newest first.
     pub(super) async fn with_last_addresses(&self, token: &mut AccessToken) -> Result<()> {
-        let uuid = token.uuid.to_string();
         let limit = i64::try_from(LAST_ADDRESSES).unwrap_or(5);
-        let mut seen = self.store.last_addresses(&uuid, limit).await?;
-        seen.extend(self.access_log.pending_addresses(&uuid));
+        let stored = self
+            .store
+            .last_addresses(&token.uuid.to_string(), limit)
+            .await?;
+        self.fill_last_addresses(token, stored);
+        Ok(())
+    }
+
+    /// Fills `last_addresses` of a page of `user_id`'s tokens (`offset`, `limit` as the page
+    /// was read), with one query for the whole page.
+    pub(super) async fn with_last_addresses_of_page(
+        &self,
+        user_id: &str,
+        offset: i64,
+        limit: i64,
+        tokens: &mut [AccessToken],
+    ) -> Result<()> {
+        let per_token = i64::try_from(LAST_ADDRESSES).unwrap_or(5);
+        let mut stored: HashMap<String, Vec<(String, i64)>> = HashMap::new();
+        for (uuid, address, at) in self
+            .store
+            .last_addresses_of_page(user_id, offset, limit, per_token)
+            .await?
+        {
+            stored.entry(uuid).or_default().push((address, at));
+        }
+        for token in tokens {
+            let seen = stored.remove(&token.uuid.to_string()).unwrap_or_default();
+            self.fill_last_addresses(token, seen);
+        }
+        Ok(())
+    }
+
+    /// `token.last_addresses` from `stored` and the access log's pending lines, newest first,
+    /// each address once.
+    fn fill_last_addresses(&self, token: &mut AccessToken, mut seen: Vec<(String, i64)>) {
+        seen.extend(self.access_log.pending_addresses(&token.uuid.to_string()));
         seen.sort_by_key(|(_, at)| std::cmp::Reverse(*at));
         let mut addresses: Vec<String> = Vec::new();
         for (address, _) in seen {
@@ -108,6 +144,5 @@ impl Hub {
             }
         }
         token.last_addresses = addresses;
-        Ok(())
     }
 }

@@ -189,9 +189,8 @@ impl Hub {
             .iter()
             .map(|row| self.with_usage(row, &usage, now))
             .collect();
-        for token in &mut results {
-            self.with_last_addresses(token).await?;
-        }
+        self.with_last_addresses_of_page(&caller.user_id, offset, limit, &mut results)
+            .await?;
         Ok(TokenPage {
             count: u64::try_from(count).unwrap_or(0),
             active_count: u64::try_from(active_count).unwrap_or(0),

@@ -203,6 +203,34 @@ impl Store {
         .await?)
     }
 
+    /// [`Store::last_addresses`] of each token on a page of `user_id`'s token list (the
+    /// order and page of `Store::tokens_page`), in one query: (token uuid, address, Unix ms).
+    pub async fn last_addresses_of_page(
+        &self,
+        user_id: &str,
+        offset: i64,
+        limit: i64,
+        per_token: i64,
+    ) -> Result<Vec<(String, String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT token_uuid, address, at FROM ( \
+                 SELECT token_uuid, address, MAX(last_at) AS at, ROW_NUMBER() OVER ( \
+                     PARTITION BY token_uuid ORDER BY MAX(last_at) DESC, address) AS nth \
+                 FROM token_access \
+                 WHERE address <> '*' AND token_uuid IN ( \
+                     SELECT uuid FROM access_tokens WHERE user_id = $1 \
+                     ORDER BY created_at DESC, uuid DESC LIMIT $2 OFFSET $3) \
+                 GROUP BY token_uuid, address) ranked \
+             WHERE nth <= $4",
+        )
+        .bind(user_id)
+        .bind(limit)
+        .bind(offset)
+        .bind(per_token)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Deletes the log's lines of days before `first_kept_day`; how many.
     pub async fn delete_access_before(&self, first_kept_day: i64) -> Result<u64> {
         Ok(sqlx::query("DELETE FROM token_access WHERE day < $1")

@@ -178,6 +178,65 @@ async fn the_access_log_is_deleted_after_its_retention() {
     panic!("the access log was not swept after 90 days");
 }
 
+/// The list reads every token's latest addresses with one query for the page: each token
+/// still shows its own five newest, as its own JSON does, on every page.
+#[tokio::test]
+async fn the_list_shows_each_tokens_own_latest_addresses() {
+    let mut server = ClockedServer::start().await;
+    let ann = server.user("ann").await;
+    let mut tokens = Vec::new();
+    for n in 0..3u8 {
+        let token = ann.create_token(&manual(&format!("ci-{n}"))).await.unwrap();
+        // Token n is used from 6 + n addresses of its own, one a second, oldest first.
+        for host in 1..=6 + n {
+            server.advance(chrono::Duration::seconds(1));
+            let address = Ipv4Addr::new(127, 4, n, host);
+            let status = registry_token(
+                &server.url,
+                address,
+                "docker/28.2",
+                "ann",
+                &token.token,
+                None,
+            )
+            .await;
+            assert_eq!(status, 200);
+        }
+        tokens.push((token.uuid, n));
+    }
+    // Stopping writes the pending lines out: the answers below come from the database.
+    server.restart().await;
+    let session = password_session(&server.client(), "ann", PASSWORD).await;
+    let ann = server.client().with_token(session.token);
+    let expected = |n: u8| -> Vec<String> {
+        (2 + n..=6 + n)
+            .rev()
+            .map(|host| Ipv4Addr::new(127, 4, n, host).to_string())
+            .collect()
+    };
+    let listed = ann.list_tokens(1, 10).await.unwrap();
+    assert_eq!(listed.results.len(), 3);
+    for (uuid, n) in &tokens {
+        let row = listed.results.iter().find(|t| t.uuid == *uuid).unwrap();
+        assert_eq!(row.last_addresses, expected(*n), "token {n} in the list");
+        let shown = ann.get_token(*uuid).await.unwrap();
+        assert_eq!(shown.last_addresses, expected(*n), "token {n} alone");
+    }
+    // One token a page: the page's own token, whatever its offset.
+    for page in 1..=3u32 {
+        let listed = ann.list_tokens(page, 1).await.unwrap();
+        let (_, n) = tokens
+            .iter()
+            .find(|(uuid, _)| *uuid == listed.results[0].uuid)
+            .unwrap();
+        assert_eq!(
+            listed.results[0].last_addresses,
+            expected(*n),
+            "page {page}"
+        );
+    }
+}
+
 /// An attacker using one token from many addresses and agents: every use is counted, one
 /// line per address and agent, and the pending batch stays within its bound.
 #[tokio::test]
