@@ -10,17 +10,18 @@
 //! grants, and ends with the decision.
 
 use chrono::{DateTime, Duration, Utc};
-use hubkey_api::{DeviceCodeRequest, LoginResponse};
+use hubkey_api::{DeviceCodeRequest, LoginResponse, TokenDigest};
 use rand::rngs::OsRng;
 use rand::Rng;
 use sha2::{Digest, Sha256};
+use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::sign_in::SessionKey;
 use super::{ClientInfo, Hub};
 use crate::error::{Error, Result};
-use crate::session::{self, SessionSource};
-use crate::store::{self, DeviceGrantRow, NewDeviceGrant, RevokeReason};
+use crate::session::{self, Caller, SessionSource};
+use crate::store::{self, DeviceClaim, DeviceGrantRow, NewDeviceGrant, RevokeReason};
 use crate::throttle::Attempt;
 
 /// How long a device code and its user code live (RFC 8628 §3.2 `expires_in`).
@@ -239,26 +240,39 @@ impl Hub {
         match poll.status.as_str() {
             "denied" => Ok(DevicePoll::Denied),
             "approved" => {
-                let Some(user_id) = self.store.claim_device_grant(&digest, now).await? else {
-                    // Another poll took it between the two statements.
-                    return Ok(DevicePoll::InvalidGrant);
-                };
-                let Some(user) = self
+                let refresh = crate::random::random_secret();
+                let session_id = Uuid::new_v4().to_string();
+                let claim = self
                     .store
-                    .user_by_id(&user_id)
-                    .await?
-                    .filter(|user| user.disabled_at.is_none())
-                else {
-                    return Ok(DevicePoll::Denied);
-                };
-                match self
-                    .open_password_session(&user.id, &user.username, now)
-                    .await
-                {
-                    Ok(response) => Ok(DevicePoll::Approved(response)),
-                    // Disabled between the approval and now.
-                    Err(Error::Unauthorized(_)) => Ok(DevicePoll::Denied),
-                    Err(other) => Err(other),
+                    .claim_device_grant(
+                        &digest,
+                        now,
+                        &store::NewSession {
+                            id: &session_id,
+                            user_id: "",
+                            source: SessionSource::Password.as_str(),
+                            refresh_digest: Some(TokenDigest::of(&refresh).as_str()),
+                            token_uuid: None,
+                            created_at: now,
+                            expires_at: now + session::SESSION_TTL,
+                        },
+                    )
+                    .await?;
+                match claim {
+                    // Another poll took it between the two statements.
+                    DeviceClaim::Gone => Ok(DevicePoll::InvalidGrant),
+                    DeviceClaim::Refused => Ok(DevicePoll::Denied),
+                    DeviceClaim::Opened { user_id, username } => {
+                        let caller = Caller {
+                            user_id,
+                            username,
+                            session_id,
+                            source: SessionSource::Password,
+                        };
+                        Ok(DevicePoll::Approved(
+                            self.password_session_answer(&caller, refresh, now)?,
+                        ))
+                    }
                 }
             }
             _ if poll.slowed != 0 => Ok(DevicePoll::SlowDown {

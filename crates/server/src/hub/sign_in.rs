@@ -403,8 +403,19 @@ impl Hub {
                 now + session::SESSION_TTL,
             )
             .await?;
+        self.password_session_answer(&caller, refresh, now)
+    }
+
+    /// The answer that hands a new password session to its client: a bearer for `caller` and
+    /// the session's refresh token.
+    pub(super) fn password_session_answer(
+        &self,
+        caller: &Caller,
+        refresh: String,
+        now: DateTime<Utc>,
+    ) -> Result<LoginResponse> {
         Ok(LoginResponse {
-            token: session::mint(&self.keys, &caller, now, now + self.access_ttl)?,
+            token: session::mint(&self.keys, caller, now, now + self.access_ttl)?,
             refresh_token: Some(refresh),
             expires_in: Some(self.access_ttl_seconds()),
         })

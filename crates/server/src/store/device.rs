@@ -7,7 +7,7 @@ use sqlx::FromRow;
 use hubkey_api::AccountEventKind;
 
 use super::account_events::insert_account_event;
-use super::sessions::EventOrigin;
+use super::sessions::{insert_session, EventOrigin, NewSession};
 use super::{millis, Store};
 use crate::error::Result;
 
@@ -121,24 +121,55 @@ impl Store {
         .await?)
     }
 
-    /// Takes an approved, unexpired grant's session for its device: the approving account's
-    /// id, or None when the grant is not (or no longer) approved. One statement, so of any
-    /// number of polls racing after the approval exactly one gets it.
+    /// Takes an approved, unexpired grant for its device and opens the approving account's
+    /// session `session` (whose `user_id` is ignored: the grant names the account), in one
+    /// transaction: a failure on the way leaves the grant approved for the next poll. The
+    /// claim is one statement, so of any number of polls racing after the approval exactly
+    /// one gets it.
     pub async fn claim_device_grant(
         &self,
         device_digest: &[u8],
         now: DateTime<Utc>,
-    ) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar(
+        session: &NewSession<'_>,
+    ) -> Result<DeviceClaim> {
+        let mut tx = self.pool.begin().await?;
+        let user_id: Option<String> = sqlx::query_scalar(
             "UPDATE device_grants SET status = 'used' \
              WHERE device_digest = $1 AND status = 'approved' AND expires_at > $2 \
              RETURNING user_id",
         )
         .bind(device_digest)
         .bind(millis(now))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?
-        .flatten())
+        .flatten();
+        let Some(user_id) = user_id else {
+            return Ok(DeviceClaim::Gone);
+        };
+        let username: Option<String> =
+            sqlx::query_scalar("SELECT username FROM users WHERE id = $1")
+                .bind(&user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let opened = match &username {
+            Some(_) => {
+                insert_session(
+                    &mut tx,
+                    &NewSession {
+                        user_id: &user_id,
+                        ..*session
+                    },
+                )
+                .await?
+            }
+            None => false,
+        };
+        tx.commit().await?;
+        Ok(match username {
+            Some(username) if opened => DeviceClaim::Opened { user_id, username },
+            // Disabled (or deleted) since the approval: the grant is spent, refused.
+            _ => DeviceClaim::Refused,
+        })
     }
 
     /// Approves (or denies) a pending, unexpired grant for `user_id`; an approval records a
@@ -177,4 +208,16 @@ impl Store {
         tx.commit().await?;
         Ok(decided)
     }
+}
+
+/// What claiming an approved device grant came to ([`Store::claim_device_grant`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceClaim {
+    /// Not (or no longer) approved: unknown, pending, decided otherwise, expired, or taken by
+    /// another poll.
+    Gone,
+    /// Approved by an account disabled since: spent, and no session.
+    Refused,
+    /// The session is open, for this account.
+    Opened { user_id: String, username: String },
 }

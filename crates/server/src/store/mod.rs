@@ -41,7 +41,7 @@ use crate::error::{Error, Result, SetupError};
 
 pub use accounts::{UserRow, UserSummary};
 pub use copy::Copied;
-pub use device::{DeviceGrantRow, DevicePollRow, NewDeviceGrant};
+pub use device::{DeviceClaim, DeviceGrantRow, DevicePollRow, NewDeviceGrant};
 pub use pool_use::PoolUse;
 pub use sessions::{EventOrigin, NewSession, Refresh, RevokeReason, SessionRow};
 pub use sweep::Swept;

@@ -127,22 +127,8 @@ const SESSION_COLUMNS: &str = "id, user_id, source, expires_at, revoked_at, revo
 impl Store {
     /// Stores a new session, unless its account is disabled (then false).
     pub async fn insert_session(&self, new: &NewSession<'_>) -> Result<bool> {
-        let inserted = sqlx::query(
-            "INSERT INTO sessions (id, user_id, source, refresh_digest, created_at, expires_at, \
-                 token_uuid) \
-             SELECT $1, $2, $3, $4, $5, $6, $7 \
-             WHERE EXISTS (SELECT 1 FROM users WHERE id = $2 AND disabled_at IS NULL)",
-        )
-        .bind(new.id)
-        .bind(new.user_id)
-        .bind(new.source)
-        .bind(new.refresh_digest)
-        .bind(millis(new.created_at))
-        .bind(millis(new.expires_at))
-        .bind(new.token_uuid)
-        .execute(&self.pool)
-        .await?;
-        Ok(inserted.rows_affected() == 1)
+        let mut conn = self.pool.acquire().await?;
+        insert_session(&mut conn, new).await
     }
 
     /// The session with this id, if any, and whether its account is disabled.
@@ -457,4 +443,25 @@ pub(super) async fn revoke_all_in(
         .execute(&mut *conn)
         .await?;
     Ok(revoked.rows_affected())
+}
+
+/// Opens the session `new` inside `conn` (a transaction's, or a pooled one) unless its account
+/// is disabled; whether it was opened.
+pub(super) async fn insert_session(conn: &mut DbConnection, new: &NewSession<'_>) -> Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO sessions (id, user_id, source, refresh_digest, created_at, expires_at, \
+             token_uuid) \
+         SELECT $1, $2, $3, $4, $5, $6, $7 \
+         WHERE EXISTS (SELECT 1 FROM users WHERE id = $2 AND disabled_at IS NULL)",
+    )
+    .bind(new.id)
+    .bind(new.user_id)
+    .bind(new.source)
+    .bind(new.refresh_digest)
+    .bind(millis(new.created_at))
+    .bind(millis(new.expires_at))
+    .bind(new.token_uuid)
+    .execute(&mut *conn)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
 }

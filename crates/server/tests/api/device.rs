@@ -384,6 +384,71 @@ async fn an_approved_code_gives_one_full_session_of_the_approving_account() {
     );
 }
 
+/// Makes every insert into `sessions` fail (a trigger), or stops it; on either store.
+async fn sessions_fail(server: &TestServer, fail: bool) {
+    sqlx::any::install_default_drivers();
+    let mut conn =
+        <sqlx::AnyConnection as sqlx::Connection>::connect(&server.data().database_url())
+            .await
+            .expect("open the database");
+    let postgres = server.data().postgres_database().is_some();
+    let statements: &[&str] = match (postgres, fail) {
+        (false, true) => &["CREATE TRIGGER test_fail BEFORE INSERT ON sessions \
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END"],
+        (false, false) => &["DROP TRIGGER test_fail"],
+        (true, true) => &[
+            "CREATE FUNCTION test_fail() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$",
+            "CREATE TRIGGER test_fail BEFORE INSERT ON sessions \
+             FOR EACH ROW EXECUTE FUNCTION test_fail()",
+        ],
+        (true, false) => &[
+            "DROP TRIGGER test_fail ON sessions",
+            "DROP FUNCTION test_fail()",
+        ],
+    };
+    for statement in statements {
+        sqlx::Executor::execute(&mut conn, *statement)
+            .await
+            .expect("change the trigger");
+    }
+    sqlx::Connection::close(conn).await.ok();
+}
+
+#[tokio::test]
+async fn an_approved_code_survives_a_database_failure_while_its_session_opens() {
+    let server = TestServer::start().await;
+    server.add_user("ann", PASSWORD).await;
+    let client = server.client();
+    let grant = start(&client).await;
+    let mut page = PageAgent::new(&server.url);
+    assert_eq!(page.decide(&grant.user_code, "ann", "approve").await, 200);
+    let sessions = server.data().count_rows("sessions").await;
+
+    // The session cannot be written: the poll fails, and neither spends the code nor leaves
+    // half a session.
+    sessions_fail(&server, true).await;
+    let failed = client.poll_device_grant(&grant.device_code).await;
+    assert!(failed.is_err(), "{failed:?}");
+    assert_eq!(server.data().count_rows("sessions").await, sessions);
+
+    // Once the database is well again the device's next poll gets its session.
+    sessions_fail(&server, false).await;
+    let DevicePoll::Approved(session) = client.poll_device_grant(&grant.device_code).await.unwrap()
+    else {
+        panic!("expected the session after the failure");
+    };
+    client
+        .with_token(&session.access_token)
+        .list_tokens(1, 10)
+        .await
+        .unwrap();
+    assert!(matches!(
+        client.poll_device_grant(&grant.device_code).await.unwrap(),
+        DevicePoll::Refused { ref error, .. } if error == "invalid_grant"
+    ));
+}
+
 #[tokio::test]
 async fn many_concurrent_polls_after_approval_open_one_session() {
     let server = TestServer::start().await;
