@@ -340,6 +340,14 @@ async fn postgres_only_an_account_disabled_with_the_cli_is_refused_by_every_inst
     let bearer = warm(&pair, &token.token).await;
     let output = pair.a.data().run(&["user", "disable", USER], None).await;
     assert_success(&output, "user disable");
+    // The command waited for the instances' confirmations (on a connection of its own):
+    // B refuses the first requests after it returned.
+    let mut accepted = AcceptedAfterAck::default();
+    first_requests_after_ack(&pair, &token.token, &bearer, &mut accepted).await;
+    assert_eq!(
+        (accepted.registry, accepted.exchange, accepted.bearer),
+        (0, 0, 0)
+    );
     let since = Instant::now();
     refused_everywhere_on_b(&pair, &token.token, &bearer, since).await;
     assert_eq!(registry_token(&pair.a.url, &token.token).await, 401);
