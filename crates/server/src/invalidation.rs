@@ -586,4 +586,61 @@ mod tests {
             assert_eq!(Stale::parse(bad), None, "{bad}");
         }
     }
+
+    #[test]
+    fn markers_and_confirmations_read_back() {
+        let id = AnnouncementId {
+            origin: 4242,
+            seq: 17,
+        };
+        assert_eq!(id.marker(), "done:4242.17");
+        assert_eq!(AnnouncementId::parse_marker(&id.marker()), Some(id));
+        assert_eq!(
+            Stale::parse(&id.marker()),
+            None,
+            "a marker names nothing stale"
+        );
+        assert_eq!(parse_confirmation(&id.confirmation(99)), Some((17, 99)));
+        assert_eq!(ack_channel(4242), "hubkeyd_ack_4242");
+        for bad in [
+            "done:",
+            "done:1",
+            "done:x.1",
+            "done:1.x",
+            "token:abc",
+            "done:1.-2",
+        ] {
+            assert_eq!(AnnouncementId::parse_marker(bad), None, "{bad}");
+        }
+        for bad in ["", "1", "1:", ":1", "x:1", "1:x"] {
+            assert_eq!(parse_confirmation(bad), None, "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn confirmations_reach_the_waiting_commit_and_a_lost_listener_ends_the_wait() {
+        let confirmations = Arc::new(Confirmations::default());
+        assert!(confirmations.register().is_none(), "no listener: no ears");
+        confirmations.subscribed(7);
+        let mut first = confirmations.register().expect("registered");
+        let second = confirmations.register().expect("registered");
+        assert_eq!(first.id.origin, 7);
+        assert_ne!(first.id.seq, second.id.seq);
+        confirmations.confirmed(first.id.seq, 11);
+        confirmations.confirmed(first.id.seq + 100, 12);
+        assert_eq!(first.confirmed.recv().await, Some(11));
+        drop(second);
+        assert_eq!(
+            confirmations.routing().waiting.len(),
+            1,
+            "a dropped wait leaves"
+        );
+        confirmations.lost();
+        assert_eq!(
+            first.confirmed.recv().await,
+            None,
+            "nothing more can be heard"
+        );
+        assert!(confirmations.register().is_none());
+    }
 }
