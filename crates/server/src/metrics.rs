@@ -188,6 +188,7 @@ pub struct Metrics {
     pool_idle: Gauge,
     notify_reconnects: Counter,
     notify_listening: Gauge,
+    notify_cut_off: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -272,6 +273,12 @@ impl Metrics {
             "1 while this instance hears other instances' changes (PostgreSQL) and caches; 0 while the channel is down and every answer comes from the database",
             notify_listening.clone(),
         );
+        let notify_cut_off = Counter::default();
+        registry.register(
+            "hubkeyd_notify_cut_off",
+            "Other instances' change listeners this instance cut off (pg_terminate_backend) because they did not confirm a change in time",
+            notify_cut_off.clone(),
+        );
         let metrics = Metrics {
             registry,
             exchanges,
@@ -284,6 +291,7 @@ impl Metrics {
             pool_idle,
             notify_reconnects,
             notify_listening,
+            notify_cut_off,
         };
         // Shown at zero from the start, so a rate over the first scrape is right.
         for cache in [CacheName::Token, CacheName::Repository] {
@@ -334,6 +342,12 @@ impl Metrics {
     /// Sets whether the change channel is subscribed (and the caches on).
     pub fn notify_listening(&self, listening: bool) {
         self.notify_listening.set(i64::from(listening));
+    }
+
+    /// The counter of other instances' listeners cut off for not confirming a change
+    /// ([`crate::invalidation::await_confirmations`]).
+    pub fn notify_cut_off(&self) -> Counter {
+        self.notify_cut_off.clone()
     }
 
     /// The text a scrape answers, with the pool as it is now.

@@ -29,7 +29,7 @@ use hubkey_api::error::PAT_SESSION_FORBIDDEN;
 
 use crate::cache::LookupCache;
 use crate::error::{Error, Result};
-use crate::invalidation::Stale;
+use crate::invalidation::{Ears, Stale};
 use crate::keys::ServerKeys;
 use crate::metrics::{CacheName, Metrics};
 use crate::password::PasswordHasher;
@@ -115,6 +115,8 @@ pub struct Hub {
     /// How long a bearer JWT lives ([`session::ACCESS_TTL`] unless set).
     access_ttl: chrono::Duration,
     metrics: Arc<Metrics>,
+    /// Other instances' confirmations of this instance's announcements (PostgreSQL).
+    confirmations: Arc<crate::invalidation::Confirmations>,
 }
 
 impl Hub {
@@ -153,6 +155,7 @@ impl Hub {
             access_log_days: crate::access_log::DEFAULT_RETENTION_DAYS,
             access_ttl: session::ACCESS_TTL,
             metrics,
+            confirmations: Arc::default(),
         };
         // Other instances may change what the caches would hold: on PostgreSQL they keep
         // nothing until the change channel is subscribed (`invalidation::listen_forever`).
@@ -227,11 +230,44 @@ impl Hub {
 
     /// Commits `tx`, a change that makes `stale` cached answers wrong: announces them to
     /// the other instances inside the transaction (they hear it exactly when it commits),
-    /// commits, and forgets them here. Every change that a cache could hide ends here.
+    /// commits, forgets them here, and waits until every other instance has confirmed it
+    /// forgot them too (at most [`crate::invalidation::CONFIRM_WITHIN`], after which the
+    /// silent ones are cut off). Every change that a cache could hide ends here. Fails only
+    /// when the change did not commit; on SQLite it waits for nothing.
     pub async fn commit(&self, tx: DbTransaction, stale: &[Stale]) -> Result<()> {
-        self.store.commit(tx, stale).await?;
+        let ears = self.ears(stale).await;
+        self.store
+            .commit(tx, stale, ears.as_ref().map(Ears::id))
+            .await?;
         self.forget(stale);
+        self.confirmed(ears).await;
         Ok(())
+    }
+
+    /// How a change making `stale` wrong hears the other instances confirm it: `None` on
+    /// SQLite and when nothing is stale.
+    async fn ears(&self, stale: &[Stale]) -> Option<Ears> {
+        if stale.is_empty() || self.store.backend() != Backend::Postgres {
+            return None;
+        }
+        Ears::open(self).await
+    }
+
+    /// Waits for the confirmations `ears` hear (after the change committed).
+    async fn confirmed(&self, ears: Option<Ears>) {
+        if let Some(ears) = ears {
+            crate::invalidation::await_confirmations(
+                &self.store,
+                ears,
+                &self.metrics.notify_cut_off(),
+            )
+            .await;
+        }
+    }
+
+    /// Routes other instances' confirmations to this instance's waiting commits.
+    pub fn confirmations(&self) -> &Arc<crate::invalidation::Confirmations> {
+        &self.confirmations
     }
 
     /// Forgets what `stale` names from this instance's caches (a change committed here, or

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 use super::{feed_cursor, feed_start, require_password_session, ClientInfo, Hub};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::invalidation::Stale;
+use crate::invalidation::{Ears, Stale};
 use crate::password;
 use crate::session::{self, Caller};
 use crate::store::{EventOrigin, RevokeReason, Store, Swept, UserRow};
@@ -114,11 +114,13 @@ impl Hub {
     ) -> Result<u64> {
         let user = self.named_user(username).await?;
         let stale = [Stale::Account(user.id.clone())];
+        let ears = self.ears(&stale).await;
         let ended = self
             .store
-            .set_disabled(&user.id, disabled, &stale, now)
+            .set_disabled(&user.id, disabled, &stale, ears.as_ref().map(Ears::id), now)
             .await?;
         self.forget(&stale);
+        self.confirmed(ears).await;
         if disabled {
             self.store
                 .record_account_event(

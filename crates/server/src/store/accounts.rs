@@ -162,6 +162,7 @@ impl Store {
         user_id: &str,
         disabled: bool,
         stale: &[crate::invalidation::Stale],
+        id: Option<crate::invalidation::AnnouncementId>,
         now: DateTime<Utc>,
     ) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
@@ -175,7 +176,7 @@ impl Store {
         } else {
             0
         };
-        self.commit(tx, stale).await?;
+        self.commit(tx, stale, id).await?;
         Ok(revoked)
     }
 

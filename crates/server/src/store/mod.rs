@@ -17,6 +17,7 @@ mod account_events;
 mod accounts;
 mod copy;
 mod device;
+mod instances;
 mod pool_use;
 mod repositories;
 mod sessions;
@@ -297,15 +298,17 @@ impl Store {
         self.listen_target.as_ref()
     }
 
-    /// Announces `stale` to the other instances inside `tx` ([`crate::invalidation::announce`])
-    /// and commits: they hear it exactly when it commits. [`crate::Hub::commit`] also forgets
-    /// it locally.
+    /// Announces `stale` to the other instances inside `tx` ([`crate::invalidation::announce`],
+    /// ended by the marker of `id` when the commit waits for their confirmations) and
+    /// commits: they hear it exactly when it commits. [`crate::Hub::commit`] also forgets it
+    /// locally and waits for the confirmations.
     pub async fn commit(
         &self,
         mut tx: DbTransaction,
         stale: &[crate::invalidation::Stale],
+        id: Option<crate::invalidation::AnnouncementId>,
     ) -> Result<()> {
-        crate::invalidation::announce(self.backend, &mut tx, stale).await?;
+        crate::invalidation::announce(self.backend, &mut tx, stale, id).await?;
         tx.commit().await?;
         Ok(())
     }
