@@ -20,6 +20,8 @@ pub mod docker_config;
 pub mod entry_bounds;
 mod error;
 pub mod export;
+#[cfg(test)]
+mod fixtures;
 mod hand_off;
 mod outcome;
 mod password;
