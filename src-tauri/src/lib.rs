@@ -113,6 +113,8 @@ pub fn run() {
             security::token_detail,
             security::token_access_page,
             security::close_token_detail,
+            security::unconfirmed_token,
+            security::confirm_token_copied,
             security::export_tokens,
         ])
         .build(tauri::generate_context!())

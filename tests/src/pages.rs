@@ -1047,6 +1047,12 @@ pub struct ShowOnce<'a> {
 impl ShowOnce<'_> {
     const VALUE: &'static str = "#new-secret";
 
+    /// Whether it is the dialog that shows again a value whose window was closed before its
+    /// Done (rather than the create or rotate dialog).
+    pub async fn is_shown_again(&self) -> bool {
+        count(self.app, "#unconfirmed-dialog #new-secret").await > 0
+    }
+
     /// The value, once shown.
     pub async fn value(&self) -> String {
         self.app

@@ -33,6 +33,7 @@ mod settings_file;
 pub mod start_at_login;
 mod tokens;
 mod two_factor;
+mod unconfirmed;
 pub mod watcher;
 mod window_place;
 
