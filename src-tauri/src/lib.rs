@@ -13,6 +13,8 @@ mod memory;
 mod navigation;
 mod security;
 mod settings;
+#[cfg(feature = "test-clock")]
+mod test_clock;
 mod tray;
 mod ui_event;
 mod watcher;
@@ -33,6 +35,11 @@ pub use hubkey_desktop::ErrorBody;
 #[cfg(all(feature = "ipc-audit", not(debug_assertions)))]
 compile_error!(
     "the `ipc-audit` feature is for test builds only: it must not be enabled in a release build"
+);
+// The test clock lets the environment set the app's time: test builds only, likewise.
+#[cfg(all(feature = "test-clock", not(debug_assertions)))]
+compile_error!(
+    "the `test-clock` feature is for test builds only: it must not be enabled in a release build"
 );
 
 /// Runs the app until Quit. Closing the window destroys it and its webview; the app stays in
@@ -67,6 +74,15 @@ pub fn run() {
                 .ok_or("cannot find the docker config: set HOME or DOCKER_CONFIG")?;
             let store = Arc::new(hubkey_keyring::OsKeyring::new());
             let desktop = Desktop::new(store, docker_config, device_name());
+            #[cfg(feature = "test-clock")]
+            let desktop = match test_clock::TestClock::from_env() {
+                Some(test_clock) => {
+                    let desktop = desktop.with_clock(test_clock.clock());
+                    app.manage(test_clock);
+                    desktop
+                }
+                None => desktop,
+            };
             app.manage(desktop);
             app.manage(lifecycle::Lifecycle::default());
             app.manage(browser_sign_in::Polling::default());
@@ -113,6 +129,8 @@ pub fn run() {
             security::token_detail,
             security::token_access_page,
             security::close_token_detail,
+            security::unconfirmed_token,
+            security::confirm_token_copied,
             security::export_tokens,
         ])
         .build(tauri::generate_context!())

@@ -11,7 +11,7 @@ use hubkey_desktop::{
 };
 use serde::Serialize;
 use tauri::ipc::{Channel, InvokeResponseBody};
-use tauri::{AppHandle, State};
+use tauri::{AppHandle, Manager, State};
 use tauri_plugin_dialog::DialogExt;
 use ts_rs::TS;
 
@@ -113,6 +113,31 @@ pub async fn rotate_token(
     Ok(desktop
         .rotate_token(&server_url(&app)?, uuid, overlap_seconds)
         .await?)
+}
+
+/// The show-once value the person has not confirmed copying yet (the window closed before
+/// Done), to show again; `None` when there is none. Kept in the core's memory only.
+#[tauri::command]
+pub fn unconfirmed_token(
+    app: AppHandle,
+    desktop: State<'_, Desktop>,
+) -> Result<Option<CreatedToken>> {
+    Ok(desktop.unconfirmed_token(&server_url(&app)?))
+}
+
+/// The person copied (or dismissed) the value of `uuid`: the core forgets it.
+#[tauri::command]
+pub fn confirm_token_copied(desktop: State<'_, Desktop>, uuid: String) -> Result<()> {
+    desktop.confirm_copied(token_id(&uuid)?);
+    Ok(())
+}
+
+/// The window closed: if a shown value was not confirmed copied, the next window opens on the
+/// Security screen, which shows it again.
+pub fn window_closed(app: &AppHandle) {
+    if app.state::<Desktop>().has_unconfirmed_token() {
+        crate::ui_event::emit(app, crate::ui_event::UiEvent::OpenSecurity);
+    }
 }
 
 /// A page of the account's events, newest first (`before`: the last cursor of the previous

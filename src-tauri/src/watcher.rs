@@ -23,6 +23,8 @@ pub async fn run(app: &AppHandle, server: &ServerUrl, username: &str) -> Desktop
     let mut failures = 0u32;
     loop {
         let cursor = settings::watch_cursor(app, server, username).unwrap_or_default();
+        #[cfg(feature = "test-clock")]
+        crate::test_clock::sync(app);
         let desktop = app.state::<Desktop>();
         let now = desktop.now();
         let context = AlertContext {

@@ -65,6 +65,7 @@ fn build(app: &AppHandle) -> tauri::Result<WebviewWindow> {
 /// the system a moment later.
 pub fn closed(app: &AppHandle) {
     app.state::<UiQueue>().stop_listening();
+    crate::security::window_closed(app);
     tauri::async_runtime::spawn(async {
         tokio::time::sleep(GIVE_BACK_AFTER).await;
         crate::memory::give_back_freed();

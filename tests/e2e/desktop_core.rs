@@ -782,6 +782,41 @@ mod tokens {
         assert_eq!(empty.code(), "invalid_input");
     }
 
+    #[tokio::test]
+    async fn a_shown_value_is_kept_in_memory_until_confirmed_copied_or_signed_out() {
+        let (hub, keyring, home) = setup().await;
+        let app = signed_in_desktop(&hub, &keyring, &home).await;
+        let url = server(&hub.url);
+        assert!(app.unconfirmed_token(&url).is_none());
+        let created = app
+            .create_token(&url, "ci", TokenScope::Read, None)
+            .await
+            .unwrap();
+        // The window closed before Done: a new page gets the same value again.
+        let again = app.unconfirmed_token(&url).expect("kept until confirmed");
+        assert_eq!(again.secret, created.secret);
+        assert_eq!(again.row.uuid, created.row.uuid);
+        assert!(app.has_unconfirmed_token());
+        // Another token's confirmation leaves it; its own forgets it.
+        app.confirm_copied(uuid::Uuid::from_u128(7));
+        assert!(app.unconfirmed_token(&url).is_some());
+        app.confirm_copied(created.row.uuid);
+        assert!(app.unconfirmed_token(&url).is_none());
+        assert!(!app.has_unconfirmed_token());
+
+        // A rotated manual token's successor is kept the same way; sign-out forgets it.
+        let rotated = match app.rotate_token(&url, created.row.uuid, 0).await.unwrap() {
+            Rotation::Shown(successor) => successor,
+            Rotation::Kept { .. } => panic!("a manual token's successor is shown"),
+        };
+        let kept = app.unconfirmed_token(&url).expect("the successor is kept");
+        assert_eq!(kept.secret, rotated.secret);
+        assert!(!format!("{app:?}").contains(&rotated.secret));
+        app.sign_out(&url).await.unwrap();
+        assert!(app.unconfirmed_token(&url).is_none());
+        assert!(!app.has_unconfirmed_token());
+    }
+
     /// The manual token's show-once value, from a rotation's answer.
     fn shown(rotation: Rotation) -> hubkey_desktop::CreatedToken {
         match rotation {

@@ -7,6 +7,7 @@ mod detail;
 mod resident;
 mod secrets;
 mod security;
+mod show_once;
 mod start_at_login;
 mod tray;
 mod two_factor;

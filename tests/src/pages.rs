@@ -845,6 +845,8 @@ pub struct TokenDetailPage<'a> {
 }
 
 impl<'a> TokenDetailPage<'a> {
+    const NEW_ADDRESS_ALERTS: &'static str = "#detail-new-address-alerts";
+
     /// The detail of whatever token is open.
     pub fn of(app: &'a DesktopApp) -> Self {
         TokenDetailPage { app }
@@ -913,6 +915,28 @@ impl<'a> TokenDetailPage<'a> {
     /// (`rotated-to`).
     pub async fn follow(&self, link: &str) {
         self.app.click(&format!("[data-link={link}]")).await;
+    }
+
+    /// Whether the token's new-address alerts switch shows on.
+    pub async fn new_address_alerts(&self) -> bool {
+        let switch = self.app.wait_for(Self::NEW_ADDRESS_ALERTS).await;
+        switch.prop("checked").await.unwrap().as_deref() == Some("true")
+    }
+
+    /// Flips the token's new-address alerts switch to `on`, as a person clicks it, and waits
+    /// (up to 20 s) until the server's answer shows: the switch enabled again and `on`.
+    pub async fn set_new_address_alerts(&self, on: bool) {
+        if self.new_address_alerts().await != on {
+            self.app.click(Self::NEW_ADDRESS_ALERTS).await;
+        }
+        for _ in 0..200 {
+            let switch = self.app.wait_for(Self::NEW_ADDRESS_ALERTS).await;
+            if switch.is_enabled().await.unwrap() && self.new_address_alerts().await == on {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the token's new-address alerts did not turn {on} within 20 s");
     }
 
     /// Back to where the detail was opened from.
@@ -1046,6 +1070,12 @@ pub struct ShowOnce<'a> {
 
 impl ShowOnce<'_> {
     const VALUE: &'static str = "#new-secret";
+
+    /// Whether it is the dialog that shows again a value whose window was closed before its
+    /// Done (rather than the create or rotate dialog).
+    pub async fn is_shown_again(&self) -> bool {
+        count(self.app, "#unconfirmed-dialog #new-secret").await > 0
+    }
 
     /// The value, once shown.
     pub async fn value(&self) -> String {

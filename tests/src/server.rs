@@ -63,6 +63,41 @@ impl Hubkeyd {
         configure: impl FnOnce(Hub) -> Hub,
         clock: impl Into<Clock>,
     ) -> Self {
+        Self::start_with_state(data_dir, addr, site, configure, |state| {
+            state.with_clock(clock.into())
+        })
+        .await
+    }
+
+    /// Like [`Hubkeyd::start_with`], with GitHub's secret-scanning partner endpoint on: it
+    /// trusts the key set (GitHub's format) in the file `keys`.
+    pub async fn start_with_partner_keys(
+        data_dir: TempDir,
+        site: hubkeyd::Site,
+        keys: &Path,
+    ) -> Self {
+        let source = hubkeyd::secret_scanning::KeySource::File(keys.to_owned());
+        let keys = hubkeyd::secret_scanning::PartnerKeys::open(source)
+            .await
+            .unwrap();
+        Self::start_with_state(
+            data_dir,
+            "127.0.0.1:0",
+            site,
+            |hub| hub,
+            |state| state.with_secret_scanning(keys),
+        )
+        .await
+    }
+
+    /// The one start: the hub changed by `configure`, its HTTP state by `state`.
+    async fn start_with_state(
+        data_dir: TempDir,
+        addr: &str,
+        site: hubkeyd::Site,
+        configure: impl FnOnce(Hub) -> Hub,
+        state: impl FnOnce(hubkeyd::AppState) -> hubkeyd::AppState,
+    ) -> Self {
         let db = format!("sqlite://{}", data_dir.path().join("hubkeyd.db").display());
         let mut instance = hubkeyd::open(data_dir.path(), &db).await.unwrap();
         instance.hub = configure(instance.hub);
@@ -70,7 +105,7 @@ impl Hubkeyd {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         let hub = instance.hub.clone();
-        let state = hubkeyd::AppState::new(hub, site).with_clock(clock.into());
+        let state = state(hubkeyd::AppState::new(hub, site));
         let task = tokio::spawn(hubkeyd::run_app(state, listener, async {
             let _ = stopped.await;
         }));

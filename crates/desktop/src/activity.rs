@@ -538,21 +538,8 @@ mod tests {
     use super::*;
 
     fn event(id: usize, token: u128, kind: TokenEventKind) -> TokenEvent {
-        TokenEvent {
-            cursor: id.to_string(),
-            kind,
-            token_uuid: Uuid::from_u128(token),
-            token_label: format!("token {token}"),
-            generated_by: hubkey_api::Origin::Manual,
-            at: DateTime::UNIX_EPOCH + chrono::TimeDelta::seconds(i64::try_from(id).unwrap()),
-            last_used: None,
-            client_id: String::new(),
-            url: None,
-            source: None,
-            address: None,
-            user_agent: None,
-            related_token: None,
-        }
+        let at = DateTime::UNIX_EPOCH + chrono::TimeDelta::seconds(i64::try_from(id).unwrap());
+        crate::fixtures::token_event(id.to_string(), at, kind, token)
     }
 
     fn timeline(count: usize) -> Timeline {

@@ -400,21 +400,7 @@ mod tests {
     }
 
     fn event(kind: TokenEventKind, token: u128) -> TokenEvent {
-        TokenEvent {
-            cursor: "ev1".into(),
-            kind,
-            token_uuid: Uuid::from_u128(token),
-            token_label: format!("token {token}"),
-            generated_by: Origin::Manual,
-            at: at(0),
-            last_used: None,
-            client_id: String::new(),
-            url: None,
-            source: None,
-            address: None,
-            user_agent: None,
-            related_token: None,
-        }
+        crate::fixtures::token_event("ev1", at(0), kind, token)
     }
 
     fn token(id: u128, expires_in_hours: Option<i64>) -> AccessToken {

@@ -75,6 +75,8 @@ pub struct Desktop {
     pub(crate) renewing: tokio::sync::Mutex<()>,
     /// What the Activity view and the token detail keep per server ([`crate::activity`]).
     pub(crate) activity: Mutex<HashMap<ServerUrl, crate::activity::ActivityState>>,
+    /// The show-once value not confirmed copied yet, and its server ([`crate::unconfirmed`]).
+    pub(crate) unconfirmed: Mutex<Option<(ServerUrl, crate::tokens::CreatedToken)>>,
 }
 
 impl std::fmt::Debug for Desktop {
@@ -108,6 +110,7 @@ impl Desktop {
             generations: AtomicU64::new(0),
             renewing: tokio::sync::Mutex::new(()),
             activity: Mutex::new(HashMap::new()),
+            unconfirmed: Mutex::new(None),
         }
     }
 

@@ -20,6 +20,8 @@ pub mod docker_config;
 pub mod entry_bounds;
 mod error;
 pub mod export;
+#[cfg(test)]
+mod fixtures;
 mod hand_off;
 mod outcome;
 mod password;
@@ -31,6 +33,7 @@ mod settings_file;
 pub mod start_at_login;
 mod tokens;
 mod two_factor;
+mod unconfirmed;
 pub mod watcher;
 mod window_place;
 

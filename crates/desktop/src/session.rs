@@ -119,6 +119,7 @@ impl Desktop {
     /// Forgets the live session with `server` (the bearer is dropped, nothing else).
     pub(crate) fn drop_live(&self, server: &ServerUrl) -> Option<LiveSession> {
         self.forget_activity(server);
+        self.forget_unconfirmed(server);
         lock(&self.live).remove(server)
     }
 

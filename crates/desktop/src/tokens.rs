@@ -418,11 +418,13 @@ impl Desktop {
             .await?;
         let secret = Zeroizing::new(std::mem::take(&mut token.token));
         if !own {
-            return Ok(Rotation::Shown(CreatedToken {
+            let created = CreatedToken {
                 row: TokenRow::new(&token, this_device),
                 secret: secret.to_string(),
                 warning: None,
-            }));
+            };
+            self.keep_unconfirmed(server, &created);
+            return Ok(Rotation::Shown(created));
         }
         let warning = self
             .keep_rotated_auto_token(server, token.uuid, secret)
@@ -466,16 +468,19 @@ impl Desktop {
         server: &ServerUrl,
         request: &CreateAccessTokenRequest,
     ) -> Result<CreatedToken, DesktopError> {
-        self.with_session(server, |client, this_device| async move {
-            let mut token = client.create_token(request).await?;
-            let secret = std::mem::take(&mut token.token);
-            Ok(CreatedToken {
-                row: TokenRow::new(&token, this_device),
-                secret,
-                warning: None,
+        let created = self
+            .with_session(server, |client, this_device| async move {
+                let mut token = client.create_token(request).await?;
+                let secret = std::mem::take(&mut token.token);
+                Ok(CreatedToken {
+                    row: TokenRow::new(&token, this_device),
+                    secret,
+                    warning: None,
+                })
             })
-        })
-        .await
+            .await?;
+        self.keep_unconfirmed(server, &created);
+        Ok(created)
     }
 }
 

@@ -39,7 +39,7 @@ fn has_web_process(pid: u32) -> bool {
 }
 
 /// Closes the window and waits until its web process is gone; the app itself stays.
-async fn close_and_wait(app: &DesktopApp, pid: u32) {
+pub(super) async fn close_and_wait(app: &DesktopApp, pid: u32) {
     app.close_window().await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while has_web_process(pid) {

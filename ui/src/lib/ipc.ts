@@ -173,6 +173,11 @@ export const ipc = {
   /** Creates a manual token; the answer holds its value, to show once. */
   createToken: (label: string, scope: TokenScope, expiresAt: string | null) =>
     invoke<CreatedToken>('create_token', { label, scope, expiresAt }),
+  /** The value shown once that the person has not confirmed copying (the window closed before
+   *  Done), kept in the core's memory only, to show again; null when there is none. */
+  unconfirmedToken: () => invoke<CreatedToken | null>('unconfirmed_token'),
+  /** The person copied (or dismissed) the value of `uuid`: the core forgets it. */
+  confirmTokenCopied: (uuid: string) => invoke<null>('confirm_token_copied', { uuid }),
   /** Rotates a token through the server: a successor with the same label, scopes and expiry;
    *  the old one works `overlapSeconds` more (0 to 7 days). A manual token's successor comes
    *  with its value, to show once; this device's auto token's goes to the keyring. */

@@ -6,7 +6,7 @@ import { Timeline } from '../activity/timeline.svelte';
 
 /** The commands the detail uses (the real `ipc`, or a fake in the unit tests). */
 export type DetailCommands = Pick<typeof ipc,
-  'tokenDetail' | 'tokenAccessPage' | 'closeTokenDetail' | 'tokenEvents' | 'setTokenActive' | 'deleteToken' | 'rotateToken'>;
+  'tokenDetail' | 'tokenAccessPage' | 'closeTokenDetail' | 'tokenEvents' | 'setTokenActive' | 'setNewAddressAlerts' | 'deleteToken' | 'rotateToken'>;
 
 /** Access-log lines per page. */
 export const ACCESS_PAGE = 25;
@@ -82,6 +82,18 @@ export class TokenDetailView {
       const updated = await this.#commands.setTokenActive(row.uuid, active);
       this.row = updated;
       void this.events.reload();
+      return updated;
+    });
+  }
+
+  /** Turns the token's new-address alerts on or off (on the server, for every device: a CI
+   *  token used from many addresses is quieted); answers the row as it now is. */
+  async setNewAddressAlerts(on: boolean): Promise<TokenRow | null> {
+    const row = this.row;
+    if (row === null) return null;
+    return this.#act(on ? 'Turning alerts on…' : 'Turning alerts off…', async () => {
+      const updated = await this.#commands.setNewAddressAlerts(row.uuid, on);
+      this.row = updated;
       return updated;
     });
   }
