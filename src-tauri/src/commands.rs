@@ -215,11 +215,16 @@ pub async fn two_factor_state(
     Ok(desktop.two_factor_state(&server).await?)
 }
 
-/// Starts turning two-factor sign-in on: the secret and its QR code, shown once.
+/// Starts turning two-factor sign-in on, given the password: the secret and its QR code,
+/// shown once.
 #[tauri::command]
-pub async fn start_two_factor(app: AppHandle, desktop: State<'_, Desktop>) -> Result<TotpSetup> {
+pub async fn start_two_factor(
+    app: AppHandle,
+    desktop: State<'_, Desktop>,
+    password: String,
+) -> Result<TotpSetup> {
     let server = settings::server_url(&app)?;
-    Ok(desktop.start_two_factor(&server).await?)
+    Ok(desktop.start_two_factor(&server, &password).await?)
 }
 
 /// Confirms with the authenticator's first code; answers the recovery codes, shown once.

@@ -379,10 +379,23 @@ impl TwoFactorPanel<'_> {
             .expect("a count")
     }
 
-    /// Clicks "Turn on two-factor sign-in"; answers the secret as shown (groups of four),
-    /// once the QR code and the key are on screen.
-    pub async fn start(&self) -> String {
+    /// Clicks "Turn on two-factor sign-in" and gives a wrong `password`: answers the error
+    /// said, then cancels.
+    pub async fn start_refused(&self, password: &str) -> String {
         self.app.click("#turn-on-two-factor").await;
+        self.app.fill("#two-factor-on-password", password).await;
+        self.app.click("#start-two-factor").await;
+        let said = self.app.text("[data-testid=two-factor-error]").await;
+        self.app.click("#cancel-turn-on-two-factor").await;
+        said
+    }
+
+    /// Clicks "Turn on two-factor sign-in" and gives `password`; answers the secret as shown
+    /// (groups of four), once the QR code and the key are on screen.
+    pub async fn start(&self, password: &str) -> String {
+        self.app.click("#turn-on-two-factor").await;
+        self.app.fill("#two-factor-on-password", password).await;
+        self.app.click("#start-two-factor").await;
         let qr = self.app.wait_for("[data-testid=totp-qr] path").await;
         // In view, for the screenshot a person would see.
         self.app

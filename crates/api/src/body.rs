@@ -566,6 +566,14 @@ pub struct TotpEnrolment {
     pub expires_at: DateTime<Utc>,
 }
 
+/// `POST /v2/users/2fa/enrol`: the account's password, asked again (a session alone must not
+/// be enough to put a second factor only its holder knows on the account).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpEnrolRequest {
+    pub password: String,
+}
+
 /// A TOTP code: `POST /v2/users/2fa/confirm` and `/v2/users/2fa/recovery-codes`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

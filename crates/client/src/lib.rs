@@ -25,7 +25,8 @@ use hubkey_api::{
     PatchAccessTokenRequest, PatchAccountSettings, PatchRepositoryRequest, RecoveryCodes,
     RefreshRequest, Repository, RevokeCredentialsRequest, RevokeCredentialsResponse,
     RevokedSessions, RotateAccessTokenRequest, SecretScanningResult, TokenActivityPage,
-    TokenEventPage, TotpCodeRequest, TotpEnrolment, TwoFactorLoginRequest, TwoFactorStatus,
+    TokenEventPage, TotpCodeRequest, TotpEnrolRequest, TotpEnrolment, TwoFactorLoginRequest,
+    TwoFactorStatus,
 };
 use reqwest::{header, Method, RequestBuilder};
 use url::Url;
@@ -704,12 +705,19 @@ impl HubClient {
             .into_json()
     }
 
-    /// Starts TOTP enrolment (`POST /v2/users/2fa/enrol`): a new secret, not in force until
-    /// [`HubClient::confirm_totp`]. Starting again replaces an unconfirmed one.
-    pub async fn start_totp_enrolment(&self) -> Result<TotpEnrolment, ClientError> {
-        self.execute(self.authorized(Method::POST, "v2/users/2fa/enrol")?)
-            .await?
-            .into_json()
+    /// Starts TOTP enrolment (`POST /v2/users/2fa/enrol`) given the account's password: a new
+    /// secret, not in force until [`HubClient::confirm_totp`]. Starting again replaces an
+    /// unconfirmed one.
+    pub async fn start_totp_enrolment(&self, password: &str) -> Result<TotpEnrolment, ClientError> {
+        let body = TotpEnrolRequest {
+            password: password.to_owned(),
+        };
+        self.execute(
+            self.authorized(Method::POST, "v2/users/2fa/enrol")?
+                .json(&body),
+        )
+        .await?
+        .into_json()
     }
 
     /// Confirms the enrolment with the authenticator's first code (`POST /v2/users/2fa/confirm`):

@@ -115,14 +115,29 @@ impl Desktop {
             .ok_or(DesktopError::SessionEnded)
     }
 
-    /// Starts turning two-factor sign-in on: a new secret (replacing an unconfirmed one),
-    /// with its QR code. Nothing is in force until [`Desktop::confirm_two_factor`].
-    pub async fn start_two_factor(&self, server: &ServerUrl) -> Result<TotpSetup, DesktopError> {
-        let enrolment = self
-            .with_session(server, |client, _| async move {
-                client.start_totp_enrolment().await
-            })
-            .await?;
+    /// Starts turning two-factor sign-in on, given the password: a new secret (replacing an
+    /// unconfirmed one), with its QR code. Nothing is in force until
+    /// [`Desktop::confirm_two_factor`].
+    pub async fn start_two_factor(
+        &self,
+        server: &ServerUrl,
+        password: &str,
+    ) -> Result<TotpSetup, DesktopError> {
+        if password.is_empty() {
+            return Err(DesktopError::InvalidInput {
+                message: "Enter your password to turn two-factor sign-in on.".into(),
+            });
+        }
+        let client = self.proven_client(server).await?;
+        let enrolment = match client.start_totp_enrolment(password).await {
+            Ok(enrolment) => enrolment,
+            Err(ClientError::Unauthorized { .. }) => {
+                return Err(DesktopError::InvalidInput {
+                    message: "Your password is not right; two-factor sign-in is still off.".into(),
+                })
+            }
+            Err(err) => return Err(DesktopError::from_client(server.as_str(), err)),
+        };
         Ok(TotpSetup {
             qr: qr_svg(&enrolment.otpauth_uri)?,
             secret: enrolment.secret,

@@ -273,7 +273,7 @@ async fn no_secret_reaches_a_file_or_the_webview_except_the_show_once_value() {
         .await
         .expect("two-factor sign-in turned off");
     panel.wait_on(false).await;
-    let shown_secret = panel.start().await;
+    let shown_secret = panel.start(PASSWORD).await;
     let new_secret = BASE32_NOPAD
         .decode(shown_secret.replace(' ', "").as_bytes())
         .expect("the key is base32");

@@ -58,8 +58,11 @@ async fn two_factor_is_turned_on_in_the_window_and_its_codes_sign_in() {
     let panel = home.two_factor();
     panel.wait_on(false).await;
 
+    // The password is asked again: a wrong one is said, and nothing starts.
+    let refused = panel.start_refused("not the password").await;
+    assert!(refused.contains("password is not right"), "{refused}");
     // The QR code is drawn and the key shown in groups of four.
-    let shown = panel.start().await;
+    let shown = panel.start(PASSWORD).await;
     let screenshot = app.screenshot("two-factor-qr").await;
     assert!(screenshot.exists());
     assert!(

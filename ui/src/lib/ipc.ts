@@ -149,8 +149,8 @@ export const ipc = {
     invoke<PasswordChanged>('change_password', { current, new: newPassword, repeated, deactivateTokens }),
   /** Whether two-factor sign-in is on, and recovery codes left. */
   twoFactorState: () => invoke<TwoFactorState>('two_factor_state'),
-  /** Starts turning two-factor sign-in on: the secret and its QR code, to show once. */
-  startTwoFactor: () => invoke<TotpSetup>('start_two_factor'),
+  /** Starts turning two-factor sign-in on, given the password: the secret and its QR code, to show once. */
+  startTwoFactor: (password: string) => invoke<TotpSetup>('start_two_factor', { password }),
   /** Confirms with the first code; answers the ten recovery codes, to show once. */
   confirmTwoFactor: (code: string) => invoke<string[]>('confirm_two_factor', { code }),
   /** Turns two-factor sign-in off with the password and a code; answers the new state. */

@@ -5,8 +5,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use hubkey_api::{
-    DisableTotpRequest, ErrorBody, RecoveryCodes, TotpCodeRequest, TotpEnrolment, TwoFactorStatus,
-    ValidationErrorBody,
+    DisableTotpRequest, ErrorBody, RecoveryCodes, TotpCodeRequest, TotpEnrolRequest, TotpEnrolment,
+    TwoFactorStatus, ValidationErrorBody,
 };
 use zeroize::Zeroizing;
 
@@ -28,21 +28,29 @@ pub async fn status(
     state.hub.two_factor_status(&caller).await.map(Json)
 }
 
-/// Starts TOTP enrolment: a new secret and its `otpauth://` URI, in force only once
-/// confirmed with a first code within 10 minutes. Starting again replaces it.
+/// Starts TOTP enrolment, given the account's password again: a new secret and its
+/// `otpauth://` URI, in force only once confirmed with a first code within 10 minutes.
+/// Starting again replaces it.
 #[utoipa::path(post, path = "/v2/users/2fa/enrol", tag = "users", security(("bearer" = [])),
+    request_body = TotpEnrolRequest,
     responses(
         (status = 200, body = TotpEnrolment),
-        (status = 400, body = ValidationErrorBody, description = "Two-factor sign-in is already on"),
+        (status = 400, body = ValidationErrorBody, description = "Malformed body, or two-factor sign-in is already on"),
+        (status = 401, body = ErrorBody, description = "Wrong password (counted like a failed sign-in)"),
         (status = 403, body = ErrorBody, description = "Session made from a personal access token"),
+        (status = 429, body = ErrorBody, description = "Too many failed attempts",
+            headers(("Retry-After" = u64, description = "Seconds until a new attempt is counted"))),
     ))]
 pub async fn enrol(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
+    client: ClientInfo,
+    ApiJson(body): ApiJson<TotpEnrolRequest>,
 ) -> Result<Json<TotpEnrolment>> {
+    let password = Zeroizing::new(body.password);
     state
         .hub
-        .start_totp_enrolment(&caller, state.now())
+        .start_totp_enrolment(&caller, password, &client, state.now())
         .await
         .map(Json)
 }

@@ -161,14 +161,22 @@ impl Hub {
         })
     }
 
-    /// `POST /v2/users/2fa/enrol`: a new secret, in force once confirmed with a first code
-    /// within [`ENROLMENT_TTL`]. Refused while 2FA is on (turn it off first).
+    /// `POST /v2/users/2fa/enrol`: given the password again, a new secret, in force once
+    /// confirmed with a first code within [`ENROLMENT_TTL`]. Refused while 2FA is on (turn it
+    /// off first). The password is asked because a second factor only its enroller knows
+    /// locks everyone else out: a stolen session alone must not be able to add one.
     pub async fn start_totp_enrolment(
         &self,
         caller: &Caller,
+        password: Zeroizing<String>,
+        client: &ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<TotpEnrolment> {
         require_password_session(caller)?;
+        let attempt = Attempt::on_account(&caller.username, client.ip);
+        let reservation = self.throttle.reserve(&attempt, now).await?;
+        self.check_password(reservation, &caller.username, password, now)
+            .await?;
         let user = self
             .store
             .user_by_id(&caller.user_id)

@@ -23,7 +23,7 @@ async fn challenge(client: &HubClient, name: &str) -> String {
 /// recovery codes. The clock moves one step on, so the next code is not a replay.
 async fn enrolled(server: &ClockedServer, name: &str) -> (HubClient, String, Vec<String>) {
     let me = server.user(name).await;
-    let enrolment = me.start_totp_enrolment().await.unwrap();
+    let enrolment = me.start_totp_enrolment(PASSWORD).await.unwrap();
     let codes = me
         .confirm_totp(&totp_code(&enrolment.secret, server.unix_now()))
         .await
@@ -31,6 +31,38 @@ async fn enrolled(server: &ClockedServer, name: &str) -> (HubClient, String, Vec
         .recovery_codes;
     server.advance(STEP);
     (me, enrolment.secret, codes)
+}
+
+/// A session alone cannot put a second factor on the account: enrolment asks the password,
+/// and a wrong one is a failed sign-in (counted, throttled) that starts nothing.
+#[tokio::test]
+async fn enrolment_takes_the_password_and_wrong_ones_count_like_failed_sign_ins() {
+    let server = ClockedServer::start().await;
+    let me = server.user("ann").await;
+    assert_eq!(status_of(me.start_totp_enrolment("").await), 401);
+    assert_eq!(
+        status_of(me.start_totp_enrolment("not-the-password").await),
+        401
+    );
+    // Nothing is waiting for a first code.
+    assert_eq!(status_of(me.confirm_totp("123456").await), 400);
+    // The account's limit (100 an hour from an address it never signed in from; the test's
+    // own address signed in, so the address's 30 in 3 minutes) holds further guesses back.
+    for _ in 2..30 {
+        assert_eq!(status_of(me.start_totp_enrolment("guess").await), 401);
+    }
+    assert!(matches!(
+        me.start_totp_enrolment(PASSWORD).await,
+        Err(ClientError::Throttled { .. })
+    ));
+    // Once the window has passed, the right password starts it.
+    server.advance(chrono::Duration::minutes(4));
+    let me = server.client().with_token(
+        password_session(&server.client(), "ann", PASSWORD)
+            .await
+            .token,
+    );
+    me.start_totp_enrolment(PASSWORD).await.unwrap();
 }
 
 #[tokio::test]
@@ -47,7 +79,7 @@ async fn enrolment_is_in_force_only_once_confirmed_and_ends_the_other_sessions()
 
     // Confirming with nothing started is refused.
     assert_eq!(status_of(me.confirm_totp("123456").await), 400);
-    let enrolment = me.start_totp_enrolment().await.unwrap();
+    let enrolment = me.start_totp_enrolment(PASSWORD).await.unwrap();
     assert!(
         enrolment.otpauth_uri.starts_with(&format!(
             "otpauth://totp/hubkey:ann?secret={}",
@@ -89,7 +121,7 @@ async fn enrolment_is_in_force_only_once_confirmed_and_ends_the_other_sessions()
     assert_eq!(status.recovery_codes_left, 10);
     assert_eq!(status_of(other.two_factor_status().await), 401);
     // Enrolling again while on is refused (turn it off first).
-    assert_eq!(status_of(me.start_totp_enrolment().await), 400);
+    assert_eq!(status_of(me.start_totp_enrolment(PASSWORD).await), 400);
     // Sign-in now asks for a code, and takes the authenticator's.
     server.advance(STEP);
     let challenge = challenge(&server.client(), "ann").await;
@@ -108,7 +140,7 @@ async fn enrolment_is_in_force_only_once_confirmed_and_ends_the_other_sessions()
 async fn an_expired_enrolment_cannot_be_confirmed() {
     let server = ClockedServer::start().await;
     let me = server.user("ann").await;
-    let enrolment = me.start_totp_enrolment().await.unwrap();
+    let enrolment = me.start_totp_enrolment(PASSWORD).await.unwrap();
     server.advance(chrono::Duration::minutes(11));
     assert_eq!(
         status_of(
@@ -167,14 +199,17 @@ async fn a_new_secret_from_the_admin_command_voids_the_recovery_codes() {
 #[tokio::test]
 async fn one_recovery_code_used_concurrently_signs_in_once() {
     let server = ClockedServer::start().await;
-    let (_, _, codes) = enrolled(&server, "ann").await;
-    for (round, code) in codes.iter().take(3).enumerate() {
+    // One account a round: the codes that lose a round are wrong codes in a row, and ten of
+    // those (over rounds of one account) would make every further code wait, the winner's too.
+    for (round, name) in ["ann", "bob", "cat"].into_iter().enumerate() {
+        let (_, _, codes) = enrolled(&server, name).await;
+        let code = &codes[0];
         // Eight challenges from eight addresses, then the same code on all of them at once.
         let mut attempts = Vec::new();
         for i in 0..8u8 {
             let round = u8::try_from(round).unwrap();
             let client = server.client_at(Ipv4Addr::new(127, 0, 30 + round, 1 + i));
-            let challenge = challenge(&client, "ann").await;
+            let challenge = challenge(&client, name).await;
             attempts.push((client, challenge));
         }
         let tasks: Vec<_> = attempts
@@ -272,7 +307,10 @@ async fn a_session_made_from_a_personal_access_token_cannot_touch_2fa() {
         .access_token;
     let from_pat = server.client().with_token(bearer);
     assert_eq!(status_of(from_pat.two_factor_status().await), 403);
-    assert_eq!(status_of(from_pat.start_totp_enrolment().await), 403);
+    assert_eq!(
+        status_of(from_pat.start_totp_enrolment(PASSWORD).await),
+        403
+    );
     assert_eq!(status_of(from_pat.confirm_totp("123456").await), 403);
     assert_eq!(
         status_of(from_pat.disable_totp(PASSWORD, "123456").await),
