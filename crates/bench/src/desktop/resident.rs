@@ -244,7 +244,7 @@ fn largest_mappings(pid: u32, count: usize) -> Vec<(String, u64)> {
         }
     }
     let mut largest: Vec<(String, u64)> = by_name.into_iter().collect();
-    largest.sort_by(|a, b| b.1.cmp(&a.1));
+    largest.sort_by_key(|(_, kib)| std::cmp::Reverse(*kib));
     largest.truncate(count);
     largest
 }
