@@ -10,7 +10,7 @@ use hubkey_desktop::{
     SignInStep, SignOutReport, TotpSetup, TwoFactorState, Unencrypted,
 };
 use serde::Serialize;
-use tauri::{AppHandle, State};
+use tauri::{AppHandle, Manager, State};
 use tauri_plugin_dialog::DialogExt;
 use ts_rs::TS;
 
@@ -72,6 +72,14 @@ pub fn set_server(
 #[tauri::command]
 pub async fn restore(app: AppHandle, desktop: State<'_, Desktop>) -> Result<Option<Account>> {
     let server = settings::server_url(&app)?;
+    // A window made again while the app stayed signed in, in the tray: the core's live
+    // session is the one to show, with no refresh or keyring round trip before the page
+    // can paint, and the watcher goes on as it was.
+    if app.state::<lifecycle::Lifecycle>().watching() {
+        if let Some(account) = desktop.resume(&server).await? {
+            return Ok(Some(account));
+        }
+    }
     let account = desktop.restore(&server).await?;
     if let Some(account) = &account {
         lifecycle::signed_in(&app, account);

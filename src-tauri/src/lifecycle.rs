@@ -19,6 +19,16 @@ use crate::{settings, tray, watcher};
 pub struct Lifecycle(Mutex<Option<JoinHandle<()>>>);
 
 impl Lifecycle {
+    /// Whether the watcher of a signed-in account runs: the app is signed in, whether or not
+    /// a window shows it.
+    pub fn watching(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|task| !task.inner().is_finished())
+    }
+
     /// Makes `task` the watcher, stopping the one before, if any.
     fn replace(&self, task: Option<JoinHandle<()>>) {
         let previous = std::mem::replace(

@@ -391,6 +391,60 @@ async fn a_new_app_instance_restores_the_session_from_the_keyring() {
     assert!(again.is_some());
 }
 
+/// A window made again while the app stayed signed in (in the tray) resumes the live
+/// session: no refresh (the stored refresh token is untouched), and a `config.json` entry
+/// removed meanwhile is written again and recorded with the session, as a restore does.
+#[tokio::test]
+async fn a_reopened_window_resumes_the_live_session_without_a_refresh() {
+    let (hub, keyring, home) = setup().await;
+    // The docker CLI already used hubkey for the registry: the sign-in wrote nothing.
+    home.write(format!(r#"{{"credHelpers":{{"{REGISTRY}":"hubkey"}}}}"#).as_bytes());
+    let app = desktop(&keyring, &home);
+    signed_in(
+        app.sign_in(&server(&hub.url), "ann", PASSWORD)
+            .await
+            .unwrap(),
+    );
+    let before = session_entry(&keyring, &hub).unwrap();
+    assert_eq!(
+        before["docker_entry"],
+        serde_json::json!({"state": "not_written"})
+    );
+
+    let account = app
+        .resume(&server(&hub.url))
+        .await
+        .unwrap()
+        .expect("the live session");
+    assert_eq!(account.username, "ann");
+    assert_eq!(account.registry.as_deref(), Some(REGISTRY));
+    assert_handed_off(&account, &home.config());
+    assert_eq!(session_entry(&keyring, &hub).unwrap(), before);
+    assert_eq!(tokens_seen_by(&app, &hub).await.len(), 1);
+
+    // The person removed the entry while the window was closed: written again, and now
+    // recorded as written by hubkey so that sign-out removes it.
+    home.write(b"{}");
+    let account = app.resume(&server(&hub.url)).await.unwrap().unwrap();
+    assert_handed_off(&account, &home.config());
+    assert_eq!(home.json()["credHelpers"][REGISTRY], "hubkey");
+    let after = session_entry(&keyring, &hub).unwrap();
+    assert_eq!(after["refresh_token"], before["refresh_token"]);
+    assert_eq!(
+        after["docker_entry"],
+        serde_json::json!({"state": "written", "previous": null})
+    );
+
+    // Another instance holds no live session: it restores from the keyring instead.
+    assert_eq!(
+        desktop(&keyring, &home)
+            .resume(&server(&hub.url))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
 #[tokio::test]
 async fn restore_without_a_stored_session_is_nothing() {
     let (hub, keyring, home) = setup().await;

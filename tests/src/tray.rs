@@ -416,8 +416,9 @@ for name in daemon.ListNames(dbus_interface='org.freedesktop.DBus'):
             return None
         target = find(layout)
         if target is not None:
-            menu.Event(dbus.Int32(target), 'clicked', dbus.Int32(0, variant_level=1), dbus.UInt32(int(time.time())), dbus_interface='com.canonical.dbusmenu', timeout=2)
-            print('clicked')
+            sent = time.time()
+            menu.Event(dbus.Int32(target), 'clicked', dbus.Int32(0, variant_level=1), dbus.UInt32(int(sent)), dbus_interface='com.canonical.dbusmenu', timeout=2)
+            print(repr(sent * 1000.0))
             sys.exit(0)
 sys.exit(1)
 "#;
@@ -425,7 +426,14 @@ sys.exit(1)
 /// Clicks the tray menu item labelled `label` of the app process `pid`, as a tray host does
 /// (`com.canonical.dbusmenu` `Event(id, "clicked", …)`); true when the item was found.
 pub fn click_tray_item(keyring: &KeyringSession, pid: u32, label: &str) -> bool {
-    Command::new("timeout")
+    click_tray_item_at(keyring, pid, label).is_some()
+}
+
+/// Clicks like [`click_tray_item`], and tells when the click was sent (wall-clock
+/// milliseconds since the epoch, taken right before the `Event` call), or `None` when the
+/// item was not found.
+pub fn click_tray_item_at(keyring: &KeyringSession, pid: u32, label: &str) -> Option<f64> {
+    let output = Command::new("timeout")
         .args([
             "10",
             "/usr/bin/python3",
@@ -437,9 +445,11 @@ pub fn click_tray_item(keyring: &KeyringSession, pid: u32, label: &str) -> bool 
         .envs(keyring.env())
         .stderr(Stdio::inherit())
         .output()
-        .expect("/usr/bin/python3 with python3-dbus")
-        .status
-        .success()
+        .expect("/usr/bin/python3 with python3-dbus");
+    if !output.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&output.stdout).trim().parse().ok()
 }
 
 /// The RGBA pixels of a PNG file, to compare the icon the tray shows with a source icon.

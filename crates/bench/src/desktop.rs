@@ -28,6 +28,8 @@
 //!   over launch, first paint and the same 2 s, alternately with the app. Each process's
 //!   share at the peak sample is printed too; `--smaps DIR` keeps every process's
 //!   `/proc/PID/smaps` and thread names from the end of each memory run.
+//! - **Tray-resident** (`resident.rs`, first): the app's PSS with its window open and 30 s
+//!   after closing it, and the reopen through the tray.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -44,6 +46,8 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::{insert_tokens, Result, PASSWORD, USER};
+
+mod resident;
 
 /// Tokens for the launch figure; the render and memory figures use `--large` (10 000).
 const SMALL: usize = 1_000;
@@ -130,13 +134,22 @@ struct Options {
     large: usize,
     /// Where to write every process's `/proc/PID/smaps` at the end of each memory run.
     smaps: Option<PathBuf>,
+    /// Closes and reopens of the tray-resident figure (`resident.rs`).
+    resident_runs: usize,
+    /// Only the tray-resident figure.
+    resident_only: bool,
 }
 
 fn options(mut args: impl Iterator<Item = String>) -> Result<Options> {
     let (mut app, mut bare) = (None, None);
     let (mut runs, mut memory_runs, mut large) = (5, 3, 10_000);
     let mut smaps = None;
+    let (mut resident_runs, mut resident_only) = (3, false);
     while let Some(flag) = args.next() {
+        if flag == "--resident-only" {
+            resident_only = true;
+            continue;
+        }
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--app" => app = Some(PathBuf::from(value)),
@@ -145,11 +158,13 @@ fn options(mut args: impl Iterator<Item = String>) -> Result<Options> {
             "--memory-runs" => memory_runs = value.parse()?,
             "--large" => large = value.parse()?,
             "--smaps" => smaps = Some(PathBuf::from(value)),
+            "--resident-runs" => resident_runs = value.parse()?,
             other => return Err(format!("unknown flag {other}").into()),
         }
     }
     let usage = "usage: hubkey-bench desktop --app PATH/TO/hubkey \
-                 --bare PATH/TO/hubkey-bare-window [--runs N] [--memory-runs N] [--large N] [--smaps DIR]";
+                 --bare PATH/TO/hubkey-bare-window [--runs N] [--memory-runs N] [--large N] [--smaps DIR] \
+                 [--resident-runs N] [--resident-only]";
     Ok(Options {
         app: app.ok_or(usage)?.canonicalize()?,
         bare: bare.ok_or(usage)?.canonicalize()?,
@@ -157,6 +172,12 @@ fn options(mut args: impl Iterator<Item = String>) -> Result<Options> {
         memory_runs: memory_runs.max(1),
         large: large.max(SMALL),
         smaps,
+        resident_runs: if resident_only {
+            resident_runs.max(1)
+        } else {
+            resident_runs
+        },
+        resident_only,
     })
 }
 
@@ -189,7 +210,13 @@ pub async fn run(args: impl Iterator<Item = String>) -> Result<()> {
     let app =
         DesktopApp::start_binary(&keyring, &hub.url, tempfile::tempdir()?, &options.app).await;
     app.sign_in(USER, PASSWORD).await;
-    let home = app.quit().await;
+    let mut home = app.quit().await;
+    if options.resident_runs > 0 {
+        home = resident::run(&keyring, &hub.url, home, &options).await?;
+    }
+    if options.resident_only {
+        return Ok(());
+    }
 
     let (small, home) = launches(&keyring, &hub.url, home, &options, &clock, SMALL).await?;
     insert_tokens(

@@ -123,6 +123,33 @@ impl Desktop {
         lock(&self.live).remove(server)
     }
 
+    /// The account of this instance's live session with `server`, for a window made again
+    /// while the app stayed signed in (in the tray): what [`Desktop::restore`] answers, from
+    /// what the core holds, without refreshing the session or reading the keyring. The
+    /// docker CLI hand-off is checked again as a restore does; only when that rewrites the
+    /// `config.json` entry is the new record saved with the session. `Ok(None)` when there
+    /// is no live session (the caller restores from the keyring instead).
+    pub async fn resume(&self, server: &ServerUrl) -> Result<Option<Account>, DesktopError> {
+        let Some(live) = self.live(server) else {
+            return Ok(None);
+        };
+        let (docker_hand_off, docker_entry) =
+            self.hand_off(live.registry.as_deref(), Some(&live.docker_entry));
+        if let Some(entry) = docker_entry.filter(|entry| *entry != live.docker_entry) {
+            if let Some(mut stored) = self.read_session(server).await? {
+                stored.docker_entry = entry.clone();
+                self.save_session(server, &stored).await?;
+            }
+            self.set_live_docker_entry(server, entry);
+        }
+        Ok(Some(Account {
+            server_url: server.clone(),
+            username: live.username,
+            registry: live.registry,
+            docker_hand_off,
+        }))
+    }
+
     /// Brings back the session kept in the keyring after a restart: `Ok(None)` when there is
     /// none. The session is refreshed (and the new refresh token stored); when the server
     /// says it has ended, every local trace (keyring entries, `config.json` entry) is removed
