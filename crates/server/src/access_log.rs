@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 
 use crate::error::Result;
-use crate::store::{millis, Store};
+use crate::store::{millis, Store, ACCESS_LINES_PER_TRANSACTION};
 use crate::usage::{epoch_day, lock, FLUSH_INTERVAL};
 
 /// Distinct pending keys kept between two flushes.
@@ -165,11 +165,31 @@ impl AccessLog {
         if batch.is_empty() {
             return Ok(());
         }
-        let lines: Vec<&AccessLine> = batch.values().collect();
-        let written = store.record_access(&lines).await;
+        // In key order, one short transaction per ACCESS_LINES_PER_TRANSACTION lines (see
+        // `Store::record_access`); what was not written goes back to the pending set.
+        let mut lines: Vec<(u64, AccessLine)> = batch.into_iter().collect();
+        lines.sort_unstable_by(|(_, a), (_, b)| {
+            (&a.token_uuid, a.day, &a.address, &a.user_agent, &a.action).cmp(&(
+                &b.token_uuid,
+                b.day,
+                &b.address,
+                &b.user_agent,
+                &b.action,
+            ))
+        });
+        let mut written = Ok(());
+        let mut unwritten = 0;
+        for (index, chunk) in lines.chunks(ACCESS_LINES_PER_TRANSACTION).enumerate() {
+            let refs: Vec<&AccessLine> = chunk.iter().map(|(_, line)| line).collect();
+            if let Err(err) = store.record_access(&refs).await {
+                written = Err(err);
+                unwritten = index * ACCESS_LINES_PER_TRANSACTION;
+                break;
+            }
+        }
         if written.is_err() {
             let mut pending = lock(&self.pending);
-            for (key, line) in batch {
+            for (key, line) in lines.into_iter().skip(unwritten) {
                 match pending.get_mut(&key) {
                     Some(newer) if newer.token_uuid == line.token_uuid => {
                         newer.first_at = newer.first_at.min(line.first_at);
