@@ -275,6 +275,10 @@ impl Store {
         AnyPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
+            // No ping before each use (sqlx's default): a SQLite connection is a file and a
+            // thread of this process, it cannot be hung up on, and the ping was a second round
+            // trip to that thread for every statement.
+            .test_before_acquire(false)
             // `Any` opens SQLite from the URL alone, so each connection sets its PRAGMAs here.
             .after_connect(|conn, _| {
                 Box::pin(async move {
@@ -296,6 +300,8 @@ impl Store {
         AnyPoolOptions::new()
             .max_connections(SQLITE_READERS)
             .acquire_timeout(Duration::from_secs(30))
+            // As the writers' pool: no ping, which doubled the round trips of a lookup.
+            .test_before_acquire(false)
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     for pragma in SQLITE_READ_PRAGMAS {
