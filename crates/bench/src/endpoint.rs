@@ -134,7 +134,8 @@ fn wrk_over(
 struct StoreRows {
     name: &'static str,
     rows: Vec<Row>,
-    rss_mib: f64,
+    /// VmRSS and RssAnon.
+    rss_mib: (f64, f64),
 }
 
 pub async fn run(options: &Options, ceiling: f64) -> Result<()> {
@@ -271,12 +272,13 @@ pub async fn run(options: &Options, ceiling: f64) -> Result<()> {
     }
     for result in &results {
         println!(
-            "\nhubkeyd VmRSS at the end on {} ({large} stored, after the {distinct}-distinct load, token cache {}): {:.1} MiB",
+            "\nhubkeyd VmRSS at the end on {} ({large} stored, after the {distinct}-distinct load, token cache {}): {:.1} MiB (RssAnon {:.1} MiB)",
             result.name,
             options
                 .token_cache_mib
                 .map_or("default".to_owned(), |mib| format!("{mib} MiB")),
-            result.rss_mib
+            result.rss_mib.0,
+            result.rss_mib.1
         );
     }
     Ok(())
@@ -289,7 +291,7 @@ async fn large_run(
     options: &Options,
     store: &StoreKind,
     serve: &[&str],
-) -> Result<(Vec<Row>, f64)> {
+) -> Result<(Vec<Row>, (f64, f64))> {
     let mut rows = Vec::new();
     let server = Server::seed_and_start_in(
         &options.hubkeyd,

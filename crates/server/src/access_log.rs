@@ -17,7 +17,7 @@
 //! again and again from the same places costs no query; a pair that left the memo costs one
 //! index probe at the next flush.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 
 use crate::error::Result;
-use crate::store::{millis, Store};
+use crate::store::{millis, Store, ACCESS_LINES_PER_TRANSACTION};
 use crate::usage::{epoch_day, lock, FLUSH_INTERVAL};
 
 /// Distinct pending keys kept between two flushes.
@@ -208,47 +208,91 @@ impl AccessLog {
         unknown
     }
 
-    /// Writes every pending line in one transaction; on failure they are kept. Then records a
-    /// `new_address` event for each address a token was first used from in this batch (not
-    /// the token's first use ever), each in its account's own transaction (a failure there is
-    /// logged: the lines are written and the event is not retried).
+    /// Writes every pending line, in key order, one short transaction per
+    /// [`ACCESS_LINES_PER_TRANSACTION`] lines (see `Store::record_access`); what was not
+    /// written goes back to the pending set. Before, finds which addresses a token is used
+    /// from for the first time in this batch (not the token's first use ever); once their
+    /// lines are written, records a `new_address` event for each, in its account's own
+    /// transaction (a failure there is logged: the lines are written and the event is not
+    /// retried).
     pub async fn flush(&self, store: &Store) -> Result<()> {
         let _writing = self.writing.lock().await;
         let batch = std::mem::take(&mut *lock(&self.pending));
         if batch.is_empty() {
             return Ok(());
         }
-        let lines: Vec<&AccessLine> = batch.values().collect();
         let unknown = self.unknown_addresses(&batch);
         let candidates: Vec<&NewAddress> = unknown.values().collect();
-        let written = store.record_access(&lines, &candidates).await;
-        if let Ok(new) = &written {
-            for pair in unknown.keys() {
+        let found = match store.new_addresses(&candidates).await {
+            Ok(found) => found,
+            Err(err) => {
+                self.give_back(batch);
+                return Err(err);
+            }
+        };
+        let mut lines: Vec<(u64, AccessLine)> = batch.into_iter().collect();
+        lines.sort_unstable_by(|(_, a), (_, b)| {
+            (&a.token_uuid, a.day, &a.address, &a.user_agent, &a.action).cmp(&(
+                &b.token_uuid,
+                b.day,
+                &b.address,
+                &b.user_agent,
+                &b.action,
+            ))
+        });
+        let mut written = Ok(());
+        let mut done_lines = lines.len();
+        for (index, chunk) in lines.chunks(ACCESS_LINES_PER_TRANSACTION).enumerate() {
+            let refs: Vec<&AccessLine> = chunk.iter().map(|(_, line)| line).collect();
+            if let Err(err) = store.record_access(&refs).await {
+                written = Err(err);
+                done_lines = index * ACCESS_LINES_PER_TRANSACTION;
+                break;
+            }
+        }
+        // Only what was written is known now: an address whose lines go back to the pending
+        // set is found again at the next flush.
+        let done: HashSet<(&str, &str)> = lines[..done_lines]
+            .iter()
+            .map(|(_, line)| (line.token_uuid.as_str(), line.address.as_str()))
+            .collect();
+        let is_done = |candidate: &NewAddress| {
+            done.contains(&(candidate.token_uuid.as_str(), candidate.address.as_str()))
+        };
+        for (pair, candidate) in &unknown {
+            if is_done(candidate) {
                 self.known_addresses.insert(*pair, ());
             }
-            for found in new {
-                if let Err(err) = store.record_new_address(found).await {
-                    tracing::warn!(token = %found.token_uuid, error = %err, "recording a new_address event failed");
-                }
+        }
+        for new in found.iter().filter(|new| is_done(new)) {
+            if let Err(err) = store.record_new_address(new).await {
+                tracing::warn!(token = %new.token_uuid, error = %err, "recording a new_address event failed");
             }
         }
+        drop(done);
         if written.is_err() {
-            let mut pending = lock(&self.pending);
-            for (key, line) in batch {
-                match pending.get_mut(&key) {
-                    Some(newer) if newer.token_uuid == line.token_uuid => {
-                        newer.first_at = newer.first_at.min(line.first_at);
-                        newer.last_at = newer.last_at.max(line.last_at);
-                        newer.uses += line.uses;
-                    }
-                    Some(_) => {}
-                    None => {
-                        pending.insert(key, line);
-                    }
+            self.give_back(lines.into_iter().skip(done_lines));
+        }
+        written
+    }
+
+    /// Puts lines that were not written back into the pending set, merged with what was
+    /// noted meanwhile.
+    fn give_back(&self, lines: impl IntoIterator<Item = (u64, AccessLine)>) {
+        let mut pending = lock(&self.pending);
+        for (key, line) in lines {
+            match pending.get_mut(&key) {
+                Some(newer) if newer.token_uuid == line.token_uuid => {
+                    newer.first_at = newer.first_at.min(line.first_at);
+                    newer.last_at = newer.last_at.max(line.last_at);
+                    newer.uses += line.uses;
+                }
+                Some(_) => {}
+                None => {
+                    pending.insert(key, line);
                 }
             }
         }
-        written.map(drop)
     }
 
     /// Flushes every [`FLUSH_INTERVAL`]; run as a task.

@@ -110,7 +110,7 @@ pub async fn run_app_with(
     tls: Option<Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), SetupError> {
-    let hub = state.hub.clone();
+    let hub: Hub = (*state.hub).clone();
     let flusher = tokio::spawn(hub.usage().clone().flush_forever(hub.store().clone()));
     let sweeper = tokio::spawn(
         hub.clone()

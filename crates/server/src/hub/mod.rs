@@ -35,7 +35,7 @@ use crate::metrics::{CacheName, Metrics};
 use crate::password::PasswordHasher;
 use crate::registry::TokenIssuer;
 use crate::session::{self, Caller, SessionSource};
-use crate::store::{Backend, DbTransaction, EventOrigin, Store, TokenOwner};
+use crate::store::{Backend, DbTransaction, EventOrigin, Store, TokenCheck};
 use crate::throttle::Throttle;
 use crate::usage::UsageLog;
 
@@ -73,10 +73,10 @@ impl ClientInfo {
 pub const USAGE_DAYS: i64 = 30;
 
 /// Tokens by digest, for the token check on every registry request.
-pub type TokenCache = LookupCache<Arc<TokenOwner>>;
+pub type TokenCache = LookupCache<Arc<TokenCheck>>;
 
-/// The token cache's bound: about 60 000 tokens of typical size (~550 bytes each with the
-/// overhead), far more than are in use at once on one server.
+/// The token cache's bound: about 78 000 tokens (~430 bytes each with the key and moka's
+/// overhead: what the check needs, [`TokenCheck`], not the whole row).
 pub const TOKEN_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 /// How long a cached token is trusted without looking again. Changes are seen at once: made
 /// through this instance, they are forgotten when they commit; on PostgreSQL, other
@@ -279,7 +279,7 @@ impl Hub {
                 Stale::Account(user_id) => {
                     let user_id = user_id.clone();
                     self.tokens
-                        .forget_where(move |owner| owner.token.user_id == user_id);
+                        .forget_where(move |check| check.user_id == user_id);
                 }
                 Stale::Repository(name) => self.repositories.forget(name),
             }

@@ -114,9 +114,9 @@ impl Hub {
                 };
                 let principal = Principal::Token {
                     username: token.username.clone(),
-                    scopes: token.token.scopes(),
+                    scopes: token.scopes(),
                 };
-                let uuid = token.token.uuid.clone();
+                let uuid = token.uuid.clone();
                 return Ok((principal, Some(secret.to_string()), Some(uuid)));
             }
             RegistryCredential::Basic { username, secret } => (username, secret),
@@ -125,9 +125,9 @@ impl Hub {
             Proof::Token(token) => {
                 let principal = Principal::Token {
                     username,
-                    scopes: token.token.scopes(),
+                    scopes: token.scopes(),
                 };
-                let uuid = token.token.uuid.clone();
+                let uuid = token.uuid.clone();
                 Ok((principal, offline.then(|| secret.to_string()), Some(uuid)))
             }
             Proof::Password(user) => {

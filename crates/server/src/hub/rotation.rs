@@ -11,7 +11,7 @@ use super::{require_password_session, ClientInfo, Hub};
 use crate::error::{Error, Result};
 use crate::invalidation::Stale;
 use crate::session::Caller;
-use crate::store::{millis, EventDetail, NewToken, Store, TokenOwner, TokenSpec};
+use crate::store::{millis, EventDetail, NewToken, Store, TokenCheck, TokenSpec};
 
 /// How long a reuse from one address and agent is one event.
 pub const REUSE_COALESCE: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -161,19 +161,19 @@ impl Hub {
     /// deactivates the successor (a `deactivated` event). The request is refused either way.
     pub(super) async fn note_reuse(
         &self,
-        found: &TokenOwner,
+        found: &TokenCheck,
         client: &ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<()> {
         let address = client.ip.to_string();
         let agent: String = client.user_agent.chars().take(256).collect();
-        if !self.reuse_seen.first(&found.token.uuid, &address, &agent) {
+        if !self.reuse_seen.first(&found.uuid, &address, &agent) {
             return Ok(());
         }
-        tracing::warn!(token = %found.token.uuid, %address, "a rotated-away token was used after its overlap");
+        tracing::warn!(token = %found.uuid, %address, "a rotated-away token was used after its overlap");
         let mut tx = self.store.begin().await?;
-        let mut tokens = Store::lock_account_tokens(&mut tx, &found.token.user_id, now).await?;
-        let Ok(uuid) = Uuid::parse_str(&found.token.uuid) else {
+        let mut tokens = Store::lock_account_tokens(&mut tx, &found.user_id, now).await?;
+        let Ok(uuid) = Uuid::parse_str(&found.uuid) else {
             return Ok(());
         };
         let Some(old) = Store::token_in(&mut tokens, uuid).await? else {

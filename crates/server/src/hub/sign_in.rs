@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use super::{ClientInfo, Hub};
 use crate::error::{Error, Result};
 use crate::session::{self, Caller, SessionSource};
-use crate::store::{self, Refresh, RevokeReason, TokenOwner, UserRow};
+use crate::store::{self, Refresh, RevokeReason, TokenCheck, UserRow};
 use crate::throttle::{self, Attempt, Reservation};
 
 impl Hub {
@@ -253,18 +253,13 @@ impl Hub {
     ) -> Result<String> {
         let user = match self.prove(identifier, &secret, client, now).await? {
             Proof::Token(token) => {
-                self.log_access(
-                    &token.token.uuid,
-                    client,
-                    super::access::SIGN_IN_ACTION,
-                    now,
-                );
+                self.log_access(&token.uuid, client, super::access::SIGN_IN_ACTION, now);
                 let expires_at = now + session::PAT_SESSION_TTL;
                 let caller = self
                     .open_session(
-                        &token.token.user_id,
+                        &token.user_id,
                         identifier,
-                        SessionKey::Token(&token.token.uuid),
+                        SessionKey::Token(&token.uuid),
                         now,
                         expires_at,
                     )
@@ -483,7 +478,7 @@ pub(super) enum SessionKey<'a> {
 
 /// What a secret proved: a live personal access token, or the account's password.
 pub(super) enum Proof {
-    Token(Arc<TokenOwner>),
+    Token(Arc<TokenCheck>),
     Password(UserRow),
 }
 

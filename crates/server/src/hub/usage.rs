@@ -9,7 +9,7 @@ use hubkey_api::{AccessToken, DailyUse, PlainToken};
 use super::{Hub, USAGE_DAYS};
 use crate::error::{Error, Result};
 use crate::invalidation::token_key;
-use crate::store::{TokenOwner, TokenRow};
+use crate::store::{TokenCheck, TokenRow};
 use crate::usage::epoch_day;
 
 impl Hub {
@@ -22,7 +22,7 @@ impl Hub {
         secret: &str,
         client: &super::ClientInfo,
         now: DateTime<Utc>,
-    ) -> Result<Arc<TokenOwner>> {
+    ) -> Result<Arc<TokenCheck>> {
         let token = PlainToken::parse(secret).map_err(|err| {
             tracing::debug!(reason = %err, "access token refused");
             Error::bad_credentials()
@@ -31,7 +31,7 @@ impl Hub {
         let load = || async {
             Ok(self
                 .store
-                .token_by_digest(digest.as_str())
+                .token_check_by_digest(digest.as_str())
                 .await?
                 .map(Arc::new))
         };
@@ -42,7 +42,7 @@ impl Hub {
             .get_or_load(token_key(digest.as_str()), load)
             .await?
         {
-            Some(hit) if hit.token.digest != digest.as_str() => load().await?,
+            Some(hit) if hit.digest != digest.as_str() => load().await?,
             found => found,
         };
         let reason = match &found {
@@ -51,16 +51,16 @@ impl Hub {
                 Some("belongs to another account")
             }
             Some(found) if found.user_disabled => Some("account disabled"),
-            Some(found) if found.token.is_expired(now) => Some("expired"),
-            Some(found) if !found.token.is_active => Some("inactive"),
+            Some(found) if found.is_expired(now) => Some("expired"),
+            Some(found) if !found.is_active => Some("inactive"),
             // Checked against the row's own `overlap_until` at `now`, cached or not: the
             // refusal starts at the overlap's end, not up to TOKEN_CACHE_AGE later.
-            Some(found) if found.token.is_rotated_away(now) => Some("rotated away"),
+            Some(found) if found.is_rotated_away(now) => Some("rotated away"),
             Some(_) => None,
         };
         match (reason, found) {
             (None, Some(found)) => {
-                self.usage.record(&found.token.uuid, now);
+                self.usage.record(&found.uuid, now);
                 Ok(found)
             }
             (reason, found) => {

@@ -11,6 +11,12 @@ use super::{encode_cursor, time, DbConnection, EventDetail, Store};
 use crate::access_log::{AccessLine, NewAddress, NEW_ADDRESS_EVENTS_PER_HOUR};
 use crate::error::Result;
 
+/// Lines one upsert of [`Store::record_access`] writes (8 parameters each; sqlx's SQLite
+/// driver binds in time growing with the square of the parameters, so not thousands).
+pub const ACCESS_LINES_PER_STATEMENT: usize = 100;
+/// Lines one transaction of [`Store::record_access`] writes at most.
+pub const ACCESS_LINES_PER_TRANSACTION: usize = 500;
+
 #[derive(Debug, FromRow)]
 struct AccessRow {
     id: i64,
@@ -39,19 +45,17 @@ impl AccessRow {
 }
 
 impl Store {
-    /// Adds coalesced lines to the log (lines of tokens deleted meanwhile are dropped), and
-    /// answers which of the `candidates` are a token's use from an address it was never used
-    /// from before: not in the stored log, and not the token's first use ever (for a token
-    /// with no stored use, its earliest candidate is that first use).
-    pub async fn record_access(
-        &self,
-        lines: &[&AccessLine],
-        candidates: &[&NewAddress],
-    ) -> Result<Vec<NewAddress>> {
-        let mut tx = self.pool.begin().await?;
+    /// Which of `candidates` are a token's use from an address it was never used from before:
+    /// not in the stored log, and not the token's first use ever (for a token with no stored
+    /// use, its earliest candidate is that first use). Read before the batch is written.
+    pub async fn new_addresses(&self, candidates: &[&NewAddress]) -> Result<Vec<NewAddress>> {
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.pool.acquire().await?;
         let mut unknown: HashMap<&str, Vec<&NewAddress>> = HashMap::new();
         for candidate in candidates {
-            if !Self::used_from(&mut tx, &candidate.token_uuid, Some(&candidate.address)).await? {
+            if !Self::used_from(&mut conn, &candidate.token_uuid, Some(&candidate.address)).await? {
                 unknown
                     .entry(candidate.token_uuid.as_str())
                     .or_default()
@@ -61,35 +65,53 @@ impl Store {
         let mut new = Vec::new();
         for (token, mut found) in unknown {
             found.sort_by(|a, b| (a.at, &a.address).cmp(&(b.at, &b.address)));
-            let skip = usize::from(!Self::used_from(&mut tx, token, None).await?);
+            let skip = usize::from(!Self::used_from(&mut conn, token, None).await?);
             new.extend(found.into_iter().skip(skip).cloned());
         }
-        for line in lines {
-            sqlx::query(
+        Ok(new)
+    }
+
+    /// Adds coalesced lines to the log, in one transaction (lines of tokens deleted meanwhile
+    /// are dropped), in upserts of at most [`ACCESS_LINES_PER_STATEMENT`] lines. The caller
+    /// passes at most [`ACCESS_LINES_PER_TRANSACTION`] lines in key order: the write lock
+    /// (SQLite) or the rows (PostgreSQL) are held for one short transaction, never for a whole
+    /// flush of tens of thousands of lines (one statement per line held SQLite's write lock
+    /// for seconds and the usage flush waited behind it), and two instances lock shared lines
+    /// in one order.
+    pub async fn record_access(&self, lines: &[&AccessLine]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in lines.chunks(ACCESS_LINES_PER_STATEMENT) {
+            let sql = format!(
                 "INSERT INTO token_access \
                      (token_uuid, day, address, user_agent, action, first_at, last_at, uses) \
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
-                 WHERE EXISTS (SELECT 1 FROM access_tokens WHERE uuid = $1) \
+                 SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, \
+                     v.column7, v.column8 FROM (VALUES {}) AS v \
+                 JOIN access_tokens t ON t.uuid = v.column1 WHERE TRUE \
+                 ORDER BY v.column1, v.column2, v.column3, v.column4, v.column5 \
                  ON CONFLICT (token_uuid, day, address, user_agent, action) DO UPDATE SET \
                      first_at = CASE WHEN excluded.first_at < token_access.first_at \
                                 THEN excluded.first_at ELSE token_access.first_at END, \
                      last_at = CASE WHEN excluded.last_at > token_access.last_at \
                                THEN excluded.last_at ELSE token_access.last_at END, \
                      uses = token_access.uses + excluded.uses",
-            )
-            .bind(&line.token_uuid)
-            .bind(line.day)
-            .bind(&line.address)
-            .bind(&line.user_agent)
-            .bind(&line.action)
-            .bind(line.first_at)
-            .bind(line.last_at)
-            .bind(line.uses)
-            .execute(&mut *tx)
-            .await?;
+                super::usage::placeholders(chunk.len(), 8)
+            );
+            let mut query = sqlx::query(&sql);
+            for line in chunk {
+                query = query
+                    .bind(line.token_uuid.as_str())
+                    .bind(line.day)
+                    .bind(line.address.as_str())
+                    .bind(line.user_agent.as_str())
+                    .bind(line.action.as_str())
+                    .bind(line.first_at)
+                    .bind(line.last_at)
+                    .bind(line.uses);
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(new)
+        Ok(())
     }
 
     /// Whether the stored log has a use of the token (from `address`, when given).

@@ -40,6 +40,7 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 
 use crate::error::{Error, Result, SetupError};
 
+pub use access::{ACCESS_LINES_PER_STATEMENT, ACCESS_LINES_PER_TRANSACTION};
 pub use accounts::{UserRow, UserSummary};
 pub use copy::Copied;
 pub use device::{DeviceClaim, DeviceGrantRow, DevicePollRow, NewDeviceGrant};
@@ -48,8 +49,8 @@ pub use sessions::{EventOrigin, NewSession, Refresh, RevokeReason, SessionRow};
 pub use sweep::Swept;
 pub use throttle::SubjectsLock;
 pub use tokens::{
-    decode_cursor, encode_cursor, EventDetail, NewToken, TokenOwner, TokenRow, TokenSpec,
-    AUTO_TOKENS_KEPT,
+    decode_cursor, encode_cursor, EventDetail, NewToken, TokenCheck, TokenOwner, TokenRow,
+    TokenSpec, AUTO_TOKENS_KEPT,
 };
 pub use usage::{PendingUse, USES_PER_STATEMENT};
 
@@ -68,6 +69,11 @@ pub type DbTransaction = sqlx::Transaction<'static, Db>;
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    /// Where the token check reads (on a token cache miss): on SQLite a pool of read-only
+    /// connections of its own ([`Store::open_sqlite_reads`]), so that a lookup never waits for
+    /// a connection behind the usage and access-log flushes' write transactions; on PostgreSQL
+    /// the one pool (readers do not queue behind writers there).
+    reads: AnyPool,
     backend: Backend,
     /// Where the change listener connects (PostgreSQL only).
     listen_target: Option<crate::invalidation::ListenTarget>,
@@ -149,6 +155,24 @@ const SQLITE_PRAGMAS: &[&str] = &[
     "PRAGMA cache_size = -16384",
 ];
 
+/// Read-only connections for the token check ([`Store::open_sqlite_reads`]): as many as the
+/// requests a busy server has in flight (32 in the benchmark). A lookup is short on the CPU,
+/// but each goes through its connection's own thread (sqlx's SQLite driver), and on a loaded
+/// machine that thread may wait milliseconds to be scheduled: with 8 connections shared with
+/// the writers, the token check of 200 000 distinct tokens topped out near 8 lookups per such
+/// wait (1 900/s). Opened as needed (none while idle).
+const SQLITE_READERS: u32 = 32;
+
+/// The PRAGMAs of a token-check connection: read-only, and a page cache of 1 MiB (enough for
+/// the inner pages of the digest index of a million tokens; the leaf and row pages of a
+/// random token come from the kernel's cache, and 32 connections of 16 MiB each would add up
+/// to 512 MiB of hubkeyd's memory).
+const SQLITE_READ_PRAGMAS: &[&str] = &[
+    "PRAGMA query_only = ON",
+    "PRAGMA busy_timeout = 15000",
+    "PRAGMA cache_size = -1024",
+];
+
 /// The time `millis` (Unix milliseconds, as stored) stands for.
 pub fn time_of(millis: i64) -> DateTime<Utc> {
     time(millis)
@@ -195,9 +219,15 @@ impl Store {
         };
         migrated.map_err(|err| SetupError::Database(format!("migration failed: {err}")))?;
         let _ = sqlx::Connection::close(conn).await;
-        let pool = match backend {
-            Backend::Sqlite => Self::open_sqlite(url).await?,
-            Backend::Postgres => Self::open_postgres(url).await?,
+        let (pool, reads) = match backend {
+            Backend::Sqlite => (
+                Self::open_sqlite(url).await?,
+                Self::open_sqlite_reads(url).await?,
+            ),
+            Backend::Postgres => {
+                let pool = Self::open_postgres(url).await?;
+                (pool.clone(), pool)
+            }
         };
         let listen_target = match backend {
             Backend::Sqlite => None,
@@ -209,6 +239,7 @@ impl Store {
         };
         Ok(Store {
             pool,
+            reads,
             backend,
             listen_target,
         })
@@ -256,6 +287,10 @@ impl Store {
         AnyPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
+            // No ping before each use (sqlx's default): a SQLite connection is a file and a
+            // thread of this process, it cannot be hung up on, and the ping was a second round
+            // trip to that thread for every statement.
+            .test_before_acquire(false)
             // `Any` opens SQLite from the URL alone, so each connection sets its PRAGMAs here.
             .after_connect(|conn, _| {
                 Box::pin(async move {
@@ -268,6 +303,33 @@ impl Store {
             .connect_with(Self::connect_options(url)?)
             .await
             .map_err(|err| SetupError::Database(format!("opening: {err}")))
+    }
+
+    /// The SQLite pool the token check reads through: read-only connections (`query_only`),
+    /// WAL readers that never wait for the writer nor for a connection a flush holds, each
+    /// with a small page cache ([`SQLITE_READ_PRAGMAS`]).
+    async fn open_sqlite_reads(url: &str) -> Result<AnyPool, SetupError> {
+        AnyPoolOptions::new()
+            .max_connections(SQLITE_READERS)
+            .acquire_timeout(Duration::from_secs(30))
+            // As the writers' pool: no ping, which doubled the round trips of a lookup.
+            .test_before_acquire(false)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    for pragma in SQLITE_READ_PRAGMAS {
+                        conn.execute(*pragma).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(Self::connect_options(url)?)
+            .await
+            .map_err(|err| SetupError::Database(format!("opening: {err}")))
+    }
+
+    /// The pool token checks read through (see [`Store::reads`]).
+    fn read_pool(&self) -> &AnyPool {
+        &self.reads
     }
 
     async fn open_postgres(url: &str) -> Result<AnyPool, SetupError> {
@@ -356,6 +418,7 @@ impl Store {
 
     /// Closes every connection (checkpointing the WAL).
     pub async fn close(&self) {
+        self.reads.close().await;
         self.pool.close().await;
     }
 

@@ -9,6 +9,11 @@ use uuid::Uuid;
 use super::{millis, time, AccountTokens, DbConnection, Flag, Store};
 use crate::error::Result;
 
+/// Rows one statement of [`Store::insert_tokens`] inserts (12 parameters each). Kept small:
+/// sqlx's SQLite driver finds each parameter by name, a walk of the statement's list, so
+/// binding costs the square of the parameters (a quarter of seeding's time at 200 rows).
+pub const TOKENS_PER_INSERT: usize = 50;
+
 /// How many auto tokens an account keeps.
 pub const AUTO_TOKENS_KEPT: i64 = 5;
 
@@ -144,6 +149,60 @@ impl TokenOwner {
     }
 }
 
+/// What the token check on the hot path needs of a token found by its digest: whether it may
+/// be used now, by whom, with which scopes. Read by one indexed lookup joined to its owner
+/// ([`Store::token_check_by_digest`]) and kept in the token cache; the token's other columns
+/// (label, creator, latest use) are not read for a check.
+#[derive(Debug, Clone, FromRow)]
+pub struct TokenCheck {
+    pub uuid: String,
+    /// The token's digest (hex): the cache is keyed by its first digits, so a hit is checked
+    /// against the whole of it.
+    pub digest: String,
+    pub user_id: String,
+    /// The stored scopes, as [`TokenRow::scopes`] reads them.
+    pub scopes: String,
+    pub expires_at: Option<i64>,
+    #[sqlx(try_from = "Flag")]
+    pub is_active: bool,
+    /// The token was rotated away (it has a successor).
+    #[sqlx(try_from = "Flag")]
+    pub rotated: bool,
+    /// For a rotated-away token: when it stops working (Unix ms).
+    pub overlap_until: Option<i64>,
+    pub username: String,
+    /// The owner's account is disabled: the token is refused whatever its state.
+    #[sqlx(try_from = "Flag")]
+    pub user_disabled: bool,
+}
+
+impl TokenCheck {
+    /// True when `expires_at` is at or before `now` (as [`TokenRow::is_expired`]).
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|at| at <= millis(now))
+    }
+
+    /// True when the token was rotated away and its overlap ended at or before `now` (as
+    /// [`TokenRow::is_rotated_away`]).
+    pub fn is_rotated_away(&self, now: DateTime<Utc>) -> bool {
+        self.rotated && self.overlap_until.is_none_or(|until| until <= millis(now))
+    }
+
+    /// The scopes; a stored value that no longer parses grants nothing.
+    pub fn scopes(&self) -> Vec<Scope> {
+        Scope::parse_list(&self.scopes).unwrap_or_default()
+    }
+
+    /// The bytes this answer holds, for the token cache's weight bound.
+    pub fn heap_size(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + [&self.uuid, &self.user_id, &self.scopes, &self.username]
+                .into_iter()
+                .map(String::capacity)
+                .sum::<usize>()
+    }
+}
+
 /// One row of the events feed.
 #[derive(Debug, Clone, FromRow)]
 struct EventRow {
@@ -268,6 +327,41 @@ impl Store {
         .bind(spec.expires_at.map(millis))
         .execute(&mut *tokens.conn)
         .await?;
+        Ok(())
+    }
+
+    /// Inserts many tokens of the locked account, created at the lock's stamp, in statements
+    /// of [`TOKENS_PER_INSERT`] rows: what seeding a large store (the benchmark's million
+    /// tokens) needs, where one statement per token spends its time in round trips.
+    pub async fn insert_tokens(tokens: &mut AccountTokens<'_>, new: &[NewToken<'_>]) -> Result<()> {
+        for chunk in new.chunks(TOKENS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO access_tokens (uuid, user_id, digest, hint, label, scopes, origin, \
+                     client_id, creator_ip, creator_ua, created_at, expires_at, is_active) \
+                 SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, \
+                     v.column7, v.column8, v.column9, v.column10, v.column11, v.column12, TRUE \
+                 FROM (VALUES {}) AS v",
+                super::usage::placeholders(chunk.len(), 12)
+            );
+            let mut query = sqlx::query(&sql);
+            for token in chunk {
+                let spec = &token.spec;
+                query = query
+                    .bind(token.uuid.to_string())
+                    .bind(tokens.user_id.clone())
+                    .bind(token.digest.to_owned())
+                    .bind(token.hint.to_owned())
+                    .bind(spec.label.to_owned())
+                    .bind(Scope::join_list(spec.scopes))
+                    .bind(spec.origin.as_str())
+                    .bind(spec.client_id.to_owned())
+                    .bind(token.creator_ip.to_owned())
+                    .bind(token.creator_ua.to_owned())
+                    .bind(millis(tokens.stamp))
+                    .bind(spec.expires_at.map(millis));
+            }
+            query.execute(&mut *tokens.conn).await?;
+        }
         Ok(())
     }
 
@@ -475,6 +569,22 @@ impl Store {
         .await?)
     }
 
+    /// What the token check needs of the token with this digest, whatever its state: one
+    /// probe of the digest's unique index and one of the owner's primary key (the hot path's
+    /// only query, on a token cache miss).
+    pub async fn token_check_by_digest(&self, digest: &str) -> Result<Option<TokenCheck>> {
+        Ok(sqlx::query_as(
+            "SELECT t.uuid, t.digest, t.user_id, t.scopes, t.expires_at, \
+                    CAST(t.is_active AS INTEGER) AS is_active, \
+                    CAST((t.rotated_to IS NOT NULL) AS INTEGER) AS rotated, t.overlap_until, \
+                    u.username, CAST((u.disabled_at IS NOT NULL) AS INTEGER) AS user_disabled \
+             FROM access_tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = $1",
+        )
+        .bind(digest)
+        .fetch_optional(self.read_pool())
+        .await?)
+    }
+
     /// Whether the token already has an event of `kind` with this `url` and `source` (a
     /// secret scanner reporting the same finding again).
     pub async fn has_event_about(
@@ -640,5 +750,77 @@ mod tests {
         assert_eq!(decode_cursor("42"), None);
         assert_eq!(decode_cursor("ev-1"), None);
         assert_eq!(decode_cursor("ev"), None);
+    }
+
+    /// The hot path's narrow read answers what the whole row says about the same token, for
+    /// tokens inserted in bulk; the SQLite connections it reads through refuse writes.
+    #[tokio::test]
+    async fn the_token_check_agrees_with_the_row_and_its_connections_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("hubkeyd.db").display());
+        let instance = crate::open(dir.path(), &url).await.unwrap();
+        let now = Utc::now();
+        let hub = &instance.hub;
+        hub.add_user("alice", "a long password 2026".to_owned().into(), now)
+            .await
+            .unwrap();
+        let store = hub.store();
+        let user = store.user_by_name("alice").await.unwrap().unwrap();
+        let secrets: Vec<hubkey_api::PlainToken> = (0..450)
+            .map(|_| hubkey_api::PlainToken::generate())
+            .collect();
+        let fields: Vec<(String, String)> = secrets
+            .iter()
+            .map(|token| (token.digest().as_str().to_owned(), token.hint()))
+            .collect();
+        let expired = now - chrono::Duration::minutes(1);
+        let new: Vec<NewToken<'_>> = fields
+            .iter()
+            .enumerate()
+            .map(|(i, (digest, hint))| NewToken {
+                uuid: Uuid::new_v4(),
+                digest,
+                hint,
+                spec: TokenSpec {
+                    label: "bulk",
+                    scopes: &[Scope::Read],
+                    origin: Origin::Manual,
+                    client_id: "",
+                    expires_at: (i % 2 == 1).then_some(expired),
+                },
+                creator_ip: "127.0.0.1",
+                creator_ua: "test",
+            })
+            .collect();
+        let mut tx = store.begin().await.unwrap();
+        let mut tokens = Store::lock_account_tokens(&mut tx, &user.id, now)
+            .await
+            .unwrap();
+        Store::insert_tokens(&mut tokens, &new).await.unwrap();
+        drop(tokens);
+        tx.commit().await.unwrap();
+
+        for (i, (digest, _)) in fields.iter().enumerate() {
+            let row = store.token_by_digest(digest).await.unwrap().unwrap();
+            let check = store.token_check_by_digest(digest).await.unwrap().unwrap();
+            assert_eq!(check.uuid, row.token.uuid);
+            assert_eq!(check.user_id, user.id);
+            assert_eq!(check.username, "alice");
+            assert_eq!(check.scopes(), vec![Scope::Read]);
+            assert_eq!(check.is_expired(now), i % 2 == 1);
+            assert_eq!(check.is_expired(now), row.token.is_expired(now));
+            assert!(check.is_active && !check.rotated && !check.user_disabled);
+        }
+        assert!(store
+            .token_check_by_digest(&"0".repeat(64))
+            .await
+            .unwrap()
+            .is_none());
+
+        let write = sqlx::query("DELETE FROM access_tokens")
+            .execute(store.read_pool())
+            .await;
+        assert!(write.is_err(), "a token-check connection wrote");
+        assert_eq!(store.count_tokens(&user.id, now).await.unwrap(), (450, 225));
     }
 }

@@ -114,7 +114,7 @@ impl Store {
 }
 
 /// `rows` tuples of `columns` numbered parameters: `($1, $2), ($3, $4)`.
-fn placeholders(rows: usize, columns: usize) -> String {
+pub(super) fn placeholders(rows: usize, columns: usize) -> String {
     let mut out = String::with_capacity(rows * columns * 6);
     for row in 0..rows {
         if row > 0 {
