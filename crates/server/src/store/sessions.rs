@@ -227,6 +227,26 @@ impl Store {
             tx.commit().await?;
             return Ok(Refresh::Unknown);
         };
+        // A session already revoked needs no lock: replays after the first are answered from
+        // a read, not queued one behind another on the account's row (64 replays at once held
+        // PostgreSQL's pool past its acquire timeout on a busy machine).
+        let ended: Option<SessionRow> = sqlx::query_as(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1 AND revoked_at IS NOT NULL"
+        ))
+        .bind(&id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(session) = ended {
+            tx.commit().await?;
+            return Ok(if session.revoked_for_reuse() {
+                Refresh::Reused {
+                    session,
+                    newly: false,
+                }
+            } else {
+                Refresh::Unknown
+            });
+        }
         // The account before the session, as every transaction that records an event does.
         sqlx::query(
             "UPDATE users SET token_clock = token_clock \
