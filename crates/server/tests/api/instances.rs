@@ -91,42 +91,39 @@ fn from_next_address() -> reqwest::Client {
         .expect("an HTTP client")
 }
 
+/// The status `request` is answered with.
+async fn status(request: reqwest::RequestBuilder, what: &str) -> u16 {
+    let answer = request.send().await;
+    answer
+        .unwrap_or_else(|err| panic!("send {what}: {err}"))
+        .status()
+        .as_u16()
+}
+
 /// The registry's `GET /token` on `url` with `ann:secret`: the status.
 async fn registry_token(url: &str, secret: &str) -> u16 {
-    from_next_address()
+    let request = from_next_address()
         .get(format!(
             "{url}/token?service=hubkey-registry&scope=repository:{USER}/app:pull"
         ))
-        .basic_auth(USER, Some(secret))
-        .send()
-        .await
-        .expect("send GET /token")
-        .status()
-        .as_u16()
+        .basic_auth(USER, Some(secret));
+    status(request, "GET /token").await
 }
 
 /// `POST /v2/auth/token` on `url` with `ann` and `secret`: the status.
 async fn auth_token_status(url: &str, secret: &str) -> u16 {
-    from_next_address()
+    let request = from_next_address()
         .post(format!("{url}/v2/auth/token"))
-        .json(&serde_json::json!({ "identifier": USER, "secret": secret }))
-        .send()
-        .await
-        .expect("send POST /v2/auth/token")
-        .status()
-        .as_u16()
+        .json(&serde_json::json!({ "identifier": USER, "secret": secret }));
+    status(request, "POST /v2/auth/token").await
 }
 
 /// A bearer check on `url`: `ann`'s repository read with `bearer`; the status.
 async fn bearer_status(url: &str, bearer: &str) -> u16 {
-    from_next_address()
+    let request = from_next_address()
         .get(format!("{url}/v2/repositories/{USER}/app"))
-        .bearer_auth(bearer)
-        .send()
-        .await
-        .expect("send GET /v2/repositories")
-        .status()
-        .as_u16()
+        .bearer_auth(bearer);
+    status(request, "GET /v2/repositories").await
 }
 
 const TOKEN_HITS: &str = "hubkeyd_cache_hits_total{cache=\"token\"}";

@@ -80,17 +80,16 @@ pub(crate) async fn all_at_once<T: Send + 'static>(
 pub(crate) const BAD_CREDENTIALS: &str = "Incorrect authentication credentials";
 pub(crate) const WRONG_CODE: &str = "Incorrect verification code";
 
-/// `count` wrong password logins of `name`, all in flight at once, the i-th from
-/// `address(i)`.
-async fn concurrent_wrong_passwords(
-    server: &TestServer,
+/// `count` wrong password logins of `name`, all in flight at once, the i-th through
+/// `client(i)` (an address, an instance).
+pub(crate) async fn concurrent_wrong_passwords(
+    client: impl Fn(usize) -> HubClient,
     name: &str,
     count: usize,
-    address: impl Fn(usize) -> Ipv4Addr,
 ) -> Tally {
     let name = name.to_owned();
     let answers = all_at_once((0..count).map(|i| {
-        let (client, name) = (server.client_at(address(i)), name.clone());
+        let (client, name) = (client(i), name.clone());
         async move { client.login(&name, &format!("wrong-guess-{i}")).await }
     }))
     .await;
@@ -101,24 +100,21 @@ async fn concurrent_wrong_passwords(
     tally
 }
 
-/// Sequential wrong passwords until the first 429: how many were still evaluated.
-async fn wrong_passwords_until_throttled(
-    server: &TestServer,
+/// Sequential wrong passwords, the i-th through `client(i)`, until the first 429: how many
+/// were still evaluated (at most `most`).
+pub(crate) async fn wrong_passwords_until_throttled(
+    client: impl Fn(usize) -> HubClient,
     name: &str,
-    address: impl Fn(usize) -> Ipv4Addr,
+    most: usize,
 ) -> usize {
-    for i in 0..200 {
-        match server
-            .client_at(address(i))
-            .login(name, "wrong-guess-after")
-            .await
-        {
+    for i in 0..most {
+        match client(i).login(name, "wrong-guess-after").await {
             Err(ClientError::Unauthorized { .. }) => {}
             Err(ClientError::Throttled { .. }) => return i,
             other => panic!("guess {i}: expected 401 or 429, got {other:?}"),
         }
     }
-    panic!("200 sequential wrong passwords were never throttled");
+    panic!("{most} sequential wrong passwords were never throttled");
 }
 
 #[tokio::test]
@@ -127,11 +123,11 @@ async fn a_thousand_concurrent_wrong_passwords_from_one_address_evaluate_at_most
     server.add_user("ann", PASSWORD).await;
     let attacker = Ipv4Addr::new(127, 0, 0, 9);
 
-    let burst = concurrent_wrong_passwords(&server, "ann", IN_FLIGHT, |_| attacker).await;
+    let burst = concurrent_wrong_passwords(|_| server.client_at(attacker), "ann", IN_FLIGHT).await;
     println!("1 000 in flight from one address: {burst:?}");
     assert!(burst.other.is_empty(), "only 401 and 429: {burst:?}");
     assert_eq!(burst.evaluated + burst.throttled, IN_FLIGHT);
-    let after = wrong_passwords_until_throttled(&server, "ann", |_| attacker).await;
+    let after = wrong_passwords_until_throttled(|_| server.client_at(attacker), "ann", 200).await;
     // The address's limit (30 in 3 minutes) is reached exactly, never overshot.
     assert_eq!(burst.evaluated + after, 30, "guesses evaluated in all");
 
@@ -145,12 +141,18 @@ async fn a_thousand_concurrent_wrong_passwords_from_a_thousand_addresses_evaluat
     let server = TestServer::start().await;
     server.add_user("ann", PASSWORD).await;
 
-    let burst = concurrent_wrong_passwords(&server, "ann", IN_FLIGHT, attacker_address).await;
+    let burst =
+        concurrent_wrong_passwords(|i| server.client_at(attacker_address(i)), "ann", IN_FLIGHT)
+            .await;
     println!("1 000 in flight from 1 000 addresses: {burst:?}");
     assert!(burst.other.is_empty(), "only 401 and 429: {burst:?}");
     assert_eq!(burst.evaluated + burst.throttled, IN_FLIGHT);
-    let after =
-        wrong_passwords_until_throttled(&server, "ann", |i| attacker_address(IN_FLIGHT + i)).await;
+    let after = wrong_passwords_until_throttled(
+        |i| server.client_at(attacker_address(IN_FLIGHT + i)),
+        "ann",
+        200,
+    )
+    .await;
     // The account's limit (100 an hour) is reached exactly, never overshot.
     assert_eq!(burst.evaluated + after, 100, "guesses evaluated in all");
 }

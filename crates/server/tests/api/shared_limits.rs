@@ -3,55 +3,21 @@
 
 use std::net::Ipv4Addr;
 
-use hubkey_client::ClientError;
+use hubkey_client::{ClientError, HubClient};
 
 use crate::harness::{password_session, TestServer, PASSWORD};
 use crate::limits::{
-    all_at_once, attacker_address, challenge, wrong_codes, Tally, BAD_CREDENTIALS, IN_FLIGHT,
-    WRONG_CODE,
+    all_at_once, attacker_address, challenge, concurrent_wrong_passwords, wrong_codes,
+    wrong_passwords_until_throttled, Tally, IN_FLIGHT, WRONG_CODE,
 };
 use crate::pg::skip_unless_postgres;
 
-/// `count` wrong password logins of `name`, all in flight at once, the i-th from `address(i)`
-/// through instance i mod 2.
-async fn wrong_passwords_over(
-    instances: [&TestServer; 2],
-    name: &str,
-    count: usize,
-    address: impl Fn(usize) -> Ipv4Addr,
-) -> Tally {
-    let answers = all_at_once((0..count).map(|i| {
-        let client = instances[i % 2].client_at(address(i));
-        let name = name.to_owned();
-        async move { client.login(&name, &format!("wrong-guess-{i}")).await }
-    }))
-    .await;
-    let mut tally = Tally::default();
-    for answer in answers {
-        tally.add(answer, BAD_CREDENTIALS);
-    }
-    tally
-}
-
-/// Sequential wrong passwords, alternating instances, until the first 429: how many were
-/// still evaluated. (With a limit per instance, each would evaluate its own.)
-async fn alternating_until_throttled(
-    instances: [&TestServer; 2],
-    name: &str,
-    address: impl Fn(usize) -> Ipv4Addr,
-) -> usize {
-    for i in 0..400 {
-        match instances[i % 2]
-            .client_at(address(i))
-            .login(name, "wrong-guess-after")
-            .await
-        {
-            Err(ClientError::Unauthorized { .. }) => {}
-            Err(ClientError::Throttled { .. }) => return i,
-            other => panic!("guess {i}: expected 401 or 429, got {other:?}"),
-        }
-    }
-    panic!("400 sequential wrong passwords were never throttled");
+/// The i-th attempt's client: from `address(i)`, through instance i mod 2.
+fn over<'a>(
+    instances: [&'a TestServer; 2],
+    address: impl Fn(usize) -> Ipv4Addr + 'a,
+) -> impl Fn(usize) -> HubClient + 'a {
+    move |i| instances[i % 2].client_at(address(i))
 }
 
 #[tokio::test]
@@ -67,11 +33,13 @@ async fn postgres_only_a_thousand_wrong_passwords_from_one_address_over_two_inst
     first.add_user("ann", PASSWORD).await;
     let attacker = Ipv4Addr::new(127, 0, 0, 9);
 
-    let burst = wrong_passwords_over([&first, &second], "ann", IN_FLIGHT, |_| attacker).await;
+    let burst =
+        concurrent_wrong_passwords(over([&first, &second], |_| attacker), "ann", IN_FLIGHT).await;
     println!("1 000 in flight from one address over two instances: {burst:?}");
     assert!(burst.other.is_empty(), "only 401 and 429: {burst:?}");
     assert_eq!(burst.evaluated + burst.throttled, IN_FLIGHT);
-    let after = alternating_until_throttled([&first, &second], "ann", |_| attacker).await;
+    let after =
+        wrong_passwords_until_throttled(over([&first, &second], |_| attacker), "ann", 400).await;
     // The address's limit (30 in 3 minutes) holds over both instances, exactly.
     assert_eq!(burst.evaluated + after, 30, "guesses evaluated in all");
 
@@ -92,13 +60,17 @@ async fn postgres_only_a_thousand_wrong_passwords_from_a_thousand_addresses_over
     let second = first.another_instance().await;
     first.add_user("ann", PASSWORD).await;
 
-    let burst = wrong_passwords_over([&first, &second], "ann", IN_FLIGHT, attacker_address).await;
+    let burst =
+        concurrent_wrong_passwords(over([&first, &second], attacker_address), "ann", IN_FLIGHT)
+            .await;
     println!("1 000 in flight from 1 000 addresses over two instances: {burst:?}");
     assert!(burst.other.is_empty(), "only 401 and 429: {burst:?}");
     assert_eq!(burst.evaluated + burst.throttled, IN_FLIGHT);
-    let after = alternating_until_throttled([&first, &second], "ann", |i| {
-        attacker_address(IN_FLIGHT + i)
-    })
+    let after = wrong_passwords_until_throttled(
+        over([&first, &second], |i| attacker_address(IN_FLIGHT + i)),
+        "ann",
+        400,
+    )
     .await;
     // The account's limit (100 an hour) holds over both instances, exactly.
     assert_eq!(burst.evaluated + after, 100, "guesses evaluated in all");
