@@ -247,15 +247,9 @@ impl Hub {
                     .claim_device_grant(
                         &digest,
                         now,
-                        &store::NewSession {
-                            id: &session_id,
-                            user_id: "",
-                            source: SessionSource::Password.as_str(),
-                            refresh_digest: Some(TokenDigest::of(&refresh).as_str()),
-                            token_uuid: None,
-                            created_at: now,
-                            expires_at: now + session::SESSION_TTL,
-                        },
+                        &session_id,
+                        TokenDigest::of(&refresh).as_str(),
+                        now + session::SESSION_TTL,
                     )
                     .await?;
                 match claim {

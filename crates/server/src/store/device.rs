@@ -10,6 +10,7 @@ use super::account_events::insert_account_event;
 use super::sessions::{insert_session, EventOrigin, NewSession};
 use super::{millis, Store};
 use crate::error::Result;
+use crate::session::SessionSource;
 
 /// A device grant as stored.
 #[derive(Debug, Clone, FromRow)]
@@ -122,15 +123,17 @@ impl Store {
     }
 
     /// Takes an approved, unexpired grant for its device and opens the approving account's
-    /// session `session` (whose `user_id` is ignored: the grant names the account), in one
-    /// transaction: a failure on the way leaves the grant approved for the next poll. The
-    /// claim is one statement, so of any number of polls racing after the approval exactly
-    /// one gets it.
+    /// password session `session_id` (refresh token digest `refresh_digest`, ending at
+    /// `expires_at`), in one transaction: a failure on the way leaves the grant approved for
+    /// the next poll. The claim is one statement, so of any number of polls racing after the
+    /// approval exactly one gets it.
     pub async fn claim_device_grant(
         &self,
         device_digest: &[u8],
         now: DateTime<Utc>,
-        session: &NewSession<'_>,
+        session_id: &str,
+        refresh_digest: &str,
+        expires_at: DateTime<Utc>,
     ) -> Result<DeviceClaim> {
         let mut tx = self.pool.begin().await?;
         let user_id: Option<String> = sqlx::query_scalar(
@@ -156,8 +159,13 @@ impl Store {
                 insert_session(
                     &mut tx,
                     &NewSession {
+                        id: session_id,
                         user_id: &user_id,
-                        ..*session
+                        source: SessionSource::Password.as_str(),
+                        refresh_digest: Some(refresh_digest),
+                        token_uuid: None,
+                        created_at: now,
+                        expires_at,
                     },
                 )
                 .await?
