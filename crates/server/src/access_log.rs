@@ -269,7 +269,6 @@ impl AccessLog {
                 tracing::warn!(token = %new.token_uuid, error = %err, "recording a new_address event failed");
             }
         }
-        drop(done);
         if written.is_err() {
             self.give_back(lines.into_iter().skip(done_lines));
         }
