@@ -159,6 +159,12 @@ impl Store {
     ///   or the client presents a spent token, and neither keeps the session).
     ///
     /// The session's lifetime never changes: it ends when it was set to at sign-in.
+    ///
+    /// Locks: the account's row, then the session's, on every path. A revocation records an
+    /// event, so it needs the account's lock, and on PostgreSQL an `UPDATE` that waited for a
+    /// row keeps that row's lock even when the row no longer matches: a presentation that took
+    /// the session's lock first and the account's second deadlocked with one that took them
+    /// the other way (64 concurrent replays of a spent token, a few runs in ten under load).
     pub async fn rotate_refresh(
         &self,
         old_digest: &str,
@@ -167,8 +173,30 @@ impl Store {
         grace_since: DateTime<Utc>,
         origin: EventOrigin<'_>,
     ) -> Result<Refresh> {
+        // Whose token it is, read without a lock: the session it is current in, or the one
+        // that spent it (which is also where a replaced token's grace use is).
+        let owner: Option<SessionRow> = sqlx::query_as(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = \
+               (SELECT id FROM sessions WHERE refresh_digest = $1 \
+                UNION ALL SELECT session_id FROM spent_refresh_tokens WHERE digest = $1 \
+                LIMIT 1)"
+        ))
+        .bind(old_digest)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(owner) = owner else {
+            return Ok(Refresh::Unknown);
+        };
+        if owner.revoked_at.is_some() {
+            // Replays after the first revocation are answered from that read, not queued one
+            // behind another on the account's lock.
+            return Ok(ended(owner));
+        }
+
         let mut tx = self.pool.begin().await?;
-        // A write first: the transaction holds the write lock from here to its commit.
+        // A write first: on SQLite the transaction holds the write lock from here to its
+        // commit; on PostgreSQL, the account's row lock.
+        lock_account(&mut tx, &owner.user_id).await?;
         let rotated: Option<SessionRow> = sqlx::query_as(&format!(
             "UPDATE sessions SET previous_refresh_digest = refresh_digest, rotated_at = $3, \
                grace_used = FALSE, refresh_digest = $1 \
@@ -196,9 +224,8 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         if let Some((id, lost)) = replaced {
-            // The grace use is taken by this UPDATE's condition, not by the read above:
-            // PostgreSQL runs presentations side by side, and one that waited for the row
-            // finds the grace use gone (then it is a reuse like any other, below).
+            // The grace use is taken by this UPDATE's condition, not by the read above (the
+            // account's lock already orders presentations; the condition keeps it exact).
             let session: Option<SessionRow> = sqlx::query_as(&format!(
                 "UPDATE sessions SET refresh_digest = $1, grace_used = TRUE \
                  WHERE id = $2 AND previous_refresh_digest = $3 AND grace_used = FALSE \
@@ -218,43 +245,16 @@ impl Store {
                 return Ok(Refresh::Rotated(session));
             }
         }
-        let owner: Option<String> =
+        let spent_in: Option<String> =
             sqlx::query_scalar("SELECT session_id FROM spent_refresh_tokens WHERE digest = $1")
                 .bind(old_digest)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let Some(id) = owner else {
+        let Some(id) = spent_in else {
+            // Current a moment ago, gone since (the session was swept or its account deleted).
             tx.commit().await?;
             return Ok(Refresh::Unknown);
         };
-        // A session already revoked needs no lock: replays after the first are answered from
-        // a read, not queued one behind another on the account's row (64 replays at once held
-        // PostgreSQL's pool past its acquire timeout on a busy machine).
-        let ended: Option<SessionRow> = sqlx::query_as(&format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1 AND revoked_at IS NOT NULL"
-        ))
-        .bind(&id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(session) = ended {
-            tx.commit().await?;
-            return Ok(if session.revoked_for_reuse() {
-                Refresh::Reused {
-                    session,
-                    newly: false,
-                }
-            } else {
-                Refresh::Unknown
-            });
-        }
-        // The account before the session, as every transaction that records an event does.
-        sqlx::query(
-            "UPDATE users SET token_clock = token_clock \
-             WHERE id = (SELECT user_id FROM sessions WHERE id = $1)",
-        )
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
         let newly = revoke_in(&mut tx, &id, now, RevokeReason::RefreshReuse).await?;
         let session: SessionRow = sqlx::query_as(&format!(
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"
@@ -273,12 +273,14 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        if newly || session.revoked_for_reuse() {
-            Ok(Refresh::Reused { session, newly })
+        Ok(if newly {
+            Refresh::Reused {
+                session,
+                newly: true,
+            }
         } else {
-            // Ended earlier for another reason (a sign-out, its expiry): nothing to protect.
-            Ok(Refresh::Unknown)
-        }
+            ended(session)
+        })
     }
 
     /// Revokes a session and its refresh tokens.
@@ -389,6 +391,20 @@ impl Store {
 }
 
 /// Records that `digest` was handed out by session `session_id` and is no longer accepted.
+/// The answer for a spent refresh token whose session has ended: a reuse when it ended for
+/// one (the thief and the client both hear `session_revoked`), else just unknown (a sign-out
+/// or its expiry: nothing to protect).
+fn ended(session: SessionRow) -> Refresh {
+    if session.revoked_for_reuse() {
+        Refresh::Reused {
+            session,
+            newly: false,
+        }
+    } else {
+        Refresh::Unknown
+    }
+}
+
 async fn mark_spent(conn: &mut DbConnection, digest: &str, session_id: &str) -> Result<()> {
     sqlx::query(
         "INSERT INTO spent_refresh_tokens (digest, session_id) VALUES ($1, $2) \

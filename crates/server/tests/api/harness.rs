@@ -516,7 +516,18 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            // The data directory goes with the server: a failed test shows the server's
+            // side of it (an internal error's cause is logged, never answered).
+            eprintln!("---- hubkeyd's log ----\n{}", log_tail(&self.log_text()));
+        }
     }
+}
+
+/// The last 100 lines of a server log.
+fn log_tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(100)..].join("\n")
 }
 
 /// hubkeyd served inside the test process on 127.0.0.1:0, on a clock the test turns: for tests
