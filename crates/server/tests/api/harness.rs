@@ -519,14 +519,17 @@ impl Drop for TestServer {
         if std::thread::panicking() {
             // The data directory goes with the server: a failed test shows the server's
             // side of it (an internal error's cause is logged, never answered).
-            eprintln!("---- hubkeyd's log ----\n{}", log_tail(&self.log_text()));
+            println!("---- hubkeyd's log ----\n{}", log_tail(&self.log_text()));
         }
     }
 }
 
-/// The last 100 lines of a server log.
+/// The last 100 lines of a server log, without sqlx's statement lines.
 fn log_tail(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().collect();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|line| !line.contains("DEBUG sqlx::query"))
+        .collect();
     lines[lines.len().saturating_sub(100)..].join("\n")
 }
 
