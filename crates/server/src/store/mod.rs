@@ -8,8 +8,8 @@
 //! One file per feature, each adding to `impl Store`: `accounts`, `sessions` (with 2FA
 //! challenges and the spent refresh tokens of reuse detection), `account_events`, `device` (RFC 8628 grants), `sweep`
 //! (deleting ended sessions and expired challenges), `tokens` (with their events and the
-//! pruning rule), `usage`, `repositories` and `throttle`. This module opens the database
-//! (its file owner-only) and keeps the one invariant every token change shares: the
+//! pruning rule), `usage`, `repositories`, `throttle` and `changes` (SQLite's change table).
+//! This module opens the database (its file owner-only) and keeps the one invariant every token change shares: the
 //! account's token lock ([`AccountTokens`]).
 
 mod access;

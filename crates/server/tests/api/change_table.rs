@@ -369,3 +369,57 @@ async fn sqlite_only_the_sweep_deletes_the_changes_every_server_has_read() {
     confirmed_after(&output);
     conn.close().await.ok();
 }
+
+/// The actions an anonymous registry token grants on `ann/app`.
+async fn anonymous_pull(url: &str) -> Vec<String> {
+    let answer: serde_json::Value = reqwest::get(format!(
+        "{url}/token?service=hubkey-registry&scope=repository:{USER}/app:pull"
+    ))
+    .await
+    .expect("send GET /token")
+    .json()
+    .await
+    .expect("a token answer");
+    let token = answer["token"].as_str().expect("a token");
+    let claims = token.split('.').nth(1).expect("a JWT");
+    let claims: serde_json::Value = serde_json::from_slice(
+        &data_encoding::BASE64URL_NOPAD
+            .decode(claims.as_bytes())
+            .expect("base64url claims"),
+    )
+    .expect("JSON claims");
+    claims["access"]
+        .as_array()
+        .expect("access")
+        .iter()
+        .flat_map(|grant| grant["actions"].as_array().cloned().unwrap_or_default())
+        .map(|action| action.as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn sqlite_only_a_repository_made_private_with_the_cli_is_refused_on_the_next_request() {
+    if skip_unless_sqlite(
+        "sqlite_only_a_repository_made_private_with_the_cli_is_refused_on_the_next_request",
+    ) {
+        return;
+    }
+    let (server, _, metrics) = server_with_token().await;
+    let repo = format!("{USER}/app");
+    let public = server.data().run(&["repo", "public", &repo], None).await;
+    assert_success(&public, "repo public");
+    // Looked up, then answered from the cache.
+    const REPOSITORY_HITS: &str = "hubkeyd_cache_hits_total{cache=\"repository\"}";
+    let before = value(&scrape(&metrics).await, REPOSITORY_HITS);
+    for _ in 0..2 {
+        assert_eq!(anonymous_pull(&server.url).await, ["pull"]);
+    }
+    assert!(value(&scrape(&metrics).await, REPOSITORY_HITS) > before);
+    let private = server.data().run(&["repo", "private", &repo], None).await;
+    assert_success(&private, "repo private");
+    confirmed_after(&private);
+    assert!(
+        anonymous_pull(&server.url).await.is_empty(),
+        "pull granted after `repo private` returned"
+    );
+}
