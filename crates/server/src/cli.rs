@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use tokio::net::TcpListener;
 use zeroize::Zeroizing;
 
+use crate::change_table::{self, Heard};
 use crate::data_dir;
 use crate::error::SetupError;
 use crate::http::client_address::{self, ForwardedHeader, TrustedProxies};
@@ -264,8 +265,47 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::RegistryKey(command) => registry_key(&registry_keys, command),
         Command::CopyStore(args) => copy_store(&hub, &args).await,
     };
+    // On SQLite, a change a running server may have cached (an account disabled or enabled,
+    // a repository's visibility) is refused there on the next request once this returns.
+    tell_heard(change_table::await_servers(hub.store(), &crate::clock::Clock::system()).await);
     hub.store().close().await;
     outcome
+}
+
+/// Tells the operator whether the running servers confirmed this command's change: a plain
+/// warning when one did not (the change stands: it committed).
+fn tell_heard(heard: crate::Result<Heard>) {
+    let age = crate::hub::TOKEN_CACHE_AGE.as_secs();
+    let warning = match heard {
+        Ok(Heard::NothingToTell) => return,
+        Ok(Heard::NoServer) => {
+            tracing::info!("no server is running on this database: nothing to wait for");
+            return;
+        }
+        Ok(Heard::Confirmed { servers, waited }) => {
+            tracing::info!(
+                servers,
+                waited_ms = waited.as_millis(),
+                "the running server dropped what this change made stale"
+            );
+            return;
+        }
+        Ok(Heard::Unconfirmed {
+            servers,
+            behind,
+            waited,
+        }) => format!(
+            "{behind} of the {servers} running servers did not confirm within {} ms that \
+             they dropped what this change made stale (stopped or stalled?); each does when \
+             it next reads the change table, and trusts no cached answer longer than {age} s",
+            waited.as_millis()
+        ),
+        Err(err) => format!(
+            "could not read whether the running servers saw this change ({err}); they trust \
+             no cached answer longer than {age} s"
+        ),
+    };
+    let _ = writeln!(std::io::stderr(), "hubkeyd: warning: {warning}");
 }
 
 async fn copy_store(hub: &Hub, args: &CopyStoreArgs) -> Result<()> {

@@ -43,8 +43,9 @@
 //! partition) is noticed only by TCP; the caches' time to live
 //! ([`crate::hub::TOKEN_CACHE_AGE`]) bounds staleness on such an instance then.
 //!
-//! On SQLite there is one instance: nothing is announced, nothing listens, nothing waits
-//! (the admin commands, another process, are seen after the caches' time to live).
+//! On SQLite there is one instance: nothing is announced, nothing listens; the admin commands
+//! (another process) write what they made stale into a table the server polls instead
+//! ([`crate::change_table`]).
 //!
 //! Payloads carry no secret: a token is named by the first [`TOKEN_KEY_LEN`] hex digits of its
 //! SHA-256 digest (the token cache's key; the full digest is checked on every hit), an account

@@ -11,6 +11,7 @@
 
 pub mod access_log;
 pub mod cache;
+pub mod change_table;
 pub mod cli;
 pub use hubkey_api::clock;
 pub mod data_dir;
@@ -94,7 +95,7 @@ pub async fn run_server(
 /// [`usage::FLUSH_INTERVAL`] while serving, and once more at the end, so a clean stop loses
 /// none; sweeps ended sessions and expired 2FA challenges every
 /// [`AppState::sweep_interval`], and forgets old throttling state every
-/// [`throttle::SWEEP_EVERY`].
+/// [`throttle::SWEEP_EVERY`]; on SQLite, polls the change table ([`change_table`]).
 pub async fn run_app(
     state: AppState,
     listener: TcpListener,
@@ -111,6 +112,12 @@ pub async fn run_app_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), SetupError> {
     let hub: Hub = (*state.hub).clone();
+    // On SQLite, join the change table's listeners before serving, so that an admin command
+    // committing from now on waits until this server has forgotten what it changed. Its
+    // heartbeats are on the system clock: other processes read them.
+    let poller = change_table::Poller::join(hub.store(), clock::Clock::system())
+        .await
+        .map_err(|err| SetupError::Database(format!("joining the change table: {err}")))?;
     let flusher = tokio::spawn(hub.usage().clone().flush_forever(hub.store().clone()));
     let sweeper = tokio::spawn(
         hub.clone()
@@ -124,6 +131,9 @@ pub async fn run_app_with(
     let (subscribed, first_attempt) = tokio::sync::oneshot::channel();
     let listener_task = tokio::spawn(invalidation::listen_forever(hub.clone(), subscribed));
     let _ = first_attempt.await;
+    let poll_task = poller
+        .clone()
+        .map(|poller| tokio::spawn(poller.poll_forever(hub.clone())));
     let clock = state.clock();
     let served = match tls {
         None => serve(listener, state, shutdown).await,
@@ -135,6 +145,12 @@ pub async fn run_app_with(
     revoker.abort();
     access_flusher.abort();
     listener_task.abort();
+    if let Some(task) = poll_task {
+        task.abort();
+    }
+    if let Some(poller) = poller {
+        poller.leave(hub.store()).await;
+    }
     hub.usage().flush(hub.store()).await?;
     hub.access_log().flush(hub.store()).await?;
     hub.write_revocations(clock.now()).await?;

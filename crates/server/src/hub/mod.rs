@@ -80,10 +80,11 @@ pub type TokenCache = LookupCache<Arc<TokenCheck>>;
 pub const TOKEN_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 /// How long a cached token is trusted without looking again. Changes are seen at once: made
 /// through this instance, they are forgotten when they commit; on PostgreSQL, other
-/// instances and the admin commands announce theirs ([`crate::invalidation`]). This bounds
-/// the rest: on SQLite, an account disabled from the CLI (another process); on PostgreSQL, a
-/// change channel that died silently (a network partition TCP has not noticed yet). One
-/// indexed lookup per token every 5 s is nothing on the hot path.
+/// instances and the admin commands announce theirs ([`crate::invalidation`]); on SQLite the
+/// admin commands write theirs into the change table, which the server polls
+/// ([`crate::change_table`]). This bounds the rest: a change channel that died silently (a
+/// network partition TCP has not noticed yet), a server that stalled while an admin command
+/// waited for it. One indexed lookup per token every 5 s is nothing on the hot path.
 pub const TOKEN_CACHE_AGE: std::time::Duration = std::time::Duration::from_secs(5);
 /// The repository visibility cache's bound: about 20 000 public repositories (only found
 /// rows are kept, so only repositories someone made public or private).
@@ -134,14 +135,15 @@ impl Hub {
             hasher,
             issuer: Arc::new(issuer),
             // Token changes through the API are forgotten at once; an admin command run in
-            // another process (on the account) is seen after TOKEN_CACHE_AGE.
+            // another process is announced (PostgreSQL) or polled (SQLite's change table).
             tokens: Arc::new(
                 TokenCache::new(TOKEN_CACHE_BYTES, Some(TOKEN_CACHE_AGE), |owner| {
                     owner.heap_size()
                 })
                 .counted(metrics.cache_counters(CacheName::Token)),
             ),
-            // `hubkeyd repo` changes visibility from another process: look again after a while.
+            // `hubkeyd repo` changes visibility from another process, announced or polled as
+            // the tokens' changes; look again after a while all the same.
             repositories: Arc::new(
                 LookupCache::new(REPOSITORY_CACHE_BYTES, Some(REPOSITORY_CACHE_AGE), |_| 0)
                     .counted(metrics.cache_counters(CacheName::Repository)),
@@ -233,7 +235,8 @@ impl Hub {
     /// commits, forgets them here, and waits until every other instance has confirmed it
     /// forgot them too (at most [`crate::invalidation::CONFIRM_WITHIN`], after which the
     /// silent ones are cut off). Every change that a cache could hide ends here. Fails only
-    /// when the change did not commit; on SQLite it waits for nothing.
+    /// when the change did not commit. On SQLite it writes the change table instead and waits
+    /// for nothing (an admin command waits afterwards: [`crate::change_table::await_servers`]).
     pub async fn commit(&self, tx: DbTransaction, stale: &[Stale]) -> Result<()> {
         let ears = self.ears(stale).await;
         self.store

@@ -11,8 +11,9 @@ use crate::invalidation::Stale;
 use crate::session::Caller;
 use crate::store::Store;
 
-/// How long a cached repository visibility is trusted: how soon a running server sees a
-/// change made with `hubkeyd repo`. Changes through the API take effect at once.
+/// How long a cached repository visibility is trusted without looking again. Changes through
+/// the API and `hubkeyd repo` take effect at once (as the tokens' changes do, see
+/// [`crate::hub::TOKEN_CACHE_AGE`]); this bounds the rest.
 pub const REPOSITORY_CACHE_AGE: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Hub {

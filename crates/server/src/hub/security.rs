@@ -165,7 +165,9 @@ impl Hub {
     }
 
     /// Deletes sessions that ended more than [`session::SESSION_RETENTION`] before `now`
-    /// (with their spent refresh tokens) and the 2FA challenges expired at `now`.
+    /// (with their spent refresh tokens), the 2FA challenges expired at `now`, and what the
+    /// change table no longer needs (listeners silent for
+    /// [`crate::change_table::LISTENER_RETENTION`], rows every listener has read).
     pub async fn sweep(&self, now: DateTime<Utc>) -> Result<Swept> {
         let first_kept = crate::usage::epoch_day(now) - i64::from(self.access_log_days) + 1;
         let access = self.store.delete_access_before(first_kept).await?;
@@ -180,6 +182,7 @@ impl Hub {
                 now - session::SESSION_RETENTION,
                 now,
                 now - super::device::GRANT_RETENTION,
+                now - crate::change_table::LISTENER_RETENTION,
             )
             .await
     }
@@ -196,7 +199,9 @@ impl Hub {
                     sessions = swept.sessions,
                     challenges = swept.challenges,
                     device_grants = swept.device_grants,
-                    "swept ended sessions, expired challenges and device grants"
+                    cache_changes = swept.cache_changes,
+                    cache_listeners = swept.cache_listeners,
+                    "swept ended sessions, expired challenges and device grants, read changes"
                 ),
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "sweeping ended sessions failed"),

@@ -162,8 +162,12 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
 ];
 
 /// Tables deliberately left out: the throttle's state, device codes (ten minutes long: a
-/// device waiting through the move asks for a new one), and the migrator's own.
+/// device waiting through the move asks for a new one), the change table and its listeners
+/// (what running servers have forgotten: the copy is made with them stopped, and servers
+/// on the new database start with empty caches), and the migrator's own.
 const NOT_COPIED: &[&str] = &[
+    "cache_changes",
+    "cache_listeners",
     "device_grants",
     "login_failures",
     "sign_in_addresses",

@@ -8,13 +8,14 @@
 //! One file per feature, each adding to `impl Store`: `accounts`, `sessions` (with 2FA
 //! challenges and the spent refresh tokens of reuse detection), `account_events`, `device` (RFC 8628 grants), `sweep`
 //! (deleting ended sessions and expired challenges), `tokens` (with their events and the
-//! pruning rule), `usage`, `repositories` and `throttle`. This module opens the database
-//! (its file owner-only) and keeps the one invariant every token change shares: the
+//! pruning rule), `usage`, `repositories`, `throttle` and `changes` (SQLite's change table).
+//! This module opens the database (its file owner-only) and keeps the one invariant every token change shares: the
 //! account's token lock ([`AccountTokens`]).
 
 mod access;
 mod account_events;
 mod accounts;
+mod changes;
 mod copy;
 mod device;
 mod instances;
@@ -29,7 +30,8 @@ mod usage;
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Once;
+use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -42,6 +44,7 @@ use crate::error::{Error, Result, SetupError};
 
 pub use access::{ACCESS_LINES_PER_STATEMENT, ACCESS_LINES_PER_TRANSACTION};
 pub use accounts::{UserRow, UserSummary};
+pub use changes::{ChangeRow, Listeners};
 pub use copy::Copied;
 pub use device::{DeviceClaim, DeviceGrantRow, DevicePollRow, NewDeviceGrant};
 pub use pool_use::PoolUse;
@@ -77,6 +80,9 @@ pub struct Store {
     backend: Backend,
     /// Where the change listener connects (PostgreSQL only).
     listen_target: Option<crate::invalidation::ListenTarget>,
+    /// The newest row of the change table this process wrote (SQLite; 0: none), shared by
+    /// clones: what an admin command waits for running servers to have forgotten.
+    recorded: Arc<AtomicI64>,
 }
 
 impl std::fmt::Display for Backend {
@@ -242,6 +248,7 @@ impl Store {
             reads,
             backend,
             listen_target,
+            recorded: Arc::default(),
         })
     }
 
@@ -363,7 +370,8 @@ impl Store {
     /// Announces `stale` to the other instances inside `tx` ([`crate::invalidation::announce`],
     /// ended by the marker of `id` when the commit waits for their confirmations) and
     /// commits: they hear it exactly when it commits. [`crate::Hub::commit`] also forgets it
-    /// locally and waits for the confirmations.
+    /// locally and waits for the confirmations. On SQLite it writes `stale` into the change
+    /// table inside `tx` instead, which running servers poll ([`crate::change_table`]).
     pub async fn commit(
         &self,
         mut tx: DbTransaction,
@@ -371,7 +379,11 @@ impl Store {
         id: Option<crate::invalidation::AnnouncementId>,
     ) -> Result<()> {
         crate::invalidation::announce(self.backend, &mut tx, stale, id).await?;
+        let change = Self::record_change(self.backend, &mut tx, stale).await?;
         tx.commit().await?;
+        if let Some(change) = change {
+            self.note_recorded(change);
+        }
         Ok(())
     }
 

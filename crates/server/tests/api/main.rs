@@ -7,6 +7,7 @@
 
 mod access_log;
 mod auth;
+mod change_table;
 mod cli;
 mod copy_store;
 mod crash;
