@@ -8,8 +8,8 @@
 
 use std::fmt;
 
-use rand::distributions::{Alphanumeric, Distribution};
 use rand::rngs::OsRng;
+use rand::RngCore;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
@@ -43,16 +43,20 @@ pub enum PatParseError {
 pub struct PlainToken(String);
 
 impl PlainToken {
-    /// Draws a new token from the OS CSPRNG.
+    /// Draws a new token from the OS CSPRNG: the random bytes in one call (one `getrandom`
+    /// per token, where a call per character made seeding a million tokens take minutes).
     pub fn generate() -> Self {
         let mut token = String::with_capacity(TOKEN_LEN);
         token.push_str(PREFIX);
-        token.extend(
-            Alphanumeric
-                .sample_iter(OsRng)
-                .take(BODY_LEN)
-                .map(char::from),
-        );
+        let mut random = [0u8; RANDOM_BYTES];
+        let mut body = Vec::with_capacity(BODY_LEN);
+        while body.len() < BODY_LEN {
+            OsRng.fill_bytes(&mut random);
+            push_base62(&mut body, &random);
+        }
+        random.zeroize();
+        token.extend(body.iter().map(|&b| char::from(b)));
+        body.zeroize();
         let checksum = encode_checksum(crc32fast::hash(token.as_bytes()));
         token.push_str(&checksum);
         PlainToken(token)
@@ -125,6 +129,27 @@ impl TokenDigest {
     }
 }
 
+/// Random bytes drawn at a time for a token's body: 30 characters need 30 accepted bytes, and
+/// a byte is refused with probability 8/256, so 64 bytes fall short about once in 10^27 draws
+/// (then [`PlainToken::generate`] draws again).
+const RANDOM_BYTES: usize = 64;
+
+/// Appends to `body` (up to [`BODY_LEN`]) one base62 character per byte of `random` below
+/// 248 = 4 × 62, the byte modulo 62: bytes from 248 up are skipped, so every character is
+/// equally likely (a plain `% 62` of every byte would favour the first eight).
+fn push_base62(body: &mut Vec<u8>, random: &[u8]) {
+    let accepted = random
+        .iter()
+        .filter(|&&b| usize::from(b) < 4 * BASE62.len())
+        .map(|&b| BASE62[usize::from(b) % BASE62.len()]);
+    for character in accepted {
+        if body.len() == BODY_LEN {
+            break;
+        }
+        body.push(character);
+    }
+}
+
 fn encode_checksum(mut crc: u32) -> String {
     let mut digits = [b'0'; CHECKSUM_LEN];
     for digit in digits.iter_mut().rev() {
@@ -154,6 +179,31 @@ mod tests {
     fn debug_never_shows_the_secret() {
         let token = PlainToken::generate();
         assert!(!format!("{token:?}").contains(&token.expose()[PREFIX.len()..]));
+    }
+
+    #[test]
+    fn body_characters_are_unbiased_and_bounded() {
+        // Every byte value once: each of the 62 characters is made from exactly four of the
+        // 248 accepted bytes, and the 8 highest bytes make none.
+        let all: Vec<u8> = (0..=255).collect();
+        let mut counts = [0usize; 62];
+        for chunk in all.chunks(BODY_LEN) {
+            let mut body = Vec::new();
+            push_base62(&mut body, chunk);
+            for character in body {
+                let at = BASE62.iter().position(|&c| c == character).unwrap();
+                counts[at] += 1;
+            }
+        }
+        assert_eq!(counts, [4; 62]);
+        // Never more than BODY_LEN characters, even from more accepted bytes.
+        let mut body = Vec::new();
+        push_base62(&mut body, &[0u8; 64]);
+        assert_eq!(body, vec![b'0'; BODY_LEN]);
+        // Refused bytes add nothing.
+        let mut body = Vec::new();
+        push_base62(&mut body, &[248, 255, 61]);
+        assert_eq!(body, b"z");
     }
 
     #[test]

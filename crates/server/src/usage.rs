@@ -30,8 +30,10 @@ const SLOW_WRITE: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 pub struct UsageLog {
     pending: Mutex<HashMap<String, PendingUse>>,
-    /// The batch a flush took and is writing; readers merge it in until it is written.
-    in_flight: Mutex<HashMap<String, PendingUse>>,
+    /// The batch a flush took and is writing; readers merge it in until it is written. Shared
+    /// with the flush rather than copied: taking a batch of 100 000 tokens must not hold up
+    /// the requests that record uses meanwhile.
+    in_flight: Mutex<Arc<HashMap<String, PendingUse>>>,
     /// Held by a flush from taking its batch until it is written (or given back).
     writing: tokio::sync::Mutex<()>,
     /// Test hook: a flush that took a batch waits here (shared) before writing it, so a test
@@ -103,10 +105,13 @@ impl UsageLog {
     /// next attempt.
     pub async fn flush(&self, store: &Store) -> Result<()> {
         let _writing = self.writing.lock().await;
+        // Under the pending lock, so that a reader finds every use in one of the two; only
+        // pointers move while it is held (a copy of the batch here held up every request's
+        // `record` for as long as it took).
         let batch = {
             let mut pending = lock(&self.pending);
-            let batch = std::mem::take(&mut *pending);
-            lock(&self.in_flight).clone_from(&batch);
+            let batch = Arc::new(std::mem::take(&mut *pending));
+            *lock(&self.in_flight) = Arc::clone(&batch);
             batch
         };
         if batch.is_empty() {
@@ -119,8 +124,11 @@ impl UsageLog {
         // In token order, a short transaction per USES_PER_STATEMENT tokens: no flush holds
         // the write lock (SQLite) or its rows (PostgreSQL) for long, and two instances'
         // flushes take shared rows in the same order.
-        let mut sorted: Vec<(String, PendingUse)> = batch.into_iter().collect();
-        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut sorted: Vec<(&str, &PendingUse)> = batch
+            .iter()
+            .map(|(uuid, uses)| (uuid.as_str(), uses))
+            .collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut written = Ok(());
         let mut unwritten = Vec::new();
         let mut chunks = sorted.chunks(USES_PER_STATEMENT);
@@ -144,12 +152,17 @@ impl UsageLog {
             unwritten.extend_from_slice(chunk);
         }
         self.metrics.observe(count, started.elapsed());
-        let mut pending = lock(&self.pending);
-        // Written transactions stay written; the rest is tried again at the next flush.
-        for (uuid, uses) in unwritten {
-            merge(pending.entry(uuid).or_default(), uses);
+        {
+            let mut pending = lock(&self.pending);
+            // Written transactions stay written; the rest is tried again at the next flush.
+            for (uuid, uses) in unwritten {
+                merge(pending.entry(uuid.to_owned()).or_default(), uses.clone());
+            }
+            *lock(&self.in_flight) = Arc::default();
         }
-        lock(&self.in_flight).clear();
+        // The batch is freed here, outside both locks.
+        drop(sorted);
+        drop(batch);
         written
     }
 

@@ -79,7 +79,7 @@ impl Store {
     /// for seconds and the usage flush waited behind it), and two instances lock shared lines
     /// in one order.
     pub async fn record_access(&self, lines: &[&AccessLine]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_flush().await?;
         for chunk in lines.chunks(ACCESS_LINES_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO token_access \

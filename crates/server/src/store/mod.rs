@@ -77,6 +77,11 @@ pub struct Store {
     /// a connection behind the usage and access-log flushes' write transactions; on PostgreSQL
     /// the one pool (readers do not queue behind writers there).
     reads: AnyPool,
+    /// Where the usage and access-log flushes write ([`Store::flush_pool`]): on SQLite one
+    /// connection of its own with `synchronous=NORMAL`, on PostgreSQL the one pool (each
+    /// flush transaction turns `synchronous_commit` off for itself). Token changes, sessions
+    /// and every event go through `pool`, whose commits wait for the disk.
+    flushes: AnyPool,
     backend: Backend,
     /// Where the change listener connects (PostgreSQL only).
     listen_target: Option<crate::invalidation::ListenTarget>,
@@ -169,6 +174,20 @@ const SQLITE_PRAGMAS: &[&str] = &[
 /// wait (1 900/s). Opened as needed (none while idle).
 const SQLITE_READERS: u32 = 32;
 
+/// The PRAGMAs of the usage and access-log flushes' connection ([`Store::flush_pool`]): those of
+/// every connection, but `synchronous=NORMAL`, so a flush's commit does not wait for the WAL
+/// to reach the disk (WAL mode keeps the database whole either way, and a later commit of a
+/// `FULL` connection or a checkpoint syncs the WAL up to its end). A crash of hubkeyd loses
+/// nothing committed; a power loss can lose the flushes committed since the WAL was last
+/// synced, never an acknowledged token change (those commit through `FULL` connections).
+const SQLITE_FLUSH_PRAGMAS: &[&str] = &[
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA busy_timeout = 15000",
+    "PRAGMA cache_size = -16384",
+];
+
 /// The PRAGMAs of a token-check connection: read-only, and a page cache of 1 MiB (enough for
 /// the inner pages of the digest index of a million tokens; the leaf and row pages of a
 /// random token come from the kernel's cache, and 32 connections of 16 MiB each would add up
@@ -225,14 +244,15 @@ impl Store {
         };
         migrated.map_err(|err| SetupError::Database(format!("migration failed: {err}")))?;
         let _ = sqlx::Connection::close(conn).await;
-        let (pool, reads) = match backend {
+        let (pool, reads, flushes) = match backend {
             Backend::Sqlite => (
-                Self::open_sqlite(url).await?,
+                Self::open_sqlite(url, 8, SQLITE_PRAGMAS).await?,
                 Self::open_sqlite_reads(url).await?,
+                Self::open_sqlite(url, 1, SQLITE_FLUSH_PRAGMAS).await?,
             ),
             Backend::Postgres => {
                 let pool = Self::open_postgres(url).await?;
-                (pool.clone(), pool)
+                (pool.clone(), pool.clone(), pool)
             }
         };
         let listen_target = match backend {
@@ -246,6 +266,7 @@ impl Store {
         Ok(Store {
             pool,
             reads,
+            flushes,
             backend,
             listen_target,
             recorded: Arc::default(),
@@ -290,18 +311,23 @@ impl Store {
             .disable_statement_logging())
     }
 
-    async fn open_sqlite(url: &str) -> Result<AnyPool, SetupError> {
+    /// A pool of up to `connections` read-write connections, each starting with `pragmas`.
+    async fn open_sqlite(
+        url: &str,
+        connections: u32,
+        pragmas: &'static [&'static str],
+    ) -> Result<AnyPool, SetupError> {
         AnyPoolOptions::new()
-            .max_connections(8)
+            .max_connections(connections)
             .acquire_timeout(Duration::from_secs(30))
             // No ping before each use (sqlx's default): a SQLite connection is a file and a
             // thread of this process, it cannot be hung up on, and the ping was a second round
             // trip to that thread for every statement.
             .test_before_acquire(false)
             // `Any` opens SQLite from the URL alone, so each connection sets its PRAGMAs here.
-            .after_connect(|conn, _| {
+            .after_connect(move |conn, _| {
                 Box::pin(async move {
-                    for pragma in SQLITE_PRAGMAS {
+                    for pragma in pragmas {
                         conn.execute(*pragma).await?;
                     }
                     Ok(())
@@ -337,6 +363,22 @@ impl Store {
     /// The pool token checks read through (see [`Store::reads`]).
     fn read_pool(&self) -> &AnyPool {
         &self.reads
+    }
+
+    /// Starts a transaction of the usage or access-log flush: on SQLite on the flushes' own
+    /// connection (`synchronous=NORMAL`, [`SQLITE_FLUSH_PRAGMAS`]), on PostgreSQL with
+    /// `synchronous_commit` off for this transaction alone (its commit does not wait for the
+    /// WAL flush; a crash of the PostgreSQL server can lose the last few hundred milliseconds
+    /// of such commits, never another transaction's). Only counts of uses are written this
+    /// way: never a token change, a session or an event.
+    async fn begin_flush(&self) -> Result<DbTransaction> {
+        let mut tx = self.flushes.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SET LOCAL synchronous_commit = off")
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
     }
 
     async fn open_postgres(url: &str) -> Result<AnyPool, SetupError> {
@@ -431,6 +473,7 @@ impl Store {
     /// Closes every connection (checkpointing the WAL).
     pub async fn close(&self) {
         self.reads.close().await;
+        self.flushes.close().await;
         self.pool.close().await;
     }
 
@@ -521,6 +564,39 @@ impl AccountTokens<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// SQLite's `synchronous` setting as a connection of `pool` reports it (1 NORMAL, 2 FULL).
+    async fn synchronous(pool: &AnyPool) -> i64 {
+        sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn only_the_flushes_connection_commits_without_waiting_for_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("hubkeyd.db").display());
+        let store = Store::open(&url).await.unwrap();
+        assert_eq!(synchronous(&store.flushes).await, 1, "flushes: NORMAL");
+        // Token changes, sessions and events commit through the pool `begin` hands out.
+        assert_eq!(synchronous(&store.pool).await, 2, "changes: FULL");
+        let mut tx = store.begin().await.unwrap();
+        let in_change: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(in_change, 2, "a change's transaction: FULL");
+        drop(tx);
+        let mut tx = store.begin_flush().await.unwrap();
+        let in_flush: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(in_flush, 1, "a flush's transaction: NORMAL");
+        drop(tx);
+        store.close().await;
+    }
 
     #[test]
     fn sqlite_and_postgres_urls_are_served_and_refusals_do_not_repeat_the_url() {

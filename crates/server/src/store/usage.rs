@@ -28,8 +28,8 @@ impl Store {
     /// flushing at once lock the rows they share in the same order, so they cannot deadlock.
     /// Uses of tokens deleted meanwhile are dropped. `uses` must be sorted by token and hold
     /// at most [`USES_PER_STATEMENT`] tokens to stay one short transaction.
-    pub async fn record_uses(&self, uses: &[(String, PendingUse)]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+    pub async fn record_uses(&self, uses: &[(&str, &PendingUse)]) -> Result<()> {
+        let mut tx = self.begin_flush().await?;
         for chunk in uses.chunks(USES_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO token_last_used (token_uuid, last_used) \
@@ -41,7 +41,7 @@ impl Store {
             );
             let mut query = sqlx::query(&sql);
             for (uuid, pending) in chunk {
-                query = query.bind(uuid.as_str()).bind(pending.last_used);
+                query = query.bind(*uuid).bind(pending.last_used);
             }
             query.execute(&mut *tx).await?;
         }
@@ -51,7 +51,7 @@ impl Store {
                 pending
                     .days
                     .iter()
-                    .map(move |(day, count)| (uuid.as_str(), *day, *count))
+                    .map(move |(day, count)| (*uuid, *day, *count))
             })
             .collect();
         for chunk in days.chunks(USES_PER_STATEMENT) {
