@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use hubkey_desktop::{
     AccessPage, CreatedToken, Desktop, DesktopError, EventFilter, EventPage, ExportFormat,
-    Rotation, ServerUrl, TokenDetail, TokenRow, TokenScope,
+    Rotation, ServerUrl, TokenChunk, TokenDetail, TokenRow, TokenScope,
 };
 use serde::Serialize;
 use tauri::ipc::{Channel, InvokeResponseBody};
@@ -32,26 +32,30 @@ fn token_id(uuid: &str) -> Result<uuid::Uuid> {
     })
 }
 
-/// Every token of the account, sent over `chunks` as JSON `TokenChunk`s (see
-/// `Desktop::list_tokens_in_chunks`); answers how many rows the listing sent, which the UI
-/// checks. In chunks, and in ASCII (`ascii_json`), so the webview never holds the whole list
-/// as one string, let alone at two bytes per character; afterwards the memory the pages and
-/// rows took is given back (with 10 000 tokens it would otherwise stay resident).
+/// Every token of the account, sent over `chunks` as JSON `TokenChunk`s: first the list the
+/// core kept from its last listing, if any (`Desktop::kept_tokens_in_chunks`: chunks with
+/// `kept_at`), which the screen paints at once, then the server's (see
+/// `Desktop::list_tokens_in_chunks`), which replaces it; answers how many rows the server's
+/// listing sent, which the UI checks. In chunks, and in ASCII (`ascii_json`), so the webview
+/// never holds the whole list as one string, let alone at two bytes per character;
+/// afterwards the memory the pages and rows took is given back (with 10 000 tokens it would
+/// otherwise stay resident).
 #[tauri::command]
 pub async fn list_tokens(
     app: AppHandle,
     desktop: State<'_, Desktop>,
     chunks: Channel<InvokeResponseBody>,
 ) -> Result<usize> {
-    let listed = desktop
-        .list_tokens_in_chunks(&server_url(&app)?, |chunk| {
-            // A chunk that cannot be sent (the window closed) leaves the UI's count check to
-            // notice; rows always serialise (strings, numbers and dates).
-            if let Ok(json) = ascii_json::to_string(&chunk) {
-                let _ = chunks.send(InvokeResponseBody::Json(json));
-            }
-        })
-        .await;
+    let server = server_url(&app)?;
+    // A chunk that cannot be sent (the window closed) leaves the UI's count check to notice;
+    // rows always serialise (strings, numbers and dates).
+    let send = |chunk: &TokenChunk| {
+        if let Ok(json) = ascii_json::to_string(chunk) {
+            let _ = chunks.send(InvokeResponseBody::Json(json));
+        }
+    };
+    desktop.kept_tokens_in_chunks(&server, send);
+    let listed = desktop.list_tokens_in_chunks(&server, send).await;
     memory::give_back_freed();
     Ok(listed?)
 }

@@ -716,7 +716,7 @@ mod tokens {
         let chunks = std::sync::Mutex::new(Vec::new());
         let count = app
             .list_tokens_in_chunks(&server(&hub.url), |chunk| {
-                chunks.lock().unwrap().push(chunk);
+                chunks.lock().unwrap().push(chunk.clone());
             })
             .await
             .unwrap();
@@ -770,6 +770,76 @@ mod tokens {
         assert_eq!(count, 0);
         assert_eq!(chunks.len(), 1);
         assert!(chunks[0].restart && chunks[0].last && chunks[0].rows.is_empty());
+    }
+
+    /// The kept list's chunks as the Security screen gets them before the server's.
+    fn kept_chunks(app: &Desktop, hub: &Hubkeyd) -> (usize, Vec<TokenChunk>) {
+        let chunks = std::sync::Mutex::new(Vec::new());
+        let count = app.kept_tokens_in_chunks(&server(&hub.url), |chunk| {
+            chunks.lock().unwrap().push(chunk.clone());
+        });
+        (count, chunks.into_inner().unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_last_list_is_kept_without_secrets_follows_this_apps_actions_and_goes_with_the_session(
+    ) {
+        let (hub, keyring, home) = setup().await;
+        let app = signed_in_desktop(&hub, &keyring, &home).await;
+        let url = server(&hub.url);
+        // Nothing kept before a listing.
+        assert_eq!(kept_chunks(&app, &hub), (0, vec![]));
+        let ann = hub.sign_in("ann", PASSWORD).await;
+        let ci = hubkey_e2e::server::manual_token(&ann, "ci", Scope::Read).await;
+        let gone = hubkey_e2e::server::manual_token(&ann, "gone", Scope::Read).await;
+        let (_, listed) = in_chunks(&app, &hub).await;
+        let listed: Vec<_> = listed.into_iter().flat_map(|chunk| chunk.rows).collect();
+
+        // The same rows, marked as kept at the core's time; no value in them.
+        let (count, kept) = kept_chunks(&app, &hub);
+        assert_eq!(count, 3);
+        assert_eq!(kept.len(), 1);
+        assert!(kept[0].restart && kept[0].last && kept[0].kept_at.is_some());
+        assert_eq!(kept[0].rows, listed);
+        let json = serde_json::to_string(&kept).unwrap();
+        for token in [&ci, &gone] {
+            assert!(!json.contains(&token.token), "a token value was kept");
+        }
+        let secret = stored_token(&keyring).expect("the docker credential");
+        assert!(!json.contains(&secret), "the auto token was kept");
+
+        // A change elsewhere shows only in the next listing; this app's own show at once.
+        ann.delete_token(gone.uuid).await.unwrap();
+        app.set_token_active(&url, ci.uuid, false).await.unwrap();
+        let made = app
+            .create_token(&url, "made here", TokenScope::Read, None)
+            .await
+            .unwrap();
+        let rows = kept_chunks(&app, &hub).1.remove(0).rows;
+        let labels: Vec<(&str, TokenStatus)> = rows
+            .iter()
+            .map(|row| (row.label.as_str(), row.state))
+            .collect();
+        assert_eq!(rows[0].uuid, made.row.uuid);
+        assert!(
+            labels.contains(&("ci", TokenStatus::Inactive)),
+            "{labels:?}"
+        );
+        assert!(
+            labels.contains(&("gone", TokenStatus::Active)),
+            "{labels:?}"
+        );
+        app.delete_token(&url, made.row.uuid).await.unwrap();
+        in_chunks(&app, &hub).await;
+        let rows = kept_chunks(&app, &hub).1.remove(0).rows;
+        assert!(rows
+            .iter()
+            .all(|row| row.uuid != gone.uuid && row.uuid != made.row.uuid));
+        assert_eq!(rows.len(), 2, "ci and this device's auto token");
+
+        // Sign-out forgets it.
+        app.sign_out(&url).await.unwrap();
+        assert_eq!(kept_chunks(&app, &hub), (0, vec![]));
     }
 
     #[tokio::test]

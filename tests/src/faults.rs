@@ -27,6 +27,9 @@ pub enum Fault {
     /// Passes the request on, then holds hubkeyd's answer back for this long: the server did
     /// the work, the client hears of it late (or, past its timeout, never).
     SlowAnswer { path: String, delay: Duration },
+    /// Passes the request on, then holds hubkeyd's answer back until
+    /// [`FaultProxy::release`]: the test decides when the client hears of it.
+    Held { path: String },
 }
 
 impl Fault {
@@ -55,6 +58,8 @@ pub struct FaultProxy {
     pub url: String,
     fault: Arc<Mutex<Fault>>,
     faulted: Arc<AtomicUsize>,
+    /// Whether the answers held by [`Fault::Held`] may go.
+    released: tokio::sync::watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
@@ -67,26 +72,41 @@ impl FaultProxy {
         let faulted = Arc::new(AtomicUsize::new(0));
         let upstream = upstream.to_owned();
         let (shared, counter) = (Arc::clone(&fault), Arc::clone(&faulted));
+        let (released, release) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (upstream, fault, counter) =
-                    (upstream.clone(), Arc::clone(&shared), Arc::clone(&counter));
+                let (upstream, fault, counter, release) = (
+                    upstream.clone(),
+                    Arc::clone(&shared),
+                    Arc::clone(&counter),
+                    release.clone(),
+                );
                 tokio::spawn(async move {
-                    let _ = serve(client, &upstream, &fault, &counter).await;
+                    let _ = serve(client, &upstream, &fault, &counter, release).await;
                 });
             }
         });
         FaultProxy {
             url,
+            released,
             fault,
             faulted,
             task,
         }
     }
 
-    /// Applies `fault` to the requests from now on.
+    /// Applies `fault` to the requests from now on (a [`Fault::Held`] holds answers until
+    /// the next [`FaultProxy::release`]).
     pub fn set(&self, fault: Fault) {
+        if matches!(fault, Fault::Held { .. }) {
+            self.released.send_replace(false);
+        }
         *self.fault.lock().unwrap() = fault;
+    }
+
+    /// Lets the answers held by [`Fault::Held`] go, and those held from now on.
+    pub fn release(&self) {
+        self.released.send_replace(true);
     }
 
     /// How many requests a fault was applied to so far (to prove the fault was hit).
@@ -107,6 +127,7 @@ async fn serve(
     upstream: &str,
     fault: &Mutex<Fault>,
     faulted: &AtomicUsize,
+    mut released: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let (head, mut body) = read_head(&mut client).await?;
     let path = head
@@ -128,6 +149,7 @@ async fn serve(
     }
     let applies = |prefix: &str| path.starts_with(prefix);
     let fault = fault.lock().unwrap().clone();
+    let mut held = false;
     let delay = match fault {
         Fault::Status { path, status } if applies(&path) => {
             faulted.fetch_add(1, Ordering::SeqCst);
@@ -143,6 +165,11 @@ async fn serve(
             faulted.fetch_add(1, Ordering::SeqCst);
             Some(delay)
         }
+        Fault::Held { path } if applies(&path) => {
+            faulted.fetch_add(1, Ordering::SeqCst);
+            held = true;
+            None
+        }
         _ => None,
     };
     let mut server = TcpStream::connect(upstream).await?;
@@ -153,6 +180,10 @@ async fn serve(
     server.read_to_end(&mut rest).await?;
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
+    }
+    if held {
+        // A dropped proxy lets the answer go.
+        let _ = released.wait_for(|released| *released).await;
     }
     client
         .write_all(close_after(&answer_head).as_bytes())

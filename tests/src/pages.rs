@@ -563,6 +563,7 @@ pub struct SecurityPage<'a> {
 impl<'a> SecurityPage<'a> {
     const ROWS: &'static str = "tbody tr[data-uuid]";
     const TABLE: &'static str = "[data-testid=token-table]";
+    const KEPT: &'static str = "[data-testid=tokens-kept]";
 
     /// The row of token `uuid`.
     pub fn row(&self, uuid: Uuid) -> TokenRowView<'a> {
@@ -580,6 +581,22 @@ impl<'a> SecurityPage<'a> {
     /// Waits until the grid shows at least one row.
     pub async fn wait_for_rows(&self) {
         self.app.wait_for(Self::ROWS).await;
+    }
+
+    /// Waits until the grid shows the list the app kept from its last listing, marked as
+    /// being refreshed.
+    pub async fn wait_kept(&self) {
+        self.app.wait_for(Self::KEPT).await;
+    }
+
+    /// Waits until the kept list's mark is gone (the server's list replaced it).
+    pub async fn wait_kept_gone(&self) {
+        wait_gone(self.app, Self::KEPT).await;
+    }
+
+    /// Waits for the screen to say the list could not be refreshed; answers its error code.
+    pub async fn wait_refresh_failed(&self) -> Option<String> {
+        attr(self.app, "[data-testid=tokens-refresh-failed]", "data-code").await
     }
 
     /// How many token rows are in the DOM (the grid renders only a window of them).

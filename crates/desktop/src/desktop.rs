@@ -2,8 +2,8 @@
 //! for its code) and the plumbing every feature shares (the hub client it builds, the
 //! clock). The features add their own `impl Desktop` blocks, and depend on this module, never
 //! it on them: `account.rs` (sign in, sign out), `session.rs` (the live session and its
-//! renewal), `secrets.rs` (the keyring entries), `hand_off.rs` (the docker CLI), `tokens.rs`
-//! and `export.rs` (the Security screen), `activity.rs` (the timeline and the token detail).
+//! renewal), `secrets.rs` (the keyring entries), `hand_off.rs` (the docker CLI), `tokens.rs`,
+//! `kept_list.rs` and `export.rs` (the Security screen), `activity.rs` (the timeline and the token detail).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -77,6 +77,9 @@ pub struct Desktop {
     pub(crate) activity: Mutex<HashMap<ServerUrl, crate::activity::ActivityState>>,
     /// The show-once value not confirmed copied yet, and its server ([`crate::unconfirmed`]).
     pub(crate) unconfirmed: Mutex<Option<(ServerUrl, crate::tokens::CreatedToken)>>,
+    /// The last token list served per server, to paint before the server answers again
+    /// ([`crate::kept_list`]).
+    pub(crate) kept_lists: Mutex<HashMap<ServerUrl, crate::kept_list::KeptList>>,
 }
 
 impl std::fmt::Debug for Desktop {
@@ -111,6 +114,7 @@ impl Desktop {
             renewing: tokio::sync::Mutex::new(()),
             activity: Mutex::new(HashMap::new()),
             unconfirmed: Mutex::new(None),
+            kept_lists: Mutex::new(HashMap::new()),
         }
     }
 

@@ -23,6 +23,7 @@ pub mod export;
 #[cfg(test)]
 mod fixtures;
 mod hand_off;
+mod kept_list;
 mod outcome;
 mod password;
 pub mod platform;
@@ -49,6 +50,7 @@ pub use docker_config::{config_path, config_path_from_env, DockerConfig, DockerC
 pub use error::{DesktopError, ErrorBody, ErrorCode};
 pub use export::ExportFormat;
 pub use hubkey_api::clock::{Clock, ManualClock};
+pub use kept_list::Kept;
 pub use outcome::{Account, HandOff, Leftover, SignInStep, SignOutReport, SignOutStep, SkipReason};
 pub use password::PasswordChanged;
 pub use platform::Os;

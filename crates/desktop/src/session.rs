@@ -120,6 +120,7 @@ impl Desktop {
     pub(crate) fn drop_live(&self, server: &ServerUrl) -> Option<LiveSession> {
         self.forget_activity(server);
         self.forget_unconfirmed(server);
+        self.forget_kept_list(server);
         lock(&self.live).remove(server)
     }
 

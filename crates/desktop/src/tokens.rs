@@ -153,6 +153,11 @@ pub struct TokenRow {
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TokenChunk {
+    /// Set on the chunks of the list the core kept from its last listing
+    /// ([`Desktop::kept_tokens_in_chunks`]): when the server answered it. The screen paints
+    /// them while it waits for the server's list, which replaces them whole.
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
+    pub kept_at: Option<DateTime<Utc>>,
     /// The first chunk of a listing: rows received before it belong to an attempt that was
     /// started over (after the session was renewed) and are dropped.
     pub restart: bool,
@@ -275,38 +280,75 @@ impl Desktop {
     /// The same list handed to `send` in [`TokenChunk`]s of [`CHUNK_ROWS`] rows as the pages
     /// arrive (at least one chunk, the last one marked); answers how many rows the final
     /// attempt sent. If the session has to be renewed midway the listing starts over, with a
-    /// chunk marked `restart`.
+    /// chunk marked `restart`. The complete list is kept ([`Desktop::kept_tokens`]) for the
+    /// next screen to paint before the server answers.
     pub async fn list_tokens_in_chunks(
         &self,
         server: &ServerUrl,
-        send: impl Fn(TokenChunk) + Sync,
+        send: impl Fn(&TokenChunk) + Sync,
     ) -> Result<usize, DesktopError> {
         let send = &send;
-        self.with_session(server, |client, this_device| async move {
-            let mut rows = Vec::new();
-            let mut restart = true;
-            let count = client
-                .for_each_token_page(|page| {
-                    rows.extend(page.iter().map(|token| TokenRow::new(token, this_device)));
-                    if rows.len() >= CHUNK_ROWS {
-                        let rows = std::mem::take(&mut rows);
-                        send(TokenChunk {
-                            restart,
-                            last: false,
-                            rows,
-                        });
-                        restart = false;
-                    }
-                })
-                .await?;
-            send(TokenChunk {
-                restart,
+        let username = self.live(server).map(|live| live.username);
+        let (count, listed) = self
+            .with_session(server, |client, this_device| async move {
+                let mut listed = Vec::new();
+                let mut chunk = TokenChunk {
+                    kept_at: None,
+                    restart: true,
+                    last: false,
+                    rows: Vec::new(),
+                };
+                let count = client
+                    .for_each_token_page(|page| {
+                        chunk
+                            .rows
+                            .extend(page.iter().map(|token| TokenRow::new(token, this_device)));
+                        if chunk.rows.len() >= CHUNK_ROWS {
+                            send(&chunk);
+                            listed.append(&mut chunk.rows);
+                            chunk.restart = false;
+                        }
+                    })
+                    .await?;
+                chunk.last = true;
+                send(&chunk);
+                listed.append(&mut chunk.rows);
+                Ok((count, listed))
+            })
+            .await?;
+        if let Some(username) = username {
+            self.keep_list(server, username, listed);
+        }
+        Ok(count)
+    }
+
+    /// The list kept from the last listing for the live session with `server`
+    /// ([`Desktop::kept_tokens`]) handed to `send` in [`TokenChunk`]s of [`CHUNK_ROWS`] rows
+    /// marked with when it was listed (the first marked `restart`, the final one `last`);
+    /// nothing when none is kept. Answers how many rows were sent.
+    pub fn kept_tokens_in_chunks(&self, server: &ServerUrl, send: impl Fn(&TokenChunk)) -> usize {
+        let Some(kept) = self.kept_tokens(server) else {
+            return 0;
+        };
+        let parts = kept.rows.chunks(CHUNK_ROWS.max(1));
+        let last = parts.len().saturating_sub(1);
+        if kept.rows.is_empty() {
+            send(&TokenChunk {
+                kept_at: Some(kept.listed_at),
+                restart: true,
                 last: true,
-                rows,
+                rows: Vec::new(),
             });
-            Ok(count)
-        })
-        .await
+        }
+        for (at, rows) in parts.enumerate() {
+            send(&TokenChunk {
+                kept_at: Some(kept.listed_at),
+                restart: at == 0,
+                last: at == last,
+                rows: rows.to_vec(),
+            });
+        }
+        kept.rows.len()
     }
 
     /// Deactivates (`active == false`) or reactivates a token; answers the row as the server
@@ -317,11 +359,14 @@ impl Desktop {
         uuid: Uuid,
         active: bool,
     ) -> Result<TokenRow, DesktopError> {
-        self.with_session(server, |client, this_device| async move {
-            let token = client.patch_token(uuid, &activity(active)).await?;
-            Ok(TokenRow::new(&token, this_device))
-        })
-        .await
+        let row = self
+            .with_session(server, |client, this_device| async move {
+                let token = client.patch_token(uuid, &activity(active)).await?;
+                Ok(TokenRow::new(&token, this_device))
+            })
+            .await?;
+        self.kept_row_changed(server, &row);
+        Ok(row)
     }
 
     /// Turns the `new_address` alerts of a token on or off (on the server, so every device
@@ -332,15 +377,18 @@ impl Desktop {
         uuid: Uuid,
         on: bool,
     ) -> Result<TokenRow, DesktopError> {
-        self.with_session(server, |client, this_device| async move {
-            let patch = PatchAccessTokenRequest {
-                new_address_alerts: Some(on),
-                ..PatchAccessTokenRequest::default()
-            };
-            let token = client.patch_token(uuid, &patch).await?;
-            Ok(TokenRow::new(&token, this_device))
-        })
-        .await
+        let row = self
+            .with_session(server, |client, this_device| async move {
+                let patch = PatchAccessTokenRequest {
+                    new_address_alerts: Some(on),
+                    ..PatchAccessTokenRequest::default()
+                };
+                let token = client.patch_token(uuid, &patch).await?;
+                Ok(TokenRow::new(&token, this_device))
+            })
+            .await?;
+        self.kept_row_changed(server, &row);
+        Ok(row)
     }
 
     /// Deletes a token for good. Deleting this device's auto token cuts the docker CLI off
@@ -349,7 +397,9 @@ impl Desktop {
         self.with_session(server, |client, _| async move {
             client.delete_token(uuid).await
         })
-        .await
+        .await?;
+        self.kept_row_removed(server, uuid);
+        Ok(())
     }
 
     /// Creates a manual token labelled `label` with `scope`, expiring at `expires_at` if
@@ -479,6 +529,7 @@ impl Desktop {
                 })
             })
             .await?;
+        self.kept_row_created(server, &created.row);
         self.keep_unconfirmed(server, &created);
         Ok(created)
     }

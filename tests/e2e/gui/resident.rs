@@ -1,15 +1,19 @@
 //! The app lives in the tray all day: closing its window frees the webview (its WebKit web
 //! process ends), the app, its watcher and its tray stay, and every way back (the tray's two
 //! items, a second launch) makes the window again on the restored session; what happened
-//! while it was closed (the server ending the session) is told when it opens.
+//! while it was closed (the server ending the session) is told when it opens. The Security
+//! screen made again paints the list the core kept at once, until the server's replaces it.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use hubkey_api::{PatchAccessTokenRequest, Scope};
 use hubkey_e2e::desktop::{app_binary, DesktopApp};
+use hubkey_e2e::faults::{Fault, FaultProxy};
 use hubkey_e2e::keyring::KeyringSession;
 use hubkey_e2e::pages::Screen;
+use hubkey_e2e::server::manual_token;
 use hubkey_e2e::tray::{app_pids, click_tray_item, tray_item};
 
 use super::{hub_with_registry, PASSWORD};
@@ -154,4 +158,66 @@ async fn a_closed_window_frees_its_webview_and_every_way_back_restores_it() {
     assert_eq!(notice.code.as_deref(), Some("session_ended"), "{notice:?}");
     app.screenshot("resident-signed-out-while-closed").await;
     assert_eq!(app_pids(&app_binary(), app.home.path()), [pid]);
+}
+
+/// Reopened from the tray, the Security screen paints the list the core kept from its last
+/// listing at once, marked as being refreshed, while the server is asked (its answer is held
+/// back by a proxy until the kept list was seen); the server's list then replaces it whole (a
+/// token deactivated meanwhile shows deactivated). With the server gone, the kept list stays
+/// with "Could not refresh".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reopened_security_screen_paints_the_kept_list_until_the_servers_replaces_it() {
+    let keyring = KeyringSession::start();
+    keyring.install_env();
+    let hub = hub_with_registry().await;
+    let proxy = FaultProxy::start(hub.host()).await;
+    let ann = hub.sign_in("ann", PASSWORD).await;
+    let ci = manual_token(&ann, "ci deploy", Scope::Read).await;
+    let app = DesktopApp::start(&keyring, &proxy.url).await;
+    app.sign_in_page().sign_in("ann", PASSWORD).await;
+    let [pid] = app_pids(&app_binary(), app.home.path())[..] else {
+        panic!("one app process expected");
+    };
+    let security = app.nav().security().await;
+    security.row(ci.uuid).wait_state("active").await;
+
+    // Closed while the token is deactivated through the API.
+    close_and_wait(&app, pid).await;
+    let deactivate = PatchAccessTokenRequest {
+        is_active: Some(false),
+        ..PatchAccessTokenRequest::default()
+    };
+    ann.patch_token(ci.uuid, &deactivate).await.unwrap();
+    proxy.set(Fault::Held {
+        path: "/v2/access-tokens?".into(),
+    });
+
+    // Reopened: the kept list at once, the token as it was, while the server's answer is held.
+    click(&keyring, pid, "Security");
+    app.switch_to_new_window().await;
+    let security = app.security();
+    security.wait_kept().await;
+    security.row(ci.uuid).wait_state("active").await;
+    app.screenshot("resident-reopened-kept-list").await;
+
+    // The server's answer replaces it.
+    proxy.release();
+    security.row(ci.uuid).wait_state("inactive").await;
+    security.wait_kept_gone().await;
+    assert!(proxy.faulted() >= 1, "the list was never asked for");
+    app.screenshot("resident-reopened-refreshed").await;
+
+    // Closed, and the server goes: the kept list (as last refreshed) with "Could not refresh".
+    close_and_wait(&app, pid).await;
+    drop(hub.stop().await);
+    drop(proxy);
+    click(&keyring, pid, "Security");
+    app.switch_to_new_window().await;
+    let security = app.security();
+    assert_eq!(
+        security.wait_refresh_failed().await.as_deref(),
+        Some("unreachable")
+    );
+    security.row(ci.uuid).wait_state("inactive").await;
+    app.screenshot("resident-reopened-server-gone").await;
 }

@@ -87,20 +87,36 @@ export function asCommandError(error: unknown): CommandError {
   return { code: 'internal', message: String(error) };
 }
 
+/** The list the app kept from its last listing, painted while the server is asked again. */
+export interface KeptList {
+  rows: TokenRow[];
+  /** When the server answered it (RFC 3339). */
+  listedAt: string;
+}
+
 /**
  * Every token of the account, newest first. The rows come over a channel in chunks of
  * about a thousand, so the webview never holds the whole list as one string; the command
  * answers how many rows it sent, and the answer may overtake the last chunk, so both are
- * awaited and the count checked.
+ * awaited and the count checked. Before the server's list, the app sends the list it kept
+ * from its last listing, if any (chunks with `kept_at`): `onKept` gets it at once, to paint
+ * until the server's list (the answer) replaces it.
  */
-async function listTokens(): Promise<TokenRow[]> {
+async function listTokens(onKept?: (kept: KeptList) => void): Promise<TokenRow[]> {
   let rows: TokenRow[] = [];
+  let kept: TokenRow[] = [];
   let lastArrived = () => {};
   const arrived = new Promise<void>((resolve) => {
     lastArrived = resolve;
   });
   const chunks = new Channel<TokenChunk>();
   chunks.onmessage = (chunk) => {
+    if (chunk.kept_at !== null) {
+      if (chunk.restart) kept = [];
+      for (const row of chunk.rows) kept.push(row);
+      if (chunk.last) onKept?.({ rows: kept, listedAt: chunk.kept_at });
+      return;
+    }
     if (chunk.restart) rows = [];
     for (const row of chunk.rows) rows.push(row);
     if (chunk.last) lastArrived();
@@ -160,8 +176,9 @@ export const ipc = {
   newRecoveryCodes: (code: string) => invoke<string[]>('new_recovery_codes', { code }),
   /** Saves the recovery codes where a save dialog says; the path, or null if cancelled. */
   saveRecoveryCodes: (codes: string[]) => invoke<string | null>('save_recovery_codes', { codes }),
-  /** Every token of the account, newest first (no secrets). */
-  listTokens: () => listTokens(),
+  /** Every token of the account, newest first (no secrets); `onKept` gets the list the app
+   *  kept from its last listing first, if any, to paint until this answer replaces it. */
+  listTokens: (onKept?: (kept: KeptList) => void) => listTokens(onKept),
   /** Deactivates or reactivates a token; answers the row as the server now has it. */
   setTokenActive: (uuid: string, active: boolean) =>
     invoke<TokenRow>('set_token_active', { uuid, active }),

@@ -79,6 +79,65 @@ describe('TokenList', () => {
     expect(list.loadError).toEqual(failure);
   });
 
+  it('shows the kept list at once, then the server\'s list replaces it whole', async () => {
+    const kept = tokenRow();
+    const removed = tokenRow({ label: 'deleted since' });
+    const commands = fake([]);
+    const answer = deferred<TokenRow[]>();
+    commands.listTokens = (onKept) => {
+      onKept?.({ rows: [kept, removed], listedAt: new Date(NOW - 60_000).toISOString() });
+      return answer.promise;
+    };
+    const list = new TokenList(commands, () => NOW);
+    const loading = list.open();
+    expect(list.rows).toEqual([kept, removed]);
+    expect(list.keptAt).toBe(new Date(NOW - 60_000).toISOString());
+    expect(list.refreshing).toBe(true);
+    answer.resolve([{ ...kept, state: 'inactive' }]);
+    await loading;
+    expect(list.rows).toEqual([{ ...kept, state: 'inactive' }]);
+    expect(list.keptAt).toBeNull();
+    expect(list.loadError).toBeNull();
+  });
+
+  it('keeps the kept list and says so when the server cannot be asked, in either order', async () => {
+    const kept = tokenRow();
+    const listedAt = new Date(NOW - 60_000).toISOString();
+    for (const keptFirst of [true, false]) {
+      const commands = fake([]);
+      let late: (() => void) | null = null;
+      commands.listTokens = async (onKept) => {
+        const give = () => onKept?.({ rows: [kept], listedAt });
+        if (keptFirst) give();
+        else late = give;
+        throw failure;
+      };
+      const list = new TokenList(commands, () => NOW);
+      await list.open();
+      (late as (() => void) | null)?.();
+      expect(list.rows).toEqual([kept]);
+      expect(list.keptAt).toBe(listedAt);
+      expect(list.loadError).toEqual(failure);
+      expect(list.refreshing).toBe(false);
+    }
+  });
+
+  it('never lets the kept list replace rows already shown', async () => {
+    const fresh = tokenRow();
+    const commands = fake([fresh]);
+    const list = new TokenList(commands, () => NOW);
+    await list.open();
+    let late: (() => void) | null = null;
+    commands.listTokens = async (onKept) => {
+      late = () => onKept?.({ rows: [tokenRow({ label: 'stale' })], listedAt: new Date(NOW).toISOString() });
+      return [fresh];
+    };
+    await list.refresh();
+    (late as (() => void) | null)?.();
+    expect(list.rows).toEqual([fresh]);
+    expect(list.keptAt).toBeNull();
+  });
+
   it('loads once while a load is under way', async () => {
     const commands = fake([]);
     const answer = deferred<TokenRow[]>();

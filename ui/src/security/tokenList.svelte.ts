@@ -1,7 +1,7 @@
 // The Security screen's token list, outside any component: the rows, how they are filtered
 // and sorted, what is in flight per token, and the actions on them. The screen opens it when
 // it mounts and closes it when it goes, so no list (nor another account's) outlives it.
-import { asCommandError, ipc, type CommandError, type Rotation, type TokenRow } from '../lib/ipc';
+import { asCommandError, ipc, type CommandError, type KeptList, type Rotation, type TokenRow } from '../lib/ipc';
 import { overlapEnd } from './rotation';
 import { nextSort, view, withRotation, type Filters, type Sort, type SortKey } from './tokens';
 
@@ -20,6 +20,10 @@ export class TokenList {
   rows: TokenRow[] | null = $state.raw(null);
   /** Why the last refresh failed (the rows, if any, are from before). */
   loadError: CommandError | null = $state(null);
+  /** While the rows are the list the app kept from its last listing (painted at once when
+   *  the screen opens, until the server's list replaces them whole): when that list was
+   *  listed. Null once the rows are the server's answer. */
+  keptAt: string | null = $state(null);
   refreshing = $state(false);
   /** The time the attention marks and relative dates are computed against (the last refresh). */
   now: number = $state(0);
@@ -59,6 +63,7 @@ export class TokenList {
     this.#generation += 1;
     this.rows = null;
     this.loadError = null;
+    this.keptAt = null;
     this.refreshing = false;
     this.filters = { ...NO_FILTERS };
     this.sort = { ...NEWEST_FIRST };
@@ -68,19 +73,32 @@ export class TokenList {
     this.now = this.#clock();
   }
 
-  /** Loads the list again, unless a load is already under way. */
+  /** Loads the list again, unless a load is already under way. With no rows yet, the list
+   *  the app kept from its last listing shows until the server's answer replaces it whole;
+   *  if the server cannot answer, the kept rows stay with `loadError` saying so. */
   async refresh() {
     if (this.refreshing) return;
     const generation = this.#generation;
+    let answered = false;
+    const onKept = (kept: KeptList) => {
+      if (generation !== this.#generation || answered || this.rows !== null) return;
+      globalThis.performance?.mark?.('hubkey:tokens-kept');
+      this.rows = kept.rows;
+      this.keptAt = kept.listedAt;
+    };
     this.refreshing = true;
     try {
-      const list = await this.#commands.listTokens();
+      const list = await this.#commands.listTokens(onKept);
+      answered = true;
       if (generation !== this.#generation) return;
       // Read by `scripts/bench desktop`: the render time is measured from here.
       globalThis.performance?.mark?.('hubkey:tokens-received');
       this.rows = list;
+      this.keptAt = null;
       this.loadError = null;
     } catch (failure) {
+      // The kept list may still arrive (the answer can overtake the channel): it shows,
+      // with this failure.
       if (generation === this.#generation) this.loadError = asCommandError(failure);
     } finally {
       if (generation === this.#generation) {

@@ -10,7 +10,9 @@
 //! - **closed**: 30 s after the close, the same PSS;
 //! - **reopen** through the tray's Security item: from the moment the click is sent on the
 //!   bus to the UI's `hubkey:security-painted` mark (the first task after the frame that
-//!   paints the rows), with the page's own times in between.
+//!   paints the rows: those of the list the core kept from its last listing, which the
+//!   server's list replaces), with the page's own times in between, and to the server's list
+//!   (`hubkey:tokens-received`).
 //!
 //! `--smaps DIR` keeps every process's `/proc/PID/smaps` of each open and closed sample.
 
@@ -30,12 +32,14 @@ use crate::Result;
 /// How long after the close the resident figure is taken (issue 16).
 const AFTER_CLOSE: Duration = Duration::from_secs(30);
 
-/// Resolves true once the page has marked `hubkey:security-painted`, false after 10 s.
+/// Resolves true once the page has marked `hubkey:security-painted` and received the
+/// server's list (`hubkey:tokens-received`), false after 10 s.
 const WAIT_SECURITY_PAINTED: &str = r#"
 const done = arguments[arguments.length - 1];
 const started = Date.now();
+const marked = (name) => performance.getEntriesByName(name, 'mark').length > 0;
 const check = () => {
-  if (performance.getEntriesByName('hubkey:security-painted', 'mark').length > 0) done(true);
+  if (marked('hubkey:security-painted') && marked('hubkey:tokens-received')) done(true);
   else if (Date.now() - started > 10000) done(false);
   else setTimeout(check, 10);
 };
@@ -54,6 +58,7 @@ return {
   responseEnd: nav ? nav.responseEnd : null,
   domContentLoaded: nav ? nav.domContentLoadedEventStart : null,
   restored: first('hubkey:restored'),
+  kept: first('hubkey:tokens-kept'),
   received: first('hubkey:tokens-received'),
   painted: first('hubkey:security-painted'),
 };
@@ -87,6 +92,8 @@ struct Reopen {
     response_end: f64,
     script_done: f64,
     restored: f64,
+    /// The list the core kept (None: the page had none and waited for the server's).
+    kept: Option<f64>,
     received: f64,
     painted: f64,
 }
@@ -161,6 +168,7 @@ pub(super) async fn run(
             response_end: at("responseEnd")?,
             script_done: at("domContentLoaded")?,
             restored: at("restored")?,
+            kept: at("kept").ok(),
             received: at("received")?,
             painted: at("painted")?,
         };
@@ -368,10 +376,26 @@ fn report(cycles: &[Cycle]) {
     stats("  script run → session restored", |r| {
         r.restored - r.script_done
     });
-    stats("  session restored → token list received", |r| {
-        r.received - r.restored
-    });
-    stats("  token list received → rows painted", |r| {
-        r.painted - r.received
-    });
+    let kept = cycles.iter().filter(|c| c.reopen.kept.is_some()).count();
+    if kept == runs {
+        stats("  session restored → kept token list received", |r| {
+            r.kept.unwrap_or(f64::NAN) - r.restored
+        });
+        stats("  kept token list received → rows painted", |r| {
+            r.painted - r.kept.unwrap_or(f64::NAN)
+        });
+    } else {
+        println!("  ({kept} of {runs} reopens had a kept list: the rows painted are the server's)");
+        stats("  session restored → token list received", |r| {
+            r.received - r.restored
+        });
+        stats("  token list received → rows painted", |r| {
+            r.painted - r.received
+        });
+    }
+    stats("click → the server's token list received", |r| r.received);
+    stats(
+        "  session restored → the server's token list received",
+        |r| r.received - r.restored,
+    );
 }

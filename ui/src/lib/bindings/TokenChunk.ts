@@ -7,6 +7,12 @@ import type { TokenRow } from "./TokenRow";
  */
 export type TokenChunk = { 
 /**
+ * Set on the chunks of the list the core kept from its last listing
+ * ([`Desktop::kept_tokens_in_chunks`]): when the server answered it. The screen paints
+ * them while it waits for the server's list, which replaces them whole.
+ */
+kept_at: string | null, 
+/**
  * The first chunk of a listing: rows received before it belong to an attempt that was
  * started over (after the session was renewed) and are dropped.
  */
