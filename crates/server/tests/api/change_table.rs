@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use sqlx::Connection;
 
-use crate::harness::{assert_success, manual, DataDir, TestServer, PASSWORD};
+use crate::harness::{
+    assert_success, jwt_part, manual, percentiles_ms, DataDir, TestServer, PASSWORD,
+};
 use crate::metrics::{metrics_url, scrape, value};
 use crate::pg::skip_unless_sqlite;
 
@@ -201,16 +203,6 @@ async fn sqlite_only_an_account_disabled_with_the_cli_is_refused_from_its_exit_o
     );
 }
 
-/// Median, 99th percentile and worst of `figures`, in milliseconds.
-fn summary(figures: &mut [Duration]) -> (f64, f64, f64) {
-    figures.sort();
-    let at = |percent: usize| {
-        let index = ((figures.len() - 1) * percent + 50) / 100;
-        figures[index].as_secs_f64() * 1000.0
-    };
-    (at(50), at(99), at(100))
-}
-
 #[tokio::test]
 async fn sqlite_only_the_bound_from_a_cli_change_to_the_servers_answer() {
     if skip_unless_sqlite("sqlite_only_the_bound_from_a_cli_change_to_the_servers_answer") {
@@ -236,9 +228,9 @@ async fn sqlite_only_the_bound_from_a_cli_change_to_the_servers_answer() {
             assert_eq!(status, expected, "the first request after `user {action}`");
         }
     }
-    let (a50, a99, amax) = summary(&mut answered);
-    let (w50, w99, wmax) = summary(&mut waited);
-    let (c50, c99, cmax) = summary(&mut commands);
+    let (a50, a99, amax) = percentiles_ms(&mut answered);
+    let (w50, w99, wmax) = percentiles_ms(&mut waited);
+    let (c50, c99, cmax) = percentiles_ms(&mut commands);
     println!(
         "50 changes, the first request sent at the CLI's exit: answered after {a50:.1} / {a99:.1} / {amax:.1} ms \
          (median / p99 / worst), none wrong; the CLI's wait for the server {w50:.1} / {w99:.1} / {wmax:.1} ms; \
@@ -380,14 +372,7 @@ async fn anonymous_pull(url: &str) -> Vec<String> {
     .json()
     .await
     .expect("a token answer");
-    let token = answer["token"].as_str().expect("a token");
-    let claims = token.split('.').nth(1).expect("a JWT");
-    let claims: serde_json::Value = serde_json::from_slice(
-        &data_encoding::BASE64URL_NOPAD
-            .decode(claims.as_bytes())
-            .expect("base64url claims"),
-    )
-    .expect("JSON claims");
+    let claims = jwt_part(answer["token"].as_str().expect("a token"), 1);
     claims["access"]
         .as_array()
         .expect("access")

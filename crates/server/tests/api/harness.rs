@@ -860,3 +860,24 @@ impl TestServer {
         self.stdout.lock().expect("stdout lines").clone()
     }
 }
+
+/// Median, 99th percentile and worst of `figures`, in milliseconds (sorts them).
+pub fn percentiles_ms(figures: &mut [Duration]) -> (f64, f64, f64) {
+    figures.sort();
+    let at = |percent: usize| {
+        let index = ((figures.len() - 1) * percent + 50) / 100;
+        figures[index].as_secs_f64() * 1000.0
+    };
+    (at(50), at(99), at(100))
+}
+
+/// Part `index` of the JWT `jwt` (0 the header, 1 the claims), decoded as JSON.
+pub fn jwt_part(jwt: &str, index: usize) -> serde_json::Value {
+    let part = jwt.split('.').nth(index).expect("a JWT part");
+    serde_json::from_slice(
+        &data_encoding::BASE64URL_NOPAD
+            .decode(part.as_bytes())
+            .expect("a base64url JWT part"),
+    )
+    .expect("a JSON JWT part")
+}

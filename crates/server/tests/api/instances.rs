@@ -19,7 +19,9 @@ use hubkey_api::{
 use hubkey_client::HubClient;
 use sqlx::Connection;
 
-use crate::harness::{assert_success, manual, password_session, DataDir, TestServer, PASSWORD};
+use crate::harness::{
+    assert_success, manual, password_session, percentiles_ms, DataDir, TestServer, PASSWORD,
+};
 use crate::metrics::{metrics_url, scrape, value};
 use crate::pg::skip_unless_postgres;
 
@@ -498,16 +500,6 @@ async fn postgres_only_an_instance_whose_channel_is_down_answers_from_the_databa
         .contains("change channel lost: caching suspended"));
 }
 
-/// Median, 99th percentile and worst of `figures`, in milliseconds.
-fn summary(figures: &mut [Duration]) -> (f64, f64, f64) {
-    figures.sort();
-    let at = |percent: usize| {
-        let index = ((figures.len() - 1) * percent + 50) / 100;
-        figures[index].as_secs_f64() * 1000.0
-    };
-    (at(50), at(99), at(100))
-}
-
 /// How many requests B accepted after A acknowledged a change, by endpoint.
 #[derive(Debug, Default)]
 struct AcceptedAfterAck {
@@ -638,7 +630,7 @@ async fn postgres_only_staleness_between_instances_with_the_channel_healthy_and_
             ("refusal answered", |r: &Refusal| r.answered),
         ] {
             let mut figures: Vec<Duration> = refusals.iter().map(pick).collect();
-            let (median, p99, worst) = summary(&mut figures);
+            let (median, p99, worst) = percentiles_ms(&mut figures);
             println!(
                 "staleness, channel {name}, {what}: median {median:.1} ms, p99 {p99:.1} ms, worst {worst:.1} ms over {CHANGES} changes ({stale} stale answers in all)"
             );
@@ -810,7 +802,7 @@ async fn postgres_only_the_latency_a_confirmation_adds_to_a_change() {
     gone_from_activity(&mut conn, backend).await;
     let mut one = timed_deactivations(&pair.ann_a, &tokens[CHANGES..]).await;
     for (name, figures) in [("two instances", &mut two), ("one instance", &mut one)] {
-        let (median, p99, worst) = summary(figures);
+        let (median, p99, worst) = percentiles_ms(figures);
         println!(
             "deactivation through A, {name}: median {median:.1} ms, p99 {p99:.1} ms, worst {worst:.1} ms over {CHANGES} changes"
         );

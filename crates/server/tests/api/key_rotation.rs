@@ -7,7 +7,7 @@
 
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
 
-use crate::harness::{assert_success, DataDir, TestServer};
+use crate::harness::{assert_success, jwt_part, DataDir, TestServer};
 
 /// The DER prefix of a P-256 SubjectPublicKeyInfo; the 65-byte point follows it.
 const P256_SPKI_PREFIX: &[u8] = &[
@@ -82,12 +82,7 @@ async fn served_certificate_is_trusted(
     .expect("token JSON");
     let jwt = answer["token"].as_str().expect("a token");
     let parts: Vec<&str> = jwt.split('.').collect();
-    let header: serde_json::Value = serde_json::from_slice(
-        &data_encoding::BASE64URL_NOPAD
-            .decode(parts[0].as_bytes())
-            .expect("header base64url"),
-    )
-    .expect("header JSON");
+    let header = jwt_part(jwt, 0);
     let cert = data_encoding::BASE64
         .decode(header["x5c"][0].as_str().expect("x5c").as_bytes())
         .expect("x5c base64");
