@@ -207,6 +207,9 @@ pub async fn run(options: &Options, ceiling: f64) -> Result<()> {
     if let Some(mib) = &cache_arg {
         serve.extend(["--token-cache-mib", mib.as_str()]);
     }
+    if let Some(mode) = &options.access_log {
+        serve.extend(["--access-log", mode.as_str()]);
+    }
     let mut results = Vec::new();
     for (name, store) in &stores {
         let rows = large_run(options, store, &serve).await?;

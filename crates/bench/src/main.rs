@@ -52,7 +52,7 @@ const LOAD_TOKENS: usize = 1000;
 const USAGE: &str =
     "usage: hubkey-bench PATH/TO/hubkeyd [soak|bruteforce|access-log] [--seconds N] \
                      [--tokens M] [--distinct N] [--store sqlite|postgres|both] [--database-url URL] \
-                     [--token-cache-mib N] [--connections N]";
+                     [--token-cache-mib N] [--access-log on|off] [--connections N]";
 
 /// Which stores the large run uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +97,8 @@ struct Options {
     database_url: Option<String>,
     /// hubkeyd's `--token-cache-mib` in the large runs (its default when None).
     token_cache_mib: Option<u64>,
+    /// hubkeyd's `--access-log` in the large runs (its default, on, when None).
+    access_log: Option<String>,
     connections: usize,
 }
 
@@ -126,6 +128,7 @@ fn options() -> Result<Options> {
         stores: Stores::Sqlite,
         database_url: None,
         token_cache_mib: None,
+        access_log: None,
         connections: 8,
     };
     let mut store = "sqlite".to_owned();
@@ -139,6 +142,10 @@ fn options() -> Result<Options> {
             "--store" => store = value,
             "--database-url" => database_url = Some(value),
             "--token-cache-mib" => options.token_cache_mib = Some(value.parse()?),
+            "--access-log" => match value.as_str() {
+                "on" | "off" => options.access_log = Some(value),
+                other => return Err(format!("--access-log {other}? on or off").into()),
+            },
             "--connections" => options.connections = value.parse()?,
             other => return Err(format!("unknown flag {other}; {USAGE}").into()),
         }
