@@ -158,11 +158,9 @@ impl UsageLog {
             for (uuid, uses) in unwritten {
                 merge(pending.entry(uuid.to_owned()).or_default(), uses.clone());
             }
+            // The batch itself is freed when this returns, outside both locks.
             *lock(&self.in_flight) = Arc::default();
         }
-        // The batch is freed here, outside both locks.
-        drop(sorted);
-        drop(batch);
         written
     }
 

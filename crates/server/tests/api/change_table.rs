@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use sqlx::Connection;
 
 use crate::harness::{
-    assert_success, jwt_part, manual, percentiles_ms, DataDir, TestServer, PASSWORD,
+    assert_success, jwt_part, manual, percentiles_ms, DataDir, Stopped, TestServer, PASSWORD,
 };
 use crate::metrics::{metrics_url, scrape, value};
 use crate::pg::skip_unless_sqlite;
@@ -268,15 +268,6 @@ async fn sqlite_only_with_no_server_running_the_cli_does_not_wait() {
     no_wait(&output);
 }
 
-/// Sends `signal` (`-STOP`, `-CONT`) to `pid`.
-fn signal(pid: u32, signal: &str) {
-    let sent = std::process::Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(sent.success(), "kill {signal} {pid}");
-}
-
 #[tokio::test]
 async fn sqlite_only_a_stopped_server_is_waited_for_at_most_the_bound_and_the_cli_says_so() {
     if skip_unless_sqlite(
@@ -287,11 +278,11 @@ async fn sqlite_only_a_stopped_server_is_waited_for_at_most_the_bound_and_the_cl
     let (server, pat, metrics) = server_with_token().await;
     let clients = Clients::new();
     warm(&server, &clients, &metrics, &pat).await;
-    signal(server.pid(), "-STOP");
+    let stopped = Stopped::new(server.pid());
     let started = Instant::now();
     let output = server.data().run(&["user", "disable", USER], None).await;
     let took = started.elapsed();
-    signal(server.pid(), "-CONT");
+    drop(stopped);
     assert_success(&output, "user disable");
     let text = stderr(&output);
     assert!(

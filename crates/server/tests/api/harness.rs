@@ -881,3 +881,25 @@ pub fn jwt_part(jwt: &str, index: usize) -> serde_json::Value {
     )
     .expect("a JSON JWT part")
 }
+
+/// A process stopped with SIGSTOP until dropped (SIGCONT), so a failing test resumes it too.
+pub struct Stopped(u32);
+
+impl Stopped {
+    pub fn new(pid: u32) -> Self {
+        let sent = Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -STOP {pid}");
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.0.to_string()])
+            .status();
+    }
+}

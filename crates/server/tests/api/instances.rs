@@ -20,7 +20,8 @@ use hubkey_client::HubClient;
 use sqlx::Connection;
 
 use crate::harness::{
-    assert_success, manual, password_session, percentiles_ms, DataDir, TestServer, PASSWORD,
+    assert_success, manual, password_session, percentiles_ms, DataDir, Stopped, TestServer,
+    PASSWORD,
 };
 use crate::metrics::{metrics_url, scrape, value};
 use crate::pg::skip_unless_postgres;
@@ -645,32 +646,6 @@ async fn postgres_only_staleness_between_instances_with_the_channel_healthy_and_
 }
 
 const CUT_OFF: &str = "hubkeyd_notify_cut_off_total";
-
-/// Stops a process (SIGSTOP) until dropped (SIGCONT), so a failing test resumes it too.
-struct Stopped(u32);
-
-impl Stopped {
-    fn signal(pid: u32, signal: &str) {
-        let sent = std::process::Command::new("kill")
-            .args([signal, &pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill {signal} {pid}");
-    }
-
-    fn new(pid: u32) -> Self {
-        Self::signal(pid, "-STOP");
-        Stopped(pid)
-    }
-}
-
-impl Drop for Stopped {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-CONT", &self.0.to_string()])
-            .status();
-    }
-}
 
 /// Stops B at a moment when none of the database's sessions is inside a transaction (B's
 /// background writers must not be stopped holding a lock A's change needs).
