@@ -829,13 +829,30 @@ mod tokens {
             labels.contains(&("gone", TokenStatus::Active)),
             "{labels:?}"
         );
-        app.delete_token(&url, made.row.uuid).await.unwrap();
+        // Rotated here: the successor first, the old row pointing at it.
+        let Rotation::Shown(successor) = app.rotate_token(&url, made.row.uuid, 600).await.unwrap()
+        else {
+            panic!("a manual token's successor is shown once");
+        };
+        let rows = kept_chunks(&app, &hub).1.remove(0).rows;
+        assert_eq!(rows[0].uuid, successor.row.uuid);
+        let old = rows.iter().find(|row| row.uuid == made.row.uuid).unwrap();
+        assert_eq!(old.rotated_to, Some(successor.row.uuid));
+        assert!(old.overlap_until.is_some_and(|until| until > Utc::now()));
+        // Deleted here: gone at once, without a listing.
+        app.delete_token(&url, successor.row.uuid).await.unwrap();
+        let rows = kept_chunks(&app, &hub).1.remove(0).rows;
+        assert!(rows.iter().all(|row| row.uuid != successor.row.uuid));
+        assert_eq!(rows.len(), 4, "made, the auto token, ci, gone as it was");
+        // The next listing replaces the kept list whole.
         in_chunks(&app, &hub).await;
         let rows = kept_chunks(&app, &hub).1.remove(0).rows;
-        assert!(rows
-            .iter()
-            .all(|row| row.uuid != gone.uuid && row.uuid != made.row.uuid));
-        assert_eq!(rows.len(), 2, "ci and this device's auto token");
+        assert!(rows.iter().all(|row| row.uuid != gone.uuid));
+        assert_eq!(
+            rows.len(),
+            3,
+            "made (rotated away), ci and this device's auto token"
+        );
 
         // Sign-out forgets it.
         app.sign_out(&url).await.unwrap();

@@ -6,8 +6,9 @@
 //! and for the account that listed it, served only while that account's session is live, and
 //! forgotten with the session ([`Desktop::drop_live`](crate::desktop::Desktop)). It is never
 //! the answer: the screen marks it as being refreshed and replaces it whole with the server's
-//! list, or says that the refresh failed. The core's own actions (deactivate, delete, create)
-//! are applied to it, so a reopen does not show what this app itself just changed back.
+//! list, or says that the refresh failed. The core's own actions (deactivate, delete, create,
+//! rotate) are applied to it, so a reopen does not show what this app itself just changed
+//! back.
 
 use std::sync::Arc;
 
@@ -89,5 +90,25 @@ impl Desktop {
     /// The token `row` was created (it goes first: the list is newest first).
     pub(crate) fn kept_row_created(&self, server: &ServerUrl, row: &TokenRow) {
         self.change_kept_list(server, |rows| rows.insert(0, row.clone()));
+    }
+
+    /// The token `old` was rotated into `successor` (it goes first), `old` working until
+    /// about `overlap_until` (the core's clock; the server's list brings the exact time).
+    pub(crate) fn kept_row_rotated(
+        &self,
+        server: &ServerUrl,
+        old: Uuid,
+        successor: &TokenRow,
+        overlap_until: DateTime<Utc>,
+    ) {
+        self.change_kept_list(server, |rows| {
+            if let Some(row) = rows.iter_mut().find(|row| row.uuid == old) {
+                row.rotated_to = Some(successor.uuid);
+                row.overlap_until = Some(overlap_until);
+                // This device's auto token is now the successor.
+                row.this_device &= !successor.this_device;
+            }
+            rows.insert(0, successor.clone());
+        });
     }
 }

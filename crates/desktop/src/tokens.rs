@@ -330,17 +330,13 @@ impl Desktop {
         let Some(kept) = self.kept_tokens(server) else {
             return 0;
         };
-        let parts = kept.rows.chunks(CHUNK_ROWS.max(1));
-        let last = parts.len().saturating_sub(1);
-        if kept.rows.is_empty() {
-            send(&TokenChunk {
-                kept_at: Some(kept.listed_at),
-                restart: true,
-                last: true,
-                rows: Vec::new(),
-            });
+        // An empty list is one empty chunk, as the server's is.
+        let mut parts: Vec<&[TokenRow]> = kept.rows.chunks(CHUNK_ROWS).collect();
+        if parts.is_empty() {
+            parts.push(&[]);
         }
-        for (at, rows) in parts.enumerate() {
+        let last = parts.len() - 1;
+        for (at, rows) in parts.into_iter().enumerate() {
             send(&TokenChunk {
                 kept_at: Some(kept.listed_at),
                 restart: at == 0,
@@ -467,9 +463,12 @@ impl Desktop {
             })
             .await?;
         let secret = Zeroizing::new(std::mem::take(&mut token.token));
+        let overlap_until = self.now() + chrono::Duration::seconds(i64::from(overlap_seconds));
+        let successor = TokenRow::new(&token, if own { Some(token.uuid) } else { this_device });
+        self.kept_row_rotated(server, uuid, &successor, overlap_until);
         if !own {
             let created = CreatedToken {
-                row: TokenRow::new(&token, this_device),
+                row: successor,
                 secret: secret.to_string(),
                 warning: None,
             };
@@ -486,7 +485,7 @@ impl Desktop {
                 )
             });
         Ok(Rotation::Kept {
-            row: TokenRow::new(&token, Some(token.uuid)),
+            row: successor,
             warning,
         })
     }
