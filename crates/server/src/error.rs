@@ -41,10 +41,32 @@ pub enum Error {
     RateLimited { retry_after: u64 },
     /// The database failed; the cause is logged, the caller sees an opaque 500.
     #[error("storage error")]
-    Storage(#[from] sqlx::Error),
+    Storage(#[source] StorageError),
     /// Anything else that is our fault; logged, opaque to the caller.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// What failed in the database: a statement through sqlx, or the token check's own SQLite
+/// read ([`crate::store`]'s `token_reads`).
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(err: sqlx::Error) -> Self {
+        Error::Storage(err.into())
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(err: rusqlite::Error) -> Self {
+        Error::Storage(err.into())
+    }
 }
 
 impl Error {

@@ -24,11 +24,12 @@ mod repositories;
 mod sessions;
 mod sweep;
 mod throttle;
+mod token_reads;
 mod tokens;
 mod two_factor;
 mod usage;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Once};
@@ -72,11 +73,14 @@ pub type DbTransaction = sqlx::Transaction<'static, Db>;
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
-    /// Where the token check reads (on a token cache miss): on SQLite a pool of read-only
-    /// connections of its own ([`Store::open_sqlite_reads`]), so that a lookup never waits for
-    /// a connection behind the usage and access-log flushes' write transactions; on PostgreSQL
-    /// the one pool (readers do not queue behind writers there).
+    /// Where the change table is polled: on SQLite a pool of read-only connections of its own
+    /// ([`Store::open_sqlite_reads`]), so that a poll never waits for a connection behind the
+    /// usage and access-log flushes' write transactions; on PostgreSQL the one pool (readers
+    /// do not queue behind writers there).
     reads: AnyPool,
+    /// On SQLite, where the token check reads on a token cache miss: plain connections used on
+    /// the calling thread ([`token_reads`]). On PostgreSQL the check reads through `pool`.
+    token_reads: Option<Arc<token_reads::TokenReads>>,
     /// Where the usage and access-log flushes write ([`Store::flush_pool`]): on SQLite one
     /// connection of its own with `synchronous=NORMAL`, on PostgreSQL the one pool (each
     /// flush transaction turns `synchronous_commit` off for itself). Token changes, sessions
@@ -166,13 +170,10 @@ const SQLITE_PRAGMAS: &[&str] = &[
     "PRAGMA cache_size = -16384",
 ];
 
-/// Read-only connections for the token check ([`Store::open_sqlite_reads`]): as many as the
-/// requests a busy server has in flight (32 in the benchmark). A lookup is short on the CPU,
-/// but each goes through its connection's own thread (sqlx's SQLite driver), and on a loaded
-/// machine that thread may wait milliseconds to be scheduled: with 8 connections shared with
-/// the writers, the token check of 200 000 distinct tokens topped out near 8 lookups per such
-/// wait (1 900/s). Opened as needed (none while idle).
-const SQLITE_READERS: u32 = 32;
+/// Read-only connections for the change table's polls ([`Store::open_sqlite_reads`]), one
+/// every 100 ms per server, and the rare reads that must not queue behind a flush. Opened as
+/// needed (none while idle).
+const SQLITE_READERS: u32 = 2;
 
 /// The PRAGMAs of the usage and access-log flushes' connection ([`Store::flush_pool`]): those of
 /// every connection, but `synchronous=NORMAL`, so a flush's commit does not wait for the WAL
@@ -188,10 +189,7 @@ const SQLITE_FLUSH_PRAGMAS: &[&str] = &[
     "PRAGMA cache_size = -16384",
 ];
 
-/// The PRAGMAs of a token-check connection: read-only, and a page cache of 1 MiB (enough for
-/// the inner pages of the digest index of a million tokens; the leaf and row pages of a
-/// random token come from the kernel's cache, and 32 connections of 16 MiB each would add up
-/// to 512 MiB of hubkeyd's memory).
+/// The PRAGMAs of a read-only connection: `query_only`, and a page cache of 1 MiB.
 const SQLITE_READ_PRAGMAS: &[&str] = &[
     "PRAGMA query_only = ON",
     "PRAGMA busy_timeout = 15000",
@@ -244,15 +242,19 @@ impl Store {
         };
         migrated.map_err(|err| SetupError::Database(format!("migration failed: {err}")))?;
         let _ = sqlx::Connection::close(conn).await;
-        let (pool, reads, flushes) = match backend {
+        let (pool, reads, flushes, token_reads) = match backend {
             Backend::Sqlite => (
                 Self::open_sqlite(url, 8, SQLITE_PRAGMAS).await?,
                 Self::open_sqlite_reads(url).await?,
                 Self::open_sqlite(url, 1, SQLITE_FLUSH_PRAGMAS).await?,
+                Some(Arc::new(
+                    token_reads::TokenReads::open(&Self::sqlite_file(url)?)
+                        .map_err(|err| SetupError::Database(format!("opening: {err}")))?,
+                )),
             ),
             Backend::Postgres => {
                 let pool = Self::open_postgres(url).await?;
-                (pool.clone(), pool.clone(), pool)
+                (pool.clone(), pool.clone(), pool, None)
             }
         };
         let listen_target = match backend {
@@ -266,6 +268,7 @@ impl Store {
         Ok(Store {
             pool,
             reads,
+            token_reads,
             flushes,
             backend,
             listen_target,
@@ -273,11 +276,16 @@ impl Store {
         })
     }
 
-    /// Creates the SQLite file (and its folder) owner-only before the driver sees it.
-    fn create_sqlite_file(url: &str) -> Result<(), SetupError> {
+    /// The file a `sqlite://` URL names.
+    fn sqlite_file(url: &str) -> Result<PathBuf, SetupError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|err| SetupError::Usage(format!("the SQLite database URL: {err}")))?;
-        let file = Path::new(options.get_filename());
+        Ok(options.get_filename().to_owned())
+    }
+
+    /// Creates the SQLite file (and its folder) owner-only before the driver sees it.
+    fn create_sqlite_file(url: &str) -> Result<(), SetupError> {
+        let file = &Self::sqlite_file(url)?;
         // `sqlite::memory:` reaches here as a `file:` URI naming no file. Through `Any` every
         // connection would open a database of its own: refused.
         let in_memory =
@@ -360,7 +368,7 @@ impl Store {
             .map_err(|err| SetupError::Database(format!("opening: {err}")))
     }
 
-    /// The pool token checks read through (see [`Store::reads`]).
+    /// The read-only pool (see [`Store::reads`]).
     fn read_pool(&self) -> &AnyPool {
         &self.reads
     }

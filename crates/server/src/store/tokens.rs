@@ -149,6 +149,15 @@ impl TokenOwner {
     }
 }
 
+/// The token check's one statement ([`Store::token_check_by_digest`]), the same text on both
+/// backends and through either driver (SQLite reads `$1` as a parameter's name, bound first).
+pub(super) const TOKEN_CHECK_SQL: &str =
+    "SELECT t.uuid, t.digest, t.user_id, t.scopes, t.expires_at, \
+            CAST(t.is_active AS INTEGER) AS is_active, \
+            CAST((t.rotated_to IS NOT NULL) AS INTEGER) AS rotated, t.overlap_until, \
+            u.username, CAST((u.disabled_at IS NOT NULL) AS INTEGER) AS user_disabled \
+     FROM access_tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = $1";
+
 /// What the token check on the hot path needs of a token found by its digest: whether it may
 /// be used now, by whom, with which scopes. Read by one indexed lookup joined to its owner
 /// ([`Store::token_check_by_digest`]) and kept in the token cache; the token's other columns
@@ -572,17 +581,15 @@ impl Store {
     /// What the token check needs of the token with this digest, whatever its state: one
     /// probe of the digest's unique index and one of the owner's primary key (the hot path's
     /// only query, on a token cache miss).
+    /// On SQLite the read runs on the calling thread ([`super::token_reads`]).
     pub async fn token_check_by_digest(&self, digest: &str) -> Result<Option<TokenCheck>> {
-        Ok(sqlx::query_as(
-            "SELECT t.uuid, t.digest, t.user_id, t.scopes, t.expires_at, \
-                    CAST(t.is_active AS INTEGER) AS is_active, \
-                    CAST((t.rotated_to IS NOT NULL) AS INTEGER) AS rotated, t.overlap_until, \
-                    u.username, CAST((u.disabled_at IS NOT NULL) AS INTEGER) AS user_disabled \
-             FROM access_tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = $1",
-        )
-        .bind(digest)
-        .fetch_optional(self.read_pool())
-        .await?)
+        if let Some(reads) = &self.token_reads {
+            return reads.token_check(digest);
+        }
+        Ok(sqlx::query_as(TOKEN_CHECK_SQL)
+            .bind(digest)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     /// Whether the token already has an event of `kind` with this `url` and `source` (a
@@ -820,7 +827,7 @@ mod tests {
         let write = sqlx::query("DELETE FROM access_tokens")
             .execute(store.read_pool())
             .await;
-        assert!(write.is_err(), "a token-check connection wrote");
+        assert!(write.is_err(), "a read-only connection wrote");
         assert_eq!(store.count_tokens(&user.id, now).await.unwrap(), (450, 225));
     }
 }
