@@ -1,19 +1,21 @@
 //! The per-token access log as stored: lines coalesced per token, address, agent, action and
 //! UTC day, written in batches by [`crate::access_log::AccessLog`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use hubkey_api::{TokenAccess, TokenEventKind};
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use super::{encode_cursor, time, DbConnection, EventDetail, Store};
+use super::{encode_cursor, time, EventDetail, Store};
 use crate::access_log::{AccessLine, NewAddress, NEW_ADDRESS_EVENTS_PER_HOUR};
 use crate::error::Result;
 
-/// Lines one upsert of [`Store::record_access`] writes (8 parameters each; sqlx's SQLite
-/// driver binds in time growing with the square of the parameters, so not thousands).
+/// Lines one upsert of [`Store::record_access`] writes (8 parameters each).
 pub const ACCESS_LINES_PER_STATEMENT: usize = 100;
+/// (token, address) pairs, or tokens, one probe statement of [`Store::new_addresses`] asks
+/// about.
+pub const ADDRESS_PROBES_PER_STATEMENT: usize = 250;
 /// Lines one transaction of [`Store::record_access`] writes at most.
 pub const ACCESS_LINES_PER_TRANSACTION: usize = 500;
 
@@ -47,25 +49,58 @@ impl AccessRow {
 impl Store {
     /// Which of `candidates` are a token's use from an address it was never used from before:
     /// not in the stored log, and not the token's first use ever (for a token with no stored
-    /// use, its earliest candidate is that first use). Read before the batch is written.
+    /// use, its earliest candidate is that first use). Read before the batch is written, in
+    /// statements of [`ADDRESS_PROBES_PER_STATEMENT`] probes (a flush of a busy server asks
+    /// about tens of thousands of pairs; one statement each cost it most of a second).
     pub async fn new_addresses(&self, candidates: &[&NewAddress]) -> Result<Vec<NewAddress>> {
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
         let mut conn = self.pool.acquire().await?;
+        let mut used_pairs: HashSet<(String, String)> = HashSet::new();
+        for chunk in candidates.chunks(ADDRESS_PROBES_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT v.column1, v.column2 FROM (VALUES {}) AS v WHERE EXISTS ( \
+                     SELECT 1 FROM token_access a \
+                     WHERE a.token_uuid = v.column1 AND a.address = v.column2)",
+                self.backend.placeholders(chunk.len(), 2)
+            );
+            let mut query = sqlx::query_as(&sql);
+            for candidate in chunk {
+                query = query
+                    .bind(candidate.token_uuid.as_str())
+                    .bind(candidate.address.as_str());
+            }
+            used_pairs.extend(query.fetch_all(&mut *conn).await?);
+        }
         let mut unknown: HashMap<&str, Vec<&NewAddress>> = HashMap::new();
         for candidate in candidates {
-            if !Self::used_from(&mut conn, &candidate.token_uuid, Some(&candidate.address)).await? {
+            let pair = (candidate.token_uuid.clone(), candidate.address.clone());
+            if !used_pairs.contains(&pair) {
                 unknown
                     .entry(candidate.token_uuid.as_str())
                     .or_default()
                     .push(candidate);
             }
         }
+        let tokens: Vec<&str> = unknown.keys().copied().collect();
+        let mut used_tokens: HashSet<String> = HashSet::new();
+        for chunk in tokens.chunks(ADDRESS_PROBES_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT v.column1 FROM (VALUES {}) AS v WHERE EXISTS ( \
+                     SELECT 1 FROM token_access a WHERE a.token_uuid = v.column1)",
+                self.backend.placeholders(chunk.len(), 1)
+            );
+            let mut query = sqlx::query_scalar(&sql);
+            for token in chunk {
+                query = query.bind(*token);
+            }
+            used_tokens.extend(query.fetch_all(&mut *conn).await?);
+        }
         let mut new = Vec::new();
         for (token, mut found) in unknown {
             found.sort_by(|a, b| (a.at, &a.address).cmp(&(b.at, &b.address)));
-            let skip = usize::from(!Self::used_from(&mut conn, token, None).await?);
+            let skip = usize::from(!used_tokens.contains(token));
             new.extend(found.into_iter().skip(skip).cloned());
         }
         Ok(new)
@@ -94,7 +129,7 @@ impl Store {
                      last_at = CASE WHEN excluded.last_at > token_access.last_at \
                                THEN excluded.last_at ELSE token_access.last_at END, \
                      uses = token_access.uses + excluded.uses",
-                super::usage::placeholders(chunk.len(), 8)
+                self.backend.placeholders(chunk.len(), 8)
             );
             let mut query = sqlx::query(&sql);
             for line in chunk {
@@ -112,35 +147,6 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    /// Whether the stored log has a use of the token (from `address`, when given).
-    async fn used_from(
-        conn: &mut DbConnection,
-        token_uuid: &str,
-        address: Option<&str>,
-    ) -> Result<bool> {
-        let found: Option<i64> = match address {
-            Some(address) => {
-                sqlx::query_scalar(
-                    "SELECT CAST(1 AS BIGINT) FROM token_access \
-                     WHERE token_uuid = $1 AND address = $2 LIMIT 1",
-                )
-                .bind(token_uuid)
-                .bind(address)
-                .fetch_optional(&mut *conn)
-                .await?
-            }
-            None => {
-                sqlx::query_scalar(
-                    "SELECT CAST(1 AS BIGINT) FROM token_access WHERE token_uuid = $1 LIMIT 1",
-                )
-                .bind(token_uuid)
-                .fetch_optional(&mut *conn)
-                .await?
-            }
-        };
-        Ok(found.is_some())
     }
 
     /// Records a `new_address` event for `found` under its account's token lock, unless the
@@ -260,5 +266,73 @@ impl Store {
             .execute(&self.pool)
             .await?
             .rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tokens::tests::store_with_bulk_tokens;
+
+    fn line(token: &Uuid, address: &str, at: i64) -> AccessLine {
+        AccessLine {
+            token_uuid: token.to_string(),
+            day: at / 86_400_000,
+            address: address.to_owned(),
+            user_agent: "test".to_owned(),
+            action: "pull".to_owned(),
+            first_at: at,
+            last_at: at,
+            uses: 1,
+        }
+    }
+
+    /// More candidates than one probe statement holds: a pair already in the log is not new,
+    /// nor is the first use of a token never used; every other pair is.
+    #[tokio::test]
+    async fn new_addresses_are_found_across_probe_statements() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = chrono::Utc::now();
+        let count = ADDRESS_PROBES_PER_STATEMENT + 150;
+        let (instance, _, tokens) = store_with_bulk_tokens(dir.path(), count, now).await;
+        let store = instance.hub.store();
+        let at = super::super::millis(now);
+        let (used, fresh) = tokens.split_at(count / 2);
+        let stored: Vec<AccessLine> = used.iter().map(|(_, t)| line(t, "10.0.0.1", at)).collect();
+        for chunk in stored.chunks(ACCESS_LINES_PER_TRANSACTION) {
+            store
+                .record_access(&chunk.iter().collect::<Vec<_>>())
+                .await
+                .unwrap();
+        }
+
+        let candidates: Vec<NewAddress> = tokens
+            .iter()
+            .flat_map(|(_, token)| {
+                [("10.0.0.1", at + 1), ("10.0.0.2", at + 2)].map(|(address, at)| NewAddress {
+                    token_uuid: token.to_string(),
+                    address: address.to_owned(),
+                    user_agent: "test".to_owned(),
+                    at,
+                })
+            })
+            .collect();
+        let found = store
+            .new_addresses(&candidates.iter().collect::<Vec<_>>())
+            .await
+            .unwrap();
+
+        let mut found: Vec<(String, String)> = found
+            .into_iter()
+            .map(|new| (new.token_uuid, new.address))
+            .collect();
+        found.sort();
+        let mut expected: Vec<(String, String)> = used
+            .iter()
+            .chain(fresh)
+            .map(|(_, token)| (token.to_string(), "10.0.0.2".to_owned()))
+            .collect();
+        expected.sort();
+        assert_eq!(found, expected);
     }
 }

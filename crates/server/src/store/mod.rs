@@ -94,6 +94,47 @@ pub struct Store {
     recorded: Arc<AtomicI64>,
 }
 
+impl Backend {
+    /// The backend `conn` talks to.
+    fn of(conn: &DbConnection) -> Backend {
+        if conn.backend_name() == "PostgreSQL" {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+
+    /// `rows` tuples of `columns` parameters for a batched statement's `VALUES`, bound in
+    /// order: `($1, $2), ($3, $4)` on PostgreSQL, `(?, ?), (?, ?)` on SQLite. SQLite looks a
+    /// numbered parameter's name up by scanning the statement's list of names, so binding
+    /// the thousand parameters of a flush's upsert took time growing with their square
+    /// (sqlx names each one); anonymous parameters are bound by position alone. A statement
+    /// built with them takes no other parameter.
+    fn placeholders(self, rows: usize, columns: usize) -> String {
+        let mut out = String::with_capacity(rows * columns * 6);
+        for row in 0..rows {
+            if row > 0 {
+                out.push_str(", ");
+            }
+            out.push('(');
+            for column in 0..columns {
+                if column > 0 {
+                    out.push_str(", ");
+                }
+                match self {
+                    Backend::Postgres => {
+                        out.push('$');
+                        out.push_str(&(row * columns + column + 1).to_string());
+                    }
+                    Backend::Sqlite => out.push('?'),
+                }
+            }
+            out.push(')');
+        }
+        out
+    }
+}
+
 impl std::fmt::Display for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -571,6 +612,16 @@ impl AccountTokens<'_> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn placeholders_number_rows_by_columns_or_stay_anonymous() {
+        assert_eq!(
+            super::Backend::Postgres.placeholders(2, 2),
+            "($1, $2), ($3, $4)"
+        );
+        assert_eq!(super::Backend::Postgres.placeholders(1, 3), "($1, $2, $3)");
+        assert_eq!(super::Backend::Sqlite.placeholders(2, 2), "(?, ?), (?, ?)");
+    }
+
     use super::*;
 
     /// SQLite's `synchronous` setting as a connection of `pool` reports it (1 NORMAL, 2 FULL).

@@ -350,7 +350,7 @@ impl Store {
                  SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, \
                      v.column7, v.column8, v.column9, v.column10, v.column11, v.column12, TRUE \
                  FROM (VALUES {}) AS v",
-                super::usage::placeholders(chunk.len(), 12)
+                super::Backend::of(tokens.conn).placeholders(chunk.len(), 12)
             );
             let mut query = sqlx::query(&sql);
             for token in chunk {
@@ -748,7 +748,7 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     #[test]
@@ -761,24 +761,27 @@ mod tests {
 
     /// The hot path's narrow read answers what the whole row says about the same token, for
     /// tokens inserted in bulk; the SQLite connections it reads through refuse writes.
-    #[tokio::test]
-    async fn the_token_check_agrees_with_the_row_and_its_connections_cannot_write() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("hubkeyd.db").display());
-        let instance = crate::open(dir.path(), &url).await.unwrap();
-        let now = Utc::now();
+    /// A store in `dir` with the user alice and `count` manual read tokens inserted in one
+    /// transaction, every second one expired at `now`: the store, alice's id, and each
+    /// token's (digest, uuid).
+    pub(in crate::store) async fn store_with_bulk_tokens(
+        dir: &std::path::Path,
+        count: usize,
+        now: DateTime<Utc>,
+    ) -> (crate::Instance, String, Vec<(String, Uuid)>) {
+        let url = format!("sqlite://{}", dir.join("hubkeyd.db").display());
+        let instance = crate::open(dir, &url).await.unwrap();
         let hub = &instance.hub;
         hub.add_user("alice", "a long password 2026".to_owned().into(), now)
             .await
             .unwrap();
         let store = hub.store();
         let user = store.user_by_name("alice").await.unwrap().unwrap();
-        let secrets: Vec<hubkey_api::PlainToken> = (0..450)
-            .map(|_| hubkey_api::PlainToken::generate())
-            .collect();
-        let fields: Vec<(String, String)> = secrets
-            .iter()
-            .map(|token| (token.digest().as_str().to_owned(), token.hint()))
+        let fields: Vec<(String, String)> = (0..count)
+            .map(|_| {
+                let token = hubkey_api::PlainToken::generate();
+                (token.digest().as_str().to_owned(), token.hint())
+            })
             .collect();
         let expired = now - chrono::Duration::minutes(1);
         let new: Vec<NewToken<'_>> = fields
@@ -806,12 +809,24 @@ mod tests {
         Store::insert_tokens(&mut tokens, &new).await.unwrap();
         drop(tokens);
         tx.commit().await.unwrap();
+        let made = new
+            .iter()
+            .map(|token| (token.digest.to_owned(), token.uuid))
+            .collect();
+        (instance, user.id, made)
+    }
 
+    #[tokio::test]
+    async fn the_token_check_agrees_with_the_row_and_its_connections_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let (instance, user_id, fields) = store_with_bulk_tokens(dir.path(), 450, now).await;
+        let store = instance.hub.store();
         for (i, (digest, _)) in fields.iter().enumerate() {
             let row = store.token_by_digest(digest).await.unwrap().unwrap();
             let check = store.token_check_by_digest(digest).await.unwrap().unwrap();
             assert_eq!(check.uuid, row.token.uuid);
-            assert_eq!(check.user_id, user.id);
+            assert_eq!(check.user_id, user_id);
             assert_eq!(check.username, "alice");
             assert_eq!(check.scopes(), vec![Scope::Read]);
             assert_eq!(check.is_expired(now), i % 2 == 1);
@@ -828,6 +843,6 @@ mod tests {
             .execute(store.read_pool())
             .await;
         assert!(write.is_err(), "a read-only connection wrote");
-        assert_eq!(store.count_tokens(&user.id, now).await.unwrap(), (450, 225));
+        assert_eq!(store.count_tokens(&user_id, now).await.unwrap(), (450, 225));
     }
 }

@@ -37,7 +37,7 @@ impl Store {
                  JOIN access_tokens t ON t.uuid = v.column1 WHERE TRUE ORDER BY v.column1 \
                  ON CONFLICT (token_uuid) DO UPDATE SET last_used = excluded.last_used \
                  WHERE excluded.last_used > token_last_used.last_used",
-                placeholders(chunk.len(), 2)
+                self.backend.placeholders(chunk.len(), 2)
             );
             let mut query = sqlx::query(&sql);
             for (uuid, pending) in chunk {
@@ -61,7 +61,7 @@ impl Store {
                  JOIN access_tokens t ON t.uuid = v.column1 WHERE TRUE \
                  ORDER BY v.column1, v.column2 \
                  ON CONFLICT (token_uuid, day) DO UPDATE SET uses = token_usage.uses + excluded.uses",
-                placeholders(chunk.len(), 3)
+                self.backend.placeholders(chunk.len(), 3)
             );
             let mut query = sqlx::query(&sql);
             for (uuid, day, count) in chunk {
@@ -113,31 +113,3 @@ impl Store {
     }
 }
 
-/// `rows` tuples of `columns` numbered parameters: `($1, $2), ($3, $4)`.
-pub(super) fn placeholders(rows: usize, columns: usize) -> String {
-    let mut out = String::with_capacity(rows * columns * 6);
-    for row in 0..rows {
-        if row > 0 {
-            out.push_str(", ");
-        }
-        out.push('(');
-        for column in 0..columns {
-            if column > 0 {
-                out.push_str(", ");
-            }
-            out.push('$');
-            out.push_str(&(row * columns + column + 1).to_string());
-        }
-        out.push(')');
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn placeholders_number_rows_by_columns() {
-        assert_eq!(super::placeholders(2, 2), "($1, $2), ($3, $4)");
-        assert_eq!(super::placeholders(1, 3), "($1, $2, $3)");
-    }
-}
