@@ -19,6 +19,19 @@ pub const ADDRESS_PROBES_PER_STATEMENT: usize = 250;
 /// Lines one transaction of [`Store::record_access`] writes at most.
 pub const ACCESS_LINES_PER_TRANSACTION: usize = 500;
 
+/// One line, as the batched upsert of [`Store::record_access`] writes it, for SQLite's flush
+/// connection ([`super::sqlite_flushes`]).
+const ACCESS_LINE_UPSERT: &str = "INSERT INTO token_access \
+         (token_uuid, day, address, user_agent, action, first_at, last_at, uses) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
+     WHERE EXISTS (SELECT 1 FROM access_tokens WHERE uuid = $1) \
+     ON CONFLICT (token_uuid, day, address, user_agent, action) DO UPDATE SET \
+         first_at = CASE WHEN excluded.first_at < token_access.first_at \
+                    THEN excluded.first_at ELSE token_access.first_at END, \
+         last_at = CASE WHEN excluded.last_at > token_access.last_at \
+                   THEN excluded.last_at ELSE token_access.last_at END, \
+         uses = token_access.uses + excluded.uses";
+
 #[derive(Debug, FromRow)]
 struct AccessRow {
     id: i64,
@@ -114,6 +127,27 @@ impl Store {
     /// for seconds and the usage flush waited behind it), and two instances lock shared lines
     /// in one order.
     pub async fn record_access(&self, lines: &[&AccessLine]) -> Result<()> {
+        if let Some(flushes) = &self.sqlite_flushes {
+            let lines: Vec<AccessLine> = lines.iter().map(|line| (*line).clone()).collect();
+            return flushes
+                .write(move |tx| {
+                    let mut upsert = tx.prepare_cached(ACCESS_LINE_UPSERT)?;
+                    for line in &lines {
+                        upsert.execute(rusqlite::params![
+                            line.token_uuid,
+                            line.day,
+                            line.address,
+                            line.user_agent,
+                            line.action,
+                            line.first_at,
+                            line.last_at,
+                            line.uses,
+                        ])?;
+                    }
+                    Ok(())
+                })
+                .await;
+        }
         let mut tx = self.begin_flush().await?;
         for chunk in lines.chunks(ACCESS_LINES_PER_STATEMENT) {
             let sql = format!(

@@ -22,6 +22,7 @@ mod instances;
 mod pool_use;
 mod repositories;
 mod sessions;
+mod sqlite_flushes;
 mod sweep;
 mod throttle;
 mod token_reads;
@@ -81,11 +82,12 @@ pub struct Store {
     /// On SQLite, where the token check reads on a token cache miss: plain connections used on
     /// the calling thread ([`token_reads`]). On PostgreSQL the check reads through `pool`.
     token_reads: Option<Arc<token_reads::TokenReads>>,
-    /// Where the usage and access-log flushes write ([`Store::flush_pool`]): on SQLite one
-    /// connection of its own with `synchronous=NORMAL`, on PostgreSQL the one pool (each
-    /// flush transaction turns `synchronous_commit` off for itself). Token changes, sessions
-    /// and every event go through `pool`, whose commits wait for the disk.
-    flushes: AnyPool,
+    /// On SQLite, where the usage and access-log flushes write: a connection of their own with
+    /// `synchronous=NORMAL` ([`sqlite_flushes`]). On PostgreSQL they write through `pool`,
+    /// each flush transaction turning `synchronous_commit` off for itself
+    /// ([`Store::begin_flush`]). Token changes, sessions and every event go through `pool`,
+    /// whose commits wait for the disk.
+    sqlite_flushes: Option<Arc<sqlite_flushes::SqliteFlushes>>,
     backend: Backend,
     /// Where the change listener connects (PostgreSQL only).
     listen_target: Option<crate::invalidation::ListenTarget>,
@@ -216,7 +218,7 @@ const SQLITE_PRAGMAS: &[&str] = &[
 /// needed (none while idle).
 const SQLITE_READERS: u32 = 2;
 
-/// The PRAGMAs of the usage and access-log flushes' connection ([`Store::flush_pool`]): those of
+/// The PRAGMAs of the usage and access-log flushes' connection ([`sqlite_flushes`]): those of
 /// every connection, but `synchronous=NORMAL`, so a flush's commit does not wait for the WAL
 /// to reach the disk (WAL mode keeps the database whole either way, and a later commit of a
 /// `FULL` connection or a checkpoint syncs the WAL up to its end). A crash of hubkeyd loses
@@ -283,19 +285,23 @@ impl Store {
         };
         migrated.map_err(|err| SetupError::Database(format!("migration failed: {err}")))?;
         let _ = sqlx::Connection::close(conn).await;
-        let (pool, reads, flushes, token_reads) = match backend {
-            Backend::Sqlite => (
-                Self::open_sqlite(url, 8, SQLITE_PRAGMAS).await?,
-                Self::open_sqlite_reads(url).await?,
-                Self::open_sqlite(url, 1, SQLITE_FLUSH_PRAGMAS).await?,
-                Some(Arc::new(
-                    token_reads::TokenReads::open(&Self::sqlite_file(url)?)
-                        .map_err(|err| SetupError::Database(format!("opening: {err}")))?,
-                )),
-            ),
+        let (pool, reads, sqlite_flushes, token_reads) = match backend {
+            Backend::Sqlite => {
+                let file = Self::sqlite_file(url)?;
+                let opening =
+                    |err: rusqlite::Error| SetupError::Database(format!("opening: {err}"));
+                (
+                    Self::open_sqlite(url, 8, SQLITE_PRAGMAS).await?,
+                    Self::open_sqlite_reads(url).await?,
+                    Some(sqlite_flushes::SqliteFlushes::open(&file).map_err(opening)?),
+                    Some(Arc::new(
+                        token_reads::TokenReads::open(&file).map_err(opening)?,
+                    )),
+                )
+            }
             Backend::Postgres => {
                 let pool = Self::open_postgres(url).await?;
-                (pool.clone(), pool.clone(), pool, None)
+                (pool.clone(), pool, None, None)
             }
         };
         let listen_target = match backend {
@@ -310,7 +316,7 @@ impl Store {
             pool,
             reads,
             token_reads,
-            flushes,
+            sqlite_flushes,
             backend,
             listen_target,
             recorded: Arc::default(),
@@ -414,14 +420,13 @@ impl Store {
         &self.reads
     }
 
-    /// Starts a transaction of the usage or access-log flush: on SQLite on the flushes' own
-    /// connection (`synchronous=NORMAL`, [`SQLITE_FLUSH_PRAGMAS`]), on PostgreSQL with
-    /// `synchronous_commit` off for this transaction alone (its commit does not wait for the
-    /// WAL flush; a crash of the PostgreSQL server can lose the last few hundred milliseconds
-    /// of such commits, never another transaction's). Only counts of uses are written this
-    /// way: never a token change, a session or an event.
+    /// Starts a transaction of the usage or access-log flush on PostgreSQL (SQLite's go
+    /// through [`Store::sqlite_flushes`]): with `synchronous_commit` off for this transaction
+    /// alone (its commit does not wait for the WAL flush; a crash of the PostgreSQL server can
+    /// lose the last few hundred milliseconds of such commits, never another transaction's).
+    /// Only counts of uses are written this way: never a token change, a session or an event.
     async fn begin_flush(&self) -> Result<DbTransaction> {
-        let mut tx = self.flushes.begin().await?;
+        let mut tx = self.pool.begin().await?;
         if self.backend == Backend::Postgres {
             sqlx::query("SET LOCAL synchronous_commit = off")
                 .execute(&mut *tx)
@@ -522,7 +527,6 @@ impl Store {
     /// Closes every connection (checkpointing the WAL).
     pub async fn close(&self) {
         self.reads.close().await;
-        self.flushes.close().await;
         self.pool.close().await;
     }
 
@@ -637,7 +641,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("hubkeyd.db").display());
         let store = Store::open(&url).await.unwrap();
-        assert_eq!(synchronous(&store.flushes).await, 1, "flushes: NORMAL");
+        let flushes = store.sqlite_flushes.as_ref().unwrap();
+        assert_eq!(flushes.synchronous(), 1, "flushes: NORMAL");
         // Token changes, sessions and events commit through the pool `begin` hands out.
         assert_eq!(synchronous(&store.pool).await, 2, "changes: FULL");
         let mut tx = store.begin().await.unwrap();
@@ -647,13 +652,11 @@ mod tests {
             .unwrap();
         assert_eq!(in_change, 2, "a change's transaction: FULL");
         drop(tx);
-        let mut tx = store.begin_flush().await.unwrap();
-        let in_flush: i64 = sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(&mut *tx)
+        let in_flush = flushes
+            .write(|tx| tx.query_row("PRAGMA synchronous", [], |row| row.get::<_, i64>(0)))
             .await
             .unwrap();
         assert_eq!(in_flush, 1, "a flush's transaction: NORMAL");
-        drop(tx);
         store.close().await;
     }
 

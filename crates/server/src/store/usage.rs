@@ -20,15 +20,47 @@ pub struct PendingUse {
 /// database's limit.
 pub const USES_PER_STATEMENT: usize = 500;
 
+/// One token's latest use, as the batched upsert of [`Store::record_uses`] writes it, for
+/// SQLite's flush connection ([`super::sqlite_flushes`]).
+const LAST_USED_UPSERT: &str = "INSERT INTO token_last_used (token_uuid, last_used) \
+     SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM access_tokens WHERE uuid = $1) \
+     ON CONFLICT (token_uuid) DO UPDATE SET last_used = excluded.last_used \
+     WHERE excluded.last_used > token_last_used.last_used";
+
+/// One token's uses on one day, likewise.
+const USES_PER_DAY_UPSERT: &str = "INSERT INTO token_usage (token_uuid, day, uses) \
+     SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM access_tokens WHERE uuid = $1) \
+     ON CONFLICT (token_uuid, day) DO UPDATE SET uses = token_usage.uses + excluded.uses";
+
 impl Store {
     /// Writes coalesced uses of tokens, in one transaction: `last_used` into
     /// `token_last_used` (the latest use wins: an instance's older use never moves it back)
-    /// and the per-day counts into `token_usage` (added to what other instances wrote). Both
+    /// and the per-day counts into `token_usage` (added to what other instances wrote). On
+    /// SQLite one prepared upsert per row on the flushes' connection; on PostgreSQL both
     /// in upserts of at most [`USES_PER_STATEMENT`] rows, each in token order: two instances
     /// flushing at once lock the rows they share in the same order, so they cannot deadlock.
     /// Uses of tokens deleted meanwhile are dropped. `uses` must be sorted by token and hold
     /// at most [`USES_PER_STATEMENT`] tokens to stay one short transaction.
     pub async fn record_uses(&self, uses: &[(&str, &PendingUse)]) -> Result<()> {
+        if let Some(flushes) = &self.sqlite_flushes {
+            let uses: Vec<(String, PendingUse)> = uses
+                .iter()
+                .map(|(uuid, pending)| ((*uuid).to_owned(), (*pending).clone()))
+                .collect();
+            return flushes
+                .write(move |tx| {
+                    let mut last_used = tx.prepare_cached(LAST_USED_UPSERT)?;
+                    let mut per_day = tx.prepare_cached(USES_PER_DAY_UPSERT)?;
+                    for (uuid, pending) in &uses {
+                        last_used.execute(rusqlite::params![uuid, pending.last_used])?;
+                        for (day, count) in &pending.days {
+                            per_day.execute(rusqlite::params![uuid, day, count])?;
+                        }
+                    }
+                    Ok(())
+                })
+                .await;
+        }
         let mut tx = self.begin_flush().await?;
         for chunk in uses.chunks(USES_PER_STATEMENT) {
             let sql = format!(
@@ -112,4 +144,3 @@ impl Store {
         .await?)
     }
 }
-
