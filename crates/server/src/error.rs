@@ -47,8 +47,8 @@ pub enum Error {
     Internal(String),
 }
 
-/// What failed in the database: a statement through sqlx, or the token check's own SQLite
-/// read ([`crate::store`]'s `token_reads`).
+/// What failed in the database: a statement through sqlx, or one on the plain SQLite
+/// connections the token check and the flushes use on SQLite (rusqlite).
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error(transparent)]

@@ -19,13 +19,11 @@ pub const ADDRESS_PROBES_PER_STATEMENT: usize = 250;
 /// Lines one transaction of [`Store::record_access`] writes at most.
 pub const ACCESS_LINES_PER_TRANSACTION: usize = 500;
 
-/// One line, as the batched upsert of [`Store::record_access`] writes it, for SQLite's flush
-/// connection ([`super::sqlite_flushes`]).
-const ACCESS_LINE_UPSERT: &str = "INSERT INTO token_access \
-         (token_uuid, day, address, user_agent, action, first_at, last_at, uses) \
-     SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
-     WHERE EXISTS (SELECT 1 FROM access_tokens WHERE uuid = $1) \
-     ON CONFLICT (token_uuid, day, address, user_agent, action) DO UPDATE SET \
+/// How a line merges into the stored one of the same key: the earliest first use, the latest
+/// last use, the counts added. Shared by the batched upsert (PostgreSQL) and the single-row
+/// one (SQLite's flush connection, [`super::sqlite_flushes`]).
+const ACCESS_LINE_CONFLICT: &str =
+    "ON CONFLICT (token_uuid, day, address, user_agent, action) DO UPDATE SET \
          first_at = CASE WHEN excluded.first_at < token_access.first_at \
                     THEN excluded.first_at ELSE token_access.first_at END, \
          last_at = CASE WHEN excluded.last_at > token_access.last_at \
@@ -131,7 +129,13 @@ impl Store {
             let lines: Vec<AccessLine> = lines.iter().map(|line| (*line).clone()).collect();
             return flushes
                 .write(move |tx| {
-                    let mut upsert = tx.prepare_cached(ACCESS_LINE_UPSERT)?;
+                    let mut upsert = tx.prepare_cached(&format!(
+                        "INSERT INTO token_access (token_uuid, day, address, user_agent, \
+                             action, first_at, last_at, uses) \
+                         SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
+                         WHERE EXISTS (SELECT 1 FROM access_tokens WHERE uuid = $1) \
+                         {ACCESS_LINE_CONFLICT}"
+                    ))?;
                     for line in &lines {
                         upsert.execute(rusqlite::params![
                             line.token_uuid,
@@ -157,12 +161,7 @@ impl Store {
                      v.column7, v.column8 FROM (VALUES {}) AS v \
                  JOIN access_tokens t ON t.uuid = v.column1 WHERE TRUE \
                  ORDER BY v.column1, v.column2, v.column3, v.column4, v.column5 \
-                 ON CONFLICT (token_uuid, day, address, user_agent, action) DO UPDATE SET \
-                     first_at = CASE WHEN excluded.first_at < token_access.first_at \
-                                THEN excluded.first_at ELSE token_access.first_at END, \
-                     last_at = CASE WHEN excluded.last_at > token_access.last_at \
-                               THEN excluded.last_at ELSE token_access.last_at END, \
-                     uses = token_access.uses + excluded.uses",
+                 {ACCESS_LINE_CONFLICT}",
                 self.backend.placeholders(chunk.len(), 8)
             );
             let mut query = sqlx::query(&sql);

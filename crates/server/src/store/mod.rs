@@ -232,12 +232,33 @@ const SQLITE_FLUSH_PRAGMAS: &[&str] = &[
     "PRAGMA cache_size = -16384",
 ];
 
-/// The PRAGMAs of a read-only connection: `query_only`, and a page cache of 1 MiB.
+/// The PRAGMAs of a read-only connection (the change table's polls, the token check's
+/// lookups): `query_only`, and a page cache of 1 MiB (enough for the inner pages of the digest
+/// index of a million tokens; the leaf and row pages of a random token come from the kernel's
+/// cache).
 const SQLITE_READ_PRAGMAS: &[&str] = &[
     "PRAGMA query_only = ON",
     "PRAGMA busy_timeout = 15000",
     "PRAGMA cache_size = -1024",
 ];
+
+/// A plain SQLite connection (rusqlite, the same SQLite library sqlx links) to the store's
+/// file, migrated already, after running `pragmas`: for the token check's lookups and the
+/// flushes' writes, which bypass sqlx on the hot path. No URI parsing: the path is a file
+/// name, whatever characters it holds.
+fn open_plain_sqlite(path: &Path, pragmas: &[&str]) -> rusqlite::Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    for pragma in pragmas {
+        // Some PRAGMAs answer with a row (`journal_mode`), others with none.
+        let mut statement = conn.prepare(pragma)?;
+        let mut rows = statement.query([])?;
+        while rows.next()?.is_some() {}
+    }
+    Ok(conn)
+}
 
 /// The time `millis` (Unix milliseconds, as stored) stands for.
 pub fn time_of(millis: i64) -> DateTime<Utc> {
@@ -616,17 +637,14 @@ impl AccountTokens<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn placeholders_number_rows_by_columns_or_stay_anonymous() {
-        assert_eq!(
-            super::Backend::Postgres.placeholders(2, 2),
-            "($1, $2), ($3, $4)"
-        );
-        assert_eq!(super::Backend::Postgres.placeholders(1, 3), "($1, $2, $3)");
-        assert_eq!(super::Backend::Sqlite.placeholders(2, 2), "(?, ?), (?, ?)");
+        assert_eq!(Backend::Postgres.placeholders(2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(Backend::Postgres.placeholders(1, 3), "($1, $2, $3)");
+        assert_eq!(Backend::Sqlite.placeholders(2, 2), "(?, ?), (?, ?)");
     }
-
-    use super::*;
 
     /// SQLite's `synchronous` setting as a connection of `pool` reports it (1 NORMAL, 2 FULL).
     async fn synchronous(pool: &AnyPool) -> i64 {

@@ -6,14 +6,14 @@
 //! converted twice (to `Any`'s values, then to the SQLite driver's) and handed to the
 //! connection's thread: with 200 000 distinct tokens in the load, a flush of 15 000 tokens'
 //! uses took 0.7 s and about a fifth of hubkeyd's CPU. A prepared statement executed per row
-//! binds by position and copies nothing.
+//! binds each value once, by position, in the thread that runs the transaction.
 //!
 //! PostgreSQL keeps the batched statements (there each statement is a round trip).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
@@ -26,18 +26,7 @@ pub struct SqliteFlushes {
 impl SqliteFlushes {
     /// The connection to the SQLite database at `path` (created and migrated already).
     pub fn open(path: &Path) -> rusqlite::Result<Arc<Self>> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        for pragma in super::SQLITE_FLUSH_PRAGMAS {
-            // `journal_mode` answers with a row; the others with none.
-            conn.query_row(pragma, [], |_| Ok(()))
-                .or_else(|err| match err {
-                    rusqlite::Error::QueryReturnedNoRows => Ok(()),
-                    other => Err(other),
-                })?;
-        }
+        let conn = super::open_plain_sqlite(path, super::SQLITE_FLUSH_PRAGMAS)?;
         Ok(Arc::new(SqliteFlushes {
             conn: Mutex::new(conn),
         }))

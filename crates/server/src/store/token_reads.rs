@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension};
 
 use super::tokens::{TokenCheck, TOKEN_CHECK_SQL};
 use crate::error::Result;
@@ -26,13 +26,6 @@ use crate::error::Result;
 /// the runtime's worker threads (one per core) bound how many are in use at once; more are
 /// opened when needed (a lookup from a blocking thread) and closed after.
 const IDLE_KEPT: usize = 8;
-
-/// The PRAGMAs of a token-check connection: read-only, and a page cache of 1 MiB (enough for
-/// the inner pages of the digest index of a million tokens; the leaf and row pages of a
-/// random token come from the kernel's cache).
-const PRAGMAS: &str = "PRAGMA query_only = ON; \
-                       PRAGMA busy_timeout = 15000; \
-                       PRAGMA cache_size = -1024;";
 
 /// Plain SQLite connections to the store's file for [`TokenReads::token_check`].
 #[derive(Debug)]
@@ -89,13 +82,7 @@ impl TokenReads {
     }
 
     fn connect(&self) -> rusqlite::Result<Connection> {
-        // No URI parsing: the path is a file name, whatever characters it holds.
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.execute_batch(PRAGMAS)?;
-        Ok(conn)
+        super::open_plain_sqlite(&self.path, super::SQLITE_READ_PRAGMAS)
     }
 
     fn take(&self) -> Option<Connection> {

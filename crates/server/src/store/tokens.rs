@@ -759,8 +759,6 @@ pub(super) mod tests {
         assert_eq!(decode_cursor("ev"), None);
     }
 
-    /// The hot path's narrow read answers what the whole row says about the same token, for
-    /// tokens inserted in bulk; the SQLite connections it reads through refuse writes.
     /// A store in `dir` with the user alice and `count` manual read tokens inserted in one
     /// transaction, every second one expired at `now`: the store, alice's id, and each
     /// token's (digest, uuid).
@@ -816,8 +814,11 @@ pub(super) mod tests {
         (instance, user.id, made)
     }
 
+    /// The hot path's narrow read answers what the whole row says about the same token, for
+    /// tokens inserted in bulk; the read-only pool refuses writes (the token check's own
+    /// connections: `token_reads::tests`).
     #[tokio::test]
-    async fn the_token_check_agrees_with_the_row_and_its_connections_cannot_write() {
+    async fn the_token_check_agrees_with_the_row_and_the_read_only_pool_cannot_write() {
         let dir = tempfile::tempdir().unwrap();
         let now = Utc::now();
         let (instance, user_id, fields) = store_with_bulk_tokens(dir.path(), 450, now).await;

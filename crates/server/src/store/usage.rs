@@ -20,17 +20,15 @@ pub struct PendingUse {
 /// database's limit.
 pub const USES_PER_STATEMENT: usize = 500;
 
-/// One token's latest use, as the batched upsert of [`Store::record_uses`] writes it, for
-/// SQLite's flush connection ([`super::sqlite_flushes`]).
-const LAST_USED_UPSERT: &str = "INSERT INTO token_last_used (token_uuid, last_used) \
-     SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM access_tokens WHERE uuid = $1) \
-     ON CONFLICT (token_uuid) DO UPDATE SET last_used = excluded.last_used \
-     WHERE excluded.last_used > token_last_used.last_used";
+/// How a token's latest use merges into the stored one: it wins only if later (an
+/// instance's older use never moves it back). Shared by the batched upsert (PostgreSQL) and
+/// the single-row one (SQLite's flush connection, [`super::sqlite_flushes`]).
+const LAST_USED_CONFLICT: &str = "ON CONFLICT (token_uuid) DO UPDATE SET \
+     last_used = excluded.last_used WHERE excluded.last_used > token_last_used.last_used";
 
-/// One token's uses on one day, likewise.
-const USES_PER_DAY_UPSERT: &str = "INSERT INTO token_usage (token_uuid, day, uses) \
-     SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM access_tokens WHERE uuid = $1) \
-     ON CONFLICT (token_uuid, day) DO UPDATE SET uses = token_usage.uses + excluded.uses";
+/// How a day's count merges into the stored one: added.
+const USES_PER_DAY_CONFLICT: &str =
+    "ON CONFLICT (token_uuid, day) DO UPDATE SET uses = token_usage.uses + excluded.uses";
 
 impl Store {
     /// Writes coalesced uses of tokens, in one transaction: `last_used` into
@@ -49,8 +47,16 @@ impl Store {
                 .collect();
             return flushes
                 .write(move |tx| {
-                    let mut last_used = tx.prepare_cached(LAST_USED_UPSERT)?;
-                    let mut per_day = tx.prepare_cached(USES_PER_DAY_UPSERT)?;
+                    let mut last_used = tx.prepare_cached(&format!(
+                        "INSERT INTO token_last_used (token_uuid, last_used) SELECT $1, $2 \
+                         WHERE EXISTS (SELECT 1 FROM access_tokens WHERE uuid = $1) \
+                         {LAST_USED_CONFLICT}"
+                    ))?;
+                    let mut per_day = tx.prepare_cached(&format!(
+                        "INSERT INTO token_usage (token_uuid, day, uses) SELECT $1, $2, $3 \
+                         WHERE EXISTS (SELECT 1 FROM access_tokens WHERE uuid = $1) \
+                         {USES_PER_DAY_CONFLICT}"
+                    ))?;
                     for (uuid, pending) in &uses {
                         last_used.execute(rusqlite::params![uuid, pending.last_used])?;
                         for (day, count) in &pending.days {
@@ -67,8 +73,7 @@ impl Store {
                 "INSERT INTO token_last_used (token_uuid, last_used) \
                  SELECT v.column1, v.column2 FROM (VALUES {}) AS v \
                  JOIN access_tokens t ON t.uuid = v.column1 WHERE TRUE ORDER BY v.column1 \
-                 ON CONFLICT (token_uuid) DO UPDATE SET last_used = excluded.last_used \
-                 WHERE excluded.last_used > token_last_used.last_used",
+                 {LAST_USED_CONFLICT}",
                 self.backend.placeholders(chunk.len(), 2)
             );
             let mut query = sqlx::query(&sql);
@@ -92,7 +97,7 @@ impl Store {
                  SELECT v.column1, v.column2, v.column3 FROM (VALUES {}) AS v \
                  JOIN access_tokens t ON t.uuid = v.column1 WHERE TRUE \
                  ORDER BY v.column1, v.column2 \
-                 ON CONFLICT (token_uuid, day) DO UPDATE SET uses = token_usage.uses + excluded.uses",
+                 {USES_PER_DAY_CONFLICT}",
                 self.backend.placeholders(chunk.len(), 3)
             );
             let mut query = sqlx::query(&sql);
