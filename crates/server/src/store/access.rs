@@ -30,6 +30,15 @@ const ACCESS_LINE_CONFLICT: &str =
                    THEN excluded.last_at ELSE token_access.last_at END, \
          uses = token_access.uses + excluded.uses";
 
+/// What the stored log says about a flush's candidates ([`Store::prior_use`]).
+#[derive(Debug, Default)]
+struct PriorUse {
+    /// The (token, address) pairs it holds a line of.
+    pairs: HashSet<(String, String)>,
+    /// Of the tokens of the other pairs, those it holds any line of.
+    tokens: HashSet<String>,
+}
+
 #[derive(Debug, FromRow)]
 struct AccessRow {
     id: i64,
@@ -60,16 +69,69 @@ impl AccessRow {
 impl Store {
     /// Which of `candidates` are a token's use from an address it was never used from before:
     /// not in the stored log, and not the token's first use ever (for a token with no stored
-    /// use, its earliest candidate is that first use). Read before the batch is written, in
-    /// statements of [`ADDRESS_PROBES_PER_STATEMENT`] probes (a flush of a busy server asks
-    /// about tens of thousands of pairs; one statement each cost it most of a second).
+    /// use, its earliest candidate is that first use). Read before the batch is written.
     pub async fn new_addresses(&self, candidates: &[&NewAddress]) -> Result<Vec<NewAddress>> {
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
+        let pairs: Vec<(String, String)> = candidates
+            .iter()
+            .map(|candidate| (candidate.token_uuid.clone(), candidate.address.clone()))
+            .collect();
+        let prior = self.prior_use(pairs).await?;
+        let mut unknown: HashMap<&str, Vec<&NewAddress>> = HashMap::new();
+        for candidate in candidates {
+            let pair = (candidate.token_uuid.clone(), candidate.address.clone());
+            if !prior.pairs.contains(&pair) {
+                unknown
+                    .entry(candidate.token_uuid.as_str())
+                    .or_default()
+                    .push(candidate);
+            }
+        }
+        let mut new = Vec::new();
+        for (token, mut found) in unknown {
+            found.sort_by(|a, b| (a.at, &a.address).cmp(&(b.at, &b.address)));
+            let skip = usize::from(!prior.tokens.contains(token));
+            new.extend(found.into_iter().skip(skip).cloned());
+        }
+        Ok(new)
+    }
+
+    /// Which (token, address) `pairs` the stored log holds, and which of the tokens of the
+    /// other pairs it holds any line of. Both are answered by the prefix of the log's unique
+    /// key. On SQLite one prepared probe per pair on the flushes' connection; on PostgreSQL
+    /// in statements of [`ADDRESS_PROBES_PER_STATEMENT`] probes (a flush of a busy server
+    /// asks about tens of thousands of pairs; one round trip each cost it most of a second).
+    async fn prior_use(&self, pairs: Vec<(String, String)>) -> Result<PriorUse> {
+        if let Some(flushes) = &self.sqlite_flushes {
+            return flushes
+                .read(move |conn| {
+                    let mut pair_used = conn.prepare_cached(
+                        "SELECT EXISTS (SELECT 1 FROM token_access \
+                         WHERE token_uuid = ?1 AND address = ?2)",
+                    )?;
+                    let mut token_used = conn.prepare_cached(
+                        "SELECT EXISTS (SELECT 1 FROM token_access WHERE token_uuid = ?1)",
+                    )?;
+                    let mut prior = PriorUse::default();
+                    let mut asked: HashSet<String> = HashSet::new();
+                    for (token, address) in pairs {
+                        if pair_used.query_row([&token, &address], |row| row.get(0))? {
+                            prior.pairs.insert((token, address));
+                        } else if asked.insert(token.clone())
+                            && token_used.query_row([&token], |row| row.get(0))?
+                        {
+                            prior.tokens.insert(token);
+                        }
+                    }
+                    Ok(prior)
+                })
+                .await;
+        }
         let mut conn = self.pool.acquire().await?;
-        let mut used_pairs: HashSet<(String, String)> = HashSet::new();
-        for chunk in candidates.chunks(ADDRESS_PROBES_PER_STATEMENT) {
+        let mut prior = PriorUse::default();
+        for chunk in pairs.chunks(ADDRESS_PROBES_PER_STATEMENT) {
             let sql = format!(
                 "SELECT v.column1, v.column2 FROM (VALUES {}) AS v WHERE EXISTS ( \
                      SELECT 1 FROM token_access a \
@@ -77,25 +139,18 @@ impl Store {
                 self.backend.placeholders(chunk.len(), 2)
             );
             let mut query = sqlx::query_as(&sql);
-            for candidate in chunk {
-                query = query
-                    .bind(candidate.token_uuid.as_str())
-                    .bind(candidate.address.as_str());
+            for (token, address) in chunk {
+                query = query.bind(token.as_str()).bind(address.as_str());
             }
-            used_pairs.extend(query.fetch_all(&mut *conn).await?);
+            prior.pairs.extend(query.fetch_all(&mut *conn).await?);
         }
-        let mut unknown: HashMap<&str, Vec<&NewAddress>> = HashMap::new();
-        for candidate in candidates {
-            let pair = (candidate.token_uuid.clone(), candidate.address.clone());
-            if !used_pairs.contains(&pair) {
-                unknown
-                    .entry(candidate.token_uuid.as_str())
-                    .or_default()
-                    .push(candidate);
-            }
-        }
-        let tokens: Vec<&str> = unknown.keys().copied().collect();
-        let mut used_tokens: HashSet<String> = HashSet::new();
+        let tokens: Vec<&str> = pairs
+            .iter()
+            .filter(|pair| !prior.pairs.contains(*pair))
+            .map(|(token, _)| token.as_str())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
         for chunk in tokens.chunks(ADDRESS_PROBES_PER_STATEMENT) {
             let sql = format!(
                 "SELECT v.column1 FROM (VALUES {}) AS v WHERE EXISTS ( \
@@ -106,15 +161,9 @@ impl Store {
             for token in chunk {
                 query = query.bind(*token);
             }
-            used_tokens.extend(query.fetch_all(&mut *conn).await?);
+            prior.tokens.extend(query.fetch_all(&mut *conn).await?);
         }
-        let mut new = Vec::new();
-        for (token, mut found) in unknown {
-            found.sort_by(|a, b| (a.at, &a.address).cmp(&(b.at, &b.address)));
-            let skip = usize::from(!used_tokens.contains(token));
-            new.extend(found.into_iter().skip(skip).cloned());
-        }
-        Ok(new)
+        Ok(prior)
     }
 
     /// Adds coalesced lines to the log, in one transaction (lines of tokens deleted meanwhile

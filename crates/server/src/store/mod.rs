@@ -678,6 +678,129 @@ mod tests {
         store.close().await;
     }
 
+    /// A database the release before left (migrations up to 0014) keeps every use and access
+    /// line when 0015 rebuilds the usage tables without rowid and re-keys the log; afterwards
+    /// uses and lines still merge into the kept rows and still go with their token.
+    #[tokio::test]
+    async fn compacting_the_usage_tables_keeps_every_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("hubkeyd.db").display());
+        let all = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+        let before = dir.path().join("migrations-to-0014");
+        std::fs::create_dir(&before).unwrap();
+        for entry in std::fs::read_dir(&all).unwrap() {
+            let name = entry.unwrap().file_name();
+            if name.to_string_lossy().as_ref() < "0015" {
+                std::fs::copy(all.join(&name), before.join(&name)).unwrap();
+            }
+        }
+        let options = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let mut old = options.connect().await.unwrap();
+        let migrator = sqlx::migrate::Migrator::new(before.as_path())
+            .await
+            .unwrap();
+        migrator.run(&mut old).await.unwrap();
+        old.execute(
+            "INSERT INTO users (id, username, password_hash, created_at) VALUES ('u', 'ann', '-', 0);
+             INSERT INTO access_tokens (uuid, user_id, digest, hint, label, scopes, origin,
+                 client_id, creator_ip, creator_ua, created_at, is_active)
+             VALUES ('t1', 'u', 'd1', 'h', 'ci', 'repo:read', 'manual', 'c', 'ip', 'ua', 0, TRUE),
+                    ('t2', 'u', 'd2', 'h', 'laptop', 'repo:read', 'manual', 'c', 'ip', 'ua', 0, TRUE);
+             INSERT INTO token_last_used VALUES ('t1', 50), ('t2', 70);
+             INSERT INTO token_usage VALUES ('t1', 1, 3), ('t1', 2, 4), ('t2', 2, 1);
+             INSERT INTO token_access (token_uuid, day, address, user_agent, action, first_at,
+                 last_at, uses)
+             VALUES ('t1', 2, '10.0.0.1', 'docker', 'pull', 10, 50, 2),
+                    ('t2', 2, '10.0.0.2', 'skopeo', 'push', 60, 70, 1);",
+        )
+        .await
+        .unwrap();
+        drop(old);
+
+        let store = Store::open(&url).await.unwrap();
+        let rows = |sql: &'static str| {
+            let pool = store.pool.clone();
+            async move {
+                sqlx::query_as::<_, (String, i64, i64)>(sql)
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap()
+            }
+        };
+        let last_used = "SELECT token_uuid, 0, last_used FROM token_last_used ORDER BY 1";
+        let per_day = "SELECT token_uuid, day, uses FROM token_usage ORDER BY 1, 2";
+        let access = "SELECT token_uuid || ' ' || address, first_at * 1000 + last_at, uses \
+                      FROM token_access ORDER BY 1";
+        assert_eq!(
+            rows(last_used).await,
+            [("t1".into(), 0, 50), ("t2".into(), 0, 70)]
+        );
+        assert_eq!(
+            rows(per_day).await,
+            [
+                ("t1".into(), 1, 3),
+                ("t1".into(), 2, 4),
+                ("t2".into(), 2, 1)
+            ]
+        );
+        assert_eq!(
+            rows(access).await,
+            [
+                ("t1 10.0.0.1".into(), 10_050, 2),
+                ("t2 10.0.0.2".into(), 60_070, 1)
+            ]
+        );
+        let schema: Vec<String> = sqlx::query_scalar(
+            "SELECT sql FROM sqlite_master WHERE name IN ('token_last_used', 'token_usage')",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+        assert_eq!(schema.len(), 2);
+        assert!(
+            schema.iter().all(|sql| sql.ends_with("WITHOUT ROWID")),
+            "{schema:?}"
+        );
+
+        let mut days = std::collections::BTreeMap::new();
+        days.insert(2, 5);
+        let later = usage::PendingUse {
+            last_used: 80,
+            days,
+        };
+        store.record_uses(&[("t1", &later)]).await.unwrap();
+        let line = crate::access_log::AccessLine {
+            token_uuid: "t1".into(),
+            day: 2,
+            address: "10.0.0.1".into(),
+            user_agent: "docker".into(),
+            action: "pull".into(),
+            first_at: 5,
+            last_at: 90,
+            uses: 3,
+        };
+        store.record_access(&[&line]).await.unwrap();
+        assert_eq!(rows(last_used).await[0], ("t1".into(), 0, 80));
+        assert_eq!(rows(per_day).await[1], ("t1".into(), 2, 9), "counts add");
+        assert_eq!(
+            rows(access).await[0],
+            ("t1 10.0.0.1".into(), 5_090, 5),
+            "one line, merged"
+        );
+
+        sqlx::query("DELETE FROM access_tokens WHERE uuid = 't1'")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(rows(last_used).await, [("t2".into(), 0, 70)]);
+        assert_eq!(rows(per_day).await, [("t2".into(), 2, 1)]);
+        assert_eq!(rows(access).await, [("t2 10.0.0.2".into(), 60_070, 1)]);
+        store.close().await;
+    }
+
     #[test]
     fn sqlite_and_postgres_urls_are_served_and_refusals_do_not_repeat_the_url() {
         for (good, backend) in [

@@ -1,6 +1,7 @@
 //! The usage and access-log flushes' writes on SQLite: one plain connection of their own
 //! (`synchronous=NORMAL`, see [`super::SQLITE_FLUSH_PRAGMAS`]), each batch one transaction
-//! on a blocking thread, one prepared single-row upsert per row.
+//! on a blocking thread, one prepared single-row upsert per row; and the access-log flush's
+//! probes of what the log holds, one prepared query per probe.
 //!
 //! Through sqlx the same batch was a statement of hundreds of rows whose every value was
 //! converted twice (to `Any`'s values, then to the SQLite driver's) and handed to the
@@ -39,16 +40,38 @@ impl SqliteFlushes {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
     {
-        let flushes = Arc::clone(self);
-        tokio::task::spawn_blocking(move || -> Result<T> {
-            let mut conn = flushes.conn.lock().unwrap_or_else(PoisonError::into_inner);
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.run(TransactionBehavior::Immediate, move |tx| {
             let out = write(&tx)?;
             tx.commit()?;
             Ok(out)
         })
         .await
-        .map_err(|err| Error::Internal(format!("a flush's write did not finish: {err}")))?
+    }
+
+    /// Runs `read` in one read transaction (a consistent snapshot, no write lock) on a
+    /// blocking thread.
+    pub async fn read<T, F>(self: &Arc<Self>, read: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+    {
+        self.run(TransactionBehavior::Deferred, move |tx| read(&tx))
+            .await
+    }
+
+    async fn run<T, F>(self: &Arc<Self>, behavior: TransactionBehavior, run: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let flushes = Arc::clone(self);
+        tokio::task::spawn_blocking(move || -> Result<T> {
+            let mut conn = flushes.conn.lock().unwrap_or_else(PoisonError::into_inner);
+            let tx = conn.transaction_with_behavior(behavior)?;
+            Ok(run(tx)?)
+        })
+        .await
+        .map_err(|err| Error::Internal(format!("a flush's statement did not finish: {err}")))?
     }
 
     /// SQLite's `synchronous` setting of the connection (1 NORMAL, 2 FULL), for tests.
