@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use crate::bare::BareServer;
 use crate::{pg, wrk, Flood, Options, Result, Run, Server, StoreKind, Stores, LOAD_TOKENS};
 
 /// Which tokens a load picks from.
@@ -19,7 +20,16 @@ enum Load {
     HotDuringFlood,
 }
 
+/// Which server answered a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Served {
+    Hubkeyd,
+    /// The bare lookup-and-sign server ([`crate::bare`]) on hubkeyd's SQLite file.
+    Bare,
+}
+
 struct Row {
+    server: Served,
     stored: usize,
     load: Load,
     connections: usize,
@@ -147,6 +157,7 @@ pub async fn run(options: &Options, ceiling: f64) -> Result<()> {
     for connections in [32, 256] {
         let (run, profile) = measured(&server, &script, connections, options.seconds).await?;
         rows.push(Row {
+            server: Served::Hubkeyd,
             stored: LOAD_TOKENS,
             load: Load::Hot,
             connections,
@@ -159,6 +170,7 @@ pub async fn run(options: &Options, ceiling: f64) -> Result<()> {
     let run = wrk(&server.url, &script, 32, options.seconds)?;
     let (attempts, throttled) = flood.stop().await;
     rows.push(Row {
+        server: Served::Hubkeyd,
         stored: LOAD_TOKENS,
         load: Load::HotDuringFlood,
         connections: 32,
@@ -225,16 +237,23 @@ pub async fn run(options: &Options, ceiling: f64) -> Result<()> {
 
     let large = options.large;
     let distinct = options.distinct;
+    let find_of =
+        |server: Served, result: &StoreRows, load: Load, instances: usize, connections: usize| {
+            result
+                .rows
+                .iter()
+                .find(|row| {
+                    row.server == server
+                        && row.load == load
+                        && row.instances == instances
+                        && row.connections == connections
+                })
+                .map_or((f64::NAN, f64::NAN), |row| {
+                    (row.run.requests_per_second, row.run.p99_ms)
+                })
+        };
     let find = |result: &StoreRows, load: Load, instances: usize, connections: usize| {
-        result
-            .rows
-            .iter()
-            .find(|row| {
-                row.load == load && row.instances == instances && row.connections == connections
-            })
-            .map_or((f64::NAN, f64::NAN), |row| {
-                (row.run.requests_per_second, row.run.p99_ms)
-            })
+        find_of(Served::Hubkeyd, result, load, instances, connections)
     };
     println!("\nratios, measured side by side in this run ({large} tokens stored):");
     for result in &results {
@@ -245,6 +264,28 @@ pub async fn run(options: &Options, ceiling: f64) -> Result<()> {
                 "  {:<10} {distinct} distinct / 1k hot, {connections:>3} conns  {:.2}   (p99 {distinct_p99:.2} ms vs {hot_p99:.2} ms)",
                 result.name,
                 distinct_rps / hot_rps
+            );
+        }
+        let (bare_distinct, bare_distinct_p99) =
+            find_of(Served::Bare, result, Load::Distinct, 1, 32);
+        if bare_distinct.is_finite() {
+            let (bare_hot, bare_hot_p99) = find_of(Served::Bare, result, Load::Hot, 1, 32);
+            let (hot, _) = find(result, Load::Hot, 1, 32);
+            let (distinct_rps, distinct_p99) = find(result, Load::Distinct, 1, 32);
+            println!(
+                "  {:<10} bare {distinct} distinct / hubkeyd 1k hot, 32 conns  {:.2}   (the floor: a lookup per request)",
+                result.name,
+                bare_distinct / hot
+            );
+            println!(
+                "  {:<10} hubkeyd / bare, {distinct} distinct, 32 conns  {:.2}   (p99 {distinct_p99:.2} ms vs {bare_distinct_p99:.2} ms)",
+                result.name,
+                distinct_rps / bare_distinct
+            );
+            println!(
+                "  {:<10} bare {distinct} distinct / bare 1k hot, 32 conns  {:.2}   (p99 {bare_distinct_p99:.2} ms vs {bare_hot_p99:.2} ms)",
+                result.name,
+                bare_distinct / bare_hot
             );
         }
         for load in [Load::Hot, Load::Distinct] {
@@ -313,6 +354,7 @@ async fn large_run(
         for (load, script) in [(Load::Hot, &hot), (Load::Distinct, &distinct)] {
             let (run, profile) = measured(&server, script, connections, options.seconds).await?;
             rows.push(Row {
+                server: Served::Hubkeyd,
                 stored: options.large,
                 load,
                 connections,
@@ -320,6 +362,9 @@ async fn large_run(
                 run,
                 profile: Some(profile),
             });
+        }
+        if connections == 32 && *store == StoreKind::Sqlite {
+            rows.extend(bare_runs(options, &server, &hot, &distinct)?);
         }
     }
     let rss = server.rss_mib()?;
@@ -330,6 +375,7 @@ async fn large_run(
         for (load, script) in [(Load::Hot, &hot), (Load::Distinct, &distinct)] {
             let run = wrk_over(&[&server, &second], script, 32, options.seconds)?;
             rows.push(Row {
+                server: Served::Hubkeyd,
                 stored: options.large,
                 load,
                 connections: 32,
@@ -344,6 +390,32 @@ async fn large_run(
     Ok((rows, rss))
 }
 
+/// The bare server on hubkeyd's SQLite file (hubkeyd idle meanwhile) at 32 connections: the
+/// distinct load, then the hot one (the reverse of hubkeyd's order, so a drift in the shared
+/// machine's speed does not favour one side).
+fn bare_runs(
+    options: &Options,
+    server: &Server,
+    hot: &tempfile::NamedTempFile,
+    distinct: &tempfile::NamedTempFile,
+) -> Result<Vec<Row>> {
+    let bare = BareServer::start(&server.data_dir)?;
+    wrk(&bare.url, distinct, 32, 2)?;
+    let mut rows = Vec::new();
+    for (load, script) in [(Load::Distinct, distinct), (Load::Hot, hot)] {
+        rows.push(Row {
+            server: Served::Bare,
+            stored: options.large,
+            load,
+            connections: 32,
+            instances: 1,
+            run: wrk(&bare.url, script, 32, options.seconds)?,
+            profile: None,
+        });
+    }
+    Ok(rows)
+}
+
 fn load_name(load: Load, distinct: usize) -> String {
     match load {
         Load::Hot => "1k hot".to_owned(),
@@ -354,7 +426,8 @@ fn load_name(load: Load, distinct: usize) -> String {
 
 fn print_rows(rows: &[Row], distinct: usize) {
     println!(
-        "{:>10} {:>14} {:>5} {:>6} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>9} {:>9}",
+        "{:>8} {:>10} {:>14} {:>5} {:>6} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>9} {:>9}",
+        "server",
         "stored",
         "load",
         "inst",
@@ -383,7 +456,11 @@ fn print_rows(rows: &[Row], distinct: usize) {
             _ => ("-".into(), "-".into(), "-".into(), "-".into()),
         };
         println!(
-            "{:>10} {:>14} {:>5} {:>6} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>7} {:>8} {:>9} {:>9}",
+            "{:>8} {:>10} {:>14} {:>5} {:>6} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>7} {:>8} {:>9} {:>9}",
+            match row.server {
+                Served::Hubkeyd => "hubkeyd",
+                Served::Bare => "bare",
+            },
             row.stored,
             load,
             row.instances,

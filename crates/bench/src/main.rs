@@ -23,6 +23,7 @@
 
 #![allow(clippy::print_stderr, clippy::cast_possible_truncation)]
 
+mod bare;
 mod bruteforce;
 mod endpoint;
 mod pg;
@@ -170,8 +171,10 @@ fn options() -> Result<Options> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    if std::env::args().nth(1).as_deref() == Some("desktop") {
-        return desktop::run(std::env::args().skip(2)).await;
+    match std::env::args().nth(1).as_deref() {
+        Some("desktop") => return desktop::run(std::env::args().skip(2)).await,
+        Some("bare-token-server") => return bare::serve(std::env::args().skip(2)).await,
+        _ => {}
     }
     let options = options()?;
     match options.benchmark {
