@@ -14,7 +14,7 @@ use crate::error::Result;
 /// Lines one upsert of [`Store::record_access`] writes (8 parameters each).
 pub const ACCESS_LINES_PER_STATEMENT: usize = 100;
 /// (token, address) pairs, or tokens, one probe statement of [`Store::new_addresses`] asks
-/// about.
+/// about on PostgreSQL (SQLite asks one prepared query per probe).
 pub const ADDRESS_PROBES_PER_STATEMENT: usize = 250;
 /// Lines one transaction of [`Store::record_access`] writes at most.
 pub const ACCESS_LINES_PER_TRANSACTION: usize = 500;
@@ -348,73 +348,5 @@ impl Store {
             .execute(&self.pool)
             .await?
             .rows_affected())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::tokens::tests::store_with_bulk_tokens;
-
-    fn line(token: &Uuid, address: &str, at: i64) -> AccessLine {
-        AccessLine {
-            token_uuid: token.to_string(),
-            day: at / 86_400_000,
-            address: address.to_owned(),
-            user_agent: "test".to_owned(),
-            action: "pull".to_owned(),
-            first_at: at,
-            last_at: at,
-            uses: 1,
-        }
-    }
-
-    /// More candidates than one probe statement holds: a pair already in the log is not new,
-    /// nor is the first use of a token never used; every other pair is.
-    #[tokio::test]
-    async fn new_addresses_are_found_across_probe_statements() {
-        let dir = tempfile::tempdir().unwrap();
-        let now = chrono::Utc::now();
-        let count = ADDRESS_PROBES_PER_STATEMENT + 150;
-        let (instance, _, tokens) = store_with_bulk_tokens(dir.path(), count, now).await;
-        let store = instance.hub.store();
-        let at = super::super::millis(now);
-        let (used, fresh) = tokens.split_at(count / 2);
-        let stored: Vec<AccessLine> = used.iter().map(|(_, t)| line(t, "10.0.0.1", at)).collect();
-        for chunk in stored.chunks(ACCESS_LINES_PER_TRANSACTION) {
-            store
-                .record_access(&chunk.iter().collect::<Vec<_>>())
-                .await
-                .unwrap();
-        }
-
-        let candidates: Vec<NewAddress> = tokens
-            .iter()
-            .flat_map(|(_, token)| {
-                [("10.0.0.1", at + 1), ("10.0.0.2", at + 2)].map(|(address, at)| NewAddress {
-                    token_uuid: token.to_string(),
-                    address: address.to_owned(),
-                    user_agent: "test".to_owned(),
-                    at,
-                })
-            })
-            .collect();
-        let found = store
-            .new_addresses(&candidates.iter().collect::<Vec<_>>())
-            .await
-            .unwrap();
-
-        let mut found: Vec<(String, String)> = found
-            .into_iter()
-            .map(|new| (new.token_uuid, new.address))
-            .collect();
-        found.sort();
-        let mut expected: Vec<(String, String)> = used
-            .iter()
-            .chain(fresh)
-            .map(|(_, token)| (token.to_string(), "10.0.0.2".to_owned()))
-            .collect();
-        expected.sort();
-        assert_eq!(found, expected);
     }
 }

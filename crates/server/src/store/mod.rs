@@ -44,7 +44,9 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 
 use crate::error::{Error, Result, SetupError};
 
-pub use access::{ACCESS_LINES_PER_STATEMENT, ACCESS_LINES_PER_TRANSACTION};
+pub use access::{
+    ACCESS_LINES_PER_STATEMENT, ACCESS_LINES_PER_TRANSACTION, ADDRESS_PROBES_PER_STATEMENT,
+};
 pub use accounts::{UserRow, UserSummary};
 pub use changes::{ChangeRow, Listeners};
 pub use copy::Copied;

@@ -8,7 +8,7 @@ use hubkey_api::{PatchAccessTokenRequest, TokenEvent, TokenEventKind};
 use hubkey_client::HubClient;
 use uuid::Uuid;
 
-use crate::harness::{manual, password_session, TestServer, PASSWORD};
+use crate::harness::{manual, password_session, ClockedServer, TestServer, PASSWORD};
 
 /// `GET /token` with Basic `ann:secret` from `address` with `agent`; the status.
 async fn use_token(url: &str, address: Ipv4Addr, agent: &str, secret: &str) -> u16 {
@@ -219,4 +219,75 @@ async fn a_created_event_names_the_creating_address_and_agent() {
         created.user_agent.as_deref(),
         Some(hubkey_client::DEFAULT_USER_AGENT)
     );
+}
+
+/// The flush's question to the store with more candidates than one probe statement holds (on
+/// PostgreSQL it asks in statements of `ADDRESS_PROBES_PER_STATEMENT` probes, on SQLite one
+/// prepared query each): a pair already in the log is not new, nor is the first use of a
+/// token never used; every other pair is.
+#[tokio::test]
+async fn new_addresses_are_told_apart_beyond_one_probe_statement() {
+    use hubkeyd::access_log::{AccessLine, NewAddress};
+    use hubkeyd::store::ACCESS_LINES_PER_TRANSACTION;
+
+    let server = ClockedServer::start().await;
+    let ann = server.user("ann").await;
+    let count = hubkeyd::store::ADDRESS_PROBES_PER_STATEMENT + 150;
+    let mut uuids = Vec::with_capacity(count);
+    for i in 0..count {
+        let token = ann.create_token(&manual(&format!("ci {i}"))).await.unwrap();
+        uuids.push(token.uuid.to_string());
+    }
+    let store = server.hub().store();
+    let now = chrono::Utc::now();
+    let at = now.timestamp_millis();
+    let (used, fresh) = uuids.split_at(count / 2);
+    let stored: Vec<AccessLine> = used
+        .iter()
+        .map(|token| AccessLine {
+            token_uuid: token.clone(),
+            day: at / 86_400_000,
+            address: "10.0.0.1".to_owned(),
+            user_agent: "test".to_owned(),
+            action: "pull".to_owned(),
+            first_at: at,
+            last_at: at,
+            uses: 1,
+        })
+        .collect();
+    for chunk in stored.chunks(ACCESS_LINES_PER_TRANSACTION) {
+        store
+            .record_access(&chunk.iter().collect::<Vec<_>>())
+            .await
+            .unwrap();
+    }
+
+    let candidates: Vec<NewAddress> = uuids
+        .iter()
+        .flat_map(|token| {
+            [("10.0.0.1", at + 1), ("10.0.0.2", at + 2)].map(|(address, at)| NewAddress {
+                token_uuid: token.clone(),
+                address: address.to_owned(),
+                user_agent: "test".to_owned(),
+                at,
+            })
+        })
+        .collect();
+    let found = store
+        .new_addresses(&candidates.iter().collect::<Vec<_>>())
+        .await
+        .unwrap();
+
+    let mut found: Vec<(String, String)> = found
+        .into_iter()
+        .map(|new| (new.token_uuid, new.address))
+        .collect();
+    found.sort();
+    let mut expected: Vec<(String, String)> = used
+        .iter()
+        .chain(fresh)
+        .map(|token| (token.clone(), "10.0.0.2".to_owned()))
+        .collect();
+    expected.sort();
+    assert_eq!(found, expected);
 }
