@@ -157,3 +157,32 @@ build_ui() {
 
 # target_dir: cargo's target folder, absolute (CARGO_TARGET_DIR, else ./target).
 target_dir() { realpath -m "${CARGO_TARGET_DIR:-target}"; }
+
+# port_is_free PORT: nothing accepts connections on 127.0.0.1:PORT.
+port_is_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# free_port [TAKEN...]: a loopback port nothing listens on and not one of TAKEN (ports picked
+# before for servers not started yet), for a server started a moment later. Picked at random
+# (two scripts at once do not pick the same one) below the kernel's range of ephemeral
+# ports, so that no outgoing connection made meanwhile can be given it.
+free_port() {
+    local port first last taken
+    read -r first last </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || first=32768
+    for _ in {1..100}; do
+        port=$((20000 + RANDOM % (first > 21000 ? first - 20000 : 1000)))
+        for taken in "$@"; do [[ "$port" == "$taken" ]] && continue 2; done
+        port_is_free "$port" && { echo "$port"; return 0; }
+    done
+    echo "error: found no free loopback port" >&2
+    return 1
+}
+
+# show_logs DIR: the end of every log in DIR, on stderr (before a failed check removes it).
+show_logs() {
+    local log
+    for log in "$1"/*.log; do
+        [[ -f "$log" ]] || continue
+        echo "--- the last 30 lines of $(basename "$log"):" >&2
+        tail -n 30 "$log" >&2
+    done
+}
