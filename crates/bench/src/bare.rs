@@ -78,7 +78,11 @@ fn answer(
     query: &TokenQuery,
     headers: &HeaderMap,
 ) -> Result<Option<serde_json::Value>> {
-    let Some((user, secret)) = basic_credentials(headers) else {
+    let Some((user, secret)) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(hubkeyd::http::registry::parse_basic)
+    else {
         return Ok(None);
     };
     let Ok(token) = PlainToken::parse(&secret) else {
@@ -121,16 +125,6 @@ fn open(database: &Path) -> rusqlite::Result<rusqlite::Connection> {
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(15))?;
     Ok(conn)
-}
-
-/// The user name and secret of a `Basic` Authorization header.
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let encoded = value.strip_prefix("Basic ")?;
-    let decoded = data_encoding::BASE64.decode(encoded.as_bytes()).ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (user, secret) = text.split_once(':')?;
-    Some((user.to_owned(), secret.to_owned()))
 }
 
 /// A running bare token server, stopped when dropped.

@@ -78,11 +78,10 @@ impl Store {
             .iter()
             .map(|candidate| (candidate.token_uuid.clone(), candidate.address.clone()))
             .collect();
-        let prior = self.prior_use(pairs).await?;
+        let prior = self.prior_use(&pairs).await?;
         let mut unknown: HashMap<&str, Vec<&NewAddress>> = HashMap::new();
-        for candidate in candidates {
-            let pair = (candidate.token_uuid.clone(), candidate.address.clone());
-            if !prior.pairs.contains(&pair) {
+        for (candidate, pair) in candidates.iter().zip(&pairs) {
+            if !prior.pairs.contains(pair) {
                 unknown
                     .entry(candidate.token_uuid.as_str())
                     .or_default()
@@ -103,8 +102,10 @@ impl Store {
     /// key. On SQLite one prepared probe per pair on the flushes' connection; on PostgreSQL
     /// in statements of [`ADDRESS_PROBES_PER_STATEMENT`] probes (a flush of a busy server
     /// asks about tens of thousands of pairs; one round trip each cost it most of a second).
-    async fn prior_use(&self, pairs: Vec<(String, String)>) -> Result<PriorUse> {
+    async fn prior_use(&self, pairs: &[(String, String)]) -> Result<PriorUse> {
         if let Some(flushes) = &self.sqlite_flushes {
+            // Owned: the probes run on a blocking thread.
+            let pairs = pairs.to_vec();
             return flushes
                 .read(move |conn| {
                     let mut pair_used = conn.prepare_cached(
