@@ -37,11 +37,7 @@ fn helper(env: &[(String, String)], action: &str, input: &str) -> CommandOutput 
         .write_all(input.as_bytes())
         .unwrap();
     let output = child.wait_with_output().unwrap();
-    CommandOutput {
-        success: output.status.success(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    output.into()
 }
 
 fn credentials(server_url: &str, username: &str, secret: &str) -> String {

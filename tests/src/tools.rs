@@ -10,8 +10,21 @@ use tokio::io::AsyncWriteExt;
 #[derive(Debug)]
 pub struct CommandOutput {
     pub success: bool,
+    /// How it ended: `exit status: 1`, `signal: 9 (SIGKILL)`.
+    pub status: String,
     pub stdout: String,
     pub stderr: String,
+}
+
+impl From<std::process::Output> for CommandOutput {
+    fn from(output: std::process::Output) -> Self {
+        CommandOutput {
+            success: output.status.success(),
+            status: output.status.to_string(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
 }
 
 impl CommandOutput {
@@ -23,7 +36,12 @@ impl CommandOutput {
     /// Panics with the client's output unless it succeeded.
     #[track_caller]
     pub fn expect_success(&self, what: &str) {
-        assert!(self.success, "{what} failed:\n{}", self.text());
+        assert!(
+            self.success,
+            "{what} failed ({}):\n{}",
+            self.status,
+            self.text()
+        );
     }
 
     /// Panics unless it failed.
@@ -68,11 +86,7 @@ pub async fn run(
         .await
         .unwrap_or_else(|_| panic!("{program} {args:?} took over two minutes"))
         .unwrap();
-    CommandOutput {
-        success: output.status.success(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    output.into()
 }
 
 /// skopeo, talking plain HTTP to loopback registries.

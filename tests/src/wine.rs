@@ -2,9 +2,9 @@
 //! Credential Manager API (`CredWriteW`, `CredReadW`, `CredDeleteW`) over its own registry.
 //!
 //! A [`WinePrefix`] is a private Windows installation in a temp dir (`WINEARCH=win64`, no
-//! display), booted once and stopped with its `wineserver` when the handle drops. Two things
-//! stand in the way of running a Rust program under Debian 12's Wine 8.0, and are dealt with
-//! here, not in the product:
+//! display), booted once on a `wineserver` of its own that runs until the handle drops. Two
+//! things stand in the way of running a Rust program under Debian 12's Wine 8.0, and are dealt
+//! with here, not in the product:
 //! - Rust's standard library on Windows takes its randomness from `ProcessPrng` in
 //!   `bcryptprimitives.dll`, which Wine 8.0 does not have (Windows 10 and later do). A
 //!   one-function DLL built here with MinGW answers it with `RtlGenRandom` and is put next to
@@ -51,7 +51,7 @@ pub struct WinePrefix {
 }
 
 impl WinePrefix {
-    /// Boots a new prefix (15–30 s) and builds the `ProcessPrng` shim into its `bin` folder.
+    /// Boots a new prefix (10–30 s) and builds the `ProcessPrng` shim into its `bin` folder.
     pub fn boot() -> WinePrefix {
         for tool in [WINE64, WINESERVER] {
             assert!(
@@ -67,11 +67,36 @@ impl WinePrefix {
         std::fs::create_dir_all(prefix.bin()).unwrap();
         prefix.build_shim();
         let started = Instant::now();
-        let booted = prefix.wine().args(["wineboot", "--init"]).output().unwrap();
+        // One wineserver for the prefix's life, started first. Otherwise each program starts
+        // a server and Wine's system processes (`services.exe`, `winedevice.exe`), which
+        // inherit that program's output pipes and outlive it: reading its output then waited
+        // about 2 s for them, and the next program could meet a server on its way out. Started
+        // here, with no pipes, they run once for every program after.
+        // wineserver needs the prefix's folder; wineboot fills it.
+        std::fs::create_dir_all(prefix.dir.path().join("prefix")).unwrap();
+        let server = Command::new(WINESERVER)
+            .arg("--persistent")
+            .env("WINEPREFIX", prefix.dir.path().join("prefix"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(server.success(), "wineserver --persistent: {server}");
+        let log_path = prefix.dir.path().join("wineboot.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let booted = prefix
+            .wine()
+            .args(["wineboot", "--init"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .status()
+            .unwrap();
         assert!(
-            booted.status.success(),
-            "wineboot failed:\n{}",
-            String::from_utf8_lossy(&booted.stderr)
+            booted.success(),
+            "wineboot failed ({booted}):\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
         );
         assert!(
             prefix
@@ -114,11 +139,7 @@ impl WinePrefix {
         input.write_all(stdin).unwrap();
         drop(input);
         let output = wait_at_most(child, Duration::from_secs(60));
-        CommandOutput {
-            success: output.status.success(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        output.into()
     }
 
     /// What `reg query KEY /s` prints: Wine keeps Credential Manager entries in its registry
@@ -169,7 +190,7 @@ impl WinePrefix {
 
 impl Drop for WinePrefix {
     fn drop(&mut self) {
-        // Stops this prefix's wineserver (and so its processes), started by our wine calls.
+        // Stops this prefix's wineserver and so Wine's processes in the prefix.
         let _ = Command::new(WINESERVER)
             .arg("--kill")
             .env("WINEPREFIX", self.dir.path().join("prefix"))
