@@ -61,13 +61,14 @@ fn build(app: &AppHandle) -> tauri::Result<WebviewWindow> {
     WebviewWindowBuilder::from_config(app, &config)?.build()
 }
 
-/// The window was destroyed: nobody listens, and the memory its webview freed goes back to
-/// the system a moment later.
+/// The window was destroyed: nobody listens, and a moment later the memory its webview freed
+/// and the library pages it ran go back to the system (`memory.rs`).
 pub fn closed(app: &AppHandle) {
     app.state::<UiQueue>().stop_listening();
     crate::security::window_closed(app);
     tauri::async_runtime::spawn(async {
         tokio::time::sleep(GIVE_BACK_AFTER).await;
         crate::memory::give_back_freed();
+        crate::memory::page_out_libraries();
     });
 }
