@@ -66,9 +66,13 @@ fn build(app: &AppHandle) -> tauri::Result<WebviewWindow> {
 pub fn closed(app: &AppHandle) {
     app.state::<UiQueue>().stop_listening();
     crate::security::window_closed(app);
-    tauri::async_runtime::spawn(async {
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
         tokio::time::sleep(GIVE_BACK_AFTER).await;
         crate::memory::give_back_freed();
-        crate::memory::page_out_libraries();
+        // Not under a window opened again meanwhile: it would read its pages back.
+        if app.get_webview_window(MAIN).is_none() {
+            crate::memory::page_out_libraries();
+        }
     });
 }
