@@ -1,17 +1,17 @@
 //! The real registry clients, run as processes with everything they write in temp dirs.
 
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use tempfile::TempDir;
 use tokio::io::AsyncWriteExt;
 
-/// What a client printed and whether it succeeded.
+/// What a client printed and how it ended.
 #[derive(Debug)]
 pub struct CommandOutput {
-    pub success: bool,
-    /// How it ended: `exit status: 1`, `signal: 9 (SIGKILL)`.
-    pub status: String,
+    /// Its exit code or the signal that ended it (`exit status: 1`, `signal: 9 (SIGKILL)`
+    /// when printed).
+    pub status: ExitStatus,
     pub stdout: String,
     pub stderr: String,
 }
@@ -19,8 +19,7 @@ pub struct CommandOutput {
 impl From<std::process::Output> for CommandOutput {
     fn from(output: std::process::Output) -> Self {
         CommandOutput {
-            success: output.status.success(),
-            status: output.status.to_string(),
+            status: output.status,
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
@@ -37,7 +36,7 @@ impl CommandOutput {
     #[track_caller]
     pub fn expect_success(&self, what: &str) {
         assert!(
-            self.success,
+            self.status.success(),
             "{what} failed ({}):\n{}",
             self.status,
             self.text()
@@ -48,7 +47,7 @@ impl CommandOutput {
     #[track_caller]
     pub fn expect_failure(&self, what: &str) {
         assert!(
-            !self.success,
+            !self.status.success(),
             "{what} succeeded but should have failed:\n{}",
             self.text()
         );

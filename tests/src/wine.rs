@@ -71,12 +71,12 @@ impl WinePrefix {
         // a server and Wine's system processes (`services.exe`, `winedevice.exe`), which
         // inherit that program's output pipes and outlive it: reading its output then waited
         // about 2 s for them, and the next program could meet a server on its way out. Started
-        // here, with no pipes, they run once for every program after.
-        // wineserver needs the prefix's folder; wineboot fills it.
-        std::fs::create_dir_all(prefix.dir.path().join("prefix")).unwrap();
-        let server = Command::new(WINESERVER)
+        // here, with no pipes, they run once for every program after. The server needs the
+        // prefix's folder; wineboot fills it.
+        std::fs::create_dir_all(prefix.prefix()).unwrap();
+        let server = prefix
+            .wineserver()
             .arg("--persistent")
-            .env("WINEPREFIX", prefix.dir.path().join("prefix"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -99,11 +99,7 @@ impl WinePrefix {
             std::fs::read_to_string(&log_path).unwrap_or_default()
         );
         assert!(
-            prefix
-                .dir
-                .path()
-                .join("prefix/drive_c/windows/system32")
-                .is_dir(),
+            prefix.prefix().join("drive_c/windows/system32").is_dir(),
             "wineboot made no Windows folder in {} ({:?})",
             prefix.dir.path().display(),
             started.elapsed()
@@ -154,11 +150,23 @@ impl WinePrefix {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
+    /// The Windows installation (`WINEPREFIX`).
+    fn prefix(&self) -> PathBuf {
+        self.dir.path().join("prefix")
+    }
+
+    /// This prefix's `wineserver`.
+    fn wineserver(&self) -> Command {
+        let mut command = Command::new(WINESERVER);
+        command.env("WINEPREFIX", self.prefix());
+        command
+    }
+
     /// `wine64` with this prefix, headless and quiet.
     fn wine(&self) -> Command {
         let mut command = Command::new(WINE64);
         command
-            .env("WINEPREFIX", self.dir.path().join("prefix"))
+            .env("WINEPREFIX", self.prefix())
             .env("WINEARCH", "win64")
             .env("WINEDEBUG", "-all")
             // No Mono or Gecko installers at boot (they would ask the network).
@@ -191,10 +199,7 @@ impl WinePrefix {
 impl Drop for WinePrefix {
     fn drop(&mut self) {
         // Stops this prefix's wineserver and so Wine's processes in the prefix.
-        let _ = Command::new(WINESERVER)
-            .arg("--kill")
-            .env("WINEPREFIX", self.dir.path().join("prefix"))
-            .status();
+        let _ = self.wineserver().arg("--kill").status();
     }
 }
 

@@ -40,12 +40,13 @@ fn children(pid: u32) -> Vec<String> {
 /// binary), in KiB: `Private_Clean` of its `smaps_rollup`. Pages other processes map too
 /// (another app under test, Xvfb's Mesa) are not counted: the kernel keeps those.
 fn private_file_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
-    status
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .unwrap_or_else(|err| panic!("the app (pid {pid}) is gone: {err}"));
+    rollup
         .lines()
         .find_map(|line| line.strip_prefix("Private_Clean:"))
         .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+        .unwrap_or_else(|| panic!("no Private_Clean in {pid}'s smaps_rollup:\n{rollup}"))
 }
 
 fn has_web_process(pid: u32) -> bool {
