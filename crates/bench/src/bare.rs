@@ -134,6 +134,11 @@ pub struct BareServer {
 }
 
 impl BareServer {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts this executable's `bare-token-server` on `data_dir` (seeded, hubkeyd's).
     pub fn start(data_dir: &Path) -> Result<Self> {
         let mut child = Command::new(std::env::current_exe()?)

@@ -33,7 +33,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -45,6 +44,7 @@ use hubkey_e2e::Hubkeyd;
 use serde_json::Value;
 use tempfile::TempDir;
 
+use crate::proc_stat::stat;
 use crate::{insert_tokens, Result, PASSWORD, USER};
 
 mod resident;
@@ -598,12 +598,7 @@ struct Clock {
 
 impl Clock {
     fn new() -> Result<Self> {
-        let ticks_per_second = Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
-            .unwrap_or(100.0);
+        let ticks_per_second = crate::proc_stat::ticks_per_second();
         // /proc/uptime counts in 10 ms steps: read it right after a step for a sharp origin.
         let first = uptime()?;
         let deadline = Instant::now() + Duration::from_secs(1);
@@ -759,20 +754,6 @@ fn app_processes(binary: &Path) -> Vec<Process> {
     keep.dedup();
     let mut taken: Vec<Option<Process>> = all.into_iter().map(Some).collect();
     keep.into_iter().filter_map(|i| taken[i].take()).collect()
-}
-
-/// A process's name and the fields of `/proc/PID/stat` after it (state first).
-fn stat(pid: u32) -> Option<(String, Vec<String>)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let name = text.get(open + 1..close)?.to_owned();
-    let fields = text
-        .get(close + 1..)?
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
-    Some((name, fields))
 }
 
 /// (PSS, RSS) of a process in KiB.

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use crate::bare::BareServer;
+use crate::proc_stat::cpu_seconds;
 use crate::{pg, wrk, Flood, Options, Result, Run, Server, StoreKind, Stores, LOAD_TOKENS};
 
 /// Which tokens a load picks from.
@@ -38,6 +39,10 @@ struct Row {
     run: Run,
     /// What hubkeyd's counters did during the run (none for the 1 000-token server's flood).
     profile: Option<Profile>,
+    /// The server process's CPU time (user and system, every thread) per request answered,
+    /// in microseconds: steadier than throughput on a shared machine, where wrk and other
+    /// work take cores from the server.
+    cpu_us: Option<f64>,
 }
 
 /// Deltas of hubkeyd's own counters over one run.
@@ -86,19 +91,29 @@ async fn counters(server: &Server) -> Result<Counters> {
     }))
 }
 
-/// One measured wrk run with hubkeyd's counters around it.
+/// One measured wrk run with hubkeyd's counters around it, and its CPU time per request
+/// (the run's last usage flush included).
 async fn measured(
     server: &Server,
     script: &tempfile::NamedTempFile,
     connections: usize,
     seconds: u64,
-) -> Result<(Run, Profile)> {
+) -> Result<(Run, Profile, f64)> {
     let before = counters(server).await?;
+    let cpu_before = cpu_seconds(server.child.id())?;
     let run = wrk(&server.url, script, connections, seconds)?;
     // The last flush of the run lands within 2 s.
     tokio::time::sleep(Duration::from_millis(2100)).await;
+    let cpu = cpu_seconds(server.child.id())? - cpu_before;
     let after = counters(server).await?;
-    Ok((run, Profile::between(&before, &after)))
+    let cpu_us = cpu_per_request_us(cpu, &run, seconds);
+    Ok((run, Profile::between(&before, &after), cpu_us))
+}
+
+/// `cpu` seconds spread over the requests of `run`, in microseconds each.
+fn cpu_per_request_us(cpu: f64, run: &Run, seconds: u64) -> f64 {
+    let requests = run.requests_per_second * seconds as f64;
+    1e6 * cpu / requests.max(1.0)
 }
 
 /// Runs `script` against every server at once, `connections` split over them, one wrk process
@@ -155,7 +170,8 @@ pub async fn run(options: &Options, ceiling: f64) -> Result<()> {
     let script = server.wrk_script(LOAD_TOKENS)?;
     wrk(&server.url, &script, 32, 2)?; // warm-up: fills the lookup cache
     for connections in [32, 256] {
-        let (run, profile) = measured(&server, &script, connections, options.seconds).await?;
+        let (run, profile, cpu_us) =
+            measured(&server, &script, connections, options.seconds).await?;
         rows.push(Row {
             server: Served::Hubkeyd,
             stored: LOAD_TOKENS,
@@ -164,6 +180,7 @@ pub async fn run(options: &Options, ceiling: f64) -> Result<()> {
             instances: 1,
             run,
             profile: Some(profile),
+            cpu_us: Some(cpu_us),
         });
     }
     let flood = Flood::start(&server.url);
@@ -177,6 +194,8 @@ pub async fn run(options: &Options, ceiling: f64) -> Result<()> {
         instances: 1,
         run,
         profile: None,
+        // The flood's sign-ins share the process.
+        cpu_us: None,
     });
     println!("login flood during that run: {attempts} attempts, {throttled} answered 429");
     server.stop();
@@ -352,7 +371,8 @@ async fn large_run(
     // Alternated, so a change in the shared machine's load hits both loads alike.
     for connections in [32, 256] {
         for (load, script) in [(Load::Hot, &hot), (Load::Distinct, &distinct)] {
-            let (run, profile) = measured(&server, script, connections, options.seconds).await?;
+            let (run, profile, cpu_us) =
+                measured(&server, script, connections, options.seconds).await?;
             rows.push(Row {
                 server: Served::Hubkeyd,
                 stored: options.large,
@@ -361,6 +381,7 @@ async fn large_run(
                 instances: 1,
                 run,
                 profile: Some(profile),
+                cpu_us: Some(cpu_us),
             });
         }
         if connections == 32 && *store == StoreKind::Sqlite {
@@ -382,6 +403,7 @@ async fn large_run(
                 instances: 2,
                 run,
                 profile: None,
+                cpu_us: None,
             });
         }
         second.stop();
@@ -403,13 +425,17 @@ fn bare_runs(
     wrk(&bare.url, distinct, 32, 2)?;
     let mut rows = Vec::new();
     for (load, script) in [(Load::Distinct, distinct), (Load::Hot, hot)] {
+        let cpu_before = cpu_seconds(bare.pid())?;
+        let run = wrk(&bare.url, script, 32, options.seconds)?;
+        let cpu = cpu_seconds(bare.pid())? - cpu_before;
         rows.push(Row {
             server: Served::Bare,
             stored: options.large,
             load,
             connections: 32,
             instances: 1,
-            run: wrk(&bare.url, script, 32, options.seconds)?,
+            cpu_us: Some(cpu_per_request_us(cpu, &run, options.seconds)),
+            run,
             profile: None,
         });
     }
@@ -426,7 +452,7 @@ fn load_name(load: Load, distinct: usize) -> String {
 
 fn print_rows(rows: &[Row], distinct: usize) {
     println!(
-        "{:>8} {:>10} {:>14} {:>5} {:>6} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>9} {:>9}",
+        "{:>8} {:>10} {:>14} {:>5} {:>6} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>9} {:>9} {:>8}",
         "server",
         "stored",
         "load",
@@ -439,7 +465,8 @@ fn print_rows(rows: &[Row], distinct: usize) {
         "hit %",
         "flushes",
         "tok/flush",
-        "ms/flush"
+        "ms/flush",
+        "cpu µs/req"
     );
     for row in rows {
         let load = load_name(row.load, distinct);
@@ -456,7 +483,7 @@ fn print_rows(rows: &[Row], distinct: usize) {
             _ => ("-".into(), "-".into(), "-".into(), "-".into()),
         };
         println!(
-            "{:>8} {:>10} {:>14} {:>5} {:>6} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>7} {:>8} {:>9} {:>9}",
+            "{:>8} {:>10} {:>14} {:>5} {:>6} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>7} {:>8} {:>9} {:>9} {:>8}",
             match row.server {
                 Served::Hubkeyd => "hubkeyd",
                 Served::Bare => "bare",
@@ -472,7 +499,8 @@ fn print_rows(rows: &[Row], distinct: usize) {
             hit,
             flushes,
             per_flush,
-            ms
+            ms,
+            row.cpu_us.map_or_else(|| "-".to_owned(), |us| format!("{us:.0}")),
         );
     }
 }

@@ -27,6 +27,7 @@ mod bare;
 mod bruteforce;
 mod endpoint;
 mod pg;
+mod proc_stat;
 mod soak;
 
 use std::io::{BufRead, BufReader, Write};

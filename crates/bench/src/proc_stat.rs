@@ -1,0 +1,44 @@
+//! What `/proc/PID/stat` says of a process: its name and fields, and the CPU time it used.
+
+use std::process::Command;
+
+use crate::Result;
+
+/// A process's name (`comm`) and the fields after it (`state ppid …`), `None` once it is gone.
+pub fn stat(pid: u32) -> Option<(String, Vec<String>)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = text.find('(')?;
+    // comm may hold spaces and parentheses: it ends at the last ')'.
+    let close = text.rfind(')')?;
+    let name = text.get(open + 1..close)?.to_owned();
+    let fields = text
+        .get(close + 1..)?
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    Some((name, fields))
+}
+
+/// The clock ticks per second `/proc` counts in (`getconf CLK_TCK`, 100 on Linux).
+pub fn ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// The CPU time a process used so far, user and system, all its threads, in seconds.
+pub fn cpu_seconds(pid: u32) -> Result<f64> {
+    let fields = stat(pid).ok_or("the process is gone")?.1;
+    // After comm: state, ppid, pgrp, session, tty_nr, tpgid, flags, minflt, cminflt,
+    // majflt, cmajflt, utime, stime.
+    let ticks = |index: usize| -> Result<f64> {
+        Ok(fields
+            .get(index)
+            .ok_or("short /proc/PID/stat")?
+            .parse::<f64>()?)
+    };
+    Ok((ticks(11)? + ticks(12)?) / ticks_per_second())
+}
