@@ -207,6 +207,12 @@ impl HubClient {
         }
     }
 
+    /// The bearer this client sends, if any: for the app carrying its live session over a
+    /// restart of its own process (never logged, never shown).
+    pub fn bearer(&self) -> Option<&str> {
+        self.bearer.as_deref()
+    }
+
     /// A copy of this client that sends `Authorization: Bearer <bearer>` on calls that need a
     /// session.
     pub fn with_token(&self, bearer: impl Into<String>) -> HubClient {

@@ -45,6 +45,8 @@ impl Desktop {
         username: &str,
         password: &str,
     ) -> Result<SignInStep, DesktopError> {
+        // Not restarted under it (`carry_over.rs`).
+        let _busy = self.busy();
         self.sign_in_with(server, username, password, Unencrypted::Refuse)
             .await
     }
@@ -64,6 +66,8 @@ impl Desktop {
         password: &str,
         unencrypted: Unencrypted,
     ) -> Result<SignInStep, DesktopError> {
+        // Not restarted under it (`carry_over.rs`).
+        let _busy = self.busy();
         server.check_transport(unencrypted)?;
         let username = username.trim();
         if username.is_empty() || password.is_empty() {
@@ -113,6 +117,8 @@ impl Desktop {
     /// undoes the sign-in on the server and is the error; a `config.json` that cannot be
     /// changed only skips the hand-off ([`HandOff::Skipped`]).
     pub async fn submit_code(&self, code: &str) -> Result<Account, DesktopError> {
+        // Not restarted under it (`carry_over.rs`).
+        let _busy = self.busy();
         let (server, username, challenge, kept) = {
             let pending = lock(&self.pending);
             let Some(pending) = pending.as_ref() else {
@@ -156,6 +162,8 @@ impl Desktop {
     /// local cleanup; the report lists every step that could not be done. Only a keyring
     /// that cannot even be read is an error, as then nothing is known about what to clean.
     pub async fn sign_out(&self, server: &ServerUrl) -> Result<SignOutReport, DesktopError> {
+        // Not restarted under it (`carry_over.rs`).
+        let _busy = self.busy();
         self.end_session(server, Ending::ThisDevice).await
     }
 
@@ -167,6 +175,8 @@ impl Desktop {
         &self,
         server: &ServerUrl,
     ) -> Result<SignOutReport, DesktopError> {
+        // Not restarted under it (`carry_over.rs`).
+        let _busy = self.busy();
         self.end_session(server, Ending::Everywhere).await
     }
 

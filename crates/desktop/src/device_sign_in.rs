@@ -92,6 +92,8 @@ impl Desktop {
         os: &str,
         unencrypted: Unencrypted,
     ) -> Result<BrowserSignIn, DesktopError> {
+        // Not restarted under it (`carry_over.rs`).
+        let _busy = self.busy();
         server.check_transport(unencrypted)?;
         *lock(&self.browser) = None;
         let kept = self.kept_sign_in(server).await?;
@@ -135,6 +137,8 @@ impl Desktop {
     /// errors other than an unreachable server end it. With no sign-in waiting (never
     /// started, cancelled, or already over) the answer is [`DesktopError::InvalidInput`].
     pub async fn poll_browser_sign_in(&self) -> Result<BrowserSignInStep, DesktopError> {
+        // Not restarted under it (`carry_over.rs`).
+        let _busy = self.busy();
         let (server, device_code, expires_at) = {
             let browser = lock(&self.browser);
             let Some(browser) = browser.as_ref() else {

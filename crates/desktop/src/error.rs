@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use hubkey_client::ClientError;
 use hubkey_keyring::SecretError;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::docker_config::DockerConfigError;
 
@@ -127,7 +127,7 @@ pub enum DesktopError {
 /// The stable codes a failed command answers with: every way the UI may react. The UI gets
 /// them as a generated TypeScript union, so a new code does not compile there until handled.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// [`DesktopError::WrongCredentials`].
@@ -207,7 +207,7 @@ impl PartialEq<&str> for ErrorCode {
 /// the shell's: a stable code to branch on and a message for a person (plus the wait, for
 /// `throttled`, when the server said).
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {
     /// What happened, for the UI to branch on.
     pub code: ErrorCode,

@@ -155,6 +155,8 @@ impl Desktop {
         server: &ServerUrl,
         format: ExportFormat,
     ) -> Result<Export, DesktopError> {
+        // Not restarted under it (`carry_over.rs`).
+        let _busy = self.busy();
         let rows = self.list_tokens(server).await?;
         let username = self
             .session_username(server)

@@ -95,6 +95,8 @@ impl Desktop {
         server: &ServerUrl,
         current: &str,
     ) -> Result<HandOff, DesktopError> {
+        // Not restarted under it (`carry_over.rs`).
+        let _busy = self.busy();
         // The session entry keeps its name (crate::entry_bounds).
         crate::entry_bounds::check_helper_name(current)?;
         let live = self.live(server).ok_or(DesktopError::SessionEnded)?;

@@ -2,7 +2,8 @@
 //! window made again from the tray) paints at once, before the server answers.
 //!
 //! Invariants: the kept list is [`TokenRow`]s, which carry no token value (only the masked
-//! hint), so keeping it keeps no secret; it is kept in this process's memory only, per server
+//! hint), so keeping it keeps no secret; it is kept in this process's memory only (carried over in memory when the
+//! process replaces its own image, [`crate::carry_over`]), per server
 //! and for the account that listed it, served only while that account's session is live, and
 //! forgotten with the session ([`Desktop::drop_live`](crate::desktop::Desktop)). It is never
 //! the answer: the screen marks it as being refreshed and replaces it whole with the server's
@@ -22,9 +23,19 @@ use crate::tokens::TokenRow;
 /// The rows of the last complete listing, whose account and when.
 #[derive(Debug, Clone)]
 pub(crate) struct KeptList {
-    username: String,
-    listed_at: DateTime<Utc>,
-    rows: Arc<Vec<TokenRow>>,
+    pub(crate) username: String,
+    pub(crate) listed_at: DateTime<Utc>,
+    pub(crate) rows: Arc<Vec<TokenRow>>,
+}
+
+impl KeptList {
+    pub(crate) fn new(username: String, listed_at: DateTime<Utc>, rows: Vec<TokenRow>) -> Self {
+        KeptList {
+            username,
+            listed_at,
+            rows: Arc::new(rows),
+        }
+    }
 }
 
 /// A kept list as the screen receives it.
@@ -52,11 +63,7 @@ impl Desktop {
 
     /// Keeps `rows`, the complete list the server just answered for `username` on `server`.
     pub(crate) fn keep_list(&self, server: &ServerUrl, username: String, rows: Vec<TokenRow>) {
-        let kept = KeptList {
-            username,
-            listed_at: self.now(),
-            rows: Arc::new(rows),
-        };
+        let kept = KeptList::new(username, self.now(), rows);
         lock(&self.kept_lists).insert(server.clone(), kept);
     }
 

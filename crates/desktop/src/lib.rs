@@ -14,6 +14,7 @@ mod account;
 mod activity;
 pub mod alerts;
 mod atomic;
+mod carry_over;
 mod desktop;
 mod device_sign_in;
 pub mod docker_config;
@@ -44,6 +45,7 @@ pub use activity::{
     TokenDetail, ACCESS_CAP, TIMELINE_CAP,
 };
 pub use alerts::{Alert, AlertKind, AlertSettings};
+pub use carry_over::{AtRest, Busy, CarriedState};
 pub use desktop::Desktop;
 pub use device_sign_in::{BrowserSignIn, BrowserSignInStep, CLIENT_ID};
 pub use docker_config::{config_path, config_path_from_env, DockerConfig, DockerConfigError};

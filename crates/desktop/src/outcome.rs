@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::server_url::ServerUrl;
 
@@ -22,7 +22,7 @@ pub enum SignInStep {
 
 /// A signed-in account, as the UI shows it.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Account {
     /// The server.
     #[cfg_attr(feature = "ts", ts(type = "string"))]
@@ -37,7 +37,7 @@ pub struct Account {
 
 /// Whether the docker CLI now uses the auto token.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum HandOff {
     /// `config.json` sends `registry`'s credentials to `docker-credential-hubkey`.
@@ -69,7 +69,7 @@ pub enum HandOff {
 
 /// Why the docker hand-off was skipped.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SkipReason {
     /// The hub announces no registry, so there is nothing to point the docker CLI at.

@@ -34,6 +34,8 @@ impl Desktop {
         repeated: &str,
         deactivate_tokens: bool,
     ) -> Result<PasswordChanged, DesktopError> {
+        // Not restarted under it (`carry_over.rs`).
+        let _busy = self.busy();
         if current.is_empty() || new.is_empty() {
             return Err(DesktopError::InvalidInput {
                 message: "Enter your current password and a new one.".into(),

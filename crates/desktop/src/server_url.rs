@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use hubkey_client::ClientError;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::DesktopError;
 
@@ -146,6 +146,14 @@ impl std::str::FromStr for ServerUrl {
 impl Serialize for ServerUrl {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.0)
+    }
+}
+
+/// Read back only through [`ServerUrl::parse`]: what does not parse is refused.
+impl<'de> Deserialize<'de> for ServerUrl {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 

@@ -64,6 +64,8 @@ impl Desktop {
         F: Fn(HubClient, Option<Uuid>) -> Fut,
         Fut: Future<Output = Result<T, ClientError>>,
     {
+        // Not restarted under it (`carry_over.rs`).
+        let _busy = self.busy();
         let live = self.live(server).ok_or(DesktopError::SessionEnded)?;
         match op(live.client, live.auto_token_uuid).await {
             Err(ClientError::Unauthorized { .. } | ClientError::SessionRevoked) => {}
@@ -159,6 +161,8 @@ impl Desktop {
     /// (an unreachable server) keep everything for a later try. The hand-off is applied again, so a
     /// `config.json` fixed since sign-in is set up now.
     pub async fn restore(&self, server: &ServerUrl) -> Result<Option<Account>, DesktopError> {
+        // Not restarted under it (`carry_over.rs`).
+        let _busy = self.busy();
         let stored = match self.read_session(server).await {
             Ok(Some(stored)) => stored,
             Ok(None) => return Ok(None),

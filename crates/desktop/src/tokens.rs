@@ -23,7 +23,7 @@ use crate::server_url::ServerUrl;
 
 /// Where a token came from.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenOrigin {
     /// Made by a desktop app at sign-in (this one or another device's); pruned by the server.
@@ -34,7 +34,7 @@ pub enum TokenOrigin {
 
 /// Whether a token works now.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenStatus {
     /// It works.
@@ -84,7 +84,7 @@ impl From<Scope> for TokenScope {
 
 /// How often a token was used on one UTC day.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayUse {
     /// The day, `YYYY-MM-DD`.
     #[cfg_attr(feature = "ts", ts(type = "string"))]
@@ -96,7 +96,7 @@ pub struct DayUse {
 
 /// One token as the Security screen shows it. Carries no secret: the hint is masked.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenRow {
     /// The token's id on the server.
     #[cfg_attr(feature = "ts", ts(type = "string"))]
