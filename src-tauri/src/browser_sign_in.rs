@@ -19,7 +19,7 @@ use hubkey_desktop::{
     Account, BrowserSignIn, BrowserSignInStep, Desktop, DesktopError, ErrorBody, ServerUrl,
     Unencrypted,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tauri::async_runtime::JoinHandle;
 use tauri::{AppHandle, Manager, State};
 use ts_rs::TS;
@@ -31,7 +31,7 @@ use crate::ui_event::{self, UiEvent};
 type Result<T> = std::result::Result<T, CommandError>;
 
 /// How a browser sign-in ended, as the `browser_sign_in` UI event tells it.
-#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[serde(tag = "end", rename_all = "snake_case")]
 #[ts(export)]
 pub enum BrowserSignInEnd {

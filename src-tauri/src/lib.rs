@@ -11,6 +11,8 @@ mod ipc_audit;
 mod lifecycle;
 mod memory;
 mod navigation;
+#[cfg(target_os = "linux")]
+mod resident;
 mod security;
 mod settings;
 #[cfg(feature = "test-clock")]
@@ -45,6 +47,13 @@ compile_error!(
 /// Runs the app until Quit. Closing the window destroys it and its webview; the app stays in
 /// the tray (`window.rs`).
 pub fn run() {
+    // Linux: what the previous image of this process handed over (`resident.rs`).
+    #[cfg(target_os = "linux")]
+    let mut carried = resident::carried_in();
+    #[cfg(target_os = "linux")]
+    let resident = resident::started_resident();
+    #[cfg(not(target_os = "linux"))]
+    let resident = false;
     let builder = tauri::Builder::default()
         // First: a second launch only focuses the running instance.
         .plugin(tauri_plugin_single_instance::init(|app, _, _| {
@@ -69,7 +78,7 @@ pub fn run() {
             }
             _ => {}
         })
-        .setup(|app| {
+        .setup(move |app| {
             let docker_config = hubkey_desktop::docker_config::config_path_from_env()
                 .ok_or("cannot find the docker config: set HOME or DOCKER_CONFIG")?;
             let store = Arc::new(hubkey_keyring::OsKeyring::new());
@@ -88,9 +97,17 @@ pub fn run() {
             app.manage(browser_sign_in::Polling::default());
             app.manage(ui_event::UiQueue::default());
             app.manage(window_place::Changes::default());
-            window_place::restore(app.handle());
             tray::build(app.handle(), lifecycle::sign_out_from_tray)?;
             watcher::listen_for_clicks(app.handle());
+            // The window, unless this is the resident image (`resident.rs`), which starts in
+            // the tray on the session carried over or, without one, the keyring's.
+            #[cfg(target_os = "linux")]
+            if resident {
+                resident::take_over(app.handle(), carried.take());
+            }
+            if !resident {
+                window::open(app.handle());
+            }
             // Not fatal: the Settings screen shows the switch and any error again.
             let _ = settings::refresh_start_at_login(app.handle());
             Ok(())

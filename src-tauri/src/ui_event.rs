@@ -8,7 +8,7 @@
 use std::sync::{Mutex, PoisonError};
 
 use hubkey_desktop::ErrorBody;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tauri::{AppHandle, Emitter, Manager};
 use ts_rs::TS;
 
@@ -22,7 +22,7 @@ pub const UI_EVENT: &str = "hubkey://ui";
 const KEPT_EVENTS: usize = 8;
 
 /// What the app asks the UI to do, sent as the [`UI_EVENT`] event.
-#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[ts(export)]
 pub enum UiEvent {
@@ -100,6 +100,16 @@ impl UiQueue {
         let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         state.listening = true;
         std::mem::take(&mut state.kept)
+    }
+
+    /// The events kept for the next page (to carry them over a restart, `resident.rs`).
+    #[cfg(target_os = "linux")]
+    pub fn kept(&self) -> Vec<UiEvent> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .kept
+            .clone()
     }
 
     /// The window is gone or being made again: nobody listens until its new page asks.

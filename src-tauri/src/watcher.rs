@@ -26,6 +26,8 @@ pub async fn run(app: &AppHandle, server: &ServerUrl, username: &str) -> Desktop
         #[cfg(feature = "test-clock")]
         crate::test_clock::sync(app);
         let desktop = app.state::<Desktop>();
+        // From the poll to the notifications it leads to: not restarted in between.
+        let busy = desktop.busy();
         let now = desktop.now();
         let context = AlertContext {
             settings: settings::alert_settings(app).unwrap_or_default(),
@@ -56,6 +58,7 @@ pub async fn run(app: &AppHandle, server: &ServerUrl, username: &str) -> Desktop
             }
             Err(_) => failures = failures.saturating_add(1),
         }
+        drop(busy);
         let interval =
             settings::watch_interval_secs(app).unwrap_or(settings::DEFAULT_WATCH_INTERVAL_SECS);
         tokio::time::sleep(next_delay(Duration::from_secs(interval), failures)).await;
@@ -85,9 +88,11 @@ pub fn notify_event(app: &AppHandle, event: &NotificationEvent) {
 #[cfg(target_os = "linux")]
 fn show_notification(app: &AppHandle, title: String, body: String, token: Option<uuid::Uuid>) {
     let app = app.clone();
+    let waiting = Waiting::start();
     let spawned = std::thread::Builder::new()
         .name("notification".into())
         .spawn(move || {
+            let _waiting = waiting;
             let shown = notify_rust::Notification::new()
                 .appname("hubkey")
                 .summary(&title)
@@ -107,6 +112,36 @@ fn show_notification(app: &AppHandle, title: String, body: String, token: Option
             }
         });
     drop(spawned);
+}
+
+/// Notifications shown whose click or close is still awaited (Linux): the process is not
+/// restarted under them (`resident.rs`), since their click would go to the old image.
+#[cfg(target_os = "linux")]
+static WAITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many notifications wait for their click or close.
+#[cfg(target_os = "linux")]
+pub fn notifications_waiting() -> usize {
+    WAITING.load(std::sync::atomic::Ordering::Acquire)
+}
+
+/// One notification counted in [`WAITING`] while it lives.
+#[cfg(target_os = "linux")]
+struct Waiting;
+
+#[cfg(target_os = "linux")]
+impl Waiting {
+    fn start() -> Self {
+        WAITING.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Waiting
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        WAITING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// Windows and macOS: tauri-plugin-notification, whose desktop side (2.6 and later) reports a

@@ -16,7 +16,11 @@ pub const MAIN: &str = "main";
 
 /// How long after the window is gone the freed memory is given back to the system: the
 /// webview's teardown goes on for a moment after the window is destroyed.
-const GIVE_BACK_AFTER: Duration = Duration::from_secs(3);
+pub const GIVE_BACK_AFTER: Duration = Duration::from_secs(3);
+
+/// How long a restart that found the app busy waits before it tries again.
+#[cfg(target_os = "linux")]
+const RETRY_RESTART: Duration = Duration::from_secs(5);
 
 /// Shows the main window (unminimised and focused), making it again if it was closed.
 pub fn open(app: &AppHandle) {
@@ -74,5 +78,20 @@ pub fn closed(app: &AppHandle) {
         if app.get_webview_window(MAIN).is_none() {
             crate::memory::page_out_libraries();
         }
+        #[cfg(target_os = "linux")]
+        restart_while_closed(&app).await;
     });
+}
+
+/// Linux: starts the process again without a webview (`resident.rs`) as soon as the app is at
+/// rest, for as long as the window stays closed; returns when a window is open again or the
+/// restart failed.
+#[cfg(target_os = "linux")]
+async fn restart_while_closed(app: &AppHandle) {
+    while app.get_webview_window(MAIN).is_none() {
+        match crate::resident::restart(app) {
+            crate::resident::NotNow::Busy => tokio::time::sleep(RETRY_RESTART).await,
+            crate::resident::NotNow::Failed => return,
+        }
+    }
 }

@@ -99,6 +99,15 @@ pub struct DesktopApp {
     pub home: TempDir,
     /// `$DOCKER_CONFIG`.
     pub docker_config: PathBuf,
+    /// Sessions on earlier images of the app, kept open until the end: ending one would have
+    /// its WebKitWebDriver end the browser process it launched, the app's PID.
+    retired: Vec<Client>,
+    /// The WebKitWebDriver processes attached to later images ([`DesktopApp::reattach`]).
+    attached: Vec<ProcessGroup>,
+    /// The image of the app the session is attached to, when it is not the launched one.
+    attached_to: Option<String>,
+    /// The app's binary, to find its process.
+    binary: PathBuf,
     _driver: ProcessGroup,
     _display: Display,
 }
@@ -292,10 +301,15 @@ impl DesktopApp {
             keyring,
         };
         let webdriver = new_session(port, capabilities, &launch).await;
+        let binary = launch.binary;
         DesktopApp {
             webdriver,
             home,
             docker_config,
+            retired: Vec::new(),
+            attached: Vec::new(),
+            attached_to: None,
+            binary,
             _driver: driver,
             _display: display,
         }
@@ -421,8 +435,14 @@ impl DesktopApp {
     }
 
     /// Points the WebDriver session at the app's window made again after a close, waiting up
-    /// to 20 s for it.
-    pub async fn switch_to_new_window(&self) {
+    /// to 20 s for it. When the app restarted itself without its window meanwhile (Linux,
+    /// `src-tauri/src/resident.rs`), the session lost its browser: a new one is attached to
+    /// the new image ([`DesktopApp::reattach`]).
+    pub async fn switch_to_new_window(&mut self) {
+        let pid = self.app_pid();
+        if self.attached_to != Some(image_of(pid)) && restarted(pid) {
+            self.reattach(pid).await;
+        }
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(handles) = self.webdriver.windows().await {
@@ -437,12 +457,92 @@ impl DesktopApp {
         }
     }
 
+    /// The app's process (one, else the test fails).
+    pub fn app_pid(&self) -> u32 {
+        match crate::tray::app_pids(&self.binary, self.home.path())[..] {
+            [pid] => pid,
+            ref pids => panic!("one app process expected, found {pids:?}"),
+        }
+    }
+
+    /// Attaches a new WebDriver session to the image the app's process `pid` runs now: a
+    /// WebKitWebDriver of its own connects to the inspector server the launch asked WebKit
+    /// for (`WEBKIT_INSPECTOR_SERVER`, inherited by every image), once the new image's window
+    /// listens there. The old session is kept, not ended (see [`DesktopApp::retired`]).
+    async fn reattach(&mut self, pid: u32) {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        let inspector = environ
+            .split(|byte| *byte == 0)
+            .find_map(|var| var.strip_prefix(b"WEBKIT_INSPECTOR_SERVER="))
+            .map(|value| String::from_utf8_lossy(value).into_owned())
+            .expect("the app was launched with WEBKIT_INSPECTOR_SERVER");
+        wait_until(
+            Duration::from_secs(20),
+            "the new image's inspector server",
+            || TcpStream::connect(inspector.as_str()).is_ok(),
+        );
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.home.path().join("app.log"))
+            .unwrap();
+        let port = free_port();
+        let driver = ProcessGroup::spawn(
+            Command::new("WebKitWebDriver")
+                .arg(format!("--port={port}"))
+                .arg(format!("--target={inspector}"))
+                .stdout(log.try_clone().unwrap())
+                .stderr(log),
+        )
+        .expect("WebKitWebDriver (apt-get install webkit2gtk-driver)");
+        wait_until(Duration::from_secs(15), "WebKitWebDriver to listen", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("webkitgtk:browserOptions".into(), serde_json::json!({}));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            let mut builder = ClientBuilder::new(connector);
+            builder.capabilities(capabilities.clone());
+            match builder.connect(&format!("http://127.0.0.1:{port}")).await {
+                Ok(client) => break client,
+                Err(err) if Instant::now() < deadline => {
+                    println!("no session on the new image yet ({err}); retrying");
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                Err(err) => panic!("no WebDriver session on the app's new image: {err}"),
+            }
+        };
+        self.retired
+            .push(std::mem::replace(&mut self.webdriver, client));
+        self.attached.push(driver);
+        self.attached_to = Some(image_of(pid));
+    }
+
     /// Ends the WebDriver session (the app quits), stops the driver and its children, waits
     /// until they are gone, and hands back HOME.
     pub async fn quit(mut self) -> TempDir {
         let _ = tokio::time::timeout(Duration::from_secs(10), self.webdriver.clone().close()).await;
         std::mem::replace(&mut self.home, tempfile::tempdir().unwrap())
     }
+}
+
+/// Which image process `pid` runs: where its binary is mapped, which address space layout
+/// randomisation picks anew at each `execve`.
+pub fn image_of(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .ok()
+        .and_then(|maps| maps.split('-').next().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Whether process `pid` runs an image the app started itself (`--resident`).
+pub fn restarted(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+        cmdline
+            .split(|byte| *byte == 0)
+            .any(|arg| arg == b"--resident")
+    })
 }
 
 /// Where screenshots go: `HUBKEY_SCREENSHOTS`, else `target/<profile>/screenshots` next to

@@ -4,17 +4,18 @@
 //! after Done it is gone for good. It never reaches a file.
 
 use std::path::Path;
+use std::time::Duration;
 
-use hubkey_e2e::desktop::{app_binary, DesktopApp};
+use hubkey_e2e::desktop::{app_binary, image_of, DesktopApp};
 use hubkey_e2e::keyring::KeyringSession;
 use hubkey_e2e::pages::Screen;
 use hubkey_e2e::tray::{app_pids, click_tray_item};
 
-use super::resident::close_and_wait;
+use super::resident::{close_and_restart, close_and_wait};
 use super::{hub_with_registry, PASSWORD};
 
 /// The tray's "Open hubkey", then the WebDriver session on the new window.
-async fn reopen(app: &DesktopApp, keyring: &KeyringSession, pid: u32) {
+async fn reopen(app: &mut DesktopApp, keyring: &KeyringSession, pid: u32) {
     assert!(click_tray_item(keyring, pid, "Open hubkey"), "no tray item");
     app.switch_to_new_window().await;
 }
@@ -45,7 +46,7 @@ async fn a_value_not_confirmed_copied_survives_the_window_closing_and_goes_after
     let keyring = KeyringSession::start();
     keyring.install_env();
     let hub = hub_with_registry().await;
-    let app = DesktopApp::start(&keyring, &hub.url).await;
+    let mut app = DesktopApp::start(&keyring, &hub.url).await;
     app.sign_in_page().sign_in("ann", PASSWORD).await;
     let [pid] = app_pids(&app_binary(), app.home.path())[..] else {
         panic!("one app process expected");
@@ -58,11 +59,20 @@ async fn a_value_not_confirmed_copied_survives_the_window_closing_and_goes_after
     let value = shown.value().await;
     assert!(value.starts_with("hkpat_"));
 
-    // The window closes before Done: the page and its value are gone.
+    // The window closes before Done: the page and its value are gone. The app does not
+    // start itself again without the window meanwhile (`resident.rs`): the value lives in
+    // this image's memory only, and would not survive it.
+    let image = image_of(pid);
     close_and_wait(&app, pid).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        image_of(pid),
+        image,
+        "the app restarted with a value waiting"
+    );
 
     // The next window opens on Security and shows the same value again, saying why.
-    reopen(&app, &keyring, pid).await;
+    reopen(&mut app, &keyring, pid).await;
     let again = app.security().shown_once();
     assert_eq!(again.value().await, value);
     assert!(again.is_shown_again().await);
@@ -86,8 +96,8 @@ async fn a_value_not_confirmed_copied_survives_the_window_closing_and_goes_after
     // Done: forgotten. The next window shows it no more.
     again.close().await;
     again.wait_gone().await;
-    close_and_wait(&app, pid).await;
-    reopen(&app, &keyring, pid).await;
+    close_and_restart(&app, &keyring, pid).await;
+    reopen(&mut app, &keyring, pid).await;
     assert_eq!(app.home().signed_in_as().await, "Signed in as ann");
     let security = app.nav().security().await;
     security.wait_for_rows().await;

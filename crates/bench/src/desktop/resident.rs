@@ -106,7 +106,7 @@ pub(super) async fn run(
     options: &Options,
 ) -> Result<TempDir> {
     let binary = options.app.as_path();
-    let app = DesktopApp::start_binary(keyring, url, home, binary).await;
+    let mut app = DesktopApp::start_binary(keyring, url, home, binary).await;
     app.wait_for("#nav-security").await;
     app.click("#nav-security").await;
     wait_security_painted(&app).await?;
