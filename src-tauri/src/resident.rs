@@ -69,6 +69,7 @@ pub fn restart(app: &AppHandle) -> NotNow {
         Err(err) => return failed(&format!("cannot hand the state over: {err}")),
     };
     let fd = file.into_raw_fd();
+    close_on_exec_all_but(fd);
     let mut args: Vec<std::ffi::OsString> = std::env::args_os()
         .skip(1)
         .filter(|arg| arg != RESIDENT_ARG)
@@ -107,7 +108,7 @@ fn failed(message: &str) -> NotNow {
 /// `carried` in a memory file whose descriptor survives `execve`, read from its start.
 #[allow(unsafe_code)]
 fn carried_file(carried: &Carried) -> std::io::Result<File> {
-    let json = serde_json::to_vec(carried)?;
+    let json = zeroize::Zeroizing::new(serde_json::to_vec(carried)?);
     // SAFETY: the name is a NUL-terminated literal; without MFD_CLOEXEC the descriptor is
     // inherited by the next image, which is the point.
     let fd = unsafe { libc::memfd_create(c"hubkey-carried".as_ptr(), 0) };
@@ -119,6 +120,33 @@ fn carried_file(carried: &Carried) -> std::io::Result<File> {
     file.write_all(&json)?;
     file.seek(SeekFrom::Start(0))?;
     Ok(file)
+}
+
+/// Marks every descriptor but the standard three and `keep` to close on `execve`. Some of the
+/// C libraries the window loaded open files without `O_CLOEXEC` (two of `/dev/urandom` per
+/// image, measured): without this, each restart would hand them on to the next image, which
+/// would never close them.
+#[allow(unsafe_code)]
+fn close_on_exec_all_but(keep: i32) {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2 && *fd != keep)
+        .collect();
+    for fd in fds {
+        // SAFETY: fcntl on a descriptor number only reads and sets its close-on-exec flag; a
+        // number closed since the listing (the listing's own) makes it fail with EBADF,
+        // which is ignored.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
 }
 
 #[allow(unsafe_code)]
@@ -141,11 +169,7 @@ pub fn carried_in() -> Option<Carried> {
     let fd: i32 = std::env::var(CARRIED_FD).ok()?.parse().ok()?;
     std::env::remove_var(CARRIED_FD);
     // Only a memory file of ours: a descriptor number from anywhere else is not taken.
-    let target = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;
-    if !target
-        .to_string_lossy()
-        .starts_with("/memfd:hubkey-carried")
-    {
+    if !is_carried_file(fd) {
         return None;
     }
     // SAFETY: the descriptor is the memory file the previous image of this process left open
@@ -165,6 +189,15 @@ pub fn carried_in() -> Option<Carried> {
             None
         }
     }
+}
+
+/// Whether descriptor `fd` is open on a memory file [`carried_file`] made.
+fn is_carried_file(fd: i32) -> bool {
+    std::fs::read_link(format!("/proc/self/fd/{fd}")).is_ok_and(|target| {
+        target
+            .to_string_lossy()
+            .starts_with("/memfd:hubkey-carried")
+    })
 }
 
 /// Starts the resident image: takes over what the previous image carried (the sessions, the
@@ -249,4 +282,40 @@ fn children_of(parent: u32) -> Vec<u32> {
             (ppid == parent).then_some(pid)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_carried_state_crosses_through_its_memory_file_once_and_the_file_is_closed() {
+        let carried = Carried {
+            core: CarriedState::default(),
+            ui_events: vec![UiEvent::OpenSecurity, UiEvent::TokensChanged],
+        };
+        let fd = carried_file(&carried).unwrap().into_raw_fd();
+        std::env::set_var(CARRIED_FD, fd.to_string());
+
+        let read = carried_in().expect("the state carried over");
+        assert_eq!(read.ui_events, carried.ui_events);
+        assert!(std::env::var_os(CARRIED_FD).is_none(), "read once");
+        assert!(
+            std::fs::read_link(format!("/proc/self/fd/{fd}")).is_err(),
+            "the memory file stays open"
+        );
+    }
+
+    #[test]
+    fn only_our_memory_file_is_taken_for_the_carried_state() {
+        let ours = carried_file(&Carried {
+            core: CarriedState::default(),
+            ui_events: Vec::new(),
+        })
+        .unwrap();
+        let other = File::open("/dev/null").unwrap();
+        assert!(is_carried_file(std::os::fd::AsRawFd::as_raw_fd(&ours)));
+        assert!(!is_carried_file(std::os::fd::AsRawFd::as_raw_fd(&other)));
+        assert!(!is_carried_file(-1));
+    }
 }

@@ -87,6 +87,19 @@ fn private_library_kib(pid: u32) -> (u64, String) {
     (libraries.iter().map(|(_, kib)| kib).sum(), largest)
 }
 
+/// The devices `pid` has open (`/dev/…` targets of its descriptors): what a C library opens
+/// once per image and keeps, such as `/dev/urandom`.
+fn open_devices(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .map(|target| target.display().to_string())
+        .filter(|target| target.starts_with("/dev/"))
+        .collect()
+}
+
 fn has_web_process(pid: u32) -> bool {
     children(pid)
         .iter()
@@ -204,6 +217,7 @@ async fn a_closed_window_frees_its_webview_and_every_way_back_restores_it() {
         menu.iter().any(|label| label == "Signed in as ann")
     })
     .await;
+    let devices_after_one_restart = open_devices(pid);
 
     // The tray's Open: a new window, on the restored session's Account screen.
     click(&keyring, pid, "Open hubkey");
@@ -250,6 +264,12 @@ async fn a_closed_window_frees_its_webview_and_every_way_back_restores_it() {
         menu.iter().any(|label| label == "Not signed in")
     })
     .await;
+    // Four restarts on, no descriptor an image left open was handed on to the next.
+    let devices = open_devices(pid);
+    assert!(
+        devices.len() <= devices_after_one_restart.len(),
+        "after four restarts {devices:?}, after one {devices_after_one_restart:?}"
+    );
     click(&keyring, pid, "Open hubkey");
     app.switch_to_new_window().await;
     let notice = app.sign_in_page().notice().await;
