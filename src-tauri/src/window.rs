@@ -1,10 +1,11 @@
 //! The main window comes and goes; the app stays. The app lives in the tray all day to
 //! deliver its notifications, so closing the window destroys it with its webview (the WebKit
 //! web process and everything the page held go with it), leaving the core, the watcher and
-//! the tray; on Linux the process then restarts itself without WebKit (`resident.rs`). Every
-//! way back (the tray, a notification, a second launch) builds the window again from
-//! tauri.conf.json with [`open`] (a launch too: the window there is not created at start); its new page restores the session from the core
-//! as a launch does, and hears what the app asked of the UI meanwhile (`ui_event.rs`).
+//! the tray; on Linux the process then restarts itself without WebKit (`resident.rs`). The
+//! launch and every way back (the tray, a notification, a second launch) build the window
+//! from tauri.conf.json with [`open`] (Tauri does not create it by itself); its new page
+//! restores the session from the core as a launch does, and hears what the app asked of the
+//! UI meanwhile (`ui_event.rs`).
 
 use std::time::Duration;
 
