@@ -8,7 +8,7 @@ use sqlx::FromRow;
 use uuid::Uuid;
 
 use super::{encode_cursor, time, EventDetail, Store};
-use crate::access_log::{AccessLine, NewAddress, NEW_ADDRESS_EVENTS_PER_HOUR};
+use crate::access_log::{AccessLine, NewAddress, NEW_ADDRESS_EVENTS_PER_HOUR, OVERFLOW};
 use crate::error::Result;
 
 /// Lines one upsert of [`Store::record_access`] writes (8 parameters each).
@@ -98,7 +98,10 @@ impl Store {
     }
 
     /// Which (token, address) `pairs` the stored log holds, and which of the tokens of the
-    /// other pairs it holds any line of. Both are answered by the prefix of the log's unique
+    /// other pairs it holds a line of with an address. A token's overflow line
+    /// ([`OVERFLOW`]: uses counted while the pending set was full) names no address, so it
+    /// does not count: the first address recorded for such a token is its first, not a new
+    /// one (counting it made every token of a busy flush alert on its next use). Both are answered by the prefix of the log's unique
     /// key. On SQLite one prepared probe per pair on the flushes' connection; on PostgreSQL
     /// in statements of [`ADDRESS_PROBES_PER_STATEMENT`] probes (a flush of a busy server
     /// asks about tens of thousands of pairs; one round trip each cost it most of a second).
@@ -112,9 +115,10 @@ impl Store {
                         "SELECT EXISTS (SELECT 1 FROM token_access \
                          WHERE token_uuid = ?1 AND address = ?2)",
                     )?;
-                    let mut token_used = conn.prepare_cached(
-                        "SELECT EXISTS (SELECT 1 FROM token_access WHERE token_uuid = ?1)",
-                    )?;
+                    let mut token_used = conn.prepare_cached(&format!(
+                        "SELECT EXISTS (SELECT 1 FROM token_access \
+                         WHERE token_uuid = ?1 AND address <> '{OVERFLOW}')"
+                    ))?;
                     let mut prior = PriorUse::default();
                     let mut asked: HashSet<String> = HashSet::new();
                     for (token, address) in pairs {
@@ -155,7 +159,8 @@ impl Store {
         for chunk in tokens.chunks(ADDRESS_PROBES_PER_STATEMENT) {
             let sql = format!(
                 "SELECT v.column1 FROM (VALUES {}) AS v WHERE EXISTS ( \
-                     SELECT 1 FROM token_access a WHERE a.token_uuid = v.column1)",
+                     SELECT 1 FROM token_access a \
+                     WHERE a.token_uuid = v.column1 AND a.address <> '{OVERFLOW}')",
                 self.backend.placeholders(chunk.len(), 1)
             );
             let mut query = sqlx::query_scalar(&sql);

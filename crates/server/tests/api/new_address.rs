@@ -291,3 +291,72 @@ async fn new_addresses_are_told_apart_beyond_one_probe_statement() {
     expected.sort();
     assert_eq!(found, expected);
 }
+
+/// Uses counted in a token's overflow line (the pending set was full: no address kept) do not
+/// make the first address later recorded for it a new one. Before, every token of a busy
+/// flush (over 20 000 pending lines, as 200 000 distinct tokens in a load test make) alerted
+/// on its next use.
+#[tokio::test]
+async fn a_token_used_only_in_the_overflow_line_has_no_address_to_be_new_against() {
+    use hubkeyd::access_log::{AccessLine, NewAddress, OVERFLOW};
+
+    let server = ClockedServer::start().await;
+    let ann = server.user("ann").await;
+    let busy = ann
+        .create_token(&manual("busy"))
+        .await
+        .unwrap()
+        .uuid
+        .to_string();
+    let known = ann
+        .create_token(&manual("known"))
+        .await
+        .unwrap()
+        .uuid
+        .to_string();
+    let store = server.hub().store();
+    let at = chrono::Utc::now().timestamp_millis();
+    let line = |token: &str, address: &str| AccessLine {
+        token_uuid: token.to_owned(),
+        day: at / 86_400_000,
+        address: address.to_owned(),
+        user_agent: if address == OVERFLOW {
+            OVERFLOW
+        } else {
+            "test"
+        }
+        .to_owned(),
+        action: if address == OVERFLOW {
+            OVERFLOW
+        } else {
+            "pull"
+        }
+        .to_owned(),
+        first_at: at,
+        last_at: at,
+        uses: 1,
+    };
+    let stored = [
+        line(&busy, OVERFLOW),
+        line(&known, OVERFLOW),
+        line(&known, "10.0.0.1"),
+    ];
+    store
+        .record_access(&stored.iter().collect::<Vec<_>>())
+        .await
+        .unwrap();
+
+    let candidate = |token: &str| NewAddress {
+        token_uuid: token.to_owned(),
+        address: "10.0.0.2".to_owned(),
+        user_agent: "test".to_owned(),
+        at: at + 1,
+    };
+    let candidates = [candidate(&busy), candidate(&known)];
+    let found = store
+        .new_addresses(&candidates.iter().collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let found: Vec<&str> = found.iter().map(|new| new.token_uuid.as_str()).collect();
+    assert_eq!(found, [known.as_str()], "busy: {busy}, known: {known}");
+}
