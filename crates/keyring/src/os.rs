@@ -98,7 +98,7 @@ where
     F: FnOnce() -> Result<T, SecretError> + Send + 'static,
 {
     let (answer, answered) = mpsc::sync_channel(1);
-    std::thread::Builder::new()
+    let worker = std::thread::Builder::new()
         .name("hubkey-keyring".into())
         .spawn(move || {
             // The caller may have given up already; then nobody wants the answer.
@@ -106,7 +106,14 @@ where
         })
         .map_err(|err| SecretError::Other(format!("cannot start a keyring thread: {err}")))?;
     match answered.recv_timeout(timeout) {
-        Ok(result) => result,
+        Ok(result) => {
+            // The thread has answered and only has to end: waited for, so that a program
+            // that exits right after (the credential helper) leaves no thread behind. Under
+            // Wine a process exiting with another thread still ending was sometimes ended
+            // with SIGKILL, its answer already printed.
+            let _ = worker.join();
+            result
+        }
         Err(mpsc::RecvTimeoutError::Timeout) => Err(SecretError::TimedOut),
         Err(mpsc::RecvTimeoutError::Disconnected) => Err(SecretError::Other(
             "the keyring call stopped without an answer".into(),
