@@ -49,7 +49,7 @@ compile_error!(
 pub fn run() {
     // Linux: what the previous image of this process handed over (`resident.rs`).
     #[cfg(target_os = "linux")]
-    let mut carried = resident::carried_in();
+    let carried = resident::carried_in();
     #[cfg(target_os = "linux")]
     let resident = resident::started_resident();
     #[cfg(not(target_os = "linux"))]
@@ -103,7 +103,7 @@ pub fn run() {
             // the tray on the session carried over or, without one, the keyring's.
             #[cfg(target_os = "linux")]
             if resident {
-                resident::take_over(app.handle(), carried.take());
+                resident::take_over(app.handle(), carried);
             }
             if !resident {
                 window::open(app.handle());

@@ -12,13 +12,13 @@
 //! What the old image held in memory goes across in a memory file (`memfd`) whose
 //! descriptor number travels in [`CARRIED_FD`]: the core's live sessions and kept lists
 //! ([`hubkey_desktop::CarriedState`]) and the events kept for the next page. Nothing is
-//! written to disk. The restart waits for rest: the core idle ([`Desktop::carry_out`]), no
-//! notification waiting for its click (its click would go to the old image). Until then the
+//! written to disk. The restart waits for rest ([`Desktop::carry_out`]): no request of the
+//! core, poll of the watcher or notification waiting for its click under way. Until then the
 //! app pages its libraries out instead (`memory.rs`) and tries again.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::process::CommandExt;
 
 use hubkey_desktop::{CarriedState, Desktop};
@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use tauri::{AppHandle, Manager};
 
 use crate::ui_event::{UiEvent, UiQueue};
-use crate::{lifecycle, settings, watcher};
+use crate::{lifecycle, settings};
 
 /// The argument the app starts its own resident image with: no window at start.
 pub const RESIDENT_ARG: &str = "--resident";
@@ -53,9 +53,6 @@ pub enum NotNow {
 /// Starts this process again as its resident image, if the app is at rest; returns only when
 /// it did not.
 pub fn restart(app: &AppHandle) -> NotNow {
-    if watcher::notifications_waiting() > 0 {
-        return NotNow::Busy;
-    }
     let desktop = app.state::<Desktop>();
     let Some((core, _at_rest)) = desktop.carry_out() else {
         return NotNow::Busy;
@@ -68,7 +65,8 @@ pub fn restart(app: &AppHandle) -> NotNow {
         Ok(file) => file,
         Err(err) => return failed(&format!("cannot hand the state over: {err}")),
     };
-    let fd = file.into_raw_fd();
+    // Kept open (without close-on-exec) through `exec`; closed only if `exec` fails.
+    let fd = file.as_raw_fd();
     close_on_exec_all_but(fd);
     let mut args: Vec<std::ffi::OsString> = std::env::args_os()
         .skip(1)
@@ -93,7 +91,7 @@ pub fn restart(app: &AppHandle) -> NotNow {
         .env(CARRIED_FD, fd.to_string())
         .exec();
     // Only on failure: the state stays ours, the memory file goes.
-    close(fd);
+    drop(file);
     failed(&format!("cannot restart without the window: {err}"))
 }
 
@@ -147,13 +145,6 @@ fn close_on_exec_all_but(keep: i32) {
             }
         }
     }
-}
-
-#[allow(unsafe_code)]
-fn close(fd: i32) {
-    // SAFETY: `fd` is the memory file's descriptor, released by `into_raw_fd` and used by
-    // nothing else once `exec` has failed.
-    drop(unsafe { File::from_raw_fd(fd) });
 }
 
 /// Whether this image was started as the resident one (no window at start).
@@ -233,13 +224,9 @@ pub fn take_over(app: &AppHandle, carried: Option<Carried>) {
                 lifecycle::signed_in(&app, &account);
             }
         }
-        // Once the tray and the watcher are up, the pages of start-up code go back
-        // (`memory.rs`), unless a window opened meanwhile.
+        // Once the tray and the watcher are up, the pages of start-up code go back.
         tokio::time::sleep(crate::window::GIVE_BACK_AFTER).await;
-        if app.get_webview_window(crate::window::MAIN).is_none() {
-            crate::memory::give_back_freed();
-            crate::memory::page_out_libraries();
-        }
+        crate::window::give_back_memory(&app);
     });
 }
 
@@ -286,6 +273,8 @@ fn children_of(parent: u32) -> Vec<u32> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::fd::IntoRawFd;
+
     use super::*;
 
     #[test]
@@ -314,8 +303,8 @@ mod tests {
         })
         .unwrap();
         let other = File::open("/dev/null").unwrap();
-        assert!(is_carried_file(std::os::fd::AsRawFd::as_raw_fd(&ours)));
-        assert!(!is_carried_file(std::os::fd::AsRawFd::as_raw_fd(&other)));
+        assert!(is_carried_file(ours.as_raw_fd()));
+        assert!(!is_carried_file(other.as_raw_fd()));
         assert!(!is_carried_file(-1));
     }
 }

@@ -88,7 +88,8 @@ pub fn notify_event(app: &AppHandle, event: &NotificationEvent) {
 #[cfg(target_os = "linux")]
 fn show_notification(app: &AppHandle, title: String, body: String, token: Option<uuid::Uuid>) {
     let app = app.clone();
-    let waiting = Waiting::start();
+    // Until its click or close: a click would go to the old image after a restart.
+    let waiting = app.state::<Desktop>().busy();
     let spawned = std::thread::Builder::new()
         .name("notification".into())
         .spawn(move || {
@@ -112,36 +113,6 @@ fn show_notification(app: &AppHandle, title: String, body: String, token: Option
             }
         });
     drop(spawned);
-}
-
-/// Notifications shown whose click or close is still awaited (Linux): the process is not
-/// restarted under them (`resident.rs`), since their click would go to the old image.
-#[cfg(target_os = "linux")]
-static WAITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// How many notifications wait for their click or close.
-#[cfg(target_os = "linux")]
-pub fn notifications_waiting() -> usize {
-    WAITING.load(std::sync::atomic::Ordering::Acquire)
-}
-
-/// One notification counted in [`WAITING`] while it lives.
-#[cfg(target_os = "linux")]
-struct Waiting;
-
-#[cfg(target_os = "linux")]
-impl Waiting {
-    fn start() -> Self {
-        WAITING.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        Waiting
-    }
-}
-
-#[cfg(target_os = "linux")]
-impl Drop for Waiting {
-    fn drop(&mut self) {
-        WAITING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-    }
 }
 
 /// Windows and macOS: tauri-plugin-notification, whose desktop side (2.6 and later) reports a

@@ -75,14 +75,19 @@ pub fn closed(app: &AppHandle) {
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         tokio::time::sleep(GIVE_BACK_AFTER).await;
-        crate::memory::give_back_freed();
-        // Not under a window opened again meanwhile: it would read its pages back.
-        if app.get_webview_window(MAIN).is_none() {
-            crate::memory::page_out_libraries();
-        }
+        give_back_memory(&app);
         #[cfg(target_os = "linux")]
         restart_while_closed(&app).await;
     });
+}
+
+/// Gives the memory freed meanwhile back to the system and, with no window open (one opened
+/// again would read its pages back), the library pages the app ran (`memory.rs`).
+pub fn give_back_memory(app: &AppHandle) {
+    crate::memory::give_back_freed();
+    if app.get_webview_window(MAIN).is_none() {
+        crate::memory::page_out_libraries();
+    }
 }
 
 /// Linux: starts the process again without a webview (`resident.rs`) as soon as the app is at

@@ -1,6 +1,7 @@
 //! What `/proc/PID/stat` says of a process: its name and fields, and the CPU time it used.
 
 use std::process::Command;
+use std::sync::OnceLock;
 
 use crate::Result;
 
@@ -19,14 +20,17 @@ pub fn stat(pid: u32) -> Option<(String, Vec<String>)> {
     Some((name, fields))
 }
 
-/// The clock ticks per second `/proc` counts in (`getconf CLK_TCK`, 100 on Linux).
+/// The clock ticks per second `/proc` counts in (`getconf CLK_TCK`, 100 on Linux), asked once.
 pub fn ticks_per_second() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
+    static TICKS: OnceLock<f64> = OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 /// The CPU time a process used so far, user and system, all its threads, in seconds.

@@ -45,8 +45,6 @@ impl Desktop {
         username: &str,
         password: &str,
     ) -> Result<SignInStep, DesktopError> {
-        // Not restarted under it (`carry_over.rs`).
-        let _busy = self.busy();
         self.sign_in_with(server, username, password, Unencrypted::Refuse)
             .await
     }
@@ -162,8 +160,6 @@ impl Desktop {
     /// local cleanup; the report lists every step that could not be done. Only a keyring
     /// that cannot even be read is an error, as then nothing is known about what to clean.
     pub async fn sign_out(&self, server: &ServerUrl) -> Result<SignOutReport, DesktopError> {
-        // Not restarted under it (`carry_over.rs`).
-        let _busy = self.busy();
         self.end_session(server, Ending::ThisDevice).await
     }
 
@@ -175,8 +171,6 @@ impl Desktop {
         &self,
         server: &ServerUrl,
     ) -> Result<SignOutReport, DesktopError> {
-        // Not restarted under it (`carry_over.rs`).
-        let _busy = self.busy();
         self.end_session(server, Ending::Everywhere).await
     }
 
@@ -185,6 +179,8 @@ impl Desktop {
         server: &ServerUrl,
         ending: Ending,
     ) -> Result<SignOutReport, DesktopError> {
+        // Not restarted under it (`carry_over.rs`).
+        let _busy = self.busy();
         *lock(&self.pending) = None;
         let mut report = SignOutReport::default();
         let live = self.drop_live(server);

@@ -14,6 +14,7 @@
 //! next, and is never written to a file, a log or the webview.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -68,11 +69,12 @@ struct CarriedList {
     rows: Vec<TokenRow>,
 }
 
-/// Counts a request of the core in flight while it lives ([`Desktop::busy`]).
+/// Counts a request of the core in flight while it lives ([`Desktop::busy`]); it may move to
+/// another thread and outlive the borrow of the core.
 #[must_use = "the request counts as in flight only while the guard lives"]
-pub struct Busy<'a>(&'a AtomicUsize);
+pub struct Busy(Arc<AtomicUsize>);
 
-impl Drop for Busy<'_> {
+impl Drop for Busy {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
@@ -84,12 +86,13 @@ pub struct AtRest<'a> {
 }
 
 impl Desktop {
-    /// Marks a request of the core (or of the shell on its behalf, such as a poll of the
-    /// events feed) as in flight until the guard is dropped: the process is not restarted
-    /// under it.
-    pub fn busy(&self) -> Busy<'_> {
+    /// Marks work as under way until the guard is dropped: a request of the core, or what
+    /// the shell must finish in this image of the process (a poll of the events feed and
+    /// the notifications it leads to, a notification waiting for its click, which would go
+    /// to the old image). The process is not restarted under it.
+    pub fn busy(&self) -> Busy {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        Busy(&self.in_flight)
+        Busy(Arc::clone(&self.in_flight))
     }
 
     /// What to carry over to the next image of this process, if the core is at rest now;

@@ -80,8 +80,8 @@ pub struct Desktop {
     /// The last token list served per server, to paint before the server answers again
     /// ([`crate::kept_list`]).
     pub(crate) kept_lists: Mutex<HashMap<ServerUrl, crate::kept_list::KeptList>>,
-    /// Requests of the core under way ([`Desktop::busy`]).
-    pub(crate) in_flight: std::sync::atomic::AtomicUsize,
+    /// Requests of the core, and of the shell on its behalf, under way ([`Desktop::busy`]).
+    pub(crate) in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl std::fmt::Debug for Desktop {
@@ -117,7 +117,7 @@ impl Desktop {
             activity: Mutex::new(HashMap::new()),
             unconfirmed: Mutex::new(None),
             kept_lists: Mutex::new(HashMap::new()),
-            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            in_flight: Arc::default(),
         }
     }
 

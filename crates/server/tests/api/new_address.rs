@@ -316,30 +316,21 @@ async fn a_token_used_only_in_the_overflow_line_has_no_address_to_be_new_against
         .to_string();
     let store = server.hub().store();
     let at = chrono::Utc::now().timestamp_millis();
-    let line = |token: &str, address: &str| AccessLine {
+    // An overflow line says `OVERFLOW` for its address, agent and action alike.
+    let line = |token: &str, address: &str, detail: &str| AccessLine {
         token_uuid: token.to_owned(),
         day: at / 86_400_000,
         address: address.to_owned(),
-        user_agent: if address == OVERFLOW {
-            OVERFLOW
-        } else {
-            "test"
-        }
-        .to_owned(),
-        action: if address == OVERFLOW {
-            OVERFLOW
-        } else {
-            "pull"
-        }
-        .to_owned(),
+        user_agent: detail.to_owned(),
+        action: detail.to_owned(),
         first_at: at,
         last_at: at,
         uses: 1,
     };
     let stored = [
-        line(&busy, OVERFLOW),
-        line(&known, OVERFLOW),
-        line(&known, "10.0.0.1"),
+        line(&busy, OVERFLOW, OVERFLOW),
+        line(&known, OVERFLOW, OVERFLOW),
+        line(&known, "10.0.0.1", "pull"),
     ];
     store
         .record_access(&stored.iter().collect::<Vec<_>>())
