@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::bare::BareServer;
-use crate::proc_stat::cpu_seconds;
+use crate::proc_stat::{cpu_seconds, threads_cpu_seconds};
 use crate::{pg, wrk, Flood, Options, Result, Run, Server, StoreKind, Stores, LOAD_TOKENS};
 
 /// Which tokens a load picks from.
@@ -43,6 +43,9 @@ struct Row {
     /// in microseconds: steadier than throughput on a shared machine, where wrk and other
     /// work take cores from the server.
     cpu_us: Option<f64>,
+    /// Of that, the time of hubkeyd's background thread (its flushes' writes and batch work,
+    /// below the token checks' priority).
+    background_us: Option<f64>,
 }
 
 /// Deltas of hubkeyd's own counters over one run.
@@ -92,23 +95,37 @@ async fn counters(server: &Server) -> Result<Counters> {
 }
 
 /// One measured wrk run with hubkeyd's counters around it, and its CPU time per request
-/// (the run's last usage flush included).
+/// (the run's last usage flush included): the whole process's, and its background thread's.
 async fn measured(
     server: &Server,
     script: &tempfile::NamedTempFile,
     connections: usize,
     seconds: u64,
-) -> Result<(Run, Profile, f64)> {
+) -> Result<(Run, Profile, f64, f64)> {
+    let pid = server.child.id();
     let before = counters(server).await?;
-    let cpu_before = cpu_seconds(server.child.id())?;
+    let cpu_before = (
+        cpu_seconds(pid)?,
+        threads_cpu_seconds(pid, BACKGROUND_THREAD)?,
+    );
     let run = wrk(&server.url, script, connections, seconds)?;
     // The last flush of the run lands within 2 s.
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let cpu = cpu_seconds(server.child.id())? - cpu_before;
+    let cpu = cpu_seconds(pid)? - cpu_before.0;
+    let background = threads_cpu_seconds(pid, BACKGROUND_THREAD)? - cpu_before.1;
     let after = counters(server).await?;
     let cpu_us = cpu_per_request_us(cpu, &run, seconds);
-    Ok((run, Profile::between(&before, &after), cpu_us))
+    let background_us = cpu_per_request_us(background, &run, seconds);
+    Ok((
+        run,
+        Profile::between(&before, &after),
+        cpu_us,
+        background_us,
+    ))
 }
+
+/// The name hubkeyd's background thread starts with (`crate::background` there).
+const BACKGROUND_THREAD: &str = "flushes-";
 
 /// `cpu` seconds spread over the requests of `run`, in microseconds each.
 fn cpu_per_request_us(cpu: f64, run: &Run, seconds: u64) -> f64 {
@@ -170,7 +187,7 @@ pub async fn run(options: &Options, ceiling: f64) -> Result<()> {
     let script = server.wrk_script(LOAD_TOKENS)?;
     wrk(&server.url, &script, 32, 2)?; // warm-up: fills the lookup cache
     for connections in [32, 256] {
-        let (run, profile, cpu_us) =
+        let (run, profile, cpu_us, background_us) =
             measured(&server, &script, connections, options.seconds).await?;
         rows.push(Row {
             server: Served::Hubkeyd,
@@ -181,6 +198,7 @@ pub async fn run(options: &Options, ceiling: f64) -> Result<()> {
             run,
             profile: Some(profile),
             cpu_us: Some(cpu_us),
+            background_us: Some(background_us),
         });
     }
     let flood = Flood::start(&server.url);
@@ -196,6 +214,7 @@ pub async fn run(options: &Options, ceiling: f64) -> Result<()> {
         profile: None,
         // The flood's sign-ins share the process.
         cpu_us: None,
+        background_us: None,
     });
     println!("login flood during that run: {attempts} attempts, {throttled} answered 429");
     server.stop();
@@ -285,6 +304,7 @@ pub async fn run(options: &Options, ceiling: f64) -> Result<()> {
                 distinct_rps / hot_rps
             );
         }
+        print_pairs(result, distinct);
         let (bare_distinct, bare_distinct_p99) =
             find_of(Served::Bare, result, Load::Distinct, 1, 32);
         if bare_distinct.is_finite() {
@@ -370,8 +390,11 @@ async fn large_run(
     wrk(&server.url, &distinct, 32, 2)?;
     // Alternated, so a change in the shared machine's load hits both loads alike.
     for connections in [32, 256] {
-        for (load, script) in [(Load::Hot, &hot), (Load::Distinct, &distinct)] {
-            let (run, profile, cpu_us) =
+        let pairs = if connections == 32 { options.pairs } else { 1 };
+        for (load, script) in
+            std::iter::repeat_n([(Load::Hot, &hot), (Load::Distinct, &distinct)], pairs).flatten()
+        {
+            let (run, profile, cpu_us, background_us) =
                 measured(&server, script, connections, options.seconds).await?;
             rows.push(Row {
                 server: Served::Hubkeyd,
@@ -382,6 +405,7 @@ async fn large_run(
                 run,
                 profile: Some(profile),
                 cpu_us: Some(cpu_us),
+                background_us: Some(background_us),
             });
         }
         if connections == 32 && *store == StoreKind::Sqlite {
@@ -404,6 +428,7 @@ async fn large_run(
                 run,
                 profile: None,
                 cpu_us: None,
+                background_us: None,
             });
         }
         second.stop();
@@ -435,11 +460,52 @@ fn bare_runs(
             connections: 32,
             instances: 1,
             cpu_us: Some(cpu_per_request_us(cpu, &run, options.seconds)),
+            background_us: None,
             run,
             profile: None,
         });
     }
     Ok(rows)
+}
+
+/// With more than one alternated pair at 32 connections (`--pairs`), each pair's distinct /
+/// hot and the median, and the distinct load's p99 in each.
+fn print_pairs(result: &StoreRows, distinct: usize) {
+    let of = |load: Load| -> Vec<&Row> {
+        result
+            .rows
+            .iter()
+            .filter(|row| {
+                row.server == Served::Hubkeyd
+                    && row.load == load
+                    && row.instances == 1
+                    && row.connections == 32
+            })
+            .collect()
+    };
+    let (hot, spread) = (of(Load::Hot), of(Load::Distinct));
+    if hot.len() < 2 {
+        return;
+    }
+    let mut ratios: Vec<f64> = hot
+        .iter()
+        .zip(&spread)
+        .map(|(hot, spread)| spread.run.requests_per_second / hot.run.requests_per_second)
+        .collect();
+    let each: Vec<String> = ratios.iter().map(|ratio| format!("{ratio:.2}")).collect();
+    let p99s: Vec<String> = spread
+        .iter()
+        .map(|row| format!("{:.2}", row.run.p99_ms))
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "  {:<10} {distinct} distinct / 1k hot,  32 conns, {} alternated pairs  {} (median {:.2}; distinct p99 {} ms)",
+        result.name,
+        ratios.len(),
+        each.join(" "),
+        ratios[ratios.len() / 2],
+        p99s.join(" ")
+    );
 }
 
 fn load_name(load: Load, distinct: usize) -> String {
@@ -452,7 +518,7 @@ fn load_name(load: Load, distinct: usize) -> String {
 
 fn print_rows(rows: &[Row], distinct: usize) {
     println!(
-        "{:>8} {:>10} {:>14} {:>5} {:>6} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>9} {:>9} {:>8}",
+        "{:>8} {:>10} {:>14} {:>5} {:>6} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>9} {:>9} {:>8} {:>8}",
         "server",
         "stored",
         "load",
@@ -466,7 +532,8 @@ fn print_rows(rows: &[Row], distinct: usize) {
         "flushes",
         "tok/flush",
         "ms/flush",
-        "cpu µs/req"
+        "cpu µs/req",
+        "of it bg"
     );
     for row in rows {
         let load = load_name(row.load, distinct);
@@ -483,7 +550,7 @@ fn print_rows(rows: &[Row], distinct: usize) {
             _ => ("-".into(), "-".into(), "-".into(), "-".into()),
         };
         println!(
-            "{:>8} {:>10} {:>14} {:>5} {:>6} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>7} {:>8} {:>9} {:>9} {:>8}",
+            "{:>8} {:>10} {:>14} {:>5} {:>6} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>7} {:>8} {:>9} {:>9} {:>10} {:>8}",
             match row.server {
                 Served::Hubkeyd => "hubkeyd",
                 Served::Bare => "bare",
@@ -501,6 +568,7 @@ fn print_rows(rows: &[Row], distinct: usize) {
             per_flush,
             ms,
             row.cpu_us.map_or_else(|| "-".to_owned(), |us| format!("{us:.0}")),
+            row.background_us.map_or_else(|| "-".to_owned(), |us| format!("{us:.0}")),
         );
     }
 }

@@ -54,7 +54,7 @@ const LOAD_TOKENS: usize = 1000;
 const USAGE: &str =
     "usage: hubkey-bench PATH/TO/hubkeyd [soak|bruteforce|access-log] [--seconds N] \
                      [--tokens M] [--distinct N] [--store sqlite|postgres|both] [--database-url URL] \
-                     [--token-cache-mib N] [--access-log on|off] [--connections N]";
+                     [--token-cache-mib N] [--access-log on|off] [--connections N] [--pairs N]";
 
 /// Which stores the large run uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +102,9 @@ struct Options {
     /// hubkeyd's `--access-log` in the large runs (its default, on, when None).
     access_log: Option<String>,
     connections: usize,
+    /// How many alternated hot/distinct pairs the large runs measure at 32 connections: on a
+    /// shared machine one pair's ratio moves by a quarter between runs of one binary.
+    pairs: usize,
 }
 
 fn options() -> Result<Options> {
@@ -132,6 +135,7 @@ fn options() -> Result<Options> {
         token_cache_mib: None,
         access_log: None,
         connections: 8,
+        pairs: 1,
     };
     let mut store = "sqlite".to_owned();
     let mut database_url = None;
@@ -149,6 +153,7 @@ fn options() -> Result<Options> {
                 other => return Err(format!("--access-log {other}? on or off").into()),
             },
             "--connections" => options.connections = value.parse()?,
+            "--pairs" => options.pairs = value.parse::<usize>()?.max(1),
             other => return Err(format!("unknown flag {other}; {USAGE}").into()),
         }
     }

@@ -46,3 +46,31 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
     };
     Ok((ticks(11)? + ticks(12)?) / ticks_per_second())
 }
+
+/// The CPU time used so far by those threads of a process whose name starts with `prefix`
+/// (hubkeyd's `flushes-0`, its background thread), in seconds; 0 when none is found.
+pub fn threads_cpu_seconds(pid: u32, prefix: &str) -> Result<f64> {
+    let mut total = 0.0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let path = task?.path().join("stat");
+        // A thread that ended meanwhile is skipped.
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (text.find('('), text.rfind(')')) else {
+            continue;
+        };
+        if !text[open + 1..close].starts_with(prefix) {
+            continue;
+        }
+        let fields: Vec<&str> = text[close + 1..].split_whitespace().collect();
+        let ticks = |index: usize| -> Result<f64> {
+            Ok(fields
+                .get(index)
+                .ok_or("short /proc/PID/task/TID/stat")?
+                .parse::<f64>()?)
+        };
+        total += ticks(11)? + ticks(12)?;
+    }
+    Ok(total / ticks_per_second())
+}
