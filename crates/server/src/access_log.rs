@@ -77,8 +77,16 @@ pub struct AccessLog {
     hasher: std::collections::hash_map::RandomState,
     /// One flush at a time.
     writing: tokio::sync::Mutex<()>,
-    /// Hashes of (token, address) pairs known to be in the stored log.
-    known_addresses: moka::sync::Cache<u64, ()>,
+    /// The (token, address) pairs known to be in the stored log.
+    known_addresses: AddressMemo,
+}
+
+/// (token, address) pairs known to be in the stored log, by hash; cloned (cheaply: the same
+/// memo) to be used on the store's background thread.
+#[derive(Debug, Clone)]
+struct AddressMemo {
+    hasher: std::collections::hash_map::RandomState,
+    known: moka::sync::Cache<u64, ()>,
 }
 
 impl Default for AccessLog {
@@ -88,7 +96,10 @@ impl Default for AccessLog {
             pending: Mutex::default(),
             hasher: std::collections::hash_map::RandomState::new(),
             writing: tokio::sync::Mutex::default(),
-            known_addresses: moka::sync::Cache::new(ADDRESS_MEMO),
+            known_addresses: AddressMemo {
+                hasher: std::collections::hash_map::RandomState::new(),
+                known: moka::sync::Cache::new(ADDRESS_MEMO),
+            },
         }
     }
 }
@@ -183,31 +194,6 @@ impl AccessLog {
             .collect()
     }
 
-    /// The batch's (token, address) pairs the memo does not know, each with its earliest
-    /// use, keyed by the pair's hash.
-    fn unknown_addresses(&self, batch: &HashMap<u64, AccessLine>) -> HashMap<u64, NewAddress> {
-        let mut unknown: HashMap<u64, NewAddress> = HashMap::new();
-        for line in batch.values().filter(|line| line.address != OVERFLOW) {
-            let pair = self
-                .hasher
-                .hash_one((line.token_uuid.as_str(), line.address.as_str()));
-            if self.known_addresses.contains_key(&pair) {
-                continue;
-            }
-            let earliest = unknown.entry(pair).or_insert_with(|| NewAddress {
-                token_uuid: line.token_uuid.clone(),
-                address: line.address.clone(),
-                user_agent: line.user_agent.clone(),
-                at: line.first_at,
-            });
-            if line.first_at < earliest.at {
-                earliest.user_agent.clone_from(&line.user_agent);
-                earliest.at = line.first_at;
-            }
-        }
-        unknown
-    }
-
     /// Writes every pending line, in key order, one short transaction per
     /// [`ACCESS_LINES_PER_TRANSACTION`] lines (see `Store::record_access`); what was not
     /// written goes back to the pending set. Before, finds which addresses a token is used
@@ -217,29 +203,33 @@ impl AccessLog {
     /// retried).
     pub async fn flush(&self, store: &Store) -> Result<()> {
         let _writing = self.writing.lock().await;
-        let batch = std::mem::take(&mut *lock(&self.pending));
+        let batch = {
+            let mut pending = lock(&self.pending);
+            // The next batch starts at this one's size (see `UsageLog::flush`).
+            let next = HashMap::with_capacity(pending.len());
+            std::mem::replace(&mut *pending, next)
+        };
         if batch.is_empty() {
             return Ok(());
         }
-        let unknown = self.unknown_addresses(&batch);
-        let candidates: Vec<&NewAddress> = unknown.values().collect();
-        let found = match store.new_addresses(&candidates).await {
+        // Finding the unknown pairs and sorting tens of thousands of lines is CPU work: it
+        // runs below the token checks' priority. (It cannot fail but by a panic, which loses
+        // this batch's lines; the thread itself lives as long as the store.)
+        let memo = self.known_addresses.clone();
+        let (unknown, candidates, lines) = store
+            .in_background(move || {
+                let unknown = memo.unknown_in(&batch);
+                let candidates = unknown.values().cloned().collect();
+                (unknown, candidates, sorted(batch))
+            })
+            .await?;
+        let found = match store.new_addresses(candidates).await {
             Ok(found) => found,
             Err(err) => {
-                self.give_back(batch);
+                self.give_back(lines);
                 return Err(err);
             }
         };
-        let mut lines: Vec<(u64, AccessLine)> = batch.into_iter().collect();
-        lines.sort_unstable_by(|(_, a), (_, b)| {
-            (&a.token_uuid, a.day, &a.address, &a.user_agent, &a.action).cmp(&(
-                &b.token_uuid,
-                b.day,
-                &b.address,
-                &b.user_agent,
-                &b.action,
-            ))
-        });
         let mut written = Ok(());
         let mut done_lines = lines.len();
         for (index, chunk) in lines.chunks(ACCESS_LINES_PER_TRANSACTION).enumerate() {
@@ -251,26 +241,19 @@ impl AccessLog {
             }
         }
         // Only what was written is known now: an address whose lines go back to the pending
-        // set is found again at the next flush.
-        let done: HashSet<(&str, &str)> = lines[..done_lines]
-            .iter()
-            .map(|(_, line)| (line.token_uuid.as_str(), line.address.as_str()))
-            .collect();
-        let is_done = |candidate: &NewAddress| {
-            done.contains(&(candidate.token_uuid.as_str(), candidate.address.as_str()))
-        };
-        for (pair, candidate) in &unknown {
-            if is_done(candidate) {
-                self.known_addresses.insert(*pair, ());
-            }
-        }
-        for new in found.iter().filter(|new| is_done(new)) {
+        // set is found again at the next flush. The lines not written come back; the rest
+        // are freed there.
+        let memo = self.known_addresses.clone();
+        let (new_addresses, unwritten) = store
+            .in_background(move || memo.remember_written(lines, done_lines, &unknown, found))
+            .await?;
+        for new in &new_addresses {
             if let Err(err) = store.record_new_address(new).await {
                 tracing::warn!(token = %new.token_uuid, error = %err, "recording a new_address event failed");
             }
         }
         if written.is_err() {
-            self.give_back(lines.into_iter().skip(done_lines));
+            self.give_back(unwritten);
         }
         written
     }
@@ -304,6 +287,80 @@ impl AccessLog {
                 tracing::warn!(error = %err, "writing the access log failed; will retry");
             }
         }
+    }
+}
+
+impl AddressMemo {
+    /// The batch's (token, address) pairs the memo does not know, each with its earliest
+    /// use, keyed by the pair's hash.
+    fn unknown_in(&self, batch: &HashMap<u64, AccessLine>) -> HashMap<u64, NewAddress> {
+        let mut unknown: HashMap<u64, NewAddress> = HashMap::new();
+        for line in batch.values().filter(|line| line.address != OVERFLOW) {
+            let pair = self
+                .hasher
+                .hash_one((line.token_uuid.as_str(), line.address.as_str()));
+            if self.known.contains_key(&pair) {
+                continue;
+            }
+            let earliest = unknown.entry(pair).or_insert_with(|| NewAddress {
+                token_uuid: line.token_uuid.clone(),
+                address: line.address.clone(),
+                user_agent: line.user_agent.clone(),
+                at: line.first_at,
+            });
+            if line.first_at < earliest.at {
+                earliest.user_agent.clone_from(&line.user_agent);
+                earliest.at = line.first_at;
+            }
+        }
+        unknown
+    }
+
+    /// Remembers the pairs of `unknown` whose lines are among the first `done` of `lines`
+    /// (those written), and returns `found`'s new addresses among them with the lines not
+    /// written.
+    fn remember_written(
+        &self,
+        mut lines: Vec<(u64, AccessLine)>,
+        done: usize,
+        unknown: &HashMap<u64, NewAddress>,
+        found: Vec<NewAddress>,
+    ) -> (Vec<NewAddress>, Vec<(u64, AccessLine)>) {
+        let unwritten = lines.split_off(done);
+        let written: HashSet<(&str, &str)> = lines
+            .iter()
+            .map(|(_, line)| (line.token_uuid.as_str(), line.address.as_str()))
+            .collect();
+        let is_written = |candidate: &NewAddress| written.contains(&candidate.pair());
+        for (pair, candidate) in unknown {
+            if is_written(candidate) {
+                self.known.insert(*pair, ());
+            }
+        }
+        let new_addresses = found.into_iter().filter(|new| is_written(new)).collect();
+        (new_addresses, unwritten)
+    }
+}
+
+/// `batch`'s lines in key order: two instances' flushes lock shared lines in one order.
+fn sorted(batch: HashMap<u64, AccessLine>) -> Vec<(u64, AccessLine)> {
+    let mut lines: Vec<(u64, AccessLine)> = batch.into_iter().collect();
+    lines.sort_unstable_by(|(_, a), (_, b)| {
+        (&a.token_uuid, a.day, &a.address, &a.user_agent, &a.action).cmp(&(
+            &b.token_uuid,
+            b.day,
+            &b.address,
+            &b.user_agent,
+            &b.action,
+        ))
+    });
+    lines
+}
+
+impl NewAddress {
+    /// Its (token, address) pair, borrowed.
+    pub fn pair(&self) -> (&str, &str) {
+        (self.token_uuid.as_str(), self.address.as_str())
     }
 }
 

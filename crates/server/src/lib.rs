@@ -10,6 +10,7 @@
 //! `hubkeyd` command line. This file only wires them together.
 
 pub mod access_log;
+pub mod background;
 pub mod cache;
 pub mod change_table;
 pub mod cli;

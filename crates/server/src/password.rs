@@ -7,6 +7,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use rand::rngs::OsRng;
 use zeroize::Zeroizing;
 
+use crate::background::Threads;
 use crate::error::{Error, Result, SetupError};
 
 /// OWASP's argon2id recommendation: 19 MiB of memory, 2 passes, 1 lane.
@@ -21,53 +22,27 @@ pub const MAX_LEN: usize = 256;
 
 static COMMON_PASSWORDS: &str = include_str!("../data/common-passwords.txt");
 
-/// Hashes and verifies passwords on a pool of its own: `threads` OS threads at a lowered
-/// scheduling priority (nice 10). A burst of sign-ins, or a flood of wrong passwords, then
-/// neither blocks the async runtime nor takes the CPU from token checks, which are the hot
-/// path; hashing uses whatever the rest leaves. Each hash takes 19 MiB, so the thread count
-/// also bounds the memory.
+/// Hashes and verifies passwords on threads of their own at a lowered scheduling priority
+/// ([`crate::background`]). A burst of sign-ins, or a flood of wrong passwords, then neither
+/// blocks the async runtime nor takes the CPU from token checks, which are the hot path;
+/// hashing uses whatever the rest leaves. Each hash takes 19 MiB, so the thread count also
+/// bounds the memory.
 #[derive(Clone)]
 pub struct PasswordHasher {
-    jobs: std::sync::mpsc::SyncSender<Job>,
+    threads: Threads,
     /// A hash of a random password, verified against when the user does not exist, so that
     /// "unknown user" costs the same time as "wrong password".
     decoy: Arc<String>,
 }
 
-type Job = Box<dyn FnOnce() + Send>;
-
-/// Niceness of the hashing threads (0 is normal, 19 the lowest priority).
-const HASHING_NICENESS: i32 = 10;
-
 impl PasswordHasher {
     /// A hasher with `threads` hashing threads.
     pub fn new(threads: usize) -> Result<Self, SetupError> {
         let decoy = hash_blocking(&crate::random::random_secret())?;
-        let threads = threads.max(1);
         // Waiting jobs beyond this make callers wait before queueing.
-        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(threads * 64);
-        let queue = Arc::new(std::sync::Mutex::new(queue));
-        for index in 0..threads {
-            let queue = queue.clone();
-            std::thread::Builder::new()
-                .name(format!("password-{index}"))
-                .spawn(move || {
-                    lower_priority();
-                    loop {
-                        let job = match queue.lock() {
-                            Ok(receiver) => receiver.recv(),
-                            Err(_) => return,
-                        };
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => return, // every hasher was dropped
-                        }
-                    }
-                })
-                .map_err(|err| SetupError::io("starting a password thread", err))?;
-        }
+        let threads = Threads::start("password", threads, threads.max(1) * 64)?;
         Ok(PasswordHasher {
-            jobs,
+            threads,
             decoy: Arc::new(decoy),
         })
     }
@@ -93,35 +68,8 @@ impl PasswordHasher {
     }
 
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-        let (done, result) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move || {
-            let _ = done.send(work());
-        });
-        let jobs = self.jobs.clone();
-        // `send` blocks only while the queue is full: do that wait off the runtime.
-        tokio::task::spawn_blocking(move || jobs.send(job))
-            .await
-            .map_err(|err| Error::Internal(format!("queueing a password job: {err}")))?
-            .map_err(|_| Error::Internal("password threads have stopped".into()))?;
-        result
-            .await
-            .map_err(|_| Error::Internal("a password job was dropped".into()))
+        self.threads.run(work).await
     }
-}
-
-/// Lowers the calling thread's scheduling priority. On Linux the nice value belongs to the
-/// thread, so this touches no other thread. Failure only costs fairness, so it is ignored.
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-fn lower_priority() {
-    // SAFETY: setpriority takes plain integers and reads no memory of ours; `who = 0` names
-    // the calling thread.
-    let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, HASHING_NICENESS) };
-}
-
-#[cfg(not(target_os = "linux"))]
-fn lower_priority() {
-    let _ = HASHING_NICENESS;
 }
 
 fn argon2() -> Result<Argon2<'static>> {

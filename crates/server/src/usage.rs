@@ -65,7 +65,11 @@ impl UsageLog {
     /// Notes a use of token `uuid` at `now`.
     pub fn record(&self, uuid: &str, now: DateTime<Utc>) {
         let mut pending = lock(&self.pending);
-        let entry = pending.entry(uuid.to_owned()).or_default();
+        // A token already pending costs no allocation.
+        let entry = match pending.get_mut(uuid) {
+            Some(entry) => entry,
+            None => pending.entry(uuid.to_owned()).or_default(),
+        };
         entry.last_used = entry.last_used.max(millis(now));
         *entry.days.entry(epoch_day(now)).or_insert(0) += 1;
     }
@@ -110,7 +114,10 @@ impl UsageLog {
         // `record` for as long as it took).
         let batch = {
             let mut pending = lock(&self.pending);
-            let batch = Arc::new(std::mem::take(&mut *pending));
+            // The next batch starts at this one's size: growing a map of tens of thousands
+            // of tokens from nothing, rehashing at every doubling, was the requests' work.
+            let next = HashMap::with_capacity(pending.len());
+            let batch = Arc::new(std::mem::replace(&mut *pending, next));
             *lock(&self.in_flight) = Arc::clone(&batch);
             batch
         };
@@ -123,33 +130,44 @@ impl UsageLog {
         let count = batch.len();
         // In token order, a short transaction per USES_PER_STATEMENT tokens: no flush holds
         // the write lock (SQLite) or its rows (PostgreSQL) for long, and two instances'
-        // flushes take shared rows in the same order.
-        let mut sorted: Vec<(&str, &PendingUse)> = batch
-            .iter()
-            .map(|(uuid, uses)| (uuid.as_str(), uses))
-            .collect();
-        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let mut written = Ok(());
+        // flushes take shared rows in the same order. Sorting tens of thousands of tokens is
+        // CPU work: it runs below the token checks' priority.
+        let sorted = {
+            let batch = Arc::clone(&batch);
+            store.in_background(move || sorted(&batch)).await
+        };
+        let (sorted, mut written) = match sorted {
+            Ok(sorted) => (sorted, Ok(())),
+            Err(err) => (Vec::new(), Err(err)),
+        };
         let mut unwritten = Vec::new();
-        let mut chunks = sorted.chunks(USES_PER_STATEMENT);
-        for chunk in chunks.by_ref() {
-            let chunk_started = std::time::Instant::now();
-            if let Err(err) = store.record_uses(chunk).await {
-                written = Err(err);
-                unwritten.extend_from_slice(chunk);
-                break;
+        match written {
+            Ok(()) => {
+                let mut chunks = sorted.chunks(USES_PER_STATEMENT);
+                for chunk in chunks.by_ref() {
+                    let chunk: Vec<(&str, &PendingUse)> = chunk
+                        .iter()
+                        .map(|(uuid, uses)| (uuid.as_str(), uses))
+                        .collect();
+                    let chunk_started = std::time::Instant::now();
+                    if let Err(err) = store.record_uses(&chunk).await {
+                        written = Err(err);
+                        unwritten.extend_from_slice(&chunk);
+                        break;
+                    }
+                    let took = chunk_started.elapsed();
+                    if took > SLOW_WRITE {
+                        tracing::warn!(
+                            tokens = chunk.len(),
+                            took_ms = took.as_millis(),
+                            "writing token uses was slow"
+                        );
+                    }
+                }
+                unwritten.extend(chunks.flatten().map(|(uuid, uses)| (uuid.as_str(), uses)));
             }
-            let took = chunk_started.elapsed();
-            if took > SLOW_WRITE {
-                tracing::warn!(
-                    tokens = chunk.len(),
-                    took_ms = took.as_millis(),
-                    "writing token uses was slow"
-                );
-            }
-        }
-        for chunk in chunks {
-            unwritten.extend_from_slice(chunk);
+            // Not sorted: nothing written, everything kept.
+            Err(_) => unwritten.extend(batch.iter().map(|(uuid, uses)| (uuid.as_str(), uses))),
         }
         self.metrics.observe(count, started.elapsed());
         {
@@ -158,9 +176,10 @@ impl UsageLog {
             for (uuid, uses) in unwritten {
                 merge(pending.entry(uuid.to_owned()).or_default(), uses.clone());
             }
-            // The batch itself is freed when this returns, outside both locks.
             *lock(&self.in_flight) = Arc::default();
         }
+        // Freed outside both locks, and off the runtime: tens of thousands of entries.
+        let _ = store.in_background(move || drop((batch, sorted))).await;
         written
     }
 
@@ -175,6 +194,16 @@ impl UsageLog {
             }
         }
     }
+}
+
+/// `batch`'s uses in token order.
+fn sorted(batch: &HashMap<String, PendingUse>) -> Vec<(String, PendingUse)> {
+    let mut sorted: Vec<(String, PendingUse)> = batch
+        .iter()
+        .map(|(uuid, uses)| (uuid.clone(), uses.clone()))
+        .collect();
+    sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    sorted
 }
 
 /// Adds `other`'s uses to `into`.

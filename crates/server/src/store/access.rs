@@ -2,6 +2,7 @@
 //! UTC day, written in batches by [`crate::access_log::AccessLog`].
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use hubkey_api::{TokenAccess, TokenEventKind};
 use sqlx::FromRow;
@@ -66,22 +67,23 @@ impl AccessRow {
     }
 }
 
-impl Store {
-    /// Which of `candidates` are a token's use from an address it was never used from before:
-    /// not in the stored log, and not the token's first use ever (for a token with no stored
-    /// use, its earliest candidate is that first use). Read before the batch is written.
-    pub async fn new_addresses(&self, candidates: &[&NewAddress]) -> Result<Vec<NewAddress>> {
-        if candidates.is_empty() {
-            return Ok(Vec::new());
-        }
-        let pairs: Vec<(String, String)> = candidates
+impl PriorUse {
+    /// `pairs` as borrowed (token, address) pairs, to look candidates up in.
+    fn held_pairs(&self) -> HashSet<(&str, &str)> {
+        self.pairs
             .iter()
-            .map(|candidate| (candidate.token_uuid.clone(), candidate.address.clone()))
-            .collect();
-        let prior = self.prior_use(&pairs).await?;
+            .map(|(token, address)| (token.as_str(), address.as_str()))
+            .collect()
+    }
+
+    /// Which of `candidates` are new addresses, given what the stored log held: those of a
+    /// pair it did not hold, except a token's earliest one when the token had no line with
+    /// an address (its first use ever).
+    fn new_among(&self, candidates: &[NewAddress]) -> Vec<NewAddress> {
+        let held = self.held_pairs();
         let mut unknown: HashMap<&str, Vec<&NewAddress>> = HashMap::new();
-        for (candidate, pair) in candidates.iter().zip(&pairs) {
-            if !prior.pairs.contains(pair) {
+        for candidate in candidates {
+            if !held.contains(&candidate.pair()) {
                 unknown
                     .entry(candidate.token_uuid.as_str())
                     .or_default()
@@ -91,24 +93,42 @@ impl Store {
         let mut new = Vec::new();
         for (token, mut found) in unknown {
             found.sort_by(|a, b| (a.at, &a.address).cmp(&(b.at, &b.address)));
-            let skip = usize::from(!prior.tokens.contains(token));
+            let skip = usize::from(!self.tokens.contains(token));
             new.extend(found.into_iter().skip(skip).cloned());
         }
-        Ok(new)
+        new
+    }
+}
+
+impl Store {
+    /// Which of `candidates` are a token's use from an address it was never used from before:
+    /// not in the stored log, and not the token's first use ever (for a token with no stored
+    /// use, its earliest candidate is that first use). Read before the batch is written.
+    pub async fn new_addresses(&self, candidates: Vec<NewAddress>) -> Result<Vec<NewAddress>> {
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let candidates = Arc::new(candidates);
+        let prior = self.prior_use(Arc::clone(&candidates)).await?;
+        // Sorting out tens of thousands of candidates is CPU work: below the token checks'
+        // priority ([`Store::in_background`]).
+        self.in_background(move || prior.new_among(&candidates))
+            .await
     }
 
-    /// Which (token, address) `pairs` the stored log holds, and which of the tokens of the
-    /// other pairs it holds a line of with an address. A token's overflow line
+    /// Which (token, address) pairs of `candidates` the stored log holds, and which of the
+    /// tokens of the other pairs it holds a line of with an address. A token's overflow line
     /// ([`OVERFLOW`]: uses counted while the pending set was full) names no address, so it
     /// does not count: the first address recorded for such a token is its first, not a new
-    /// one (counting it made every token of a busy flush alert on its next use). Both are answered by the prefix of the log's unique
-    /// key. On SQLite one prepared probe per pair on the flushes' connection; on PostgreSQL
-    /// in statements of [`ADDRESS_PROBES_PER_STATEMENT`] probes (a flush of a busy server
-    /// asks about tens of thousands of pairs; one round trip each cost it most of a second).
-    async fn prior_use(&self, pairs: &[(String, String)]) -> Result<PriorUse> {
+    /// one (counting it made every token of a busy flush alert on its next use). Both are
+    /// answered by the prefix of the log's unique key. On SQLite, prepared probes on the
+    /// flushes' connection: first whether the token has any line with an address (one probe
+    /// per token), then, only for such a token, whether it has this pair's (a token used for
+    /// the first time, most of a busy flush, costs one probe, not two). On PostgreSQL in
+    /// statements of [`ADDRESS_PROBES_PER_STATEMENT`] probes (a flush of a busy server asks
+    /// about tens of thousands of pairs; one round trip each cost it most of a second).
+    async fn prior_use(&self, candidates: Arc<Vec<NewAddress>>) -> Result<PriorUse> {
         if let Some(flushes) = &self.sqlite_flushes {
-            // Owned: the probes run on a blocking thread.
-            let pairs = pairs.to_vec();
             return flushes
                 .read(move |conn| {
                     let mut pair_used = conn.prepare_cached(
@@ -120,14 +140,28 @@ impl Store {
                          WHERE token_uuid = ?1 AND address <> '{OVERFLOW}')"
                     ))?;
                     let mut prior = PriorUse::default();
-                    let mut asked: HashSet<String> = HashSet::new();
-                    for (token, address) in pairs {
-                        if pair_used.query_row([&token, &address], |row| row.get(0))? {
-                            prior.pairs.insert((token, address));
-                        } else if asked.insert(token.clone())
-                            && token_used.query_row([&token], |row| row.get(0))?
-                        {
-                            prior.tokens.insert(token);
+                    let mut used: HashMap<&str, bool> = HashMap::new();
+                    for NewAddress {
+                        token_uuid: token,
+                        address,
+                        ..
+                    } in candidates.iter()
+                    {
+                        let token_has_lines = match used.get(token.as_str()) {
+                            Some(known) => *known,
+                            None => {
+                                let found = token_used.query_row([token], |row| row.get(0))?;
+                                used.insert(token, found);
+                                found
+                            }
+                        };
+                        if !token_has_lines {
+                            continue;
+                        }
+                        if pair_used.query_row([token, address], |row| row.get(0))? {
+                            prior.pairs.insert((token.clone(), address.clone()));
+                        } else {
+                            prior.tokens.insert(token.clone());
                         }
                     }
                     Ok(prior)
@@ -136,7 +170,7 @@ impl Store {
         }
         let mut conn = self.pool.acquire().await?;
         let mut prior = PriorUse::default();
-        for chunk in pairs.chunks(ADDRESS_PROBES_PER_STATEMENT) {
+        for chunk in candidates.chunks(ADDRESS_PROBES_PER_STATEMENT) {
             let sql = format!(
                 "SELECT v.column1, v.column2 FROM (VALUES {}) AS v WHERE EXISTS ( \
                      SELECT 1 FROM token_access a \
@@ -144,18 +178,23 @@ impl Store {
                 self.backend.placeholders(chunk.len(), 2)
             );
             let mut query = sqlx::query_as(&sql);
-            for (token, address) in chunk {
-                query = query.bind(token.as_str()).bind(address.as_str());
+            for candidate in chunk {
+                query = query
+                    .bind(candidate.token_uuid.as_str())
+                    .bind(candidate.address.as_str());
             }
             prior.pairs.extend(query.fetch_all(&mut *conn).await?);
         }
-        let tokens: Vec<&str> = pairs
-            .iter()
-            .filter(|pair| !prior.pairs.contains(*pair))
-            .map(|(token, _)| token.as_str())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
+        let tokens: Vec<&str> = {
+            let held = prior.held_pairs();
+            candidates
+                .iter()
+                .filter(|candidate| !held.contains(&candidate.pair()))
+                .map(|candidate| candidate.token_uuid.as_str())
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect()
+        };
         for chunk in tokens.chunks(ADDRESS_PROBES_PER_STATEMENT) {
             let sql = format!(
                 "SELECT v.column1 FROM (VALUES {}) AS v WHERE EXISTS ( \
@@ -184,14 +223,29 @@ impl Store {
             let lines: Vec<AccessLine> = lines.iter().map(|line| (*line).clone()).collect();
             return flushes
                 .write(move |tx| {
+                    // Lines come in token order: each token is looked up once (the connection
+                    // checks no foreign keys: see `SQLITE_FLUSH_PRAGMAS`).
+                    let mut exists = tx.prepare_cached(super::TOKEN_EXISTS)?;
                     let mut upsert = tx.prepare_cached(&format!(
                         "INSERT INTO token_access (token_uuid, day, address, user_agent, \
                              action, first_at, last_at, uses) \
-                         SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
-                         WHERE EXISTS (SELECT 1 FROM access_tokens WHERE uuid = $1) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                          {ACCESS_LINE_CONFLICT}"
                     ))?;
+                    let mut token: Option<(&str, bool)> = None;
                     for line in &lines {
+                        let exists = match token {
+                            Some((uuid, exists)) if uuid == line.token_uuid => exists,
+                            _ => {
+                                let found = exists
+                                    .query_row([&line.token_uuid], |row| row.get::<_, bool>(0))?;
+                                token = Some((&line.token_uuid, found));
+                                found
+                            }
+                        };
+                        if !exists {
+                            continue;
+                        }
                         upsert.execute(rusqlite::params![
                             line.token_uuid,
                             line.day,

@@ -42,6 +42,7 @@ use sqlx::error::BoxDynError;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
+use crate::background::Threads;
 use crate::error::{Error, Result, SetupError};
 
 pub use access::{
@@ -90,6 +91,9 @@ pub struct Store {
     /// ([`Store::begin_flush`]). Token changes, sessions and every event go through `pool`,
     /// whose commits wait for the disk.
     sqlite_flushes: Option<Arc<sqlite_flushes::SqliteFlushes>>,
+    /// The flushes' thread, below the token checks' priority: their SQLite writes, and on
+    /// either store the sorting and bookkeeping of a batch ([`Store::in_background`]).
+    background: Threads,
     backend: Backend,
     /// Where the change listener connects (PostgreSQL only).
     listen_target: Option<crate::invalidation::ListenTarget>,
@@ -226,13 +230,21 @@ const SQLITE_READERS: u32 = 2;
 /// `FULL` connection or a checkpoint syncs the WAL up to its end). A crash of hubkeyd loses
 /// nothing committed; a power loss can lose the flushes committed since the WAL was last
 /// synced, never an acknowledged token change (those commit through `FULL` connections).
+///
+/// It checks no foreign keys: it only ever adds usage and access-log rows, each after its own
+/// probe that the token exists, inside the same write transaction (so no token can go
+/// between the probe and the row); SQLite's check would be a second probe of the same index
+/// for every row. Deletes, and their cascades, run on the other connections.
 const SQLITE_FLUSH_PRAGMAS: &[&str] = &[
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
-    "PRAGMA foreign_keys = ON",
+    "PRAGMA foreign_keys = OFF",
     "PRAGMA busy_timeout = 15000",
     "PRAGMA cache_size = -16384",
 ];
+
+/// Whether the token `$1` (a uuid) exists: the flushes' probe before they add its rows.
+const TOKEN_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM access_tokens WHERE uuid = $1)";
 
 /// The PRAGMAs of a read-only connection (the change table's polls, the token check's
 /// lookups): `query_only`, and a page cache of 1 MiB (enough for the inner pages of the digest
@@ -308,6 +320,8 @@ impl Store {
         };
         migrated.map_err(|err| SetupError::Database(format!("migration failed: {err}")))?;
         let _ = sqlx::Connection::close(conn).await;
+        // One thread: the flushes run one transaction at a time anyway.
+        let background = Threads::start("flushes", 1, 64)?;
         let (pool, reads, sqlite_flushes, token_reads) = match backend {
             Backend::Sqlite => {
                 let file = Self::sqlite_file(url)?;
@@ -316,7 +330,10 @@ impl Store {
                 (
                     Self::open_sqlite(url, 8, SQLITE_PRAGMAS).await?,
                     Self::open_sqlite_reads(url).await?,
-                    Some(sqlite_flushes::SqliteFlushes::open(&file).map_err(opening)?),
+                    Some(Arc::new(sqlite_flushes::SqliteFlushes::open(
+                        &file,
+                        background.clone(),
+                    )?)),
                     Some(Arc::new(
                         token_reads::TokenReads::open(&file).map_err(opening)?,
                     )),
@@ -340,6 +357,7 @@ impl Store {
             reads,
             token_reads,
             sqlite_flushes,
+            background,
             backend,
             listen_target,
             recorded: Arc::default(),
@@ -547,6 +565,16 @@ impl Store {
         Ok(())
     }
 
+    /// Runs `work` on the flushes' thread, below the token checks' priority: for a flush's
+    /// CPU work on its batch (sorting, hashing, freeing), which on the runtime's threads held
+    /// up the requests queued behind it.
+    pub async fn in_background<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        self.background.run(work).await
+    }
+
     /// Closes every connection (checkpointing the WAL).
     pub async fn close(&self) {
         self.reads.close().await;
@@ -648,6 +676,29 @@ mod tests {
         assert_eq!(Backend::Sqlite.placeholders(2, 2), "(?, ?), (?, ?)");
     }
 
+    /// The build flags of `.cargo/config.toml` reach the bundled SQLite: no global lock around
+    /// every connection's page cache, no memory statistics taking another on every
+    /// allocation.
+    #[test]
+    fn the_bundled_sqlite_has_no_global_page_cache_or_allocation_lock() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let options: Vec<String> = conn
+            .prepare("SELECT compile_options FROM pragma_compile_options")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{options:?}"
+        );
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "{options:?}"
+        );
+    }
+
     /// SQLite's `synchronous` setting as a connection of `pool` reports it (1 NORMAL, 2 FULL).
     async fn synchronous(pool: &AnyPool) -> i64 {
         sqlx::query_scalar("PRAGMA synchronous")
@@ -662,7 +713,7 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("hubkeyd.db").display());
         let store = Store::open(&url).await.unwrap();
         let flushes = store.sqlite_flushes.as_ref().unwrap();
-        assert_eq!(flushes.synchronous(), 1, "flushes: NORMAL");
+        assert_eq!(flushes.synchronous().await, 1, "flushes: NORMAL");
         // Token changes, sessions and events commit through the pool `begin` hands out.
         assert_eq!(synchronous(&store.pool).await, 2, "changes: FULL");
         let mut tx = store.begin().await.unwrap();
@@ -800,6 +851,22 @@ mod tests {
         assert_eq!(rows(last_used).await, [("t2".into(), 0, 70)]);
         assert_eq!(rows(per_day).await, [("t2".into(), 2, 1)]);
         assert_eq!(rows(access).await, [("t2 10.0.0.2".into(), 60_070, 1)]);
+
+        // Uses and lines of a token deleted since they were noted are dropped (the flushes'
+        // connection probes each token itself and checks no foreign keys): nothing dangles.
+        store
+            .record_uses(&[("t1", &later), ("t2", &later)])
+            .await
+            .unwrap();
+        store.record_access(&[&line]).await.unwrap();
+        assert_eq!(rows(last_used).await, [("t2".into(), 0, 80)]);
+        assert_eq!(rows(per_day).await, [("t2".into(), 2, 6)]);
+        assert_eq!(rows(access).await, [("t2 10.0.0.2".into(), 60_070, 1)]);
+        let dangling = sqlx::query("PRAGMA foreign_key_check")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+        assert!(dangling.is_empty());
         store.close().await;
     }
 

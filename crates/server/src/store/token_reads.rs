@@ -65,17 +65,19 @@ impl TokenReads {
     fn query(conn: &Connection, digest: &str) -> rusqlite::Result<Option<TokenCheck>> {
         conn.prepare_cached(TOKEN_CHECK_SQL)?
             .query_row([digest], |row| {
+                // By position, in `TOKEN_CHECK_SQL`'s order (a name is looked up by comparing
+                // it with each column's, for every column of every lookup).
                 Ok(TokenCheck {
-                    uuid: row.get("uuid")?,
-                    digest: row.get("digest")?,
-                    user_id: row.get("user_id")?,
-                    scopes: row.get("scopes")?,
-                    expires_at: row.get("expires_at")?,
-                    is_active: row.get("is_active")?,
-                    rotated: row.get("rotated")?,
-                    overlap_until: row.get("overlap_until")?,
-                    username: row.get("username")?,
-                    user_disabled: row.get("user_disabled")?,
+                    uuid: row.get(0)?,
+                    digest: row.get(1)?,
+                    user_id: row.get(2)?,
+                    scopes: row.get(3)?,
+                    expires_at: row.get(4)?,
+                    is_active: row.get(5)?,
+                    rotated: row.get(6)?,
+                    overlap_until: row.get(7)?,
+                    username: row.get(8)?,
+                    user_disabled: row.get(9)?,
                 })
             })
             .optional()

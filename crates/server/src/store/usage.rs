@@ -47,17 +47,21 @@ impl Store {
                 .collect();
             return flushes
                 .write(move |tx| {
+                    // The token is looked up once for its two upserts (the connection checks
+                    // no foreign keys: see `SQLITE_FLUSH_PRAGMAS`).
+                    let mut exists = tx.prepare_cached(super::TOKEN_EXISTS)?;
                     let mut last_used = tx.prepare_cached(&format!(
-                        "INSERT INTO token_last_used (token_uuid, last_used) SELECT $1, $2 \
-                         WHERE EXISTS (SELECT 1 FROM access_tokens WHERE uuid = $1) \
+                        "INSERT INTO token_last_used (token_uuid, last_used) VALUES ($1, $2) \
                          {LAST_USED_CONFLICT}"
                     ))?;
                     let mut per_day = tx.prepare_cached(&format!(
-                        "INSERT INTO token_usage (token_uuid, day, uses) SELECT $1, $2, $3 \
-                         WHERE EXISTS (SELECT 1 FROM access_tokens WHERE uuid = $1) \
+                        "INSERT INTO token_usage (token_uuid, day, uses) VALUES ($1, $2, $3) \
                          {USES_PER_DAY_CONFLICT}"
                     ))?;
                     for (uuid, pending) in &uses {
+                        if !exists.query_row([uuid], |row| row.get::<_, bool>(0))? {
+                            continue;
+                        }
                         last_used.execute(rusqlite::params![uuid, pending.last_used])?;
                         for (day, count) in &pending.days {
                             per_day.execute(rusqlite::params![uuid, day, count])?;

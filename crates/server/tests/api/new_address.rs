@@ -273,10 +273,7 @@ async fn new_addresses_are_told_apart_beyond_one_probe_statement() {
             })
         })
         .collect();
-    let found = store
-        .new_addresses(&candidates.iter().collect::<Vec<_>>())
-        .await
-        .unwrap();
+    let found = store.new_addresses(candidates.to_vec()).await.unwrap();
 
     let mut found: Vec<(String, String)> = found
         .into_iter()
@@ -344,10 +341,7 @@ async fn a_token_used_only_in_the_overflow_line_has_no_address_to_be_new_against
         at: at + 1,
     };
     let candidates = [candidate(&busy), candidate(&known)];
-    let found = store
-        .new_addresses(&candidates.iter().collect::<Vec<_>>())
-        .await
-        .unwrap();
+    let found = store.new_addresses(candidates.to_vec()).await.unwrap();
     let found: Vec<&str> = found.iter().map(|new| new.token_uuid.as_str()).collect();
     assert_eq!(found, [known.as_str()], "busy: {busy}, known: {known}");
 }
