@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 
 use crate::error::Result;
-use crate::store::{millis, Store, ACCESS_LINES_PER_TRANSACTION};
+use crate::store::{millis, BatchRun, Store, ACCESS_LINES_PER_TRANSACTION};
 use crate::usage::{epoch_day, lock, FLUSH_INTERVAL};
 
 /// Distinct pending keys kept between two flushes.
@@ -230,13 +230,15 @@ impl AccessLog {
                 return Err(err);
             }
         };
+        // Each run of the sorted lines goes to the store as it is, shared, not copied.
+        let lines = Arc::new(lines);
         let mut written = Ok(());
         let mut done_lines = lines.len();
-        for (index, chunk) in lines.chunks(ACCESS_LINES_PER_TRANSACTION).enumerate() {
-            let refs: Vec<&AccessLine> = chunk.iter().map(|(_, line)| line).collect();
-            if let Err(err) = store.record_access(&refs).await {
+        for start in (0..lines.len()).step_by(ACCESS_LINES_PER_TRANSACTION) {
+            let run = BatchRun::of(&lines, start..start + ACCESS_LINES_PER_TRANSACTION);
+            if let Err(err) = store.record_access(run).await {
                 written = Err(err);
-                done_lines = index * ACCESS_LINES_PER_TRANSACTION;
+                done_lines = start;
                 break;
             }
         }
@@ -245,7 +247,7 @@ impl AccessLog {
         // are freed there.
         let memo = self.known_addresses.clone();
         let (new_addresses, unwritten) = store
-            .in_background(move || memo.remember_written(lines, done_lines, &unknown, found))
+            .in_background(move || memo.remember_written(&lines, done_lines, &unknown, found))
             .await?;
         for new in &new_addresses {
             if let Err(err) = store.record_new_address(new).await {
@@ -260,9 +262,17 @@ impl AccessLog {
 
     /// Puts lines that were not written back into the pending set, merged with what was
     /// noted meanwhile.
-    fn give_back(&self, lines: impl IntoIterator<Item = (u64, AccessLine)>) {
+    fn give_back(&self, lines: Vec<AccessLine>) {
         let mut pending = lock(&self.pending);
-        for (key, line) in lines {
+        for line in lines {
+            // The key it was pending under (an overflow line's fields are its key's).
+            let key = self.key(
+                &line.token_uuid,
+                line.day,
+                &line.address,
+                &line.user_agent,
+                &line.action,
+            );
             match pending.get_mut(&key) {
                 Some(newer) if newer.token_uuid == line.token_uuid => {
                     newer.first_at = newer.first_at.min(line.first_at);
@@ -321,15 +331,15 @@ impl AddressMemo {
     /// written.
     fn remember_written(
         &self,
-        mut lines: Vec<(u64, AccessLine)>,
+        lines: &[AccessLine],
         done: usize,
         unknown: &HashMap<u64, NewAddress>,
         found: Vec<NewAddress>,
-    ) -> (Vec<NewAddress>, Vec<(u64, AccessLine)>) {
-        let unwritten = lines.split_off(done);
-        let written: HashSet<(&str, &str)> = lines
+    ) -> (Vec<NewAddress>, Vec<AccessLine>) {
+        let unwritten = lines[done..].to_vec();
+        let written: HashSet<(&str, &str)> = lines[..done]
             .iter()
-            .map(|(_, line)| (line.token_uuid.as_str(), line.address.as_str()))
+            .map(|line| (line.token_uuid.as_str(), line.address.as_str()))
             .collect();
         let is_written = |candidate: &NewAddress| written.contains(&candidate.pair());
         for (pair, candidate) in unknown {
@@ -343,9 +353,9 @@ impl AddressMemo {
 }
 
 /// `batch`'s lines in key order: two instances' flushes lock shared lines in one order.
-fn sorted(batch: HashMap<u64, AccessLine>) -> Vec<(u64, AccessLine)> {
-    let mut lines: Vec<(u64, AccessLine)> = batch.into_iter().collect();
-    lines.sort_unstable_by(|(_, a), (_, b)| {
+fn sorted(batch: HashMap<u64, AccessLine>) -> Vec<AccessLine> {
+    let mut lines: Vec<AccessLine> = batch.into_values().collect();
+    lines.sort_unstable_by(|a, b| {
         (&a.token_uuid, a.day, &a.address, &a.user_agent, &a.action).cmp(&(
             &b.token_uuid,
             b.day,
@@ -415,5 +425,55 @@ mod tests {
             (line.user_agent.len(), line.action.len()),
             (MAX_AGENT, MAX_ACTION)
         );
+    }
+
+    #[tokio::test]
+    async fn lines_a_flush_could_not_write_come_back_under_their_own_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hubkeyd.db");
+        let store = Store::open(&format!("sqlite://{}", file.display()))
+            .await
+            .unwrap();
+        let log = AccessLog::default();
+        let now = DateTime::from_timestamp(86_400 * 20_000 + 5, 0).unwrap();
+        log.record("t", "10.0.0.1", "docker", "pull", now);
+        for i in 0..MAX_PENDING {
+            log.record("t", &format!("10.9.{}.{}", i / 256, i % 256), "x", "a", now);
+        }
+        assert_eq!(
+            log.pending_lines(),
+            MAX_PENDING + 1,
+            "full, with its overflow line"
+        );
+
+        // The log's table is out of reach: the flush fails and keeps every line.
+        let hide = |from: &str, to: &str| {
+            let sql = format!("ALTER TABLE {from} RENAME TO {to}");
+            rusqlite::Connection::open(&file)
+                .unwrap()
+                .execute(&sql, [])
+                .unwrap();
+        };
+        hide("token_access", "token_access_away");
+        assert!(log.flush(&store).await.is_err());
+        assert_eq!(log.pending_lines(), MAX_PENDING + 1);
+
+        // Back under the keys they were noted under: a use of the same line, or one past the
+        // bound, joins its line instead of starting another.
+        log.record("t", "10.0.0.1", "docker", "pull", now);
+        log.record("t", "10.200.0.1", "x", "a", now);
+        assert_eq!(log.pending_lines(), MAX_PENDING + 1);
+        let uses = |address: &str| {
+            lock(&log.pending)
+                .values()
+                .find(|line| line.address == address)
+                .map(|line| line.uses)
+        };
+        assert_eq!((uses("10.0.0.1"), uses(OVERFLOW)), (Some(2), Some(2)));
+
+        hide("token_access_away", "token_access");
+        log.flush(&store).await.unwrap();
+        assert_eq!(log.pending_lines(), 0);
+        store.close().await;
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::error::Result;
-use crate::store::{millis, PendingUse, Store, USES_PER_STATEMENT};
+use crate::store::{millis, BatchRun, PendingUse, Store, USES_PER_STATEMENT};
 
 /// How often unflushed uses are written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(2);
@@ -136,45 +136,27 @@ impl UsageLog {
             let batch = Arc::clone(&batch);
             store.in_background(move || sorted(&batch)).await
         };
-        let (sorted, mut written) = match sorted {
-            Ok(sorted) => (sorted, Ok(())),
-            Err(err) => (Vec::new(), Err(err)),
-        };
-        let mut unwritten = Vec::new();
-        match written {
-            Ok(()) => {
-                let mut chunks = sorted.chunks(USES_PER_STATEMENT);
-                for chunk in chunks.by_ref() {
-                    let chunk: Vec<(&str, &PendingUse)> = chunk
-                        .iter()
-                        .map(|(uuid, uses)| (uuid.as_str(), uses))
-                        .collect();
-                    let chunk_started = std::time::Instant::now();
-                    if let Err(err) = store.record_uses(&chunk).await {
-                        written = Err(err);
-                        unwritten.extend_from_slice(&chunk);
-                        break;
-                    }
-                    let took = chunk_started.elapsed();
-                    if took > SLOW_WRITE {
-                        tracing::warn!(
-                            tokens = chunk.len(),
-                            took_ms = took.as_millis(),
-                            "writing token uses was slow"
-                        );
-                    }
-                }
-                unwritten.extend(chunks.flatten().map(|(uuid, uses)| (uuid.as_str(), uses)));
+        // Each run of the sorted batch goes to the store as it is, shared, not copied.
+        let (sorted, written, done) = match sorted {
+            Ok(sorted) => {
+                let sorted = Arc::new(sorted);
+                let (written, done) = write_runs(store, &sorted).await;
+                (sorted, written, done)
             }
             // Not sorted: nothing written, everything kept.
-            Err(_) => unwritten.extend(batch.iter().map(|(uuid, uses)| (uuid.as_str(), uses))),
-        }
+            Err(err) => {
+                let unsorted = batch
+                    .iter()
+                    .map(|(uuid, uses)| (uuid.clone(), uses.clone()));
+                (Arc::new(unsorted.collect()), Err(err), 0)
+            }
+        };
         self.metrics.observe(count, started.elapsed());
         {
             let mut pending = lock(&self.pending);
             // Written transactions stay written; the rest is tried again at the next flush.
-            for (uuid, uses) in unwritten {
-                merge(pending.entry(uuid.to_owned()).or_default(), uses.clone());
+            for (uuid, uses) in &sorted[done..] {
+                merge(pending.entry(uuid.clone()).or_default(), uses.clone());
             }
             *lock(&self.in_flight) = Arc::default();
         }
@@ -194,6 +176,28 @@ impl UsageLog {
             }
         }
     }
+}
+
+/// Writes `sorted` in runs of [`USES_PER_STATEMENT`] tokens, in order, until one fails: how
+/// that went, and how many tokens' uses were written.
+async fn write_runs(store: &Store, sorted: &Arc<Vec<(String, PendingUse)>>) -> (Result<()>, usize) {
+    for start in (0..sorted.len()).step_by(USES_PER_STATEMENT) {
+        let run = BatchRun::of(sorted, start..start + USES_PER_STATEMENT);
+        let tokens = run.len();
+        let run_started = std::time::Instant::now();
+        if let Err(err) = store.record_uses(run).await {
+            return (Err(err), start);
+        }
+        let took = run_started.elapsed();
+        if took > SLOW_WRITE {
+            tracing::warn!(
+                tokens,
+                took_ms = took.as_millis(),
+                "writing token uses was slow"
+            );
+        }
+    }
+    (Ok(()), sorted.len())
 }
 
 /// `batch`'s uses in token order.

@@ -8,7 +8,7 @@ use hubkey_api::{TokenAccess, TokenEventKind};
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use super::{encode_cursor, time, EventDetail, Store};
+use super::{encode_cursor, time, BatchRun, EventDetail, Store};
 use crate::access_log::{AccessLine, NewAddress, NEW_ADDRESS_EVENTS_PER_HOUR, OVERFLOW};
 use crate::error::Result;
 
@@ -218,9 +218,8 @@ impl Store {
     /// flush of tens of thousands of lines (one statement per line held SQLite's write lock
     /// for seconds and the usage flush waited behind it), and two instances lock shared lines
     /// in one order.
-    pub async fn record_access(&self, lines: &[&AccessLine]) -> Result<()> {
+    pub async fn record_access(&self, lines: BatchRun<AccessLine>) -> Result<()> {
         if let Some(flushes) = &self.sqlite_flushes {
-            let lines: Vec<AccessLine> = lines.iter().map(|line| (*line).clone()).collect();
             return flushes
                 .write(move |tx| {
                     // Lines come in token order: each token is looked up once (the connection
@@ -233,7 +232,7 @@ impl Store {
                          {ACCESS_LINE_CONFLICT}"
                     ))?;
                     let mut token: Option<(&str, bool)> = None;
-                    for line in &lines {
+                    for line in lines.iter() {
                         let exists = match token {
                             Some((uuid, exists)) if uuid == line.token_uuid => exists,
                             _ => {

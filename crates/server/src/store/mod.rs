@@ -15,6 +15,7 @@
 mod access;
 mod account_events;
 mod accounts;
+mod batch_run;
 mod changes;
 mod copy;
 mod device;
@@ -49,6 +50,7 @@ pub use access::{
     ACCESS_LINES_PER_STATEMENT, ACCESS_LINES_PER_TRANSACTION, ADDRESS_PROBES_PER_STATEMENT,
 };
 pub use accounts::{UserRow, UserSummary};
+pub use batch_run::BatchRun;
 pub use changes::{ChangeRow, Listeners};
 pub use copy::Copied;
 pub use device::{DeviceClaim, DeviceGrantRow, DevicePollRow, NewDeviceGrant};
@@ -824,7 +826,10 @@ mod tests {
             last_used: 80,
             days,
         };
-        store.record_uses(&[("t1", &later)]).await.unwrap();
+        store
+            .record_uses(BatchRun::whole(vec![("t1".into(), later.clone())]))
+            .await
+            .unwrap();
         let line = crate::access_log::AccessLine {
             token_uuid: "t1".into(),
             day: 2,
@@ -835,7 +840,10 @@ mod tests {
             last_at: 90,
             uses: 3,
         };
-        store.record_access(&[&line]).await.unwrap();
+        store
+            .record_access(BatchRun::whole(vec![line.clone()]))
+            .await
+            .unwrap();
         assert_eq!(rows(last_used).await[0], ("t1".into(), 0, 80));
         assert_eq!(rows(per_day).await[1], ("t1".into(), 2, 9), "counts add");
         assert_eq!(
@@ -855,10 +863,16 @@ mod tests {
         // Uses and lines of a token deleted since they were noted are dropped (the flushes'
         // connection probes each token itself and checks no foreign keys): nothing dangles.
         store
-            .record_uses(&[("t1", &later), ("t2", &later)])
+            .record_uses(BatchRun::whole(vec![
+                ("t1".into(), later.clone()),
+                ("t2".into(), later.clone()),
+            ]))
             .await
             .unwrap();
-        store.record_access(&[&line]).await.unwrap();
+        store
+            .record_access(BatchRun::whole(vec![line.clone()]))
+            .await
+            .unwrap();
         assert_eq!(rows(last_used).await, [("t2".into(), 0, 80)]);
         assert_eq!(rows(per_day).await, [("t2".into(), 2, 6)]);
         assert_eq!(rows(access).await, [("t2 10.0.0.2".into(), 60_070, 1)]);

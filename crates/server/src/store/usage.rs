@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::Store;
+use super::{BatchRun, Store};
 use crate::error::Result;
 
 /// The unflushed uses of one token.
@@ -39,12 +39,8 @@ impl Store {
     /// flushing at once lock the rows they share in the same order, so they cannot deadlock.
     /// Uses of tokens deleted meanwhile are dropped. `uses` must be sorted by token and hold
     /// at most [`USES_PER_STATEMENT`] tokens to stay one short transaction.
-    pub async fn record_uses(&self, uses: &[(&str, &PendingUse)]) -> Result<()> {
+    pub async fn record_uses(&self, uses: BatchRun<(String, PendingUse)>) -> Result<()> {
         if let Some(flushes) = &self.sqlite_flushes {
-            let uses: Vec<(String, PendingUse)> = uses
-                .iter()
-                .map(|(uuid, pending)| ((*uuid).to_owned(), (*pending).clone()))
-                .collect();
             return flushes
                 .write(move |tx| {
                     // The token is looked up once for its two upserts (the connection checks
@@ -58,7 +54,7 @@ impl Store {
                         "INSERT INTO token_usage (token_uuid, day, uses) VALUES ($1, $2, $3) \
                          {USES_PER_DAY_CONFLICT}"
                     ))?;
-                    for (uuid, pending) in &uses {
+                    for (uuid, pending) in uses.iter() {
                         if !exists.query_row([uuid], |row| row.get::<_, bool>(0))? {
                             continue;
                         }
@@ -82,7 +78,7 @@ impl Store {
             );
             let mut query = sqlx::query(&sql);
             for (uuid, pending) in chunk {
-                query = query.bind(*uuid).bind(pending.last_used);
+                query = query.bind(uuid.as_str()).bind(pending.last_used);
             }
             query.execute(&mut *tx).await?;
         }
@@ -92,7 +88,7 @@ impl Store {
                 pending
                     .days
                     .iter()
-                    .map(move |(day, count)| (*uuid, *day, *count))
+                    .map(move |(day, count)| (uuid.as_str(), *day, *count))
             })
             .collect();
         for chunk in days.chunks(USES_PER_STATEMENT) {

@@ -228,7 +228,7 @@ async fn a_created_event_names_the_creating_address_and_agent() {
 #[tokio::test]
 async fn new_addresses_are_told_apart_beyond_one_probe_statement() {
     use hubkeyd::access_log::{AccessLine, NewAddress};
-    use hubkeyd::store::ACCESS_LINES_PER_TRANSACTION;
+    use hubkeyd::store::{BatchRun, ACCESS_LINES_PER_TRANSACTION};
 
     let server = ClockedServer::start().await;
     let ann = server.user("ann").await;
@@ -257,7 +257,7 @@ async fn new_addresses_are_told_apart_beyond_one_probe_statement() {
         .collect();
     for chunk in stored.chunks(ACCESS_LINES_PER_TRANSACTION) {
         store
-            .record_access(&chunk.iter().collect::<Vec<_>>())
+            .record_access(BatchRun::whole(chunk.to_vec()))
             .await
             .unwrap();
     }
@@ -296,6 +296,7 @@ async fn new_addresses_are_told_apart_beyond_one_probe_statement() {
 #[tokio::test]
 async fn a_token_used_only_in_the_overflow_line_has_no_address_to_be_new_against() {
     use hubkeyd::access_log::{AccessLine, NewAddress, OVERFLOW};
+    use hubkeyd::store::BatchRun;
 
     let server = ClockedServer::start().await;
     let ann = server.user("ann").await;
@@ -330,7 +331,7 @@ async fn a_token_used_only_in_the_overflow_line_has_no_address_to_be_new_against
         line(&known, "10.0.0.1", "pull"),
     ];
     store
-        .record_access(&stored.iter().collect::<Vec<_>>())
+        .record_access(BatchRun::whole(stored.to_vec()))
         .await
         .unwrap();
 
