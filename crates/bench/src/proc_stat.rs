@@ -1,5 +1,6 @@
 //! What `/proc/PID/stat` says of a process: its name and fields, and the CPU time it used.
 
+use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -7,7 +8,12 @@ use crate::Result;
 
 /// A process's name (`comm`) and the fields after it (`state ppid …`), `None` once it is gone.
 pub fn stat(pid: u32) -> Option<(String, Vec<String>)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    read_stat(Path::new(&format!("/proc/{pid}/stat")))
+}
+
+/// The name and fields of a `stat` file of `/proc` (a process's or a thread's).
+fn read_stat(path: &Path) -> Option<(String, Vec<String>)> {
+    let text = std::fs::read_to_string(path).ok()?;
     let open = text.find('(')?;
     // comm may hold spaces and parentheses: it ends at the last ')'.
     let close = text.rfind(')')?;
@@ -18,6 +24,18 @@ pub fn stat(pid: u32) -> Option<(String, Vec<String>)> {
         .map(str::to_owned)
         .collect();
     Some((name, fields))
+}
+
+/// The user and system CPU time in a `stat` file's fields (after comm: state, ppid, pgrp,
+/// session, tty_nr, tpgid, flags, minflt, cminflt, majflt, cmajflt, utime, stime), in seconds.
+fn cpu_of(fields: &[String]) -> Result<f64> {
+    let ticks = |index: usize| -> Result<f64> {
+        Ok(fields
+            .get(index)
+            .ok_or("short /proc stat line")?
+            .parse::<f64>()?)
+    };
+    Ok((ticks(11)? + ticks(12)?) / ticks_per_second())
 }
 
 /// The clock ticks per second `/proc` counts in (`getconf CLK_TCK`, 100 on Linux), asked once.
@@ -35,16 +53,7 @@ pub fn ticks_per_second() -> f64 {
 
 /// The CPU time a process used so far, user and system, all its threads, in seconds.
 pub fn cpu_seconds(pid: u32) -> Result<f64> {
-    let fields = stat(pid).ok_or("the process is gone")?.1;
-    // After comm: state, ppid, pgrp, session, tty_nr, tpgid, flags, minflt, cminflt,
-    // majflt, cmajflt, utime, stime.
-    let ticks = |index: usize| -> Result<f64> {
-        Ok(fields
-            .get(index)
-            .ok_or("short /proc/PID/stat")?
-            .parse::<f64>()?)
-    };
-    Ok((ticks(11)? + ticks(12)?) / ticks_per_second())
+    cpu_of(&stat(pid).ok_or("the process is gone")?.1)
 }
 
 /// The CPU time used so far by those threads of a process whose name starts with `prefix`
@@ -52,25 +61,48 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
 pub fn threads_cpu_seconds(pid: u32, prefix: &str) -> Result<f64> {
     let mut total = 0.0;
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
-        let path = task?.path().join("stat");
         // A thread that ended meanwhile is skipped.
-        let Ok(text) = std::fs::read_to_string(&path) else {
+        let Some((name, fields)) = read_stat(&task?.path().join("stat")) else {
             continue;
         };
-        let (Some(open), Some(close)) = (text.find('('), text.rfind(')')) else {
-            continue;
-        };
-        if !text[open + 1..close].starts_with(prefix) {
-            continue;
+        if name.starts_with(prefix) {
+            total += cpu_of(&fields)?;
         }
-        let fields: Vec<&str> = text[close + 1..].split_whitespace().collect();
-        let ticks = |index: usize| -> Result<f64> {
-            Ok(fields
-                .get(index)
-                .ok_or("short /proc/PID/task/TID/stat")?
-                .parse::<f64>()?)
-        };
-        total += ticks(11)? + ticks(12)?;
     }
-    Ok(total / ticks_per_second())
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_named_threads_cpu_is_counted_apart_from_the_rest() {
+        let pid = std::process::id();
+        let (done, finish) = std::sync::mpsc::channel::<()>();
+        let (spun, wait) = std::sync::mpsc::channel::<()>();
+        let spinner = std::thread::Builder::new()
+            .name("spinner-0".into())
+            .spawn(move || {
+                // A fixed amount of work, so its CPU time does not depend on the machine's load.
+                let mut x = 0u64;
+                for i in 0..100_000_000u64 {
+                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+                }
+                spun.send(()).unwrap();
+                // Alive (listed under /proc/PID/task) until it is read.
+                let _ = finish.recv();
+                x
+            })
+            .unwrap();
+        wait.recv().unwrap();
+        let spinner_cpu = threads_cpu_seconds(pid, "spinner-").unwrap();
+        let whole = cpu_seconds(pid).unwrap();
+        let none = threads_cpu_seconds(pid, "no-such-thread-").unwrap();
+        done.send(()).unwrap();
+        spinner.join().unwrap();
+        assert!(spinner_cpu >= 0.05, "{spinner_cpu}");
+        assert!(spinner_cpu <= whole, "{spinner_cpu} of {whole}");
+        assert_eq!(none, 0.0);
+    }
 }
