@@ -41,7 +41,7 @@ pub const OVERFLOW: &str = "*";
 /// The most `new_address` events one token records within an hour.
 pub const NEW_ADDRESS_EVENTS_PER_HOUR: u32 = 10;
 /// (token, address) pairs the flush remembers as already known.
-pub const ADDRESS_MEMO: u64 = 50_000;
+pub const ADDRESS_MEMO: usize = 50_000;
 
 /// A pair of the batch the memo does not know: the flush asks the store whether the token was
 /// used from this address before.
@@ -82,11 +82,14 @@ pub struct AccessLog {
 }
 
 /// (token, address) pairs known to be in the stored log, by hash; cloned (cheaply: the same
-/// memo) to be used on the store's background thread.
+/// memo) to be used on the store's background thread. A quick_cache map, as the token cache:
+/// under a load of distinct tokens most of a flush's pairs are asked about and then
+/// remembered, tens of thousands every two seconds, and moka's insert (its write queue and
+/// admission bookkeeping) was a tenth of the flushes' thread.
 #[derive(Debug, Clone)]
 struct AddressMemo {
     hasher: std::collections::hash_map::RandomState,
-    known: moka::sync::Cache<u64, ()>,
+    known: Arc<quick_cache::sync::Cache<u64, ()>>,
 }
 
 impl Default for AccessLog {
@@ -98,7 +101,7 @@ impl Default for AccessLog {
             writing: tokio::sync::Mutex::default(),
             known_addresses: AddressMemo {
                 hasher: std::collections::hash_map::RandomState::new(),
-                known: moka::sync::Cache::new(ADDRESS_MEMO),
+                known: Arc::new(quick_cache::sync::Cache::new(ADDRESS_MEMO)),
             },
         }
     }
@@ -337,11 +340,18 @@ impl AddressMemo {
         found: Vec<NewAddress>,
     ) -> (Vec<NewAddress>, Vec<AccessLine>) {
         let unwritten = lines[done..].to_vec();
-        let written: HashSet<(&str, &str)> = lines[..done]
-            .iter()
-            .map(|line| (line.token_uuid.as_str(), line.address.as_str()))
-            .collect();
-        let is_written = |candidate: &NewAddress| written.contains(&candidate.pair());
+        // Usually every line was written, and the set of written pairs is not needed.
+        let written: Option<HashSet<(&str, &str)>> = (done < lines.len()).then(|| {
+            lines[..done]
+                .iter()
+                .map(|line| (line.token_uuid.as_str(), line.address.as_str()))
+                .collect()
+        });
+        let is_written = |candidate: &NewAddress| {
+            written
+                .as_ref()
+                .is_none_or(|written| written.contains(&candidate.pair()))
+        };
         for (pair, candidate) in unknown {
             if is_written(candidate) {
                 self.known.insert(*pair, ());
