@@ -71,7 +71,7 @@ impl UsageLog {
             None => pending.entry(uuid.to_owned()).or_default(),
         };
         entry.last_used = entry.last_used.max(millis(now));
-        *entry.days.entry(epoch_day(now)).or_insert(0) += 1;
+        entry.days.add(epoch_day(now), 1);
     }
 
     /// The unflushed uses of `uuid`, if any: those recorded since the last flush and those a
@@ -213,8 +213,8 @@ fn sorted(batch: &HashMap<String, PendingUse>) -> Vec<(String, PendingUse)> {
 /// Adds `other`'s uses to `into`.
 fn merge(into: &mut PendingUse, other: PendingUse) {
     into.last_used = into.last_used.max(other.last_used);
-    for (day, uses) in other.days {
-        *into.days.entry(day).or_insert(0) += uses;
+    for (day, uses) in other.days.iter() {
+        into.days.add(day, uses);
     }
 }
 
@@ -229,7 +229,7 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
+    use crate::store::DayCounts;
 
     #[test]
     fn uses_coalesce_per_token_and_day() {
@@ -241,7 +241,7 @@ mod tests {
         log.record("t", day2);
         let pending = log.pending("t").unwrap();
         assert_eq!(pending.last_used, millis(day2));
-        assert_eq!(pending.days, BTreeMap::from([(10, 2), (11, 1)]));
+        assert_eq!(pending.days, DayCounts::from_iter([(10, 2), (11, 1)]));
         assert!(log.pending("other").is_none());
     }
 }

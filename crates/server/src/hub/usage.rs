@@ -91,7 +91,7 @@ impl Hub {
             .collect();
         let mut token = row.to_api(now);
         if let Some(pending) = self.usage.pending(&row.uuid) {
-            for (day, uses) in pending.days {
+            for (day, uses) in pending.days.iter() {
                 *days.entry(day).or_insert(0) += uses;
             }
             let pending_last = DateTime::from_timestamp_millis(pending.last_used);

@@ -62,7 +62,7 @@ pub use tokens::{
     decode_cursor, encode_cursor, EventDetail, NewToken, TokenCheck, TokenOwner, TokenRow,
     TokenSpec, AUTO_TOKENS_KEPT,
 };
-pub use usage::{PendingUse, USES_PER_STATEMENT};
+pub use usage::{DayCounts, PendingUse, USES_PER_STATEMENT};
 
 /// The database driver every statement runs on: sqlx's `Any`, which passes each statement to
 /// the SQLite or the PostgreSQL driver, chosen by the URL at start. Store code names the
@@ -820,11 +820,9 @@ mod tests {
             "{schema:?}"
         );
 
-        let mut days = std::collections::BTreeMap::new();
-        days.insert(2, 5);
         let later = usage::PendingUse {
             last_used: 80,
-            days,
+            days: DayCounts::from_iter([(2, 5)]),
         };
         store
             .record_uses(BatchRun::whole(vec![("t1".into(), later.clone())]))
