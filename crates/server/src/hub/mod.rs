@@ -75,8 +75,8 @@ pub const USAGE_DAYS: i64 = 30;
 /// Tokens by digest, for the token check on every registry request.
 pub type TokenCache = LookupCache<Arc<TokenCheck>>;
 
-/// The token cache's bound: about 78 000 tokens (~430 bytes each with the key and moka's
-/// overhead: what the check needs, [`TokenCheck`], not the whole row).
+/// The token cache's bound: about 88 000 tokens (~380 bytes each with the key and the
+/// cache's own overhead: what the check needs, [`TokenCheck`], not the whole row).
 pub const TOKEN_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 /// How long a cached token is trusted without looking again. Changes are seen at once: made
 /// through this instance, they are forgotten when they commit; on PostgreSQL, other
