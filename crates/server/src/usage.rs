@@ -85,7 +85,7 @@ impl UsageLog {
             (Some(one), None) | (None, Some(one)) => Some(one.clone()),
             (Some(newer), Some(older)) => {
                 let mut merged = older.clone();
-                merge(&mut merged, newer.clone());
+                merge(&mut merged, newer);
                 Some(merged)
             }
         }
@@ -156,7 +156,7 @@ impl UsageLog {
             let mut pending = lock(&self.pending);
             // Written transactions stay written; the rest is tried again at the next flush.
             for (uuid, uses) in &sorted[done..] {
-                merge(pending.entry(uuid.clone()).or_default(), uses.clone());
+                merge(pending.entry(uuid.clone()).or_default(), uses);
             }
             *lock(&self.in_flight) = Arc::default();
         }
@@ -211,7 +211,7 @@ fn sorted(batch: &HashMap<String, PendingUse>) -> Vec<(String, PendingUse)> {
 }
 
 /// Adds `other`'s uses to `into`.
-fn merge(into: &mut PendingUse, other: PendingUse) {
+fn merge(into: &mut PendingUse, other: &PendingUse) {
     into.last_used = into.last_used.max(other.last_used);
     for (day, uses) in other.days.iter() {
         into.days.add(day, uses);
