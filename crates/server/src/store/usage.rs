@@ -182,3 +182,21 @@ impl Store {
         .await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_counts_add_per_day_and_list_in_day_order_whatever_the_order_of_uses() {
+        let mut counts = DayCounts::default();
+        for (day, uses) in [(12, 1), (10, 2), (12, 3), (11, 1), (10, 1)] {
+            counts.add(day, uses);
+        }
+        assert_eq!(
+            counts.iter().collect::<Vec<_>>(),
+            [(10, 3), (11, 1), (12, 4)]
+        );
+        assert_eq!(DayCounts::default().iter().count(), 0);
+    }
+}
