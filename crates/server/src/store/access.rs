@@ -8,6 +8,7 @@ use hubkey_api::{TokenAccess, TokenEventKind};
 use sqlx::FromRow;
 use uuid::Uuid;
 
+use super::sqlite_flushes::upsert_unless_gone;
 use super::{encode_cursor, time, BatchRun, EventDetail, Store};
 use crate::access_log::{AccessLine, NewAddress, NEW_ADDRESS_EVENTS_PER_HOUR, OVERFLOW};
 use crate::error::Result;
@@ -222,30 +223,20 @@ impl Store {
         if let Some(flushes) = &self.sqlite_flushes {
             return flushes
                 .write(move |tx| {
-                    // Lines come in token order: each token is looked up once (the connection
-                    // checks no foreign keys: see `SQLITE_FLUSH_PRAGMAS`).
-                    let mut exists = tx.prepare_cached(super::TOKEN_EXISTS)?;
                     let mut upsert = tx.prepare_cached(&format!(
                         "INSERT INTO token_access (token_uuid, day, address, user_agent, \
                              action, first_at, last_at, uses) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                          {ACCESS_LINE_CONFLICT}"
                     ))?;
-                    let mut token: Option<(&str, bool)> = None;
+                    // Lines come in token order: once a line finds its token deleted, the
+                    // token's other lines are skipped.
+                    let mut gone: Option<&str> = None;
                     for line in lines.iter() {
-                        let exists = match token {
-                            Some((uuid, exists)) if uuid == line.token_uuid => exists,
-                            _ => {
-                                let found = exists
-                                    .query_row([&line.token_uuid], |row| row.get::<_, bool>(0))?;
-                                token = Some((&line.token_uuid, found));
-                                found
-                            }
-                        };
-                        if !exists {
+                        if gone == Some(line.token_uuid.as_str()) {
                             continue;
                         }
-                        upsert.execute(rusqlite::params![
+                        let row = rusqlite::params![
                             line.token_uuid,
                             line.day,
                             line.address,
@@ -254,7 +245,10 @@ impl Store {
                             line.first_at,
                             line.last_at,
                             line.uses,
-                        ])?;
+                        ];
+                        if !upsert_unless_gone(&mut upsert, row)? {
+                            gone = Some(&line.token_uuid);
+                        }
                     }
                     Ok(())
                 })

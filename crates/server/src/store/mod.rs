@@ -233,20 +233,19 @@ const SQLITE_READERS: u32 = 2;
 /// nothing committed; a power loss can lose the flushes committed since the WAL was last
 /// synced, never an acknowledged token change (those commit through `FULL` connections).
 ///
-/// It checks no foreign keys: it only ever adds usage and access-log rows, each after its own
-/// probe that the token exists, inside the same write transaction (so no token can go
-/// between the probe and the row); SQLite's check would be a second probe of the same index
-/// for every row. Deletes, and their cascades, run on the other connections.
+/// Its foreign keys stand in for a probe that the token exists: SQLite checks the parent only
+/// when an upsert inserts a row, never when it updates one (the token column is not changed),
+/// and a row that exists belongs to a token that exists (deleting a token deletes its rows in
+/// the same transaction). So a token's usual flush, which adds to its rows, reads nothing of
+/// `access_tokens`; a token deleted since its use fails its insert, and the flush drops its
+/// rows ([`sqlite_flushes::upsert_unless_gone`]).
 const SQLITE_FLUSH_PRAGMAS: &[&str] = &[
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
-    "PRAGMA foreign_keys = OFF",
+    "PRAGMA foreign_keys = ON",
     "PRAGMA busy_timeout = 15000",
     "PRAGMA cache_size = -16384",
 ];
-
-/// Whether the token `$1` (a uuid) exists: the flushes' probe before they add its rows.
-const TOKEN_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM access_tokens WHERE uuid = $1)";
 
 /// The PRAGMAs of a read-only connection (the change table's polls, the token check's
 /// lookups): `query_only`, and a page cache of 1 MiB (enough for the inner pages of the digest
@@ -859,7 +858,7 @@ mod tests {
         assert_eq!(rows(access).await, [("t2 10.0.0.2".into(), 60_070, 1)]);
 
         // Uses and lines of a token deleted since they were noted are dropped (the flushes'
-        // connection probes each token itself and checks no foreign keys): nothing dangles.
+        // connection's inserts fail their foreign key and are skipped): nothing dangles.
         store
             .record_uses(BatchRun::whole(vec![
                 ("t1".into(), later.clone()),
@@ -867,13 +866,28 @@ mod tests {
             ]))
             .await
             .unwrap();
+        let other_day = crate::access_log::AccessLine {
+            day: 3,
+            ..line.clone()
+        };
+        let t2_line = crate::access_log::AccessLine {
+            token_uuid: "t2".into(),
+            address: "10.0.0.2".into(),
+            user_agent: "skopeo".into(),
+            action: "push".into(),
+            ..line.clone()
+        };
         store
-            .record_access(BatchRun::whole(vec![line.clone()]))
+            .record_access(BatchRun::whole(vec![line.clone(), other_day, t2_line]))
             .await
             .unwrap();
         assert_eq!(rows(last_used).await, [("t2".into(), 0, 80)]);
         assert_eq!(rows(per_day).await, [("t2".into(), 2, 6)]);
-        assert_eq!(rows(access).await, [("t2 10.0.0.2".into(), 60_070, 1)]);
+        assert_eq!(
+            rows(access).await,
+            [("t2 10.0.0.2".into(), 5_090, 4)],
+            "the deleted token's lines dropped, the next token's merged"
+        );
         let dangling = sqlx::query("PRAGMA foreign_key_check")
             .fetch_all(&store.pool)
             .await

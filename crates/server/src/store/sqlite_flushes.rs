@@ -93,6 +93,24 @@ impl SqliteFlushes {
     }
 }
 
+/// Runs one of a flush's upserts of a token's row: `Ok(false)` when the token was deleted since
+/// its use was noted (the insert failed the row's foreign key and SQLite reverted just that
+/// statement; the transaction goes on). See [`super::SQLITE_FLUSH_PRAGMAS`].
+pub fn upsert_unless_gone(
+    upsert: &mut rusqlite::CachedStatement<'_>,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<bool> {
+    match upsert.execute(params) {
+        Ok(_) => Ok(true),
+        Err(rusqlite::Error::SqliteFailure(failure, _))
+            if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(err),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 
 use smallvec::SmallVec;
 
+use super::sqlite_flushes::upsert_unless_gone;
 use super::{BatchRun, Store};
 use crate::error::Result;
 
@@ -67,7 +68,8 @@ impl Store {
     /// Writes coalesced uses of tokens, in one transaction: `last_used` into
     /// `token_last_used` (the latest use wins: an instance's older use never moves it back)
     /// and the per-day counts into `token_usage` (added to what other instances wrote). On
-    /// SQLite one prepared upsert per row on the flushes' connection; on PostgreSQL both
+    /// SQLite one prepared upsert per row on the flushes' connection, whose foreign keys drop
+    /// the rows of a token deleted meanwhile (see [`super::SQLITE_FLUSH_PRAGMAS`]); on PostgreSQL both
     /// in upserts of at most [`USES_PER_STATEMENT`] rows, each in token order: two instances
     /// flushing at once lock the rows they share in the same order, so they cannot deadlock.
     /// Uses of tokens deleted meanwhile are dropped. `uses` must be sorted by token and hold
@@ -76,9 +78,6 @@ impl Store {
         if let Some(flushes) = &self.sqlite_flushes {
             return flushes
                 .write(move |tx| {
-                    // The token is looked up once for its two upserts (the connection checks
-                    // no foreign keys: see `SQLITE_FLUSH_PRAGMAS`).
-                    let mut exists = tx.prepare_cached(super::TOKEN_EXISTS)?;
                     let mut last_used = tx.prepare_cached(&format!(
                         "INSERT INTO token_last_used (token_uuid, last_used) VALUES ($1, $2) \
                          {LAST_USED_CONFLICT}"
@@ -88,12 +87,12 @@ impl Store {
                          {USES_PER_DAY_CONFLICT}"
                     ))?;
                     for (uuid, pending) in uses.iter() {
-                        if !exists.query_row([uuid], |row| row.get::<_, bool>(0))? {
+                        let row = rusqlite::params![uuid, pending.last_used];
+                        if !upsert_unless_gone(&mut last_used, row)? {
                             continue;
                         }
-                        last_used.execute(rusqlite::params![uuid, pending.last_used])?;
                         for (day, count) in pending.days.iter() {
-                            per_day.execute(rusqlite::params![uuid, day, count])?;
+                            upsert_unless_gone(&mut per_day, rusqlite::params![uuid, day, count])?;
                         }
                     }
                     Ok(())
