@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use hubkey_api::{TokenAccess, TokenEventKind};
+use rusqlite::OptionalExtension;
 use sqlx::FromRow;
 use uuid::Uuid;
 
@@ -123,24 +124,33 @@ impl Store {
     /// does not count: the first address recorded for such a token is its first, not a new
     /// one (counting it made every token of a busy flush alert on its next use). Both are
     /// answered by the prefix of the log's unique key. On SQLite, prepared probes on the
-    /// flushes' connection: first whether the token has any line with an address (one probe
-    /// per token), then, only for such a token, whether it has this pair's (a token used for
-    /// the first time, most of a busy flush, costs one probe, not two). On PostgreSQL in
+    /// flushes' connection: a token's first candidate is one query that asks for the pair's
+    /// line and, only when there is none, for any line of the token with an address (a pair
+    /// seen before, the usual case of a busy server, costs one descent of the key; a token's
+    /// first use, two, in the same query); its other candidates ask only for their pair,
+    /// and none at all when the token had no line. On PostgreSQL in
     /// statements of [`ADDRESS_PROBES_PER_STATEMENT`] probes (a flush of a busy server asks
     /// about tens of thousands of pairs; one round trip each cost it most of a second).
     async fn prior_use(&self, candidates: Arc<Vec<NewAddress>>) -> Result<PriorUse> {
         if let Some(flushes) = &self.sqlite_flushes {
             return flushes
                 .read(move |conn| {
+                    // One probe answers both questions for a token's first candidate: 1 if
+                    // the log holds the pair (one descent of the key), else 0 if it holds any
+                    // line of the token with an address, else no row (its first use).
+                    let mut first_probe = conn.prepare_cached(&format!(
+                        "SELECT 1 FROM token_access WHERE token_uuid = ?1 AND address = ?2 \
+                         UNION ALL \
+                         SELECT 0 FROM token_access \
+                         WHERE token_uuid = ?1 AND address <> '{OVERFLOW}' \
+                         LIMIT 1"
+                    ))?;
                     let mut pair_used = conn.prepare_cached(
                         "SELECT EXISTS (SELECT 1 FROM token_access \
                          WHERE token_uuid = ?1 AND address = ?2)",
                     )?;
-                    let mut token_used = conn.prepare_cached(&format!(
-                        "SELECT EXISTS (SELECT 1 FROM token_access \
-                         WHERE token_uuid = ?1 AND address <> '{OVERFLOW}')"
-                    ))?;
                     let mut prior = PriorUse::default();
+                    // Whether each token probed so far has a line with an address.
                     let mut used: HashMap<&str, bool> = HashMap::new();
                     for NewAddress {
                         token_uuid: token,
@@ -148,18 +158,23 @@ impl Store {
                         ..
                     } in candidates.iter()
                     {
-                        let token_has_lines = match used.get(token.as_str()) {
-                            Some(known) => *known,
+                        let pair_held = match used.get(token.as_str()) {
+                            Some(false) => continue,
+                            Some(true) => {
+                                pair_used.query_row([token, address], |row| row.get(0))?
+                            }
                             None => {
-                                let found = token_used.query_row([token], |row| row.get(0))?;
-                                used.insert(token, found);
-                                found
+                                let found: Option<bool> = first_probe
+                                    .query_row([token, address], |row| row.get(0))
+                                    .optional()?;
+                                used.insert(token, found.is_some());
+                                match found {
+                                    Some(held) => held,
+                                    None => continue,
+                                }
                             }
                         };
-                        if !token_has_lines {
-                            continue;
-                        }
-                        if pair_used.query_row([token, address], |row| row.get(0))? {
+                        if pair_held {
                             prior.pairs.insert((token.clone(), address.clone()));
                         } else {
                             prior.tokens.insert(token.clone());
