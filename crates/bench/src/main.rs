@@ -19,13 +19,15 @@
 //!   many loopback addresses: throughput as a ratio of the undisturbed run.
 //!
 //! `hubkey-bench desktop --app PATH --bare PATH [--runs N]` measures the desktop app instead
-//! (see `desktop.rs` and `scripts/bench desktop`).
+//! (see `desktop.rs` and `scripts/bench desktop`); `hubkey-bench flushes` the store's side of
+//! the usage and access-log flushes alone, in CPU time a token (see `flushes.rs`).
 
 #![allow(clippy::print_stderr, clippy::cast_possible_truncation)]
 
 mod bare;
 mod bruteforce;
 mod endpoint;
+mod flushes;
 mod pg;
 mod proc_stat;
 mod soak;
@@ -180,6 +182,7 @@ async fn main() -> Result<()> {
     match std::env::args().nth(1).as_deref() {
         Some("desktop") => return desktop::run(std::env::args().skip(2)).await,
         Some("bare-token-server") => return bare::serve(std::env::args().skip(2)).await,
+        Some("flushes") => return flushes::run(std::env::args().skip(2)).await,
         _ => {}
     }
     let options = options()?;
