@@ -69,11 +69,12 @@ impl Store {
     /// `token_last_used` (the latest use wins: an instance's older use never moves it back)
     /// and the per-day counts into `token_usage` (added to what other instances wrote). On
     /// SQLite one prepared upsert per row on the flushes' connection, whose foreign keys drop
-    /// the rows of a token deleted meanwhile (see [`super::SQLITE_FLUSH_PRAGMAS`]); on PostgreSQL both
-    /// in upserts of at most [`USES_PER_STATEMENT`] rows, each in token order: two instances
-    /// flushing at once lock the rows they share in the same order, so they cannot deadlock.
-    /// Uses of tokens deleted meanwhile are dropped. `uses` must be sorted by token and hold
-    /// at most [`USES_PER_STATEMENT`] tokens to stay one short transaction.
+    /// the rows of a token deleted meanwhile (see [`super::SQLITE_FLUSH_PRAGMAS`]); on
+    /// PostgreSQL both in upserts of at most [`USES_PER_STATEMENT`] rows, each in token
+    /// order: two instances flushing at once lock the rows they share in the same order, so
+    /// they cannot deadlock. Uses of tokens deleted meanwhile are dropped. `uses` must be
+    /// sorted by token and hold at most [`USES_PER_STATEMENT`] tokens to stay one short
+    /// transaction.
     pub async fn record_uses(&self, uses: BatchRun<(String, PendingUse)>) -> Result<()> {
         if let Some(flushes) = &self.sqlite_flushes {
             return flushes
