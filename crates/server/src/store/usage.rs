@@ -92,8 +92,9 @@ impl Store {
                         if !upsert_unless_gone(&mut last_used, row)? {
                             continue;
                         }
+                        // The token exists (its `last_used` row does, in this transaction).
                         for (day, count) in pending.days.iter() {
-                            upsert_unless_gone(&mut per_day, rusqlite::params![uuid, day, count])?;
+                            per_day.execute(rusqlite::params![uuid, day, count])?;
                         }
                     }
                     Ok(())
