@@ -21,6 +21,7 @@
 //! process's (user and system, all threads) around each call, from `/proc/self/stat`.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use chrono::Utc;
 use hubkeyd::access_log::{AccessLine, NewAddress};
@@ -155,7 +156,7 @@ async fn flush(store: &Store, batch: &[String]) -> Result<Cost> {
             at,
         })
         .collect();
-    let uses: std::sync::Arc<Vec<(String, PendingUse)>> = std::sync::Arc::new(
+    let uses: Arc<Vec<(String, PendingUse)>> = Arc::new(
         batch
             .iter()
             .map(|uuid| {
@@ -168,7 +169,7 @@ async fn flush(store: &Store, batch: &[String]) -> Result<Cost> {
             })
             .collect(),
     );
-    let lines: std::sync::Arc<Vec<AccessLine>> = std::sync::Arc::new(
+    let lines: Arc<Vec<AccessLine>> = Arc::new(
         batch
             .iter()
             .map(|uuid| AccessLine {
