@@ -19,6 +19,10 @@
 //! use of the day (each row inserted); the last, every row there already (each row updated);
 //! the ones between, a mix, as in the endpoint bench's successive runs. The CPU time is the
 //! process's (user and system, all threads) around each call, from `/proc/self/stat`.
+//!
+//! Then it times the token check's read on a cache miss ([`lookups`]), the other store work
+//! a request of distinct tokens adds: CPU µs and page reads a lookup, alone and between
+//! commits of the flushes' connection.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -100,13 +104,16 @@ pub async fn run(args: impl Iterator<Item = String>) -> Result<()> {
         options.batch,
         options.distinct
     );
-    let mut uuids: Vec<String> = {
+    let (mut uuids, mut digests): (Vec<String>, Vec<String>) = {
         let conn = rusqlite::Connection::open(&file)?;
-        let mut query = conn.prepare("SELECT uuid FROM access_tokens ORDER BY rowid")?;
-        let rows = query.query_map([], |row| row.get(0))?;
-        rows.collect::<rusqlite::Result<_>>()?
+        let mut query = conn.prepare("SELECT uuid, digest FROM access_tokens ORDER BY rowid")?;
+        let rows = query.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()?
+            .into_iter()
+            .unzip()
     };
     uuids.truncate(options.distinct);
+    digests.truncate(options.distinct);
 
     println!("  batch   rows there   probes µs   usage µs   access µs   total µs   (CPU a token)");
     let mut rng = StdRng::seed_from_u64(13);
@@ -137,7 +144,82 @@ pub async fn run(args: impl Iterator<Item = String>) -> Result<()> {
             cost.probes + cost.usage + cost.access,
         );
     }
+    lookups(store, &digests, &uuids).await?;
     store.close().await;
+    Ok(())
+}
+
+/// Token checks each pass of [`lookups`] times (after a tenth as many to warm the caches).
+const LOOKUPS: usize = 100_000;
+
+/// Lookups between two commits of the flushes' connection in the second pass: about as many
+/// as under the endpoint bench's distinct load while a flush runs. A commit empties the page
+/// cache of every reader connection, so the next lookup of each reads its B-trees' upper
+/// pages again.
+const LOOKUPS_A_COMMIT: usize = 200;
+
+/// Times the token check's read on a cache miss (`Store::token_check_by_digest`) on one
+/// thread, for [`LOOKUPS`] digests drawn at random from `digests`: alone, then with one
+/// token's usage written and committed every [`LOOKUPS_A_COMMIT`] lookups (on the flushes'
+/// thread, which is not counted). Prints the looking thread's CPU time and read calls (a page
+/// read from the kernel's cache each) a lookup.
+async fn lookups(store: &Store, digests: &[String], uuids: &[String]) -> Result<()> {
+    let mut rng = StdRng::seed_from_u64(17);
+    let sample: Arc<Vec<String>> = Arc::new(
+        (0..LOOKUPS + LOOKUPS / 10)
+            .map(|_| digests.choose(&mut rng).cloned())
+            .collect::<Option<_>>()
+            .ok_or("no tokens to look up")?,
+    );
+    let now = Utc::now();
+    let writes: Arc<Vec<(String, PendingUse)>> = Arc::new(
+        uuids
+            .choose_multiple(&mut rng, LOOKUPS / LOOKUPS_A_COMMIT + 1)
+            .map(|uuid| {
+                let pending = PendingUse {
+                    last_used: now.timestamp_millis(),
+                    days: [(hubkeyd::usage::epoch_day(now), 1)].into_iter().collect(),
+                };
+                (uuid.clone(), pending)
+            })
+            .collect(),
+    );
+    println!("  lookups   a commit every   CPU µs a lookup   reads a lookup");
+    for committing in [false, true] {
+        let (store, sample, writes) = (store.clone(), Arc::clone(&sample), Arc::clone(&writes));
+        let handle = tokio::runtime::Handle::current();
+        let (cpu, reads) = tokio::task::spawn_blocking(move || -> Result<(f64, f64)> {
+            let check = |digest: &String| -> Result<()> {
+                handle
+                    .block_on(store.token_check_by_digest(digest))?
+                    .ok_or("a seeded token was not found")?;
+                Ok(())
+            };
+            let (warm, measured) = sample.split_at(LOOKUPS / 10);
+            warm.iter().try_for_each(check)?;
+            let cpu = proc_stat::this_thread_cpu_seconds()?;
+            let reads = proc_stat::this_thread_reads()?;
+            for (index, digest) in measured.iter().enumerate() {
+                if committing && index % LOOKUPS_A_COMMIT == 0 {
+                    let at = index / LOOKUPS_A_COMMIT;
+                    handle.block_on(store.record_uses(BatchRun::of(&writes, at..at + 1)))?;
+                }
+                check(digest)?;
+            }
+            let lookups = measured.len() as f64;
+            Ok((
+                (proc_stat::this_thread_cpu_seconds()? - cpu) * 1e6 / lookups,
+                (proc_stat::this_thread_reads()? - reads) as f64 / lookups,
+            ))
+        })
+        .await??;
+        let every = if committing {
+            format!("{LOOKUPS_A_COMMIT} lookups")
+        } else {
+            "-".to_owned()
+        };
+        println!("  {LOOKUPS:>7}   {every:>14}   {cpu:>15.1}   {reads:>14.2}");
+    }
     Ok(())
 }
 

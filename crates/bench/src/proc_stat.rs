@@ -56,6 +56,24 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
     cpu_of(&stat(pid).ok_or("the process is gone")?.1)
 }
 
+/// The CPU time the calling thread used so far, user and system, in seconds.
+pub fn this_thread_cpu_seconds() -> Result<f64> {
+    let (_, fields) =
+        read_stat(Path::new("/proc/thread-self/stat")).ok_or("no /proc/thread-self/stat")?;
+    cpu_of(&fields)
+}
+
+/// The read calls the calling thread made so far (`syscr` of `/proc/thread-self/io`): on an
+/// SQLite connection, one a page it does not hold in its own cache.
+pub fn this_thread_reads() -> Result<u64> {
+    let io = std::fs::read_to_string("/proc/thread-self/io")?;
+    let count = io
+        .lines()
+        .find_map(|line| line.strip_prefix("syscr:"))
+        .ok_or("no syscr in /proc/thread-self/io")?;
+    Ok(count.trim().parse()?)
+}
+
 /// The CPU time used so far by those threads of a process whose name starts with `prefix`
 /// (hubkeyd's `flushes-0`, its background thread), in seconds; 0 when none is found.
 pub fn threads_cpu_seconds(pid: u32, prefix: &str) -> Result<f64> {
