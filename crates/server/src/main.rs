@@ -5,6 +5,13 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc rather than the C library's allocator: hubkeyd's flushes free, on their own
+/// thread, the many small strings the request threads allocated, and after a load of distinct
+/// tokens glibc's arenas were left holding them in bins its later allocations had to sort and
+/// consolidate (see README, "Benchmark").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let filter = EnvFilter::try_from_env("HUBKEYD_LOG")
