@@ -27,10 +27,10 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use hubkeyd::access_log::{AccessLine, NewAddress};
 use hubkeyd::store::{
-    BatchRun, DayCounts, PendingUse, Store, ACCESS_LINES_PER_TRANSACTION, USES_PER_STATEMENT,
+    BatchRun, PendingUse, Store, ACCESS_LINES_PER_TRANSACTION, USES_PER_STATEMENT,
 };
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -175,13 +175,7 @@ async fn lookups(store: &Store, digests: &[String], uuids: &[String]) -> Result<
     let writes: Arc<Vec<(String, PendingUse)>> = Arc::new(
         uuids
             .choose_multiple(&mut rng, LOOKUPS / LOOKUPS_A_COMMIT + 1)
-            .map(|uuid| {
-                let pending = PendingUse {
-                    last_used: now.timestamp_millis(),
-                    days: [(hubkeyd::usage::epoch_day(now), 1)].into_iter().collect(),
-                };
-                (uuid.clone(), pending)
-            })
+            .map(|uuid| one_use(uuid, now))
             .collect(),
     );
     println!("  lookups   a commit every   CPU µs a lookup   reads a lookup");
@@ -206,10 +200,10 @@ async fn lookups(store: &Store, digests: &[String], uuids: &[String]) -> Result<
                 }
                 check(digest)?;
             }
-            let lookups = measured.len() as f64;
+            let count = measured.len() as f64;
             Ok((
-                (proc_stat::this_thread_cpu_seconds()? - cpu) * 1e6 / lookups,
-                (proc_stat::this_thread_reads()? - reads) as f64 / lookups,
+                (proc_stat::this_thread_cpu_seconds()? - cpu) * 1e6 / count,
+                (proc_stat::this_thread_reads()? - reads) as f64 / count,
             ))
         })
         .await??;
@@ -238,19 +232,8 @@ async fn flush(store: &Store, batch: &[String]) -> Result<Cost> {
             at,
         })
         .collect();
-    let uses: Arc<Vec<(String, PendingUse)>> = Arc::new(
-        batch
-            .iter()
-            .map(|uuid| {
-                let days: DayCounts = [(day, 1)].into_iter().collect();
-                let pending = PendingUse {
-                    last_used: at,
-                    days,
-                };
-                (uuid.clone(), pending)
-            })
-            .collect(),
-    );
+    let uses: Arc<Vec<(String, PendingUse)>> =
+        Arc::new(batch.iter().map(|uuid| one_use(uuid, now)).collect());
     let lines: Arc<Vec<AccessLine>> = Arc::new(
         batch
             .iter()
@@ -292,4 +275,13 @@ async fn flush(store: &Store, batch: &[String]) -> Result<Cost> {
         usage: per_token(used - probed),
         access: per_token(logged - used),
     })
+}
+
+/// One use of token `uuid` at `now`, as the usage log holds it pending.
+fn one_use(uuid: &str, now: DateTime<Utc>) -> (String, PendingUse) {
+    let pending = PendingUse {
+        last_used: now.timestamp_millis(),
+        days: [(hubkeyd::usage::epoch_day(now), 1)].into_iter().collect(),
+    };
+    (uuid.to_owned(), pending)
 }

@@ -20,7 +20,8 @@
 //!
 //! `hubkey-bench desktop --app PATH --bare PATH [--runs N]` measures the desktop app instead
 //! (see `desktop.rs` and `scripts/bench desktop`); `hubkey-bench flushes` the store's side of
-//! the usage and access-log flushes alone, in CPU time a token (see `flushes.rs`).
+//! the usage and access-log flushes alone, in CPU time a token, and the token check's lookup
+//! on a cache miss (see `flushes.rs`).
 
 #![allow(clippy::print_stderr, clippy::cast_possible_truncation)]
 
