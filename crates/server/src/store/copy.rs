@@ -99,10 +99,6 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
-        "token_last_used",
-        &[("token_uuid", Text), ("last_used", Int)],
-    ),
-    (
         "token_events",
         &[
             ("id", Int),
@@ -134,7 +130,12 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
     ),
     (
         "token_usage",
-        &[("token_uuid", Text), ("day", Int), ("uses", Int)],
+        &[
+            ("token_uuid", Text),
+            ("day", Int),
+            ("uses", Int),
+            ("last_used", Int),
+        ],
     ),
     (
         "token_access",

@@ -732,19 +732,16 @@ mod tests {
         store.close().await;
     }
 
-    /// A database the release before left (migrations up to 0014) keeps every use and access
-    /// line when 0015 rebuilds the usage tables without rowid and re-keys the log; afterwards
-    /// uses and lines still merge into the kept rows and still go with their token.
-    #[tokio::test]
-    async fn compacting_the_usage_tables_keeps_every_row() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("hubkeyd.db").display());
+    /// A SQLite database at `dir/hubkeyd.db` as a release left it whose last migration came
+    /// before `first_missing` (a migration's number, "0015"), and its URL.
+    async fn migrated_before(dir: &Path, first_missing: &str) -> (sqlx::SqliteConnection, String) {
+        let url = format!("sqlite://{}", dir.join("hubkeyd.db").display());
         let all = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
-        let before = dir.path().join("migrations-to-0014");
+        let before = dir.join(format!("migrations-before-{first_missing}"));
         std::fs::create_dir(&before).unwrap();
         for entry in std::fs::read_dir(&all).unwrap() {
             let name = entry.unwrap().file_name();
-            if name.to_string_lossy().as_ref() < "0015" {
+            if name.to_string_lossy().as_ref() < first_missing {
                 std::fs::copy(all.join(&name), before.join(&name)).unwrap();
             }
         }
@@ -757,6 +754,17 @@ mod tests {
             .await
             .unwrap();
         migrator.run(&mut old).await.unwrap();
+        (old, url)
+    }
+
+    /// A database the release before 0015 left keeps every use and access line when 0015
+    /// rebuilds the usage tables without rowid and re-keys the log (and 0016 moves the latest
+    /// uses onto the usage rows); afterwards uses and lines still merge into the kept rows and
+    /// still go with their token.
+    #[tokio::test]
+    async fn compacting_the_usage_tables_keeps_every_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut old, url) = migrated_before(dir.path(), "0015").await;
         old.execute(
             "INSERT INTO users (id, username, password_hash, created_at) VALUES ('u', 'ann', '-', 0);
              INSERT INTO access_tokens (uuid, user_id, digest, hint, label, scopes, origin,
@@ -784,13 +792,14 @@ mod tests {
                     .unwrap()
             }
         };
-        let last_used = "SELECT token_uuid, 0, last_used FROM token_last_used ORDER BY 1";
+        let last_used = "SELECT token_uuid, day, last_used FROM token_usage \
+                         WHERE last_used IS NOT NULL ORDER BY 1";
         let per_day = "SELECT token_uuid, day, uses FROM token_usage ORDER BY 1, 2";
         let access = "SELECT token_uuid || ' ' || address, first_at * 1000 + last_at, uses \
                       FROM token_access ORDER BY 1";
         assert_eq!(
             rows(last_used).await,
-            [("t1".into(), 0, 50), ("t2".into(), 0, 70)]
+            [("t1".into(), 2, 50), ("t2".into(), 2, 70)]
         );
         assert_eq!(
             rows(per_day).await,
@@ -807,13 +816,12 @@ mod tests {
                 ("t2 10.0.0.2".into(), 60_070, 1)
             ]
         );
-        let schema: Vec<String> = sqlx::query_scalar(
-            "SELECT sql FROM sqlite_master WHERE name IN ('token_last_used', 'token_usage')",
-        )
-        .fetch_all(&store.pool)
-        .await
-        .unwrap();
-        assert_eq!(schema.len(), 2);
+        let schema: Vec<String> =
+            sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = 'token_usage'")
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+        assert_eq!(schema.len(), 1);
         assert!(
             schema.iter().all(|sql| sql.ends_with("WITHOUT ROWID")),
             "{schema:?}"
@@ -841,7 +849,7 @@ mod tests {
             .record_access(BatchRun::whole(vec![line.clone()]))
             .await
             .unwrap();
-        assert_eq!(rows(last_used).await[0], ("t1".into(), 0, 80));
+        assert_eq!(rows(last_used).await[0], ("t1".into(), 2, 80));
         assert_eq!(rows(per_day).await[1], ("t1".into(), 2, 9), "counts add");
         assert_eq!(
             rows(access).await[0],
@@ -853,7 +861,7 @@ mod tests {
             .execute(&store.pool)
             .await
             .unwrap();
-        assert_eq!(rows(last_used).await, [("t2".into(), 0, 70)]);
+        assert_eq!(rows(last_used).await, [("t2".into(), 2, 70)]);
         assert_eq!(rows(per_day).await, [("t2".into(), 2, 1)]);
         assert_eq!(rows(access).await, [("t2 10.0.0.2".into(), 60_070, 1)]);
 
@@ -881,7 +889,7 @@ mod tests {
             .record_access(BatchRun::whole(vec![line.clone(), other_day, t2_line]))
             .await
             .unwrap();
-        assert_eq!(rows(last_used).await, [("t2".into(), 0, 80)]);
+        assert_eq!(rows(last_used).await, [("t2".into(), 2, 80)]);
         assert_eq!(rows(per_day).await, [("t2".into(), 2, 6)]);
         assert_eq!(
             rows(access).await,
@@ -893,6 +901,113 @@ mod tests {
             .await
             .unwrap();
         assert!(dangling.is_empty());
+        store.close().await;
+    }
+
+    /// 0016 moves each token's latest use onto its latest day of usage, and keeps a latest
+    /// use with no counted day as a row of its own; afterwards the token list reads the latest
+    /// use from there, a batch spanning midnight moves it to the later day, and an older use
+    /// written late (another instance's) never moves it back.
+    #[tokio::test]
+    async fn latest_uses_move_onto_the_latest_day_of_usage() {
+        const DAY: i64 = 86_400_000;
+        let dir = tempfile::tempdir().unwrap();
+        let (mut old, url) = migrated_before(dir.path(), "0016").await;
+        old.execute(
+            "INSERT INTO users (id, username, password_hash, created_at) VALUES ('u', 'ann', '-', 0);
+             INSERT INTO access_tokens (uuid, user_id, digest, hint, label, scopes, origin,
+                 client_id, creator_ip, creator_ua, created_at, is_active)
+             VALUES ('t1', 'u', 'd1', 'h', 'ci', 'repo:read', 'manual', 'c', 'ip', 'ua', 3, TRUE),
+                    ('t2', 'u', 'd2', 'h', 'laptop', 'repo:read', 'manual', 'c', 'ip', 'ua', 2, TRUE),
+                    ('t3', 'u', 'd3', 'h', 'desk', 'repo:read', 'manual', 'c', 'ip', 'ua', 1, TRUE);
+             INSERT INTO token_last_used VALUES ('t1', 172800050), ('t2', 172800009);
+             INSERT INTO token_usage VALUES ('t1', 1, 3), ('t1', 2, 4), ('t3', 1, 1);",
+        )
+        .await
+        .unwrap();
+        drop(old);
+
+        let store = Store::open(&url).await.unwrap();
+        let usage = || {
+            let pool = store.pool.clone();
+            async move {
+                sqlx::query_as::<_, (String, i64, i64, Option<i64>)>(
+                    "SELECT token_uuid, day, uses, last_used FROM token_usage ORDER BY 1, 2",
+                )
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+            }
+        };
+        let latest = || async {
+            let mut listed: Vec<(String, Option<i64>)> = store
+                .list_tokens("u", 0, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|token| (token.uuid, token.last_used))
+                .collect();
+            listed.sort();
+            listed
+        };
+        assert_eq!(
+            usage().await,
+            [
+                ("t1".into(), 1, 3, None),
+                ("t1".into(), 2, 4, Some(2 * DAY + 50)),
+                ("t2".into(), 2, 0, Some(2 * DAY + 9)),
+                ("t3".into(), 1, 1, None),
+            ],
+            "the latest day carries the latest use; a latest use without a day is kept"
+        );
+        assert_eq!(
+            latest().await,
+            [
+                ("t1".into(), Some(2 * DAY + 50)),
+                ("t2".into(), Some(2 * DAY + 9)),
+                ("t3".into(), None),
+            ]
+        );
+
+        let spanning_midnight = usage::PendingUse {
+            last_used: 3 * DAY + 7,
+            days: DayCounts::from_iter([(2, 1), (3, 2)]),
+        };
+        let older_elsewhere = usage::PendingUse {
+            last_used: 2 * DAY + 20,
+            days: DayCounts::from_iter([(2, 5)]),
+        };
+        store
+            .record_uses(BatchRun::whole(vec![
+                ("t1".into(), spanning_midnight.clone()),
+                ("t3".into(), spanning_midnight),
+            ]))
+            .await
+            .unwrap();
+        store
+            .record_uses(BatchRun::whole(vec![("t1".into(), older_elsewhere)]))
+            .await
+            .unwrap();
+        assert_eq!(
+            usage().await,
+            [
+                ("t1".into(), 1, 3, None),
+                ("t1".into(), 2, 10, Some(2 * DAY + 50)),
+                ("t1".into(), 3, 2, Some(3 * DAY + 7)),
+                ("t2".into(), 2, 0, Some(2 * DAY + 9)),
+                ("t3".into(), 1, 1, None),
+                ("t3".into(), 2, 1, None),
+                ("t3".into(), 3, 2, Some(3 * DAY + 7)),
+            ]
+        );
+        assert_eq!(
+            latest().await,
+            [
+                ("t1".into(), Some(3 * DAY + 7)),
+                ("t2".into(), Some(2 * DAY + 9)),
+                ("t3".into(), Some(3 * DAY + 7)),
+            ]
+        );
         store.close().await;
     }
 

@@ -308,10 +308,13 @@ const TOKEN_COLUMNS: &str =
      rotated_from, rotated_to, overlap_until, \
      CAST(new_address_alerts AS INTEGER) AS new_address_alerts";
 
-/// The tokens with their latest use, which lives in a table of its own (the usage flush writes
-/// it in batches, out of the way of the token check).
-const TOKENS: &str =
-    "access_tokens LEFT JOIN token_last_used ON token_last_used.token_uuid = access_tokens.uuid";
+/// The tokens with their latest use: that of the token's latest day of `token_usage` (the
+/// usage flush writes it in batches, out of the way of the token check). One descent of the
+/// usage key for the latest day, one for its row.
+const TOKENS: &str = "access_tokens LEFT JOIN token_usage \
+     ON token_usage.token_uuid = access_tokens.uuid \
+     AND token_usage.day = (SELECT MAX(latest.day) FROM token_usage latest \
+                            WHERE latest.token_uuid = access_tokens.uuid)";
 
 impl Store {
     /// Inserts a token of the locked account, created at the lock's stamp.
@@ -571,7 +574,10 @@ impl Store {
                     u.username, \
                     CAST((u.disabled_at IS NOT NULL) AS INTEGER) AS user_disabled \
              FROM access_tokens t JOIN users u ON u.id = t.user_id \
-             LEFT JOIN token_last_used l ON l.token_uuid = t.uuid WHERE t.digest = $1",
+             LEFT JOIN token_usage l ON l.token_uuid = t.uuid \
+                 AND l.day = (SELECT MAX(latest.day) FROM token_usage latest \
+                              WHERE latest.token_uuid = t.uuid) \
+             WHERE t.digest = $1",
         )
         .bind(digest)
         .fetch_optional(&self.pool)

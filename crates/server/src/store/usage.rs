@@ -1,4 +1,4 @@
-//! Token use as stored: `last_used` and per-day counts, written in batches by
+//! Token use as stored: per-day counts with each day's latest use, written in batches by
 //! [`crate::usage::UsageLog`].
 
 use smallvec::SmallVec;
@@ -50,93 +50,84 @@ impl FromIterator<(i64, i64)> for DayCounts {
 }
 
 /// Rows an upsert of token uses writes at most: a statement of a few hundred rows costs one
-/// round trip instead of hundreds, and its parameters (at most 1 500) stay far below either
+/// round trip instead of hundreds, and its parameters (at most 2 000) stay far below either
 /// database's limit.
 pub const USES_PER_STATEMENT: usize = 500;
 
-/// How a token's latest use merges into the stored one: it wins only if later (an
-/// instance's older use never moves it back). Shared by the batched upsert (PostgreSQL) and
-/// the single-row one (SQLite's flush connection, [`super::sqlite_flushes`]).
-const LAST_USED_CONFLICT: &str = "ON CONFLICT (token_uuid) DO UPDATE SET \
-     last_used = excluded.last_used WHERE excluded.last_used > token_last_used.last_used";
+/// How a day's row merges into the stored one: the counts added, and that day's latest use
+/// the later of the two (an instance's older use never moves it back; a row written without
+/// one, an earlier day of a batch spanning midnight, keeps the stored one).
+const USAGE_CONFLICT: &str = "ON CONFLICT (token_uuid, day) DO UPDATE SET \
+     uses = token_usage.uses + excluded.uses, \
+     last_used = CASE WHEN token_usage.last_used IS NULL \
+                        OR excluded.last_used > token_usage.last_used \
+                 THEN COALESCE(excluded.last_used, token_usage.last_used) \
+                 ELSE token_usage.last_used END";
 
-/// How a day's count merges into the stored one: added.
-const USES_PER_DAY_CONFLICT: &str =
-    "ON CONFLICT (token_uuid, day) DO UPDATE SET uses = token_usage.uses + excluded.uses";
+impl PendingUse {
+    /// The rows of `token_usage` these uses add to: (day, uses, that day's latest use). Only
+    /// the latest day's latest use is known, and only the latest day's row is read for the
+    /// token's latest use; earlier days carry none.
+    fn rows(&self) -> impl Iterator<Item = (i64, i64, Option<i64>)> + '_ {
+        let latest_day = self.days.iter().last().map(|(day, _)| day);
+        self.days.iter().map(move |(day, uses)| {
+            let last_used = (Some(day) == latest_day).then_some(self.last_used);
+            (day, uses, last_used)
+        })
+    }
+}
 
 impl Store {
-    /// Writes coalesced uses of tokens, in one transaction: `last_used` into
-    /// `token_last_used` (the latest use wins: an instance's older use never moves it back)
-    /// and the per-day counts into `token_usage` (added to what other instances wrote). On
-    /// SQLite one prepared upsert per row on the flushes' connection, whose foreign keys drop
-    /// the rows of a token deleted meanwhile (see [`super::SQLITE_FLUSH_PRAGMAS`]); on
-    /// PostgreSQL both in upserts of at most [`USES_PER_STATEMENT`] rows, each in token
-    /// order: two instances flushing at once lock the rows they share in the same order, so
-    /// they cannot deadlock. Uses of tokens deleted meanwhile are dropped. `uses` must be
-    /// sorted by token and hold at most [`USES_PER_STATEMENT`] tokens to stay one short
-    /// transaction.
+    /// Writes coalesced uses of tokens, in one transaction: a row per token and UTC day in
+    /// `token_usage`, the counts added to what other instances wrote and each day's latest use
+    /// the later one (a token's `last_used` is its latest day's). On SQLite one prepared
+    /// upsert per row on the flushes' connection, whose foreign keys drop the rows of a token
+    /// deleted meanwhile (see [`super::SQLITE_FLUSH_PRAGMAS`]); on PostgreSQL in upserts of at
+    /// most [`USES_PER_STATEMENT`] rows, in token order: two instances flushing at once lock
+    /// the rows they share in the same order, so they cannot deadlock. Uses of tokens deleted
+    /// meanwhile are dropped. `uses` must be sorted by token and hold at most
+    /// [`USES_PER_STATEMENT`] tokens to stay one short transaction.
     pub async fn record_uses(&self, uses: BatchRun<(String, PendingUse)>) -> Result<()> {
         if let Some(flushes) = &self.sqlite_flushes {
             return flushes
                 .write(move |tx| {
-                    let mut last_used = tx.prepare_cached(&format!(
-                        "INSERT INTO token_last_used (token_uuid, last_used) VALUES ($1, $2) \
-                         {LAST_USED_CONFLICT}"
-                    ))?;
-                    let mut per_day = tx.prepare_cached(&format!(
-                        "INSERT INTO token_usage (token_uuid, day, uses) VALUES ($1, $2, $3) \
-                         {USES_PER_DAY_CONFLICT}"
+                    let mut upsert = tx.prepare_cached(&format!(
+                        "INSERT INTO token_usage (token_uuid, day, uses, last_used) \
+                         VALUES ($1, $2, $3, $4) {USAGE_CONFLICT}"
                     ))?;
                     for (uuid, pending) in uses.iter() {
-                        let row = rusqlite::params![uuid, pending.last_used];
-                        if !upsert_unless_gone(&mut last_used, row)? {
-                            continue;
-                        }
-                        // The token exists (its `last_used` row does, in this transaction).
-                        for (day, count) in pending.days.iter() {
-                            per_day.execute(rusqlite::params![uuid, day, count])?;
+                        for (day, count, last_used) in pending.rows() {
+                            let row = rusqlite::params![uuid, day, count, last_used];
+                            if !upsert_unless_gone(&mut upsert, row)? {
+                                break;
+                            }
                         }
                     }
                     Ok(())
                 })
                 .await;
         }
-        let mut tx = self.begin_flush().await?;
-        for chunk in uses.chunks(USES_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO token_last_used (token_uuid, last_used) \
-                 SELECT v.column1, v.column2 FROM (VALUES {}) AS v \
-                 JOIN access_tokens t ON t.uuid = v.column1 WHERE TRUE ORDER BY v.column1 \
-                 {LAST_USED_CONFLICT}",
-                self.backend.placeholders(chunk.len(), 2)
-            );
-            let mut query = sqlx::query(&sql);
-            for (uuid, pending) in chunk {
-                query = query.bind(uuid.as_str()).bind(pending.last_used);
-            }
-            query.execute(&mut *tx).await?;
-        }
-        let days: Vec<(&str, i64, i64)> = uses
+        let rows: Vec<(&str, i64, i64, Option<i64>)> = uses
             .iter()
             .flat_map(|(uuid, pending)| {
                 pending
-                    .days
-                    .iter()
-                    .map(move |(day, count)| (uuid.as_str(), day, count))
+                    .rows()
+                    .map(move |(day, count, last_used)| (uuid.as_str(), day, count, last_used))
             })
             .collect();
-        for chunk in days.chunks(USES_PER_STATEMENT) {
+        let mut tx = self.begin_flush().await?;
+        for chunk in rows.chunks(USES_PER_STATEMENT) {
             let sql = format!(
-                "INSERT INTO token_usage (token_uuid, day, uses) \
-                 SELECT v.column1, v.column2, v.column3 FROM (VALUES {}) AS v \
+                "INSERT INTO token_usage (token_uuid, day, uses, last_used) \
+                 SELECT v.column1, v.column2, v.column3, v.column4 FROM (VALUES {}) AS v \
                  JOIN access_tokens t ON t.uuid = v.column1 WHERE TRUE \
                  ORDER BY v.column1, v.column2 \
-                 {USES_PER_DAY_CONFLICT}",
-                self.backend.placeholders(chunk.len(), 3)
+                 {USAGE_CONFLICT}",
+                self.backend.placeholders(chunk.len(), 4)
             );
             let mut query = sqlx::query(&sql);
-            for (uuid, day, count) in chunk {
-                query = query.bind(*uuid).bind(*day).bind(*count);
+            for (uuid, day, count, last_used) in chunk {
+                query = query.bind(*uuid).bind(*day).bind(*count).bind(*last_used);
             }
             query.execute(&mut *tx).await?;
         }
