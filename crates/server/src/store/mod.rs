@@ -732,6 +732,15 @@ mod tests {
         store.close().await;
     }
 
+    /// An account, ann, with three tokens (t1 newest), for a database an older release left.
+    const ANN_AND_HER_TOKENS: &str =
+        "INSERT INTO users (id, username, password_hash, created_at) VALUES ('u', 'ann', '-', 0);
+         INSERT INTO access_tokens (uuid, user_id, digest, hint, label, scopes, origin,
+             client_id, creator_ip, creator_ua, created_at, is_active)
+         VALUES ('t1', 'u', 'd1', 'h', 'ci', 'repo:read', 'manual', 'c', 'ip', 'ua', 3, TRUE),
+                ('t2', 'u', 'd2', 'h', 'laptop', 'repo:read', 'manual', 'c', 'ip', 'ua', 2, TRUE),
+                ('t3', 'u', 'd3', 'h', 'desk', 'repo:read', 'manual', 'c', 'ip', 'ua', 1, TRUE);";
+
     /// A SQLite database at `dir/hubkeyd.db` as a release left it whose last migration came
     /// before `first_missing` (a migration's number, "0015"), and its URL.
     async fn migrated_before(dir: &Path, first_missing: &str) -> (sqlx::SqliteConnection, String) {
@@ -766,17 +775,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut old, url) = migrated_before(dir.path(), "0015").await;
         old.execute(
-            "INSERT INTO users (id, username, password_hash, created_at) VALUES ('u', 'ann', '-', 0);
-             INSERT INTO access_tokens (uuid, user_id, digest, hint, label, scopes, origin,
-                 client_id, creator_ip, creator_ua, created_at, is_active)
-             VALUES ('t1', 'u', 'd1', 'h', 'ci', 'repo:read', 'manual', 'c', 'ip', 'ua', 0, TRUE),
-                    ('t2', 'u', 'd2', 'h', 'laptop', 'repo:read', 'manual', 'c', 'ip', 'ua', 0, TRUE);
+            format!(
+                "{ANN_AND_HER_TOKENS}
              INSERT INTO token_last_used VALUES ('t1', 50), ('t2', 70);
              INSERT INTO token_usage VALUES ('t1', 1, 3), ('t1', 2, 4), ('t2', 2, 1);
              INSERT INTO token_access (token_uuid, day, address, user_agent, action, first_at,
                  last_at, uses)
              VALUES ('t1', 2, '10.0.0.1', 'docker', 'pull', 10, 50, 2),
-                    ('t2', 2, '10.0.0.2', 'skopeo', 'push', 60, 70, 1);",
+                    ('t2', 2, '10.0.0.2', 'skopeo', 'push', 60, 70, 1);"
+            )
+            .as_str(),
         )
         .await
         .unwrap();
@@ -914,14 +922,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut old, url) = migrated_before(dir.path(), "0016").await;
         old.execute(
-            "INSERT INTO users (id, username, password_hash, created_at) VALUES ('u', 'ann', '-', 0);
-             INSERT INTO access_tokens (uuid, user_id, digest, hint, label, scopes, origin,
-                 client_id, creator_ip, creator_ua, created_at, is_active)
-             VALUES ('t1', 'u', 'd1', 'h', 'ci', 'repo:read', 'manual', 'c', 'ip', 'ua', 3, TRUE),
-                    ('t2', 'u', 'd2', 'h', 'laptop', 'repo:read', 'manual', 'c', 'ip', 'ua', 2, TRUE),
-                    ('t3', 'u', 'd3', 'h', 'desk', 'repo:read', 'manual', 'c', 'ip', 'ua', 1, TRUE);
+            format!(
+                "{ANN_AND_HER_TOKENS}
              INSERT INTO token_last_used VALUES ('t1', 172800050), ('t2', 172800009);
-             INSERT INTO token_usage VALUES ('t1', 1, 3), ('t1', 2, 4), ('t3', 1, 1);",
+             INSERT INTO token_usage VALUES ('t1', 1, 3), ('t1', 2, 4), ('t3', 1, 1);"
+            )
+            .as_str(),
         )
         .await
         .unwrap();
