@@ -134,12 +134,14 @@ fn cpu_per_request_us(cpu: f64, run: &Run, seconds: u64) -> f64 {
 }
 
 /// Runs `script` against every server at once, `connections` split over them, one wrk process
-/// each; the requests per second summed, the worst p50 and p99.
+/// each; the requests per second summed, the worst p50 and p99. Prints each server's own
+/// figures under `label` (the sum hides an instance that served little).
 fn wrk_over(
     servers: &[&Server],
     script: &tempfile::NamedTempFile,
     connections: usize,
     seconds: u64,
+    label: &str,
 ) -> Result<Run> {
     let each = (connections / servers.len()).max(1);
     let runs: Vec<Result<Run>> = std::thread::scope(|scope| {
@@ -162,8 +164,17 @@ fn wrk_over(
         p99_ms: 0.0,
         errors: 0,
     };
-    for run in runs {
+    for (instance, run) in runs.into_iter().enumerate() {
         let run = run?;
+        println!(
+            "  {label}, instance {} of {}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, errors {}",
+            instance + 1,
+            servers.len(),
+            run.requests_per_second,
+            run.p50_ms,
+            run.p99_ms,
+            run.errors
+        );
         total.requests_per_second += run.requests_per_second;
         total.p50_ms = total.p50_ms.max(run.p50_ms);
         total.p99_ms = total.p99_ms.max(run.p99_ms);
@@ -418,7 +429,8 @@ async fn large_run(
         wrk(&second.url, &hot, 16, 2)?;
         wrk(&second.url, &distinct, 16, 2)?;
         for (load, script) in [(Load::Hot, &hot), (Load::Distinct, &distinct)] {
-            let run = wrk_over(&[&server, &second], script, 32, options.seconds)?;
+            let label = format!("two instances, {}", load_name(load, options.distinct));
+            let run = wrk_over(&[&server, &second], script, 32, options.seconds, &label)?;
             rows.push(Row {
                 server: Served::Hubkeyd,
                 stored: options.large,
