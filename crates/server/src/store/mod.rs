@@ -741,9 +741,10 @@ mod tests {
                 ('t2', 'u', 'd2', 'h', 'laptop', 'repo:read', 'manual', 'c', 'ip', 'ua', 2, TRUE),
                 ('t3', 'u', 'd3', 'h', 'desk', 'repo:read', 'manual', 'c', 'ip', 'ua', 1, TRUE);";
 
-    /// A SQLite database at `dir/hubkeyd.db` as a release left it whose last migration came
-    /// before `first_missing` (a migration's number, "0015"), and its URL.
-    async fn migrated_before(dir: &Path, first_missing: &str) -> (sqlx::SqliteConnection, String) {
+    /// A store opened (so migrated to the latest) on a SQLite database at `dir/hubkeyd.db`
+    /// that a release whose last migration came before `first_missing` (a migration's
+    /// number, "0015") left holding ann, her tokens and `rows` (SQL of that release's schema).
+    async fn opened_after_release_before(dir: &Path, first_missing: &str, rows: &str) -> Store {
         let url = format!("sqlite://{}", dir.join("hubkeyd.db").display());
         let all = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
         let before = dir.join(format!("migrations-before-{first_missing}"));
@@ -763,7 +764,11 @@ mod tests {
             .await
             .unwrap();
         migrator.run(&mut old).await.unwrap();
-        (old, url)
+        old.execute(format!("{ANN_AND_HER_TOKENS}{rows}").as_str())
+            .await
+            .unwrap();
+        drop(old);
+        Store::open(&url).await.unwrap()
     }
 
     /// A database the release before 0015 left keeps every use and access line when 0015
@@ -773,24 +778,17 @@ mod tests {
     #[tokio::test]
     async fn compacting_the_usage_tables_keeps_every_row() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut old, url) = migrated_before(dir.path(), "0015").await;
-        old.execute(
-            format!(
-                "{ANN_AND_HER_TOKENS}
-             INSERT INTO token_last_used VALUES ('t1', 50), ('t2', 70);
+        let store = opened_after_release_before(
+            dir.path(),
+            "0015",
+            "INSERT INTO token_last_used VALUES ('t1', 50), ('t2', 70);
              INSERT INTO token_usage VALUES ('t1', 1, 3), ('t1', 2, 4), ('t2', 2, 1);
              INSERT INTO token_access (token_uuid, day, address, user_agent, action, first_at,
                  last_at, uses)
              VALUES ('t1', 2, '10.0.0.1', 'docker', 'pull', 10, 50, 2),
-                    ('t2', 2, '10.0.0.2', 'skopeo', 'push', 60, 70, 1);"
-            )
-            .as_str(),
+                    ('t2', 2, '10.0.0.2', 'skopeo', 'push', 60, 70, 1);",
         )
-        .await
-        .unwrap();
-        drop(old);
-
-        let store = Store::open(&url).await.unwrap();
+        .await;
         let rows = |sql: &'static str| {
             let pool = store.pool.clone();
             async move {
@@ -920,20 +918,13 @@ mod tests {
     async fn latest_uses_move_onto_the_latest_day_of_usage() {
         const DAY: i64 = 86_400_000;
         let dir = tempfile::tempdir().unwrap();
-        let (mut old, url) = migrated_before(dir.path(), "0016").await;
-        old.execute(
-            format!(
-                "{ANN_AND_HER_TOKENS}
-             INSERT INTO token_last_used VALUES ('t1', 172800050), ('t2', 172800009);
-             INSERT INTO token_usage VALUES ('t1', 1, 3), ('t1', 2, 4), ('t3', 1, 1);"
-            )
-            .as_str(),
+        let store = opened_after_release_before(
+            dir.path(),
+            "0016",
+            "INSERT INTO token_last_used VALUES ('t1', 172800050), ('t2', 172800009);
+             INSERT INTO token_usage VALUES ('t1', 1, 3), ('t1', 2, 4), ('t3', 1, 1);",
         )
-        .await
-        .unwrap();
-        drop(old);
-
-        let store = Store::open(&url).await.unwrap();
+        .await;
         let usage = || {
             let pool = store.pool.clone();
             async move {

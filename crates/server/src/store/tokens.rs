@@ -566,19 +566,11 @@ impl Store {
 
     /// The token with this digest and its owner's name, whatever its state.
     pub async fn token_by_digest(&self, digest: &str) -> Result<Option<TokenOwner>> {
-        Ok(sqlx::query_as(
-            "SELECT t.uuid, t.user_id, t.digest, t.hint, t.label, t.scopes, t.origin, t.client_id, \
-                    t.creator_ip, t.creator_ua, t.created_at, l.last_used, t.expires_at, \
-                    CAST(t.is_active AS INTEGER) AS is_active, t.rotated_from, t.rotated_to, \
-                    t.overlap_until, CAST(t.new_address_alerts AS INTEGER) AS new_address_alerts, \
-                    u.username, \
-                    CAST((u.disabled_at IS NOT NULL) AS INTEGER) AS user_disabled \
-             FROM access_tokens t JOIN users u ON u.id = t.user_id \
-             LEFT JOIN token_usage l ON l.token_uuid = t.uuid \
-                 AND l.day = (SELECT MAX(latest.day) FROM token_usage latest \
-                              WHERE latest.token_uuid = t.uuid) \
-             WHERE t.digest = $1",
-        )
+        Ok(sqlx::query_as(&format!(
+            "SELECT t.*, u.username, CAST((u.disabled_at IS NOT NULL) AS INTEGER) AS user_disabled \
+             FROM (SELECT {TOKEN_COLUMNS} FROM {TOKENS} WHERE digest = $1) t \
+             JOIN users u ON u.id = t.user_id"
+        ))
         .bind(digest)
         .fetch_optional(&self.pool)
         .await?)
