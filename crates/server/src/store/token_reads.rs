@@ -19,7 +19,7 @@ use std::sync::{Mutex, PoisonError};
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::tokens::{TokenCheck, TOKEN_CHECK_SQL};
+use super::tokens::{TokenCheck, SQLITE_TOKEN_CHECK_SQL};
 use crate::error::Result;
 
 /// How many idle connections are kept. A lookup holds one only while it runs on a thread, so
@@ -63,9 +63,9 @@ impl TokenReads {
     }
 
     fn query(conn: &Connection, digest: &str) -> rusqlite::Result<Option<TokenCheck>> {
-        conn.prepare_cached(TOKEN_CHECK_SQL)?
+        conn.prepare_cached(SQLITE_TOKEN_CHECK_SQL)?
             .query_row([digest], |row| {
-                // By position, in `TOKEN_CHECK_SQL`'s order (a name is looked up by comparing
+                // By position, in `SQLITE_TOKEN_CHECK_SQL`'s order (a name is looked up by comparing
                 // it with each column's, for every column of every lookup).
                 Ok(TokenCheck {
                     uuid: row.get(0)?,
@@ -135,6 +135,32 @@ mod tests {
             reads.put_back(conn);
         }
         assert_eq!(reads.idle.lock().unwrap().len(), IDLE_KEPT);
+        drop(store);
+    }
+
+    #[tokio::test]
+    async fn a_lookup_reads_the_token_from_its_covering_index_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hubkey.db");
+        let store = crate::store::Store::open(&format!("sqlite://{}", file.display()))
+            .await
+            .unwrap();
+        let reads = TokenReads::open(&file).unwrap();
+        let conn = reads.take().unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {SQLITE_TOKEN_CHECK_SQL}"))
+            .unwrap()
+            .query_map(["0"], |row| row.get(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        // A column the check reads that the index lacks would make this `USING INDEX` (and a
+        // descent of the table for each lookup).
+        assert_eq!(
+            plan[0], "SEARCH t USING COVERING INDEX access_tokens_check (digest=?)",
+            "{plan:?}"
+        );
+        assert_eq!(plan.len(), 2, "the token, then its owner: {plan:?}");
         drop(store);
     }
 }

@@ -149,14 +149,32 @@ impl TokenOwner {
     }
 }
 
-/// The token check's one statement ([`Store::token_check_by_digest`]), the same text on both
-/// backends and through either driver (SQLite reads `$1` as a parameter's name, bound first).
-pub(super) const TOKEN_CHECK_SQL: &str =
-    "SELECT t.uuid, t.digest, t.user_id, t.scopes, t.expires_at, \
-            CAST(t.is_active AS INTEGER) AS is_active, \
-            CAST((t.rotated_to IS NOT NULL) AS INTEGER) AS rotated, t.overlap_until, \
-            u.username, CAST((u.disabled_at IS NOT NULL) AS INTEGER) AS user_disabled \
-     FROM access_tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = $1";
+/// The token check's one statement with `$hint` after the token table's alias: nothing, or
+/// SQLite's `INDEXED BY` ([`SQLITE_TOKEN_CHECK_SQL`]).
+macro_rules! token_check_sql {
+    ($hint:literal) => {
+        concat!(
+            "SELECT t.uuid, t.digest, t.user_id, t.scopes, t.expires_at, \
+                    CAST(t.is_active AS INTEGER) AS is_active, \
+                    CAST((t.rotated_to IS NOT NULL) AS INTEGER) AS rotated, t.overlap_until, \
+                    u.username, CAST((u.disabled_at IS NOT NULL) AS INTEGER) AS user_disabled \
+             FROM access_tokens t ",
+            $hint,
+            " JOIN users u ON u.id = t.user_id WHERE t.digest = $1"
+        )
+    };
+}
+
+/// The token check's one statement ([`Store::token_check_by_digest`]) through sqlx, the same
+/// text on both backends.
+pub(super) const TOKEN_CHECK_SQL: &str = token_check_sql!("");
+
+/// The same statement on SQLite's hot path ([`super::token_reads`]), read from the covering
+/// index `access_tokens_check` (migration 0017): the digest's entry holds every column the
+/// check reads, so a lookup descends one B-tree instead of the digest's index and then the
+/// table. SQLite's planner prefers the digest's unique index, hence the hint. SQLite reads `$1`
+/// as a parameter's name, bound first.
+pub(super) const SQLITE_TOKEN_CHECK_SQL: &str = token_check_sql!("INDEXED BY access_tokens_check");
 
 /// What the token check on the hot path needs of a token found by its digest: whether it may
 /// be used now, by whom, with which scopes. Read by one indexed lookup joined to its owner
@@ -579,7 +597,8 @@ impl Store {
     /// What the token check needs of the token with this digest, whatever its state: one
     /// probe of the digest's unique index and one of the owner's primary key (the hot path's
     /// only query, on a token cache miss).
-    /// On SQLite the read runs on the calling thread ([`super::token_reads`]).
+    /// On SQLite the read runs on the calling thread ([`super::token_reads`]) and probes the
+    /// covering index `access_tokens_check` instead.
     pub async fn token_check_by_digest(&self, digest: &str) -> Result<Option<TokenCheck>> {
         if let Some(reads) = &self.token_reads {
             return reads.token_check(digest);
