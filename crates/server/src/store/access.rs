@@ -9,7 +9,7 @@ use rusqlite::OptionalExtension;
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use super::sqlite_flushes::upsert_unless_gone;
+use super::sqlite_flushes::Upsert;
 use super::{encode_cursor, time, BatchRun, EventDetail, Store};
 use crate::access_log::{AccessLine, NewAddress, NEW_ADDRESS_EVENTS_PER_HOUR, OVERFLOW};
 use crate::error::Result;
@@ -23,8 +23,8 @@ pub const ADDRESS_PROBES_PER_STATEMENT: usize = 250;
 pub const ACCESS_LINES_PER_TRANSACTION: usize = 500;
 
 /// How a line merges into the stored one of the same key: the earliest first use, the latest
-/// last use, the counts added. Shared by the batched upsert (PostgreSQL) and the single-row
-/// one (SQLite's flush connection, [`super::sqlite_flushes`]).
+/// last use, the counts added. Shared by the batched upserts of both stores (SQLite's on the
+/// flushes' connection, [`super::sqlite_flushes`]).
 const ACCESS_LINE_CONFLICT: &str =
     "ON CONFLICT (token_uuid, day, address, user_agent, action) DO UPDATE SET \
          first_at = CASE WHEN excluded.first_at < token_access.first_at \
@@ -238,34 +238,25 @@ impl Store {
         if let Some(flushes) = &self.sqlite_flushes {
             return flushes
                 .write(move |tx| {
-                    let mut upsert = tx.prepare_cached(&format!(
-                        "INSERT INTO token_access (token_uuid, day, address, user_agent, \
-                             action, first_at, last_at, uses) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                         {ACCESS_LINE_CONFLICT}"
-                    ))?;
-                    // Lines come in token order: once a line finds its token deleted, the
-                    // token's other lines are skipped.
-                    let mut gone: Option<&str> = None;
-                    for line in lines.iter() {
-                        if gone == Some(line.token_uuid.as_str()) {
-                            continue;
-                        }
-                        let row = rusqlite::params![
-                            line.token_uuid,
-                            line.day,
-                            line.address,
-                            line.user_agent,
-                            line.action,
-                            line.first_at,
-                            line.last_at,
-                            line.uses,
-                        ];
-                        if !upsert_unless_gone(&mut upsert, row)? {
-                            gone = Some(&line.token_uuid);
-                        }
+                    Upsert {
+                        insert: "INSERT INTO token_access (token_uuid, day, address, user_agent, \
+                                 action, first_at, last_at, uses) VALUES",
+                        conflict: ACCESS_LINE_CONFLICT,
+                        token: |line: &AccessLine| &line.token_uuid,
+                        values: |line| {
+                            [
+                                &line.token_uuid,
+                                &line.day,
+                                &line.address,
+                                &line.user_agent,
+                                &line.action,
+                                &line.first_at,
+                                &line.last_at,
+                                &line.uses,
+                            ]
+                        },
                     }
-                    Ok(())
+                    .write(tx, &lines)
                 })
                 .await;
         }

@@ -3,7 +3,7 @@
 
 use smallvec::SmallVec;
 
-use super::sqlite_flushes::upsert_unless_gone;
+use super::sqlite_flushes::Upsert;
 use super::{BatchRun, Store};
 use crate::error::Result;
 
@@ -77,12 +77,26 @@ impl PendingUse {
     }
 }
 
+/// A row of `token_usage`: token, day, uses, that day's latest use (Unix ms).
+type UsageRow<'a> = (&'a str, i64, i64, Option<i64>);
+
+/// The rows of `uses`, in its order (a token's days in order).
+fn usage_rows(uses: &[(String, PendingUse)]) -> Vec<UsageRow<'_>> {
+    uses.iter()
+        .flat_map(|(uuid, pending)| {
+            pending
+                .rows()
+                .map(move |(day, count, last_used)| (uuid.as_str(), day, count, last_used))
+        })
+        .collect()
+}
+
 impl Store {
     /// Writes coalesced uses of tokens, in one transaction: a row per token and UTC day in
     /// `token_usage`, the counts added to what other instances wrote and each day's latest use
-    /// the later one (a token's `last_used` is its latest day's). On SQLite one prepared
-    /// upsert per row on the flushes' connection, whose foreign keys drop the rows of a token
-    /// deleted meanwhile (see [`super::SQLITE_FLUSH_PRAGMAS`]); on PostgreSQL in upserts of at
+    /// the later one (a token's `last_used` is its latest day's). On SQLite in prepared
+    /// upserts of [`super::sqlite_flushes::ROWS_PER_UPSERT`] rows on the flushes' connection,
+    /// whose foreign keys drop the rows of a token deleted meanwhile ([`Upsert`]); on PostgreSQL in upserts of at
     /// most [`USES_PER_STATEMENT`] rows, in token order: two instances flushing at once lock
     /// the rows they share in the same order, so they cannot deadlock. Uses of tokens deleted
     /// meanwhile are dropped. `uses` must be sorted by token and hold at most
@@ -91,30 +105,18 @@ impl Store {
         if let Some(flushes) = &self.sqlite_flushes {
             return flushes
                 .write(move |tx| {
-                    let mut upsert = tx.prepare_cached(&format!(
-                        "INSERT INTO token_usage (token_uuid, day, uses, last_used) \
-                         VALUES ($1, $2, $3, $4) {USAGE_CONFLICT}"
-                    ))?;
-                    for (uuid, pending) in uses.iter() {
-                        for (day, count, last_used) in pending.rows() {
-                            let row = rusqlite::params![uuid, day, count, last_used];
-                            if !upsert_unless_gone(&mut upsert, row)? {
-                                break;
-                            }
-                        }
+                    let rows = usage_rows(&uses);
+                    Upsert {
+                        insert: "INSERT INTO token_usage (token_uuid, day, uses, last_used) VALUES",
+                        conflict: USAGE_CONFLICT,
+                        token: |row: &UsageRow<'_>| row.0,
+                        values: |row| [&row.0, &row.1, &row.2, &row.3],
                     }
-                    Ok(())
+                    .write(tx, &rows)
                 })
                 .await;
         }
-        let rows: Vec<(&str, i64, i64, Option<i64>)> = uses
-            .iter()
-            .flat_map(|(uuid, pending)| {
-                pending
-                    .rows()
-                    .map(move |(day, count, last_used)| (uuid.as_str(), day, count, last_used))
-            })
-            .collect();
+        let rows = usage_rows(&uses);
         let mut tx = self.begin_flush().await?;
         for chunk in rows.chunks(USES_PER_STATEMENT) {
             let sql = format!(
