@@ -238,7 +238,7 @@ const SQLITE_READERS: u32 = 2;
 /// and a row that exists belongs to a token that exists (deleting a token deletes its rows in
 /// the same transaction). So a token's usual flush, which adds to its rows, reads nothing of
 /// `access_tokens`; a token deleted since its use fails its insert, and the flush drops its
-/// rows ([`sqlite_flushes::upsert_unless_gone`]).
+/// rows ([`sqlite_flushes::Upsert`]).
 const SQLITE_FLUSH_PRAGMAS: &[&str] = &[
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",

@@ -1,14 +1,14 @@
 //! The usage and access-log flushes' writes on SQLite: one plain connection of their own
 //! (`synchronous=NORMAL`, see [`super::SQLITE_FLUSH_PRAGMAS`]) on a thread of their own at a
-//! lowered scheduling priority, each batch one transaction, one prepared single-row upsert
-//! per row; and the access-log flush's probes of what the log holds, one prepared query per
-//! probe.
+//! lowered scheduling priority, each batch one transaction, prepared upserts of
+//! [`ROWS_PER_UPSERT`] rows ([`Upsert`]); and the access-log flush's probes of what the log
+//! holds, one prepared query per probe.
 //!
 //! Through sqlx the same batch was a statement of hundreds of rows whose every value was
 //! converted twice (to `Any`'s values, then to the SQLite driver's) and handed to the
 //! connection's thread: with 200 000 distinct tokens in the load, a flush of 15 000 tokens'
-//! uses took 0.7 s and about a fifth of hubkeyd's CPU. A prepared statement executed per row
-//! binds each value once, by position, in the thread that runs the transaction.
+//! uses took 0.7 s and about a fifth of hubkeyd's CPU. A prepared statement binds each value
+//! once, by position, in the thread that runs the transaction.
 //!
 //! The connection is used on the store's background thread ([`crate::background`]), below
 //! the token checks' priority: under a load of distinct tokens a flush is a few hundred
@@ -261,7 +261,7 @@ mod tests {
             .iter()
             .flat_map(|token| [(token.clone(), 1), (token.clone(), 2)])
             .collect();
-        assert!(rows.len() > 2 * ROWS_PER_UPSERT && rows.len() % ROWS_PER_UPSERT != 0);
+        assert!(rows.len() > 2 * ROWS_PER_UPSERT && !rows.len().is_multiple_of(ROWS_PER_UPSERT));
         flushes
             .write(move |tx| {
                 let mut insert = tx.prepare("INSERT INTO parent (id) VALUES (?1)")?;
