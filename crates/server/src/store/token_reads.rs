@@ -113,14 +113,21 @@ impl TokenReads {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn connections_are_read_only_and_kept_up_to_the_bound() {
+    /// A migrated store in a temporary directory (removed when dropped), and lookups on its
+    /// file.
+    async fn store_and_reads() -> (tempfile::TempDir, crate::store::Store, TokenReads) {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("hubkey.db");
         let store = crate::store::Store::open(&format!("sqlite://{}", file.display()))
             .await
             .unwrap();
         let reads = TokenReads::open(&file).unwrap();
+        (dir, store, reads)
+    }
+
+    #[tokio::test]
+    async fn connections_are_read_only_and_kept_up_to_the_bound() {
+        let (_dir, store, reads) = store_and_reads().await;
 
         let conn = reads.take().unwrap();
         let write = conn.execute("DELETE FROM access_tokens", []);
@@ -140,12 +147,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_lookup_reads_the_token_from_its_covering_index_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("hubkey.db");
-        let store = crate::store::Store::open(&format!("sqlite://{}", file.display()))
-            .await
-            .unwrap();
-        let reads = TokenReads::open(&file).unwrap();
+        let (_dir, store, reads) = store_and_reads().await;
         let conn = reads.take().unwrap();
         let plan: Vec<String> = conn
             .prepare(&format!("EXPLAIN QUERY PLAN {SQLITE_TOKEN_CHECK_SQL}"))
