@@ -228,7 +228,8 @@ impl Store {
     }
 
     /// Adds coalesced lines to the log, in one transaction (lines of tokens deleted meanwhile
-    /// are dropped), in upserts of at most [`ACCESS_LINES_PER_STATEMENT`] lines. The caller
+    /// are dropped), in upserts of at most [`ACCESS_LINES_PER_STATEMENT`] lines (on SQLite
+    /// [`super::sqlite_flushes::ROWS_PER_UPSERT`], [`Upsert`]). The caller
     /// passes at most [`ACCESS_LINES_PER_TRANSACTION`] lines in key order: the write lock
     /// (SQLite) or the rows (PostgreSQL) are held for one short transaction, never for a whole
     /// flush of tens of thousands of lines (one statement per line held SQLite's write lock
