@@ -162,22 +162,25 @@ fn wrk_over(
         requests_per_second: 0.0,
         p50_ms: 0.0,
         p99_ms: 0.0,
+        max_ms: 0.0,
         errors: 0,
     };
     for (instance, run) in runs.into_iter().enumerate() {
         let run = run?;
         println!(
-            "  {label}, instance {} of {}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, errors {}",
+            "  {label}, instance {} of {}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, max {:.0} ms, errors {}",
             instance + 1,
             servers.len(),
             run.requests_per_second,
             run.p50_ms,
             run.p99_ms,
+            run.max_ms,
             run.errors
         );
         total.requests_per_second += run.requests_per_second;
         total.p50_ms = total.p50_ms.max(run.p50_ms);
         total.p99_ms = total.p99_ms.max(run.p99_ms);
+        total.max_ms = total.max_ms.max(run.max_ms);
         total.errors += run.errors;
     }
     Ok(total)
@@ -530,7 +533,7 @@ fn load_name(load: Load, distinct: usize) -> String {
 
 fn print_rows(rows: &[Row], distinct: usize) {
     println!(
-        "{:>8} {:>10} {:>14} {:>5} {:>6} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>9} {:>9} {:>8} {:>8}",
+        "{:>8} {:>10} {:>14} {:>5} {:>6} {:>9} {:>8} {:>8} {:>7} {:>7} {:>7} {:>8} {:>9} {:>9} {:>8} {:>8}",
         "server",
         "stored",
         "load",
@@ -539,6 +542,7 @@ fn print_rows(rows: &[Row], distinct: usize) {
         "req/s",
         "p50 ms",
         "p99 ms",
+        "max ms",
         "errors",
         "hit %",
         "flushes",
@@ -562,7 +566,7 @@ fn print_rows(rows: &[Row], distinct: usize) {
             _ => ("-".into(), "-".into(), "-".into(), "-".into()),
         };
         println!(
-            "{:>8} {:>10} {:>14} {:>5} {:>6} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>7} {:>8} {:>9} {:>9} {:>10} {:>8}",
+            "{:>8} {:>10} {:>14} {:>5} {:>6} {:>9.0} {:>8.2} {:>8.2} {:>7.0} {:>7} {:>7} {:>8} {:>9} {:>9} {:>10} {:>8}",
             match row.server {
                 Served::Hubkeyd => "hubkeyd",
                 Served::Bare => "bare",
@@ -574,6 +578,7 @@ fn print_rows(rows: &[Row], distinct: usize) {
             row.run.requests_per_second,
             row.run.p50_ms,
             row.run.p99_ms,
+            row.run.max_ms,
             row.run.errors,
             hit,
             flushes,
