@@ -134,7 +134,7 @@ fn cpu_per_request_us(cpu: f64, run: &Run, seconds: u64) -> f64 {
 }
 
 /// Runs `script` against every server at once, `connections` split over them, one wrk process
-/// each; the requests per second summed, the worst p50 and p99. Prints each server's own
+/// each; the requests per second summed, the worst p50, p99 and max. Prints each server's own
 /// figures under `label` (the sum hides an instance that served little).
 fn wrk_over(
     servers: &[&Server],

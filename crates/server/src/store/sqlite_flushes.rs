@@ -119,22 +119,35 @@ impl<T, const COLUMNS: usize> Upsert<'_, T, COLUMNS> {
     /// [`super::SQLITE_FLUSH_PRAGMAS`].
     pub fn write(&self, tx: &Transaction<'_>, rows: &[T]) -> rusqlite::Result<()> {
         let mut chunks = rows.chunks_exact(ROWS_PER_UPSERT);
-        for chunk in chunks.by_ref() {
+        if chunks.len() > 0 {
             let mut many = tx.prepare_cached(&self.sql(ROWS_PER_UPSERT))?;
-            let mut index = 0;
-            for row in chunk {
-                for value in (self.values)(row) {
-                    index += 1;
-                    many.raw_bind_parameter(index, value)?;
-                }
-            }
-            match many.raw_execute() {
-                Ok(_) => {}
-                Err(err) if is_foreign_key_failure(&err) => self.write_each(tx, chunk)?,
-                Err(err) => return Err(err),
+            for chunk in chunks.by_ref() {
+                self.write_many(tx, &mut many, chunk)?;
             }
         }
         self.write_each(tx, chunks.remainder())
+    }
+
+    /// Writes a chunk of [`ROWS_PER_UPSERT`] rows with `many`, or one by one when a row's
+    /// token is gone.
+    fn write_many(
+        &self,
+        tx: &Transaction<'_>,
+        many: &mut rusqlite::CachedStatement<'_>,
+        chunk: &[T],
+    ) -> rusqlite::Result<()> {
+        let mut index = 0;
+        for row in chunk {
+            for value in (self.values)(row) {
+                index += 1;
+                many.raw_bind_parameter(index, value)?;
+            }
+        }
+        match many.raw_execute() {
+            Ok(_) => Ok(()),
+            Err(err) if is_foreign_key_failure(&err) => self.write_each(tx, chunk),
+            Err(err) => Err(err),
+        }
     }
 
     /// Writes `rows` one statement each; once a row finds its token gone, the token's other

@@ -65,8 +65,8 @@ impl TokenReads {
     fn query(conn: &Connection, digest: &str) -> rusqlite::Result<Option<TokenCheck>> {
         conn.prepare_cached(SQLITE_TOKEN_CHECK_SQL)?
             .query_row([digest], |row| {
-                // By position, in `SQLITE_TOKEN_CHECK_SQL`'s order (a name is looked up by comparing
-                // it with each column's, for every column of every lookup).
+                // By position, in `SQLITE_TOKEN_CHECK_SQL`'s order (a name is looked up by
+                // comparing it with each column's, for every column of every lookup).
                 Ok(TokenCheck {
                     uuid: row.get(0)?,
                     digest: row.get(1)?,

@@ -96,11 +96,11 @@ impl Store {
     /// `token_usage`, the counts added to what other instances wrote and each day's latest use
     /// the later one (a token's `last_used` is its latest day's). On SQLite in prepared
     /// upserts of [`super::sqlite_flushes::ROWS_PER_UPSERT`] rows on the flushes' connection,
-    /// whose foreign keys drop the rows of a token deleted meanwhile ([`Upsert`]); on PostgreSQL in upserts of at
-    /// most [`USES_PER_STATEMENT`] rows, in token order: two instances flushing at once lock
-    /// the rows they share in the same order, so they cannot deadlock. Uses of tokens deleted
-    /// meanwhile are dropped. `uses` must be sorted by token and hold at most
-    /// [`USES_PER_STATEMENT`] tokens to stay one short transaction.
+    /// whose foreign keys drop the rows of a token deleted meanwhile ([`Upsert`]); on
+    /// PostgreSQL in upserts of at most [`USES_PER_STATEMENT`] rows, in token order: two
+    /// instances flushing at once lock the rows they share in the same order, so they cannot
+    /// deadlock. Uses of tokens deleted meanwhile are dropped. `uses` must be sorted by token
+    /// and hold at most [`USES_PER_STATEMENT`] tokens to stay one short transaction.
     pub async fn record_uses(&self, uses: BatchRun<(String, PendingUse)>) -> Result<()> {
         if let Some(flushes) = &self.sqlite_flushes {
             return flushes
