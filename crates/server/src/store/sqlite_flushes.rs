@@ -84,10 +84,10 @@ impl SqliteFlushes {
             .await?
     }
 
-    /// SQLite's `synchronous` setting of the connection (1 NORMAL, 2 FULL), for tests.
+    /// The connection's setting `name` (`PRAGMA name`), for tests.
     #[cfg(test)]
-    pub async fn synchronous(&self) -> i64 {
-        self.read(|tx| tx.query_row("PRAGMA synchronous", [], |row| row.get(0)))
+    pub async fn pragma(&self, name: &'static str) -> i64 {
+        self.read(move |tx| tx.query_row(&format!("PRAGMA {name}"), [], |row| row.get(0)))
             .await
             .unwrap()
     }

@@ -83,6 +83,17 @@ impl TokenReads {
             .optional()
     }
 
+    /// A lookup connection's setting `name` (`PRAGMA name`), for tests.
+    #[cfg(test)]
+    pub fn pragma(&self, name: &str) -> i64 {
+        let conn = self.take().expect("an idle connection");
+        let value = conn
+            .query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))
+            .unwrap();
+        self.put_back(conn);
+        value
+    }
+
     fn connect(&self) -> rusqlite::Result<Connection> {
         super::open_plain_sqlite(&self.path, super::SQLITE_READ_PRAGMAS)
     }
