@@ -723,11 +723,17 @@ mod tests {
             .unwrap()
     }
 
-    #[tokio::test]
-    async fn only_the_flushes_connection_commits_without_waiting_for_the_disk() {
+    /// A new SQLite store in a temporary directory (removed when dropped).
+    async fn new_sqlite_store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("hubkeyd.db").display());
         let store = Store::open(&url).await.unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn only_the_flushes_connection_commits_without_waiting_for_the_disk() {
+        let (_dir, store) = new_sqlite_store().await;
         let flushes = store.sqlite_flushes.as_ref().unwrap();
         assert_eq!(flushes.pragma("synchronous").await, 1, "flushes: NORMAL");
         // Token changes, sessions and events commit through the pool `begin` hands out.
@@ -749,9 +755,7 @@ mod tests {
 
     #[tokio::test]
     async fn only_the_flushes_connection_maps_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("hubkeyd.db").display());
-        let store = Store::open(&url).await.unwrap();
+        let (_dir, store) = new_sqlite_store().await;
         let flushes = store.sqlite_flushes.as_ref().unwrap();
         assert_eq!(
             flushes.pragma("mmap_size").await,
