@@ -243,13 +243,13 @@ const SQLITE_READERS: u32 = 2;
 /// It alone maps the database file into memory: a page it reads (the rows it updates, the
 /// indexes it descends) is a load from the kernel's page cache instead of a `pread` and a copy
 /// into its own cache: the flushes' CPU a token 5.3-6.0 µs against 6.5-8.0 (`scripts/bench
-/// flushes`, alternated with the build before). SQLite unmaps a connection's view whenever it begins a read
-/// after another connection's commit, so the map pays off only for the connection that does
-/// the committing: the token check's readers see a flush's commit several times a second,
-/// and mapped, their lookups took 11.9 µs instead of 7.4 with a commit every 200 lookups (the
-/// page faults came back after each commit). The cost of a map: a disk's read error under a
-/// mapped page ends hubkeyd (`SIGBUS`) where a `pread` would fail the flush; the database
-/// stays whole either way (WAL), and nothing acknowledged is lost.
+/// flushes`, alternated with the build before). SQLite unmaps a connection's view whenever it
+/// begins a read after another connection's commit, so the map pays off only for the connection
+/// that does the committing: the token check's readers see a flush's commit several times a
+/// second, and mapped, their lookups took 11.9 µs instead of 7.4 with a commit every 200
+/// lookups (the page faults came back after each commit). The cost of a map: a disk's read
+/// error under a mapped page ends hubkeyd (`SIGBUS`) where a `pread` would fail the flush; that
+/// loses what any crash loses (the uses of the last 2 s), and the database stays whole (WAL).
 const SQLITE_FLUSH_PRAGMAS: &[&str] = &[
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
